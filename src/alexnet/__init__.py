@@ -1,0 +1,36 @@
+"""AlexNet (Krizhevsky, Sutskever & Hinton, NeurIPS 2012), faithfully and fast, on PyTorch + torchvision.
+
+    import alexnet
+    model = alexnet.build_model("alexnet2012")            # the paper's two-tower net, 227x227
+    result = alexnet.fit(alexnet.TrainConfig(epochs=2))    # alexnet_mini on the built-in shapes data
+    ckpt = alexnet.load_checkpoint(result["run_dir"])      # rebuild with alexnet.model_from_checkpoint
+
+Names are imported on first use, so `import alexnet` stays cheap.
+"""
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "build_model": "alexnet.models",
+    "list_models": "alexnet.models",
+    "open_dataset": "alexnet.data",
+    "TrainConfig": "alexnet.config",
+    "make_config": "alexnet.config",
+    "fit": "alexnet.engine.train",
+    "train_one_epoch": "alexnet.engine.train",
+    "evaluate": "alexnet.engine.evaluate",
+    "load_checkpoint": "alexnet.engine.checkpoint",
+    "model_from_checkpoint": "alexnet.engine.checkpoint",
+    "UsageError": "alexnet.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'alexnet' has no attribute '{name}'")

@@ -1,0 +1,57 @@
+"""The `alexnet` command: one module per verb, each with `add_arguments(parser)` and `run(args) -> int`.
+
+Errors a user can cause (UsageError) print one line, `alexnet VERB: error: ...`, and exit 2;
+argparse's own errors are shortened to one line too. Nothing past this package sees argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from alexnet.errors import UsageError
+
+VERBS = {
+    "train": "train a model (presets: fast, paper, d2l)",
+    "eval": "evaluate a checkpoint or run folder",
+    "summary": "layer table of a model: output shapes, parameters, multiply-adds",
+    "models": "list the models with their parameters and input size",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="alexnet", description="AlexNet (Krizhevsky, Sutskever & Hinton, 2012) on PyTorch.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {import_module('alexnet').__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    for verb, help_text in VERBS.items():
+        module = import_module(f"alexnet.cli.{verb}")
+        p = sub.add_parser(verb, help=help_text, description=module.__doc__.strip().splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=getattr(module, "EPILOG", None))
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or argparse's one-line error: its exit code
+        return int(e.code or 0)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(import_module(f"alexnet.cli.{args.verb}").run(args) or 0)
+    except UsageError as e:
+        print(f"alexnet {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"alexnet {args.verb}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,91 @@
+"""Train a model: alexnet train [--config PRESET|FILE.yaml] [--FIELD VALUE ...].
+
+Every field of the training config (alexnet.config.TrainConfig) is an option; the preset
+(default: fast) or YAML file sets the defaults, options override them, and the resolved config
+is saved as config.yaml in the run folder. --resume RUN_DIR continues a run with its own config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from alexnet.config import FIELDS, field_docs, make_config, parse_kv, preset_names, read_yaml
+from alexnet.errors import UsageError
+
+EPILOG = """examples:
+  alexnet train                                    # alexnet_mini on the built-in shapes data
+  alexnet train --config d2l --epochs 10           # Dive into Deep Learning's recipe (Fashion-MNIST)
+  alexnet train --config paper --data imagenet:/data/imagenet
+  alexnet train --model alexnet_simple --model-args activation=tanh,lrn=true
+  alexnet train --resume runs/alexnet_mini-shapes-20261122-101500 --epochs 20"""
+
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, metavar="PRESET|FILE", help=f"preset ({', '.join(preset_names())}; default fast) or YAML file")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+    docs = field_docs()
+    for name, f in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": docs.get(name, "")}
+        if f.type == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif f.type.startswith("dict"):
+            p.add_argument(flag, type=_kv, metavar="K=V,...", **kw)
+        else:
+            metavar = {"int": "N", "float": "X"}.get(f.type, name.split("_")[-1].upper())
+            p.add_argument(flag, type=_typed(_TYPES[f.type], flag), metavar=metavar, **kw)
+
+
+def _typed(kind: type, flag: str):
+    def convert(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got '{text}'") from None
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _kv(text: str) -> dict[str, Any]:
+    try:
+        return parse_kv(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def resolve(args: argparse.Namespace) -> Any:
+    """The TrainConfig these arguments describe (preset or resumed run, then the options given)."""
+    overrides = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+    if overrides.get("resume"):
+        if args.config:
+            raise UsageError("--config and --resume do not go together: a resumed run keeps its own config")
+        from alexnet.engine.checkpoint import load_checkpoint
+
+        base = dict(load_checkpoint(overrides["resume"], prefer="last")["config"])
+    else:
+        base = read_yaml(args.config or "fast")
+    return make_config(base, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = resolve(args)
+    from alexnet.engine.train import fit
+
+    result = fit(cfg)
+    if args.json:
+        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}))
+    else:
+        print(
+            f"{result['model']} on {result['data']}: {result['epochs']} epochs in {result['seconds']:.1f} s, "
+            f"best top-1 {result['best_top1']:.2%}, final top-1 {result['final_top1']:.2%}, top-5 {result['final_top5']:.2%}"
+        )
+        print(f"run folder: {result['run_dir']}")
+        print(f"evaluate it with: alexnet eval {result['run_dir']}")
+    return 0
+

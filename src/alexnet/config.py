@@ -1,0 +1,240 @@
+"""The training configuration: one validated dataclass, YAML presets for its defaults, CLI overrides.
+
+Resolution order (later wins): the dataclass defaults, a preset (`configs/NAME.yaml`) or a YAML
+file, then the fields given on the command line. With --resume the run's saved `config.yaml`
+takes the preset's place, so a resumed run keeps its schedule. The resolved config is written
+into the run folder. Each field's docstring is its --help text (read from this file's source).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alexnet.errors import UsageError
+
+AUGMENT_PRESETS = ("paper", "small", "none")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("plateau", "cosine", "onecycle", "constant")
+TTA_MODES = ("center", "flip", "tencrop")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run."""
+
+    model: str = "alexnet_mini"
+    """Model name (see `alexnet models`)."""
+    model_args: dict[str, Any] = field(default_factory=dict)
+    """Extra builder arguments, e.g. 'activation=tanh,lrn=false' (num_classes comes from the data)."""
+    data: str = "shapes"
+    """Dataset spec: shapes[:k=v,..], fashion-mnist[:DIR], mnist[:DIR], cifar10[:DIR], imagenet:DIR, folder:DIR, fake[:CxHxW]."""
+    val_fraction: float = 0.1
+    """Share of a single folder tree held out for validation (folder:DIR without train/val)."""
+    image_size: int = 0
+    """Input side in pixels; 0 means the model's own (227 for alexnet2012, 32 for alexnet_mini)."""
+    augment: str = "small"
+    """Training augmentation: paper (256 resize, random crops, flips, PCA lighting), small (pad-crop, flip), none."""
+    lighting: float = 0.1
+    """Std of the PCA colour-noise coefficients, section 4.1 (paper preset); 0 turns it off."""
+    flip: bool = True
+    """Random horizontal flips (paper and small presets)."""
+    epochs: int = 10
+    """Number of passes over the training set."""
+    batch_size: int = 128
+    """Images per optimizer step (the paper: 128)."""
+    optimizer: str = "sgd"
+    """sgd (momentum, the paper's) or adamw."""
+    lr: float = 0.01
+    """Peak learning rate (the paper: 0.01)."""
+    momentum: float = 0.9
+    """SGD momentum (the paper: 0.9); 0 gives plain SGD."""
+    nesterov: bool = False
+    """Nesterov momentum."""
+    weight_decay: float = 5e-4
+    """L2 weight decay (the paper: 0.0005)."""
+    schedule: str = "plateau"
+    """plateau (divide by 10 when validation error stops improving, the paper's), cosine, onecycle, constant."""
+    warmup_epochs: float = 0.0
+    """Linear warm-up length for cosine and onecycle, in epochs."""
+    plateau_patience: int = 2
+    """Epochs without a better validation top-1 before the plateau schedule divides the lr by 10."""
+    max_lr_drops: int = 3
+    """How many times the plateau schedule may divide the lr (the paper: three)."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy loss (0: the paper's plain loss)."""
+    tta: str = "center"
+    """Test-time views for the final evaluation: center, flip, or tencrop (section 4.1)."""
+    seed: int = 0
+    """Seed of the weights, the data order and the augmentation."""
+    device: str = "auto"
+    """auto (cuda, then mps, then cpu), cpu, cuda, or mps."""
+    amp: bool = False
+    """Mixed precision (bfloat16 autocast; float16 with loss scaling on GPUs without bf16)."""
+    workers: int = -1
+    """Data-loading worker processes; -1 picks from the cores available."""
+    out: str = ""
+    """Run folder; empty means runs/<model>-<data>-<date-time>."""
+    resume: str = ""
+    """Run folder or checkpoint to continue from (its saved config is the base)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps in all (0: no limit); for smoke tests."""
+    strict: bool = False
+    """Stop at the first unreadable image instead of skipping and counting it."""
+    deterministic: bool = False
+    """Ask torch for deterministic algorithms (slower on GPU)."""
+    tensorboard: bool = True
+    """Write TensorBoard event files into the run folder."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise UsageError naming the first field whose value is out of range."""
+        _choice("augment", self.augment, AUGMENT_PRESETS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("tta", self.tta, TTA_MODES)
+        _choice("device", self.device, DEVICES)
+        _check("lr", self.lr, self.lr > 0 and math.isfinite(self.lr), "must be > 0")
+        _check("epochs", self.epochs, self.epochs >= 1, "must be >= 1")
+        _check("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")
+        _check("momentum", self.momentum, 0 <= self.momentum < 1, "must be in [0, 1)")
+        _check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
+        _check("lighting", self.lighting, self.lighting >= 0, "must be >= 0")
+        _check("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "must be in [0, 1)")
+        _check("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "must be in (0, 1)")
+        _check("image_size", self.image_size, self.image_size == 0 or self.image_size >= 8, "must be 0 (the model's) or >= 8")
+        _check("warmup_epochs", self.warmup_epochs, 0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]")
+        _check("plateau_patience", self.plateau_patience, self.plateau_patience >= 0, "must be >= 0")
+        _check("max_lr_drops", self.max_lr_drops, self.max_lr_drops >= 0, "must be >= 0")
+        _check("workers", self.workers, self.workers >= -1, "must be >= 0 (or -1 for auto)")
+        _check("max_steps", self.max_steps, self.max_steps >= 0, "must be >= 0")
+        if not isinstance(self.model_args, dict):
+            raise UsageError(f"model_args must be a mapping, got {self.model_args!r}")
+        if not self.data:
+            raise UsageError("data must not be empty")
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _check(name: str, value: object, ok: bool, rule: str) -> None:
+    if not ok:
+        raise UsageError(f"{name} {rule}; got {value!r}")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+@cache
+def field_docs() -> dict[str, str]:
+    """Each field's docstring (the string literal after it in the class body), for --help."""
+    try:
+        tree = ast.parse(inspect.getsource(TrainConfig))
+    except (OSError, TypeError):  # no source (frozen app): help texts are empty
+        return {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = str(nxt.value.value)  # type: ignore[union-attr]
+    return docs
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in resources.files("alexnet.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def read_yaml(source: str) -> dict[str, Any]:
+    """A preset name or a YAML file's path -> its mapping of field values (safe_load, keys checked)."""
+    if source in preset_names():
+        text = resources.files("alexnet.configs").joinpath(f"{source}.yaml").read_text()
+        where = f"preset '{source}'"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"config '{source}' is neither a preset ({', '.join(preset_names())}) nor a YAML file")
+        text, where = path.read_text(), str(path)
+    try:
+        values = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise UsageError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"{where}: expected a mapping of config fields, got {type(values).__name__}")
+    unknown = [k for k in values if k not in FIELDS]
+    if unknown:
+        raise UsageError(f"{where}: unknown config key '{unknown[0]}'")
+    return values
+
+
+def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """A validated TrainConfig from a mapping of field values and keyword overrides."""
+    values = {**(base or {}), **overrides}
+    unknown = [k for k in values if k not in FIELDS]
+    if unknown:
+        raise UsageError(f"unknown config key '{unknown[0]}'")
+    for name, value in values.items():
+        values[name] = _coerce(name, value)
+    return TrainConfig(**values)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """YAML gives ints where floats are meant (lr: 1) and strings where users quote numbers."""
+    kind = FIELDS[name].type
+    try:
+        if kind == "float" and not isinstance(value, bool):
+            return float(value)
+        if kind == "int" and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if kind == "bool" and isinstance(value, str):
+            return parse_bool(value)
+        if kind == "bool" and not isinstance(value, bool):
+            raise ValueError
+        if kind == "str" and not isinstance(value, str):
+            return str(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} expects {kind}, got {value!r}") from None
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def parse_kv(text: str) -> dict[str, Any]:
+    """'activation=tanh,lrn=false,dropout=0.3' -> {'activation': 'tanh', 'lrn': False, 'dropout': 0.3}."""
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"expected key=value, got '{part}'")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

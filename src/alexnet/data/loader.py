@@ -1,0 +1,147 @@
+"""Batches of prepared uint8 images: broken images dropped and reported, order seeded per epoch.
+
+Two paths give the same `Batch`es:
+- images decoded into memory (`TensorImages`: shapes, IDX, CIFAR, ...): whole batches are sliced
+  out of the uint8 tensor and prepared in one call, with no per-sample Python and no workers;
+- image files: a DataLoader whose workers decode and prepare each file. An unreadable file comes
+  back as a `BadImage`; the collate function drops it and hands it to the main process in
+  `Batch.bad`, where the engine counts it (or, with --strict, stops naming the path). Workers do
+  not raise for it, because an exception from a worker reaches the user as a traceback dump.
+
+Order is a pure function of (seed, epoch): call `set_epoch` before each epoch, and a resumed run
+sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from alexnet.data.datasets import TensorImages
+from alexnet.data.images import BadImage
+from alexnet.errors import DataError
+
+
+class Batch(NamedTuple):
+    images: Tensor  # uint8 N,C,R,R (prepared, not yet augmented)
+    labels: Tensor  # N
+    bad: list[BadImage]  # the unreadable files that were in this batch
+
+
+def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int) -> Tensor:
+    """The sample order of one epoch: a permutation drawn from (seed, epoch), or 0..n-1."""
+    if not shuffle:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+    return torch.randperm(n, generator=g)
+
+
+class TensorBatches:
+    """Batches sliced from an in-memory uint8 tensor and prepared batch-wise (no workers)."""
+
+    def __init__(self, data: TensorImages, prepare: Callable[[Tensor], Tensor], *, batch_size: int, shuffle: bool, seed: int) -> None:
+        self.data, self.prepare = data, prepare
+        self.targets = torch.tensor(data.targets, dtype=torch.long)
+        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self.num_workers = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.targets) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = epoch_order(len(self.targets), shuffle=self.shuffle, seed=self.seed, epoch=self.epoch)
+        for idx in order.split(self.batch_size):
+            yield Batch(self.prepare(self.data.images[idx]), self.targets[idx], [])
+
+
+class _Prepared(Dataset):
+    def __init__(self, base: Dataset, prepare: Callable[[object], Tensor]) -> None:
+        self.base, self.prepare = base, prepare
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[object, int]:
+        image, label = self.base[index]
+        return (image if isinstance(image, BadImage) else self.prepare(image)), label
+
+
+def collate(items: Sequence[tuple[object, int]]) -> Batch:
+    good = [(x, y) for x, y in items if not isinstance(x, BadImage)]
+    bad = [x for x, _ in items if isinstance(x, BadImage)]
+    if not good:
+        return Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), bad)
+    return Batch(torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good], dtype=torch.long), bad)  # type: ignore[misc]
+
+
+class _EpochSampler(torch.utils.data.Sampler[int]):
+    def __init__(self, n: int, *, shuffle: bool, seed: int) -> None:
+        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(epoch_order(self.n, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch).tolist())
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; NumPy and `random` follow it so any
+    # decoding step that draws from them is reproducible too.
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def default_workers() -> int:
+    """One fewer than the cores this process may use (0 on one core), at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(0, min(8, cores - 1))
+
+
+Loader = TensorBatches | DataLoader
+
+
+def make_loader(dataset: Dataset, prepare: Callable[[object], Tensor], *, batch_size: int, shuffle: bool,
+                workers: int, seed: int = 0, pin_memory: bool = False) -> Loader:
+    """Batches of `prepare`d images from `dataset`; call `set_epoch(loader, e)` before each epoch."""
+    if isinstance(dataset, TensorImages):
+        return TensorBatches(dataset, prepare, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(
+        _Prepared(dataset, prepare),
+        batch_size=batch_size,
+        sampler=_EpochSampler(len(dataset), shuffle=shuffle, seed=seed),  # type: ignore[arg-type]
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        worker_init_fn=_seed_worker if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def set_epoch(loader: Loader, epoch: int) -> None:
+    """Make the loader's order (and its workers' seeds) those of `epoch`."""
+    if isinstance(loader, TensorBatches):
+        loader.epoch = epoch
+        return
+    sampler = loader.sampler
+    assert isinstance(sampler, _EpochSampler)
+    sampler.epoch = epoch
+    loader.generator.manual_seed((sampler.seed * 1_000_003 + epoch + 1) % 2**63)  # type: ignore[union-attr]
+
+
+def note_bad(bad: Sequence[BadImage], seen: list[BadImage], *, strict: bool) -> None:
+    """Record a batch's unreadable files; with `strict`, the first one stops the run."""
+    if bad and strict:
+        raise DataError(f"unreadable image {bad[0].path}: {bad[0].reason} (drop --strict to skip such files)")
+    seen.extend(bad)

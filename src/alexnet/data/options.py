@@ -1,0 +1,45 @@
+"""Parsing the ``k=v,k=v`` options of a dataset spec such as ``shapes:size=64,train=2000``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from alexnet.errors import UsageError
+
+
+def parse_options(
+    dataset: str, text: str | None, kinds: dict[str, Callable[[str], Any]]
+) -> dict[str, Any]:
+    """Split `text` on commas into ``key=value`` pairs and convert each value with ``kinds[key]``.
+
+    An unknown key, a part without ``=``, a repeated key or a value that does not convert is a
+    `UsageError` naming the part; keys not given are simply absent from the result.
+    """
+    options: dict[str, Any] = {}
+    if not text:
+        return options
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not sep:
+            raise UsageError(f"{dataset}: option {part!r} is not key=value (known keys: {', '.join(kinds)})")
+        if key not in kinds:
+            raise UsageError(f"{dataset}: unknown option {key!r} (known: {', '.join(kinds)})")
+        if key in options:
+            raise UsageError(f"{dataset}: option {key!r} given twice")
+        try:
+            options[key] = kinds[key](value)
+        except ValueError:
+            kind = {int: "an integer", float: "a number"}.get(kinds[key], "valid")
+            raise UsageError(f"{dataset}: {key}={value!r} is not {kind}") from None
+    return options
+
+
+def at_least(dataset: str, key: str, value: float, low: float) -> None:
+    """Raise a `UsageError` unless ``value >= low``."""
+    if value < low:
+        raise UsageError(f"{dataset}: {key}={value} must be at least {low}")

@@ -1,0 +1,93 @@
+"""Checkpoints: plain dicts that rebuild their model with nothing else, written atomically.
+
+A checkpoint holds the model's builder name and arguments, its state_dict (the unwrapped,
+uncompiled model), the class names, the input size and normalisation the model was trained
+with, and for training checkpoints the optimizer, scheduler, epoch and config. Everything in it
+is a tensor, a number, a string, or a list/dict of those, so it loads with
+`torch.load(weights_only=True)`: loading a checkpoint never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from alexnet.errors import UsageError
+from alexnet.models import build_model
+
+FORMAT = "alexnet-checkpoint"
+VERSION = 1
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside torch.compile / DataParallel / DDP wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` to `path` atomically: a temporary file in the same folder, fsync, rename.
+
+    A crash mid-write leaves the previous file at `path` intact.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
+    """A checkpoint file, or the `best.pt` (else `last.pt`) of a run folder."""
+    p = Path(path)
+    if p.is_dir():
+        order = ("best.pt", "last.pt") if prefer == "best" else ("last.pt", "best.pt")
+        for name in order:
+            if (p / name).is_file():
+                return p / name
+        raise UsageError(f"no checkpoint (best.pt or last.pt) in run folder {p}")
+    if not p.is_file():
+        raise UsageError(f"checkpoint not found: {p}")
+    return p
+
+
+def load_checkpoint(path: str | Path, prefer: str = "best") -> dict[str, Any]:
+    """Load a checkpoint file or run folder safely (weights_only) onto the CPU."""
+    file = find_checkpoint(path, prefer)
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated file, not a torch file, or a pickle that wants to run code
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"cannot load checkpoint {file}: {first}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UsageError(f"{file} is not an alexnet checkpoint")
+    ckpt["path"] = str(file)
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the model a checkpoint was saved from and load its weights."""
+    model = build_model(ckpt["model_name"], **ckpt["model_args"])
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def model_state(model: nn.Module) -> dict[str, Any]:
+    """The part of a checkpoint that describes the model (what predict and eval need)."""
+    plain = unwrap(model)
+    return {
+        "model_name": plain.arch,
+        "model_args": dict(plain.arch_kwargs),
+        "model": plain.state_dict(),
+    }

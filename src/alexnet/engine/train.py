@@ -1,0 +1,356 @@
+"""Training: `fit(config)` runs a whole training run; `train_one_epoch` is one pass over the data.
+
+The paper's recipe (section 5): SGD with momentum 0.9 and weight decay 0.0005 on batches of 128,
+learning rate 0.01 divided by 10 when the validation error stopped improving (three times in
+all). Other recipes (cosine, one-cycle, AdamW, label smoothing) are options of the same loop.
+
+Data flows one way: dataset -> transforms -> loader -> model -> this engine -> the run folder
+(config.yaml, metrics.jsonl, tb/, last.pt, best.pt, bad_images.txt), which eval and predict read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from alexnet.config import TrainConfig, save_config, to_dict
+from alexnet.data import DataSource, open_dataset
+from alexnet.data.loader import Loader, default_workers, make_loader, note_bad, set_epoch
+from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare
+from alexnet.engine.checkpoint import load_checkpoint, model_state, save_checkpoint
+from alexnet.engine.evaluate import evaluate
+from alexnet.engine.metrics import MetricsLog
+from alexnet.errors import UsageError
+from alexnet.models import build_model
+
+
+def log(message: str) -> None:
+    """Progress messages go to stderr so stdout stays machine-readable (--json)."""
+    tqdm.write(message, file=sys.stderr)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device cuda requested but no CUDA GPU is available (try --device cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("device mps requested but MPS is not available (try --device cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def autocast_for(device: torch.device, enabled: bool) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler | None]:
+    """Mixed-precision context and loss scaler: bf16 where supported (no scaler needed), else fp16."""
+    if not enabled:
+        return contextlib.nullcontext(), None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    dtype = torch.float16 if device.type == "mps" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype), None
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+
+
+def make_step_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """Per-step schedules (cosine, onecycle) as a multiplier of the peak lr; None for the others."""
+    if cfg.schedule not in ("cosine", "onecycle"):
+        return None
+    warmup = max(1, round(cfg.warmup_epochs * steps_per_epoch)) if cfg.warmup_epochs > 0 else 0
+    total = max(total_steps, warmup + 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)  # 0 -> 1 over the rest of the run
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+        return max(0.0, 1 - t)  # onecycle: linear down to 0, as airbench does
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_plateau_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """The paper's rule: divide by 10 when validation error stops improving, at most max_lr_drops times."""
+    if cfg.schedule != "plateau":
+        return None
+    # min_lr a hair below lr/10^drops: the last allowed drop lands on it, the next one changes nothing.
+    floor = cfg.lr * 0.1**cfg.max_lr_drops * (1 - 1e-6)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=cfg.plateau_patience, min_lr=floor)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    *,
+    device: torch.device,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    step_schedule: torch.optim.lr_scheduler.LambdaLR | None = None,
+    autocast: contextlib.AbstractContextManager | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    label_smoothing: float = 0.0,
+    max_steps: int = 0,
+    start_step: int = 0,
+    strict: bool = False,
+    bad: list | None = None,
+    progress: str = "",
+) -> dict[str, Any]:
+    """One pass over `loader` (or until global step `max_steps`); returns the epoch's training metrics."""
+    model.train()
+    # Running sums stay on the device: reading them every step would wait for the GPU each time.
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    images, step = 0, start_step
+    bad = [] if bad is None else bad
+    started = time.perf_counter()
+    bar = tqdm(loader, desc=progress, leave=False, file=sys.stderr, disable=None, dynamic_ncols=True)
+    for batch in bar:
+        note_bad(batch.bad, bad, strict=strict)
+        if batch.labels.numel() == 0:
+            continue
+        x = batch.images.to(device, non_blocking=True)  # uint8 N,C,R,R
+        x = augment(x) if augment is not None else x  # float N,C,S,S
+        y = batch.labels.to(device, non_blocking=True)  # N
+        with autocast or contextlib.nullcontext():
+            logits = model(x)  # N,K
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if step_schedule is not None:
+            step_schedule.step()
+        step += 1
+        images += y.shape[0]
+        loss_sum += loss.detach() * y.shape[0]
+        correct += (logits.detach().argmax(dim=1) == y).sum()
+        if step % 10 == 0 or step == start_step + 1:
+            rate = images / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix(loss=f"{float(loss_sum) / images:.3f}", acc=f"{int(correct) / images:.3f}",
+                            lr=f"{current_lr(optimizer):.2g}", ips=f"{rate:.0f}")
+        if max_steps and step >= max_steps:
+            break
+    bar.close()
+    seconds = time.perf_counter() - started
+    return {
+        "train_loss": float(loss_sum) / images if images else float("nan"),
+        "train_top1": int(correct) / images if images else float("nan"),
+        "images": images,
+        "seconds": seconds,
+        "images_per_s": images / seconds if seconds > 0 else 0.0,
+        "step": step,
+    }
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def new_run_dir(cfg: TrainConfig, root: Path = Path("runs")) -> Path:
+    """runs/<model>-<data>-<YYYYmmdd-HHMMSS>, or cfg.out; never one that already holds a run."""
+    if cfg.out:
+        run = Path(cfg.out)
+        if (run / "last.pt").exists() or (run / "best.pt").exists():
+            raise UsageError(f"run folder {run} already holds a run; continue it with --resume {run} or pick another --out")
+    else:
+        data_name = cfg.data.split(":", 1)[0]
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run = root / f"{cfg.model}-{data_name}-{stamp}"
+        k = 1
+        while run.exists():
+            k += 1
+            run = root / f"{cfg.model}-{data_name}-{stamp}-{k}"
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create run folder {run}: {e.strerror}") from None
+    return run
+
+
+def build_for_data(cfg: TrainConfig, source: DataSource) -> nn.Module:
+    """The configured model with as many outputs as the data has classes."""
+    args = dict(cfg.model_args)
+    given = args.pop("num_classes", None)
+    if given is not None and int(given) != len(source.classes):
+        raise UsageError(f"model_args num_classes={given} but {source.spec} has {len(source.classes)} classes")
+    return build_model(cfg.model, num_classes=len(source.classes), **args)
+
+
+class Pipeline(NamedTuple):
+    """The loaders and the on-device batch transforms of one run, and how inputs were prepared."""
+
+    train: Loader
+    val: Loader
+    augment: TrainAugment  # uint8 N,C,R,R -> float N,C,S,S, random
+    views: EvalViews  # uint8 N,C,R,R -> float N,C,S,S, the centre view
+    prep: dict[str, Any]  # saved in checkpoints: input_size, mean, std, augment
+
+
+def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device: torch.device) -> Pipeline:
+    channels, size = model.input_size[0], cfg.image_size or model.input_size[1]
+    stats = dict(size=size, channels=channels, mean=source.mean, std=source.std)
+    workers = default_workers() if cfg.workers < 0 else cfg.workers
+    pin = device.type == "cuda"
+    prepare = Prepare(cfg.augment, size, channels)
+    train = make_loader(source.split("train"), prepare, batch_size=cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed, pin_memory=pin)
+    val = make_loader(source.split("val"), prepare, batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed, pin_memory=pin)
+    augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, **stats).to(device)
+    views = EvalViews(tta="center", **stats).to(device)
+    prep = {"input_size": [channels, size, size], "mean": list(source.mean), "std": list(source.std), "augment": cfg.augment}
+    return Pipeline(train, val, augment, views, prep)
+
+
+def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the training that `cfg` describes; returns the summary (run_dir, best/final accuracy, ...)."""
+    started = time.perf_counter()
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed, cfg.deterministic)
+    resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
+    source = open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction)
+    if len(source.split("train")) == 0:
+        raise UsageError(f"{cfg.data}: the training split has no images")
+    model = build_for_data(cfg, source)
+    if resume is not None:
+        if resume["model_name"] != cfg.model or list(resume["classes"]) != list(source.classes):
+            raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; it cannot resume this config")
+        model.load_state_dict(resume["model"])
+    model.to(device)
+    pipe = data_pipeline(cfg, model, source, device)
+    train_loader, val_loader, prep = pipe.train, pipe.val, pipe.prep
+
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = max(1, len(train_loader))
+    total_steps = cfg.epochs * steps_per_epoch if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+    step_schedule = make_step_schedule(optimizer, cfg, total_steps, steps_per_epoch)
+    plateau = make_plateau_schedule(optimizer, cfg)
+    autocast, scaler = autocast_for(device, cfg.amp)
+
+    epoch, step, best_top1, run_dir = 0, 0, -1.0, None
+    if resume is not None:
+        run_dir = Path(resume["path"]).parent
+        optimizer.load_state_dict(resume["optimizer"])
+        for sched, key in ((step_schedule, "step_schedule"), (plateau, "plateau"), (scaler, "scaler")):
+            if sched is not None and resume.get(key):
+                sched.load_state_dict(resume[key])
+        epoch, step, best_top1 = int(resume["epoch"]), int(resume["step"]), float(resume["best_top1"])
+        if epoch >= cfg.epochs:
+            raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; pass a larger --epochs to continue")
+        log(f"resuming {run_dir} at epoch {epoch + 1}/{cfg.epochs} (step {step})")
+    else:
+        run_dir = new_run_dir(cfg)
+    save_config(cfg, run_dir / "config.yaml")
+    metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard)
+    log(f"training {cfg.model} on {cfg.data} ({len(source.split('train'))} train / {len(source.split('val'))} val images, "
+        f"{len(source.classes)} classes) on {device}; run folder {run_dir}")
+
+    def checkpoint(metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **model_state(model), **prep, "classes": list(source.classes), "data": cfg.data,
+            "optimizer": optimizer.state_dict(),
+            "step_schedule": step_schedule.state_dict() if step_schedule else None,
+            "plateau": plateau.state_dict() if plateau else None,
+            "scaler": scaler.state_dict() if scaler else None,
+            "epoch": epoch, "step": step, "best_top1": best_top1, "config": to_dict(cfg), "metrics": metrics,
+        }
+
+    bad: list = []
+    val: dict[str, Any] = {}
+    train_rates: list[float] = []
+    try:
+        while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
+            set_epoch(train_loader, epoch)
+            lr = current_lr(optimizer)
+            train = train_one_epoch(
+                model, train_loader, optimizer, device=device, augment=pipe.augment, step_schedule=step_schedule, autocast=autocast,
+                scaler=scaler, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
+                strict=cfg.strict, bad=bad, progress=f"epoch {epoch + 1}/{cfg.epochs}",
+            )
+            step = train.pop("step")
+            train_rates.append(train["images_per_s"])
+            val = evaluate(model, val_loader, device=device, num_classes=len(source.classes), views=pipe.views, autocast=autocast, strict=cfg.strict)
+            bad.extend(val["bad"])
+            epoch += 1
+            if plateau is not None:
+                plateau.step(val["top1"])
+            record = {
+                "epoch": epoch, "step": step, "lr": lr, **train,
+                "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
+            }
+            metrics_log.write(record, step)
+            improved = val["top1"] > best_top1
+            best_top1 = max(best_top1, val["top1"])
+            state = checkpoint(record)
+            save_checkpoint(run_dir / "last.pt", state)
+            if improved:
+                save_checkpoint(run_dir / "best.pt", state)
+            log(f"epoch {epoch}/{cfg.epochs}  train loss {train['train_loss']:.4f} top1 {train['train_top1']:.2%}  "
+                f"val loss {val['loss']:.4f} top1 {val['top1']:.2%} top5 {val['top5']:.2%}  "
+                f"lr {lr:.3g}  {train['images_per_s']:.0f} img/s  {train['seconds']:.1f} s")
+            if on_epoch is not None:
+                on_epoch(record)
+    finally:
+        metrics_log.close()
+
+    final = val
+    if cfg.tta != "center":
+        channels, size = prep["input_size"][0], prep["input_size"][1]
+        tta_views = EvalViews(size=size, channels=channels, mean=source.mean, std=source.std, tta=cfg.tta).to(device)
+        tta_loader = make_loader(source.split("val"), eval_prepare(cfg.augment, size=size, channels=channels, tta=cfg.tta),
+                                 batch_size=cfg.batch_size, shuffle=False, workers=val_loader.num_workers, seed=cfg.seed)
+        final = evaluate(model, tta_loader, device=device, num_classes=len(source.classes), views=tta_views, autocast=autocast, strict=cfg.strict)
+        log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
+    if bad:
+        unique = {b.path: b.reason for b in bad}
+        (run_dir / "bad_images.txt").write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()))
+        log(f"skipped {len(unique)} unreadable image(s); listed in {run_dir / 'bad_images.txt'}")
+    return {
+        "run_dir": str(run_dir),
+        "model": cfg.model,
+        "data": cfg.data,
+        "device": str(device),
+        "epochs": epoch,
+        "steps": step,
+        "best_top1": best_top1,
+        "final_top1": final.get("top1", float("nan")),
+        "final_top5": final.get("top5", float("nan")),
+        "final_loss": final.get("loss", float("nan")),
+        "tta": cfg.tta,
+        "train_images_per_s": float(np.median(train_rates)) if train_rates else 0.0,
+        "bad_images": len({b.path for b in bad}),
+        "seconds": time.perf_counter() - started,
+    }

@@ -1,0 +1,91 @@
+"""AlexNet as the paper describes it: Krizhevsky, Sutskever & Hinton (2012), section 3 and figure 2.
+
+Five conv layers and three fully-connected ones, 60,965,224 parameters at 1000 classes.
+
+- Input 3x227x227. The paper says 224, but conv1 (11x11, stride 4, no padding) only gives the
+  55x55 maps of figure 2 from 227; every faithful reimplementation uses 227.
+- The two GPU "towers" of figure 2 are grouped convolutions (groups=2): conv2, conv4 and conv5
+  see only the maps of their own GPU; conv3 and the fc layers cross. conv1 sees the whole image
+  on both GPUs, so it is an ordinary conv of 96 kernels. towers=1 gives the single-column net.
+- LRN (section 3.3) follows the ReLUs of conv1 and conv2, max-pooling (section 3.4) follows
+  both LRNs and conv5. The LRN window here runs over all 96/256 channels; on two GPUs each
+  normalized its own half, which only differs for the few channels next to the split.
+- Dropout (section 4.2) zeroes the outputs of the hidden neurons, so it sits after the ReLUs of
+  fc6 and fc7.
+- Init (section 5): weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, 0 elsewhere.
+
+Layers carry the paper's names (conv1, lrn1, pool1, ..., fc8) so a summary reads like figure 2.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+from alexnet.models.convnet import ConvNet
+from alexnet.models.layers import (
+    ACTIVATIONS,
+    POOLS,
+    check_bool,
+    check_choice,
+    check_dropout,
+    check_positive_int,
+    init_paper,
+    make_activation,
+    make_lrn,
+    make_pool,
+)
+
+BIAS_ONE = {"conv2", "conv4", "conv5", "fc6", "fc7"}
+
+
+def alexnet2012(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    towers: int = 2,
+    activation: str = "relu",
+    lrn: bool = True,
+    pool: str = "overlapping",
+    dropout: float = 0.5,
+) -> ConvNet:
+    """The 2012 paper's net; the keywords are the paper's ablations (sections 3.1-3.5, 4.2)."""
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("in_channels", in_channels)
+    check_choice("towers", towers, (1, 2))
+    check_choice("activation", activation, ACTIVATIONS)
+    check_bool("lrn", lrn)
+    check_choice("pool", pool, POOLS)
+    check_dropout(dropout)
+
+    act = activation  # layer names follow the activation, so a tanh net shows tanh1, not relu1
+
+    def block(i: int, conv: nn.Conv2d, norm: bool, pooled: bool) -> list[tuple[str, nn.Module]]:
+        layers = [(f"conv{i}", conv), (f"{act}{i}", make_activation(activation))]
+        if norm and lrn:
+            layers.append((f"lrn{i}", make_lrn()))
+        if pooled:
+            # 3/2 and 2/2 pools give the same sizes here: 55 -> 27 -> 13 -> 6
+            layers.append((f"pool{i}", make_pool(pool)))
+        return layers
+
+    features = nn.Sequential(OrderedDict(
+        block(1, nn.Conv2d(in_channels, 96, 11, stride=4), norm=True, pooled=True)  # N,96,27,27
+        + block(2, nn.Conv2d(96, 256, 5, padding=2, groups=towers), norm=True, pooled=True)  # N,256,13,13
+        + block(3, nn.Conv2d(256, 384, 3, padding=1), norm=False, pooled=False)  # N,384,13,13
+        + block(4, nn.Conv2d(384, 384, 3, padding=1, groups=towers), norm=False, pooled=False)
+        + block(5, nn.Conv2d(384, 256, 3, padding=1, groups=towers), norm=False, pooled=True)  # N,256,6,6
+    ))
+    classifier = nn.Sequential(OrderedDict([
+        ("fc6", nn.Linear(256 * 6 * 6, 4096)),  # N,4096
+        (f"{act}6", make_activation(activation)),
+        ("drop6", nn.Dropout(dropout)),
+        ("fc7", nn.Linear(4096, 4096)),  # N,4096
+        (f"{act}7", make_activation(activation)),
+        ("drop7", nn.Dropout(dropout)),
+        ("fc8", nn.Linear(4096, num_classes)),  # N,num_classes
+    ]))
+    model = ConvNet(features, classifier, input_size=(in_channels, 227, 227))
+    init_paper(model, ones=BIAS_ONE)
+    return model

@@ -1,0 +1,113 @@
+"""Building blocks shared by the nets: the ablation switches, LRN, argument checks and inits.
+
+The switches follow Krizhevsky, Sutskever & Hinton (2012): section 3.1 (ReLU against tanh),
+3.3 (local response normalization), 3.4 (overlapping pooling), 4.2 (dropout) and 5 (the
+initialization). He et al. (2015), "Delving Deep into Rectifiers", section 2.2, is the
+source of the Kaiming init the small nets and the VGGs use.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from alexnet.errors import UsageError
+from alexnet.models.lrn import LocalResponseNorm
+
+ACTIVATIONS = ("relu", "tanh")
+POOLS = ("overlapping", "non_overlapping")
+
+
+# ----------------------------------------------------------------------------- argument checks
+# Builders are reached from YAML configs and the command line, so a bad value must become a
+# one-line UsageError that names the argument, not a stack trace from deep inside nn.Conv2d.
+
+
+def check_choice(arg: str, value: object, choices: tuple) -> None:
+    if isinstance(value, bool) or value not in choices:
+        allowed = ", ".join(str(c) for c in choices)
+        raise UsageError(f"{arg} must be one of: {allowed} (got {value!r})")
+
+
+def check_positive_int(arg: str, value: object) -> None:
+    # bool is an int subclass; num_classes=True is a mistake, not 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{arg} must be an integer >= 1 (got {value!r})")
+
+
+def check_bool(arg: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise UsageError(f"{arg} must be true or false (got {value!r})")
+
+
+def check_dropout(value: object) -> None:
+    # p = 1 would zero every hidden unit and the net could never learn
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not 0.0 <= value < 1.0 or math.isnan(value):
+        raise UsageError(f"dropout must be a number in [0, 1) (got {value!r})")
+
+
+# ----------------------------------------------------------------------------- layer factories
+
+
+def make_activation(kind: str) -> nn.Module:
+    """ReLU or tanh: the comparison of section 3.1 (figure 1)."""
+    check_choice("activation", kind, ACTIVATIONS)
+    if kind == "relu":
+        return nn.ReLU(inplace=True)  # in place: saves one activation-sized buffer per layer
+    return nn.Tanh()
+
+
+def make_pool(kind: str, overlap_padding: int = 0) -> nn.MaxPool2d:
+    """Max-pooling of section 3.4: z=3, s=2 ('overlapping') or z=s=2 ('non_overlapping').
+
+    overlap_padding lets the small nets pad the 3/2 pool by one so that both kinds halve the
+    size exactly (32 -> 16 -> 8 -> 4) and an ablation changes one factor only.
+    """
+    check_choice("pool", kind, POOLS)
+    if kind == "overlapping":
+        return nn.MaxPool2d(kernel_size=3, stride=2, padding=overlap_padding)
+    return nn.MaxPool2d(kernel_size=2, stride=2)
+
+
+def make_lrn() -> nn.LocalResponseNorm:
+    """Local response normalization, section 3.3, with the paper's n=5, alpha=1e-4, beta=0.75, k=2.
+
+    The module divides alpha by n (see lrn.py), so the published alpha is passed unchanged.
+    """
+    return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
+
+
+# ----------------------------------------------------------------------------- initializations
+
+
+def init_paper(model: nn.Module, ones: set[str]) -> None:
+    """Section 5: every weight from N(0, 0.01); biases 1 in the layers named in `ones`, else 0.
+
+    The paper sets the biases of conv2, conv4, conv5 and the hidden fc layers to 1 so that the
+    ReLUs start with positive inputs, which "accelerates the early stages of learning".
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.01)
+            if module.bias is not None:
+                nn.init.constant_(module.bias, 1.0 if name.rsplit(".", 1)[-1] in ones else 0.0)
+
+
+def init_kaiming(model: nn.Module, activation: str = "relu") -> None:
+    """He et al. (2015) for every conv and hidden fc layer; N(0, 0.01) for the last Linear.
+
+    Kaiming keeps the activation scale constant from layer to layer, so the nets train from
+    scratch without batch norm. The small last layer makes the first logits nearly equal, so
+    training starts at loss ~ ln(num_classes) instead of a confident wrong guess.
+    """
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for module in layers[:-1]:
+        nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity=activation)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    last = layers[-1]
+    nn.init.normal_(last.weight, mean=0.0, std=0.01)
+    if last.bias is not None:
+        nn.init.zeros_(last.bias)

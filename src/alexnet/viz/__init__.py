@@ -1,0 +1,1 @@
+"""Pictures (PNG via matplotlib's Agg backend, so no display is needed)."""

@@ -1,0 +1,41 @@
+"""A labelled confusion matrix as PNG: rows are true classes, columns predicted, cells row-normalised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, title: str = "") -> Path:
+    """Draw `confusion` (K x K counts) to `path`; class names are written when K <= 30."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(confusion, dtype=np.float64)
+    k = counts.shape[0]
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = min(4 + 0.45 * k, 14) if k <= 30 else 10
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if k <= 30:
+        ax.set_xticks(range(k), [str(c) for c in classes], rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(k), [str(c) for c in classes], fontsize=8)
+        if k <= 15:
+            for i in range(k):
+                for j in range(k):
+                    if counts[i, j]:
+                        ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7,
+                                color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,90 @@
+"""The command line: --help of every verb, one-line errors with exit code 2, train -> eval end to end."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alexnet.cli import VERBS, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def alexnet(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run([sys.executable, "-m", "alexnet", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_help(verb, capsys):
+    assert main([verb, "--help"]) == 0
+    assert "usage: alexnet " + verb in capsys.readouterr().out
+
+
+def test_top_level_help(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(v in out for v in VERBS)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["train", "--model", "lenet"], "unknown model 'lenet'"),
+    (["train", "--data", "imagenette"], "imagenette"),
+    (["train", "--epochs", "0"], "epochs must be >= 1"),
+    (["train", "--lr", "-0.1"], "lr must be > 0"),
+    (["train", "--batch-size", "abc"], "expected int"),
+    (["train", "--config", "nosuch"], "neither a preset"),
+    (["train", "--model-args", "tanh"], "key=value"),
+    (["train", "--data", "folder:/no/such/folder"], "/no/such/folder"),
+    (["eval", "/no/such/run"], "not found"),
+    (["summary", "alexnet2012", "--input", "3x64"], "--input"),
+    (["summary", "vgg99"], "unknown model 'vgg99'"),
+    (["train", "--max-steps", "-1"], "max_steps"),
+])
+def test_bad_input_is_one_line_exit_2(args, words, capsys):
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_argparse_errors_are_one_line(capsys):
+    assert main(["train", "--epochs"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--epochs" in err
+
+
+def test_models_lists_every_model(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["alexnet2012"]["params"] == 60_965_224 and rows["alexnet2012"]["input_size"] == [3, 227, 227]
+    assert rows["alexnet_owt"]["params"] == 61_100_840
+    assert {"alexnet_d2l", "alexnet_mini", "alexnet_simple", "vgg11", "vgg16", "vgg_small"} <= set(rows)
+
+
+def test_summary_json(capsys):
+    assert main(["summary", "alexnet2012", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["total_params"] == 60_965_224
+    assert 0.03 < table["conv_share"] < 0.05
+
+
+def test_train_then_eval_end_to_end(tmp_path):
+    run = tmp_path / "run"
+    train = alexnet("train", "--data", "shapes:train=256,test=64", "--epochs", "2", "--batch-size", "32",
+                    "--workers", "0", "--out", str(run), "--json", "--no-tensorboard")
+    assert train.returncode == 0, train.stderr
+    result = json.loads(train.stdout.strip().splitlines()[-1])
+    assert {"run_dir", "epochs", "best_top1", "final_top1", "final_top5", "seconds"} <= set(result)
+    assert result["epochs"] == 2 and result["run_dir"] == str(run)
+    ev = alexnet("eval", str(run), "--json", "--workers", "0", "--tta", "flip")
+    assert ev.returncode == 0, ev.stderr
+    metrics = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert {"top1", "top5", "loss", "n"} <= set(metrics) and metrics["n"] == 64 and metrics["views"] == 2
+    assert Path(metrics["confusion_png"]).is_file()
+    human = alexnet("eval", str(run), "--workers", "0")
+    assert human.returncode == 0 and "top-1" in human.stdout and "per-class accuracy" in human.stdout

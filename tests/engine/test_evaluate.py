@@ -1,0 +1,49 @@
+"""Evaluation against independent computations: view averaging, and a model whose answers are known."""
+
+import math
+
+import torch
+from torch import nn
+
+from alexnet.data.loader import Batch
+from alexnet.engine.evaluate import evaluate
+
+
+class Linear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.fc = nn.Linear(3 * 4 * 4, 6)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_views_average_softmax_like_the_paper():
+    torch.manual_seed(0)
+    model = Linear().eval()
+    x, y = torch.randn(8, 10, 3, 4, 4), torch.randint(0, 6, (8,))  # N,V,C,H,W: ten views each
+    result = evaluate(model, [Batch(x, y, [])], device=torch.device("cpu"), num_classes=6)
+    with torch.no_grad():
+        probs = torch.stack([model(x[:, v]).softmax(1) for v in range(10)]).mean(0)  # N,K
+    assert result["views"] == 10 and result["n"] == 8
+    assert math.isclose(result["loss"], float(-probs[torch.arange(8), y].log().mean()), rel_tol=1e-5)
+    assert result["top1"] == float((probs.argmax(1) == y).float().mean())
+    assert result["confusion"].sum() == 8
+
+
+def test_known_answers():
+    """A model that always ranks classes 0 > 1 > 2 > 3 > 4 > 5 with fixed logits."""
+
+    class Fixed(nn.Module):
+        def forward(self, x):
+            return torch.tensor([4.0, 3.0, 2.0, 1.0, 0.5, 0.0]).expand(x.shape[0], 6)
+
+    y = torch.tensor([0, 0, 1, 5, 4, 3, 2, 5, 0, 1])
+    batches = [Batch(torch.zeros(5, 3, 4, 4), y[:5], []), Batch(torch.zeros(5, 3, 4, 4), y[5:], [])]
+    r = evaluate(Fixed(), batches, device=torch.device("cpu"), num_classes=6)
+    p = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.5, 0.0]).softmax(0)
+    assert r["top1"] == 0.3 and r["top5"] == 0.8  # three 0s; all but the two 5s in the top five
+    assert math.isclose(r["loss"], float(-p[y].log().mean()), rel_tol=1e-6)
+    assert r["per_class"][0] == 1.0 and r["per_class"][1] == 0.0
+    assert r["confusion"][:, 0].tolist() == [3, 2, 1, 1, 1, 2]

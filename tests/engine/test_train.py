@@ -1,0 +1,106 @@
+"""Training end to end on small built-in data: the loss falls, checkpoints rebuild, resume continues."""
+
+import json
+
+import pytest
+import torch
+
+from alexnet.config import make_config, read_yaml
+from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from alexnet.engine.train import fit, make_plateau_schedule, make_step_schedule
+from alexnet.errors import UsageError
+
+SMALL = "shapes:train=640,test=160,size=32"
+
+
+def small_config(tmp_path, **kw):
+    base = read_yaml("fast")
+    return make_config(base, data=SMALL, workers=0, batch_size=64, tensorboard=False, out=str(tmp_path / "run"), **kw)
+
+
+def read_log(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_loss_falls_and_checkpoints_rebuild(tmp_path):
+    result = fit(small_config(tmp_path, epochs=4))
+    run = tmp_path / "run"
+    log = read_log(run)
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4]
+    assert log[-1]["train_loss"] < log[0]["train_loss"] * 0.8
+    assert result["final_top1"] > 0.3  # chance is 0.1
+    assert set(result) >= {"run_dir", "epochs", "best_top1", "final_top1", "final_top5", "seconds"}
+    for name in ("config.yaml", "last.pt", "best.pt"):
+        assert (run / name).is_file()
+    ckpt = load_checkpoint(run, prefer="last")
+    assert ckpt["epoch"] == 4 and ckpt["model_name"] == "alexnet_mini" and len(ckpt["classes"]) == 10
+    model = model_from_checkpoint(ckpt).eval()
+    assert model.num_classes == 10
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 10)
+
+
+def test_resume_continues_from_the_saved_epoch(tmp_path):
+    fit(small_config(tmp_path, epochs=2, schedule="cosine"))
+    run = tmp_path / "run"
+    first = load_checkpoint(run, prefer="last")
+    cfg = make_config(first["config"], epochs=3, resume=str(run))
+    result = fit(cfg)
+    log = read_log(run)
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert log[2]["step"] == log[1]["step"] + (log[1]["step"] - log[0]["step"])
+    assert result["epochs"] == 3
+    with pytest.raises(UsageError, match="already trained 3 of 3"):
+        fit(make_config(first["config"], epochs=3, resume=str(run)))
+
+
+def test_refuses_to_overwrite_a_run(tmp_path):
+    fit(small_config(tmp_path, epochs=1, max_steps=2))
+    with pytest.raises(UsageError, match="already holds a run"):
+        fit(small_config(tmp_path, epochs=1, max_steps=2))
+
+
+def test_max_steps_stops_early(tmp_path):
+    result = fit(small_config(tmp_path, epochs=5, max_steps=3))
+    assert result["steps"] == 3
+
+
+def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"a": torch.ones(2)})
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        save_checkpoint(path, {"a": Boom()})
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_plateau_divides_by_ten_at_most_three_times():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.01)
+    sched = make_plateau_schedule(opt, make_config({"schedule": "plateau", "plateau_patience": 0, "max_lr_drops": 3}))
+    lrs = []
+    for _ in range(8):
+        sched.step(0.5)  # validation accuracy never improves
+        lrs.append(opt.param_groups[0]["lr"])
+    # the first call sets the best value; then one drop per call until three drops are spent
+    assert sorted({round(v, 12) for v in lrs}) == [1e-5, 1e-4, 1e-3, 1e-2]
+    assert lrs[-4:] == [pytest.approx(1e-5)] * 4
+
+
+def test_onecycle_shape():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    cfg = make_config({"schedule": "onecycle", "warmup_epochs": 1, "epochs": 4})
+    sched = make_step_schedule(opt, cfg, total_steps=40, steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs.index(1.0) == 9
+    assert lrs[-1] < 0.05

@@ -1,0 +1,75 @@
+"""Config: presets, overrides, validation, and the field docstrings that become --help."""
+
+import pytest
+import yaml
+
+from alexnet.config import FIELDS, TrainConfig, field_docs, make_config, parse_kv, preset_names, read_yaml
+from alexnet.errors import UsageError
+
+
+def test_presets_load_and_carry_the_recipes():
+    assert {"fast", "paper", "d2l"} <= set(preset_names())
+    paper = make_config(read_yaml("paper"))
+    assert (paper.model, paper.optimizer, paper.momentum, paper.weight_decay, paper.batch_size, paper.lr, paper.epochs) == (
+        "alexnet2012", "sgd", 0.9, 5e-4, 128, 0.01, 90)
+    assert paper.schedule == "plateau" and paper.max_lr_drops == 3 and paper.augment == "paper" and paper.lighting == 0.1
+    d2l = make_config(read_yaml("d2l"))
+    assert (d2l.model, d2l.data, d2l.image_size, d2l.lr, d2l.momentum, d2l.batch_size, d2l.epochs) == (
+        "alexnet_d2l", "fashion-mnist", 224, 0.01, 0.0, 128, 10)
+    fast = make_config(read_yaml("fast"))
+    assert fast.model == "alexnet_mini" and fast.data == "shapes"
+
+
+def test_overrides_win_and_are_coerced():
+    cfg = make_config(read_yaml("paper"), epochs=3, lr="0.1", model_args={"towers": 1})
+    assert cfg.epochs == 3 and cfg.lr == 0.1 and cfg.model_args == {"towers": 1}
+    assert make_config({"lr": 1}).lr == 1.0 and isinstance(make_config({"lr": 1}).lr, float)
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("lr", 0, "lr must be > 0"), ("lr", -1.0, "lr"), ("epochs", 0, "epochs must be >= 1"),
+    ("batch_size", 0, "batch_size"), ("momentum", 1.5, "momentum"), ("augment", "fancy", "augment must be one of"),
+    ("schedule", "step", "schedule"), ("tta", "x", "tta"), ("device", "tpu", "device"), ("epochs", 2.5, "epochs expects int"),
+    ("image_size", 4, "image_size"), ("workers", -3, "workers"), ("flip", "maybe", "flip expects bool"),
+])
+def test_invalid_values_name_the_field(field, value, words):
+    with pytest.raises(UsageError, match=words):
+        make_config({field: value})
+
+
+def test_unknown_keys_are_errors(tmp_path):
+    with pytest.raises(UsageError, match="unknown config key 'learning_rate'"):
+        make_config({"learning_rate": 0.1})
+    f = tmp_path / "mine.yaml"
+    f.write_text(yaml.safe_dump({"epochs": 2, "colour": "red"}))
+    with pytest.raises(UsageError, match="unknown config key 'colour'"):
+        read_yaml(str(f))
+    f.write_text("epochs: [1, 2\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        read_yaml(str(f))
+    with pytest.raises(UsageError, match="neither a preset"):
+        read_yaml("no-such-preset")
+
+
+def test_yaml_is_parsed_safely(tmp_path):
+    f = tmp_path / "evil.yaml"
+    f.write_text("epochs: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        read_yaml(str(f))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_every_field_has_a_docstring():
+    docs = field_docs()
+    assert set(docs) == set(FIELDS)
+    assert all(docs[name].strip() for name in FIELDS)
+
+
+def test_parse_kv():
+    assert parse_kv("activation=tanh, lrn=false,dropout=0.3,towers=1") == {"activation": "tanh", "lrn": False, "dropout": 0.3, "towers": 1}
+    with pytest.raises(UsageError, match="key=value"):
+        parse_kv("tanh")
+
+
+def test_defaults_are_valid():
+    TrainConfig()
