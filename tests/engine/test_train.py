@@ -104,3 +104,33 @@ def test_onecycle_shape():
         sched.step()
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs.index(1.0) == 9
     assert lrs[-1] < 0.05
+
+
+def _photo_folder(root, broken: bool):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("val", 4)):
+        for cls in ("dark", "light"):
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                base = 40 if cls == "dark" else 200
+                pixels = np.clip(base + rng.normal(0, 20, (20, 24, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    if broken:
+        (root / "train" / "dark" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    return root
+
+
+def test_a_corrupt_image_is_skipped_counted_and_reported(tmp_path):
+    data = _photo_folder(tmp_path / "photos", broken=True)
+    cfg = make_config(model="alexnet_simple", data=f"folder:{data}", epochs=1, batch_size=8, workers=0,
+                      tensorboard=False, out=str(tmp_path / "run"), optimizer="adamw", lr=1e-3)
+    result = fit(cfg)
+    assert result["bad_images"] == 1
+    report = (tmp_path / "run" / "bad_images.txt").read_text()
+    assert "broken.png" in report
+    with pytest.raises(UsageError, match="broken.png"):
+        fit(make_config(cfg.__dict__ | {"out": str(tmp_path / "run2"), "strict": True}))

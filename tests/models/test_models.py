@@ -347,3 +347,15 @@ def test_arch_kwargs_round_trip():
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), model(x))
     assert repr(rebuilt) == repr(model)
+
+
+def test_lrn_stays_within_each_tower():
+    """Section 3.3 sums over adjacent maps on the same GPU: each tower is normalised on its own."""
+    model = build_model("alexnet2012", towers=2)
+    lrn = model.features.lrn1
+    x = torch.randn(2, 96, 5, 5)
+    reference = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+    expected = torch.cat([reference(x[:, :48]), reference(x[:, 48:])], dim=1)
+    torch.testing.assert_close(lrn(x), expected)
+    one_tower = build_model("alexnet2012", towers=1).features.lrn1
+    torch.testing.assert_close(one_tower(x), reference(x))

@@ -25,19 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
-def parse_input_size(text: str) -> tuple[int, int, int]:
-    parts = text.lower().split("x")
-    try:
-        c, h, w = (int(v) for v in parts)
-    except ValueError:
-        raise UsageError(f"--input must look like 3x227x227; got '{text}'") from None
-    if min(c, h, w) < 1:
-        raise UsageError(f"--input sizes must be positive; got '{text}'")
-    return c, h, w
-
-
 def run(args: argparse.Namespace) -> int:
     from alexnet.config import parse_kv
+    from alexnet.data.options import parse_chw
     from alexnet.models import build_model
     from alexnet.models.summary import format_summary, summarize
 
@@ -46,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         if args.num_classes < 1:
             raise UsageError(f"--num-classes must be >= 1; got {args.num_classes}")
         kwargs["num_classes"] = args.num_classes
-    size = parse_input_size(args.input) if args.input else None
+    size = parse_chw(args.input, "--input") if args.input else None
     if size is not None and "in_channels" not in kwargs:
         kwargs["in_channels"] = size[0]
     model = build_model(args.model, **kwargs)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alexnet.data.options import at_least, parse_options
+from alexnet.data.options import parse_chw, at_least, parse_options
 from alexnet.data.source import DataSource
 from alexnet.errors import UsageError
 
@@ -53,7 +53,7 @@ def open_fake(
     shape, rest = (3, 224, 224), []
     for part in (arg or "").split(","):
         if part.strip() and "=" not in part and "x" in part.lower():
-            shape = _parse_shape(part.strip())
+            shape = parse_chw(part.strip(), "fake: shape")
         else:
             rest.append(part)
     opts = parse_options("fake", ",".join(rest), _OPTIONS)
@@ -76,16 +76,3 @@ def open_fake(
         std=(0.2887,) * channels,  # of a uniform 0..1 variable: 1/sqrt(12)
         image_size=(shape[1], shape[2]),
     )
-
-
-def _parse_shape(text: str) -> tuple[int, int, int]:
-    parts = text.lower().split("x")
-    try:
-        c, h, w = (int(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"fake: shape {text!r} is not CxHxW (e.g. 3x224x224)") from None
-    if c not in (1, 3):
-        raise UsageError(f"fake: shape {text!r} must have 1 or 3 channels")
-    if h < 1 or w < 1:
-        raise UsageError(f"fake: shape {text!r} must have positive height and width")
-    return c, h, w

@@ -43,3 +43,16 @@ def at_least(dataset: str, key: str, value: float, low: float) -> None:
     """Raise a `UsageError` unless ``value >= low``."""
     if value < low:
         raise UsageError(f"{dataset}: {key}={value} must be at least {low}")
+
+
+def parse_chw(text: str, what: str) -> tuple[int, int, int]:
+    """'3x224x224' -> (3, 224, 224): an image shape with 1 or 3 channels and positive sides."""
+    try:
+        c, h, w = (int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"{what} {text!r} is not CxHxW (e.g. 3x224x224)") from None
+    if c not in (1, 3):
+        raise UsageError(f"{what} {text!r} must have 1 or 3 channels")
+    if h < 1 or w < 1:
+        raise UsageError(f"{what} {text!r} must have positive height and width")
+    return c, h, w

@@ -33,6 +33,7 @@ from alexnet.models.layers import (
     check_positive_int,
     init_paper,
     make_activation,
+    make_head,
     make_lrn,
     make_pool,
 )
@@ -64,7 +65,7 @@ def alexnet2012(
     def block(i: int, conv: nn.Conv2d, norm: bool, pooled: bool) -> list[tuple[str, nn.Module]]:
         layers = [(f"conv{i}", conv), (f"{act}{i}", make_activation(activation))]
         if norm and lrn:
-            layers.append((f"lrn{i}", make_lrn()))
+            layers.append((f"lrn{i}", make_lrn(towers)))  # within each tower, as on each GPU
         if pooled:
             # 3/2 and 2/2 pools give the same sizes here: 55 -> 27 -> 13 -> 6
             layers.append((f"pool{i}", make_pool(pool)))
@@ -77,15 +78,7 @@ def alexnet2012(
         + block(4, nn.Conv2d(384, 384, 3, padding=1, groups=towers), norm=False, pooled=False)
         + block(5, nn.Conv2d(384, 256, 3, padding=1, groups=towers), norm=False, pooled=True)  # N,256,6,6
     ))
-    classifier = nn.Sequential(OrderedDict([
-        ("fc6", nn.Linear(256 * 6 * 6, 4096)),  # N,4096
-        (f"{act}6", make_activation(activation)),
-        ("drop6", nn.Dropout(dropout)),
-        ("fc7", nn.Linear(4096, 4096)),  # N,4096
-        (f"{act}7", make_activation(activation)),
-        ("drop7", nn.Dropout(dropout)),
-        ("fc8", nn.Linear(4096, num_classes)),  # N,num_classes
-    ]))
+    classifier = make_head(256 * 6 * 6, 4096, num_classes, activation, dropout)  # fc6, fc7, fc8
     model = ConvNet(features, classifier, input_size=(in_channels, 227, 227))
     init_paper(model, ones=BIAS_ONE)
     return model

@@ -9,6 +9,7 @@ source of the Kaiming init the small nets and the VGGs use.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 from torch import nn
 
@@ -71,12 +72,30 @@ def make_pool(kind: str, overlap_padding: int = 0) -> nn.MaxPool2d:
     return nn.MaxPool2d(kernel_size=2, stride=2)
 
 
-def make_lrn() -> nn.LocalResponseNorm:
+def make_head(in_features: int, hidden: int, num_classes: int, activation: str, dropout: float) -> nn.Sequential:
+    """fc6 -> act -> dropout -> fc7 -> act -> dropout -> fc8: the paper's classifier (section 3.5).
+
+    Dropout follows the activations of the two hidden layers: section 4.2 zeroes "the output of
+    each hidden neuron". forward_features ends before fc8, so it returns fc7 after its activation.
+    """
+    return nn.Sequential(OrderedDict([
+        ("fc6", nn.Linear(in_features, hidden)),  # N,hidden
+        (f"{activation}6", make_activation(activation)),
+        ("drop6", nn.Dropout(dropout)),
+        ("fc7", nn.Linear(hidden, hidden)),  # N,hidden
+        (f"{activation}7", make_activation(activation)),
+        ("drop7", nn.Dropout(dropout)),
+        ("fc8", nn.Linear(hidden, num_classes)),  # N,num_classes
+    ]))
+
+
+def make_lrn(towers: int = 1) -> nn.LocalResponseNorm:
     """Local response normalization, section 3.3, with the paper's n=5, alpha=1e-4, beta=0.75, k=2.
 
-    The module divides alpha by n (see lrn.py), so the published alpha is passed unchanged.
+    The module divides alpha by n (see lrn.py), so the published alpha is passed unchanged;
+    with towers > 1 each tower's channels are normalised on their own.
     """
-    return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
+    return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0, towers=towers)
 
 
 # ----------------------------------------------------------------------------- initializations

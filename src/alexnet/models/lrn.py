@@ -56,15 +56,29 @@ class _LocalResponseNorm(torch.autograd.Function):
 class LocalResponseNorm(nn.LocalResponseNorm):
     """torch's LocalResponseNorm with a faster forward and backward for N,C,H,W inputs.
 
+    `towers` > 1 normalises each tower's block of C/towers channels on its own: in the paper
+    each GPU held half of the kernel maps (section 3.2), and the sum of section 3.3 ran over the
+    "adjacent kernel maps" on the same GPU, so the window never crosses the tower boundary.
+
     Under CUDA autocast the input is computed in float32, as a^2 of a half-precision activation
     can overflow.
     """
 
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, towers: int = 1) -> None:
+        super().__init__(size, alpha, beta, k)
+        self.towers = towers
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] == 0:
             return super().forward(x)
+        n, c, h, w = x.shape
+        x = x.reshape(n * self.towers, c // self.towers, h, w)  # each tower's maps as a sample
         if torch.is_autocast_enabled("cuda") and x.is_cuda:
             with torch.autocast("cuda", enabled=False):
-                y = _LocalResponseNorm.apply(x.float(), self.size, self.alpha, self.beta, self.k)
-            return y.to(x.dtype)
-        return _LocalResponseNorm.apply(x, self.size, self.alpha, self.beta, self.k)
+                y = _LocalResponseNorm.apply(x.float(), self.size, self.alpha, self.beta, self.k).to(x.dtype)
+        else:
+            y = _LocalResponseNorm.apply(x, self.size, self.alpha, self.beta, self.k)
+        return y.reshape(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", towers={self.towers}" if self.towers > 1 else "")

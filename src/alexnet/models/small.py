@@ -37,6 +37,7 @@ from alexnet.models.layers import (
     check_positive_int,
     init_kaiming,
     make_activation,
+    make_head,
     make_lrn,
     make_pool,
 )
@@ -81,15 +82,7 @@ def alexnet_mini(
         + _conv_block(4, nn.Conv2d(96, 96, 3, padding=1), a, False, None)  # N,96,8,8
         + _conv_block(5, nn.Conv2d(96, 64, 3, padding=1), a, False, pool)  # N,64,4,4
     ))
-    classifier = nn.Sequential(OrderedDict([
-        ("fc6", nn.Linear(64 * 4 * 4, 512)),  # N,512
-        (f"{a}6", make_activation(a)),
-        ("drop6", nn.Dropout(dropout)),
-        ("fc7", nn.Linear(512, 512)),  # N,512
-        (f"{a}7", make_activation(a)),
-        ("drop7", nn.Dropout(dropout)),
-        ("fc8", nn.Linear(512, num_classes)),  # N,num_classes
-    ]))
+    classifier = make_head(64 * 4 * 4, 512, num_classes, a, dropout)  # fc6, fc7, fc8
     model = ConvNet(features, classifier, input_size=(in_channels, 32, 32))
     init_kaiming(model, activation)
     return model
