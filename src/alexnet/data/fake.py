@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alexnet.data.options import parse_chw, at_least, parse_options
+from alexnet.data.options import at_least, parse_chw, parse_options
 from alexnet.data.source import DataSource
-from alexnet.errors import UsageError
 
 _OPTIONS = {"n": int, "val": int, "classes": int, "seed": int}
 

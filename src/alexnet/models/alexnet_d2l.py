@@ -14,7 +14,7 @@ from collections import OrderedDict
 from torch import nn
 
 from alexnet.models.convnet import ConvNet
-from alexnet.models.layers import check_dropout, check_positive_int
+from alexnet.models.layers import check_dropout, check_positive_int, make_head
 
 
 def alexnet_d2l(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> ConvNet:
@@ -38,15 +38,7 @@ def alexnet_d2l(*, num_classes: int = 10, in_channels: int = 1, dropout: float =
         ("relu5", nn.ReLU(inplace=True)),
         ("pool5", nn.MaxPool2d(3, stride=2)),  # N,256,5,5
     ]))
-    classifier = nn.Sequential(OrderedDict([
-        ("fc6", nn.Linear(256 * 5 * 5, 4096)),  # N,4096
-        ("relu6", nn.ReLU(inplace=True)),
-        ("drop6", nn.Dropout(dropout)),
-        ("fc7", nn.Linear(4096, 4096)),  # N,4096
-        ("relu7", nn.ReLU(inplace=True)),
-        ("drop7", nn.Dropout(dropout)),
-        ("fc8", nn.Linear(4096, num_classes)),  # N,num_classes
-    ]))
+    classifier = make_head(256 * 5 * 5, 4096, num_classes, "relu", dropout)  # fc6, fc7, fc8
     model = ConvNet(features, classifier, input_size=(in_channels, 224, 224))
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
