@@ -4,6 +4,9 @@
     model = alexnet.build_model("alexnet2012")            # the paper's two-tower net, 227x227
     result = alexnet.fit(alexnet.TrainConfig(epochs=2))    # alexnet_mini on the built-in shapes data
     ckpt = alexnet.load_checkpoint(result["run_dir"])      # rebuild with alexnet.model_from_checkpoint
+    alexnet.predict(["cat.jpg", "photos/"], result["run_dir"])  # [{"path", "topk": [{"class", "index", "prob"}]}]
+    ckpt = alexnet.load_weights("imagenet1k", "alexnet_owt")    # torchvision's pretrained weights, as a checkpoint
+    alexnet.export(ckpt, "onnx", "alexnet.onnx")                 # checked in onnxruntime
 
 Names are imported on first use, so `import alexnet` stays cheap.
 """
@@ -24,6 +27,9 @@ _EXPORTS = {
     "evaluate": "alexnet.engine.evaluate",
     "load_checkpoint": "alexnet.engine.checkpoint",
     "model_from_checkpoint": "alexnet.engine.checkpoint",
+    "load_weights": "alexnet.engine.weights",
+    "predict": "alexnet.engine.predict",
+    "export": "alexnet.engine.export",
     "UsageError": "alexnet.errors",
 }
 

@@ -27,6 +27,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("plateau", "cosine", "onecycle", "constant")
 TTA_MODES = ("center", "flip", "tencrop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+BACKENDS = ("torch", "numpy")
 
 
 @dataclass
@@ -95,6 +96,8 @@ class TrainConfig:
     """Ask torch for deterministic algorithms (slower on GPU)."""
     tensorboard: bool = True
     """Write TensorBoard event files into the run folder."""
+    backend: str = "torch"
+    """torch, or numpy: the from-scratch NumPy nets of alexnet.scratch (alexnet_simple, alexnet_mini, alexnet2012; SGD, CPU)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -106,6 +109,7 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("tta", self.tta, TTA_MODES)
         _choice("device", self.device, DEVICES)
+        _choice("backend", self.backend, BACKENDS)
         _check("lr", self.lr, self.lr > 0 and math.isfinite(self.lr), "must be > 0")
         _check("epochs", self.epochs, self.epochs >= 1, "must be >= 1")
         _check("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")

@@ -17,6 +17,9 @@ VERBS = {
     "eval": "evaluate a checkpoint or run folder",
     "summary": "layer table of a model: output shapes, parameters, multiply-adds",
     "models": "list the models with their parameters and input size",
+    "predict": "classify image files or folders with a trained or pretrained net",
+    "viz": "pictures: filters, feature maps, predictions, heatmap, neighbours, curves, augmentations, confusion",
+    "export": "write a trained net as ONNX, TorchScript or safetensors, checked after writing",
 }
 
 

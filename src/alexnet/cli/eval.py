@@ -39,33 +39,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be >= 1; got {args.batch_size}")
     if args.workers < -1:
         raise UsageError(f"--workers must be >= 0 (or -1 for auto); got {args.workers}")
-    from alexnet.data import open_dataset
-    from alexnet.data.loader import default_workers, make_loader
-    from alexnet.data.transforms import EvalViews, eval_prepare
-    from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from alexnet.engine.evaluate import evaluate
-    from alexnet.engine.train import autocast_for, resolve_device
+    from alexnet.engine.checkpoint import load_checkpoint
+    from alexnet.engine.evaluate import evaluate_checkpoint
+    from alexnet.engine.train import resolve_device
     from alexnet.viz.confusion import plot_confusion
 
     ckpt = load_checkpoint(args.checkpoint)
-    device = resolve_device(args.device)
-    model = model_from_checkpoint(ckpt).to(device)
-    config = ckpt.get("config") or {}
-    spec = args.data or ckpt["data"]
-    source = open_dataset(spec, seed=int(config.get("seed", 0)), val_fraction=float(config.get("val_fraction", 0.1)))
-    classes = list(ckpt["classes"])
-    if len(source.classes) != len(classes):
-        raise UsageError(f"{spec} has {len(source.classes)} classes but the checkpoint was trained on {len(classes)}")
-    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
-    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=args.tta)
-    views = EvalViews(size=size, channels=channels, mean=ckpt["mean"], std=ckpt["std"], tta=args.tta).to(device)
-    workers = default_workers() if args.workers < 0 else args.workers
-    loader = make_loader(source.split(args.split), prepare, batch_size=args.batch_size, shuffle=False, workers=workers)
-    autocast, _ = autocast_for(device, args.amp)
-    result = evaluate(model, loader, device=device, num_classes=len(classes), views=views, autocast=autocast, strict=args.strict)
-    if result["n"] == 0:
-        raise UsageError(f"{spec} ({args.split}) has no readable images")
-
+    result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
+                                 workers=args.workers, device=resolve_device(args.device), amp=args.amp, strict=args.strict)
+    spec, classes = result["data"], result["classes"]
     out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{args.tta}.png"
     plot_confusion(result["confusion"].numpy(), classes, out, title=f"{ckpt['model_name']} on {spec} ({args.split}, {args.tta}): top-1 {result['top1']:.2%}")
     bad = sorted({b.path for b in result["bad"]})

@@ -20,13 +20,14 @@ EPILOG = """examples:
   alexnet train --config d2l --epochs 10           # Dive into Deep Learning's recipe (Fashion-MNIST)
   alexnet train --config paper --data imagenet:/data/imagenet
   alexnet train --model alexnet_simple --model-args activation=tanh,lrn=true
+  alexnet train --backend numpy --model alexnet_simple   # the from-scratch NumPy net (alexnet.scratch)
   alexnet train --resume runs/alexnet_mini-shapes-20261122-101500 --epochs 20"""
 
 _TYPES = {"int": int, "float": float, "str": str}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, metavar="PRESET|FILE", help=f"preset ({', '.join(preset_names())}; default fast) or YAML file")
+    p.add_argument("--config", default=None, metavar="PRESET|FILE", help=f"preset ({', '.join(preset_names())}; default fast, numpy with --backend numpy) or YAML file")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     docs = field_docs()
     for name, f in FIELDS.items():
@@ -69,7 +70,9 @@ def resolve(args: argparse.Namespace) -> Any:
 
         base = dict(load_checkpoint(overrides["resume"], prefer="last")["config"])
     else:
-        base = read_yaml(args.config or "fast")
+        # the NumPy backend has SGD only, so its default preset is its own (configs/numpy.yaml)
+        default = "numpy" if overrides.get("backend") == "numpy" else "fast"
+        base = read_yaml(args.config or default)
     return make_config(base, **overrides)
 
 

@@ -55,12 +55,12 @@ def load_image(path: str | os.PathLike) -> Image.Image | BadImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()  # decode now, inside the try: a truncated file fails here, not later
-                return _normalise(img)
+                return normalise_image(img)
     except Exception as err:  # PIL's plugins raise many types on corrupt input; none may escape
         return BadImage(path, _reason(path, err))
 
 
-def _normalise(img: Image.Image) -> Image.Image:
+def normalise_image(img: Image.Image) -> Image.Image:
     """Convert a loaded image of any mode to 'RGB' or 'L', upright."""
     img = _upright(img)
     mode = img.mode

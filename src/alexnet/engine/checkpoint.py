@@ -79,8 +79,26 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> dict[str, Any]:
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """Rebuild the model a checkpoint was saved from and load its weights."""
     model = build_model(ckpt["model_name"], **ckpt["model_args"])
+    check_state(model, ckpt["model"], ckpt.get("path", "checkpoint"))
     model.load_state_dict(ckpt["model"])
     return model
+
+
+def check_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a one-line UsageError naming the first tensor of `state` that does not fit `net`."""
+    expected = net.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise UsageError(f"{source} does not fit {net.arch}: tensor {key!r} {tuple(tensor.shape)} is missing")
+        got = state[key]
+        if not isinstance(got, torch.Tensor):
+            raise UsageError(f"{source} does not fit {net.arch}: {key!r} is not a tensor")
+        if tuple(got.shape) != tuple(tensor.shape):
+            raise UsageError(f"{source} does not fit {net.arch}: tensor {key!r} has shape {tuple(got.shape)}, "
+                             f"the model wants {tuple(tensor.shape)}")
+    for key in state:
+        if key not in expected:
+            raise UsageError(f"{source} does not fit {net.arch}: unexpected tensor {key!r}")
 
 
 def model_state(model: nn.Module) -> dict[str, Any]:

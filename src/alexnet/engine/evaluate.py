@@ -18,6 +18,7 @@ from torch import nn
 
 from alexnet.data.loader import note_bad
 from alexnet.engine.metrics import confusion_matrix, topk_correct
+from alexnet.engine.predict import class_probabilities
 
 
 @torch.no_grad()
@@ -45,8 +46,7 @@ def evaluate(
         y = batch.labels.to(device, non_blocking=True)  # N
         n_views = x.shape[1] if x.ndim == 5 else 1
         with autocast or contextlib.nullcontext():
-            logits = model(x.flatten(0, 1) if x.ndim == 5 else x)  # N*V,K
-        probs = logits.float().softmax(dim=1).view(y.shape[0], n_views, -1).mean(dim=1)  # N,K
+            probs = class_probabilities(model, x)  # N,K
         log_probs = probs.clamp_min(1e-12).log()
         loss_sum += float(F.nll_loss(log_probs, y, reduction="sum"))
         c1, c5 = topk_correct(probs, y, (1, 5))
@@ -69,3 +69,46 @@ def evaluate(
         "confusion": confusion,
         "bad": bad,
     }
+
+
+def evaluate_checkpoint(
+    ckpt: dict[str, Any],
+    *,
+    data: str | None = None,
+    split: str = "val",
+    tta: str = "center",
+    batch_size: int = 100,
+    workers: int = -1,
+    device: torch.device = torch.device("cpu"),
+    amp: bool = False,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint dict on a split of `data` (default: the data it was trained on),
+    preparing images as it was trained (input size, channels, normalisation). Adds "data",
+    "split", "tta" and "classes" to `evaluate`'s result."""
+    from alexnet.data import open_dataset
+    from alexnet.data.loader import default_workers, make_loader
+    from alexnet.data.transforms import EvalViews, eval_prepare
+    from alexnet.engine.checkpoint import model_from_checkpoint
+    from alexnet.engine.train import autocast_for
+    from alexnet.errors import UsageError
+
+    spec = data or ckpt.get("data")
+    if not spec:
+        raise UsageError(f"{ckpt.get('path', 'these weights')} do not say what data they were trained on: give --data SPEC")
+    config = ckpt.get("config") or {}
+    source = open_dataset(spec, seed=int(config.get("seed", 0)), val_fraction=float(config.get("val_fraction", 0.1)))
+    classes = list(ckpt["classes"])
+    if len(source.classes) != len(classes):
+        raise UsageError(f"{spec} has {len(source.classes)} classes but the net was trained on {len(classes)}")
+    model = model_from_checkpoint(ckpt).to(device)
+    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta)
+    views = EvalViews(size=size, channels=channels, mean=ckpt["mean"], std=ckpt["std"], tta=tta).to(device)
+    loader = make_loader(source.split(split), prepare, batch_size=batch_size, shuffle=False,
+                         workers=default_workers() if workers < 0 else workers)
+    autocast, _ = autocast_for(device, amp)
+    result = evaluate(model, loader, device=device, num_classes=len(classes), views=views, autocast=autocast, strict=strict)
+    if result["n"] == 0:
+        raise UsageError(f"{spec} ({split}) has no readable images")
+    return result | {"data": spec, "split": split, "tta": tta, "classes": classes}

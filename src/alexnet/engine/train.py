@@ -202,6 +202,35 @@ def new_run_dir(cfg: TrainConfig, root: Path = Path("runs")) -> Path:
     return run
 
 
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def draw_run_pictures(run_dir: Path, model: nn.Module) -> None:
+    """curves.png (loss, top-1, lr per epoch) and filters.png (the first layer's kernels) in the run folder.
+
+    A picture that cannot be drawn is reported and skipped: the trained run matters more.
+    """
+    from alexnet.engine.metrics import read_metrics
+    from alexnet.models import model_options
+    from alexnet.viz.curves import plot_curves
+    from alexnet.viz.filters import plot_filters
+
+    weight = first_conv(model).weight.detach().float().cpu()  # K,C,h,w
+    towers = int(model.arch_kwargs.get("towers", model_options(model.arch).get("towers", 1)))
+    k, c, h, w = weight.shape
+    jobs = {
+        "curves.png": lambda path: plot_curves([(run_dir.name, read_metrics(run_dir))], path, title=f"{model.arch}: {run_dir.name}"),
+        "filters.png": lambda path: plot_filters(weight, path, towers=towers if k % towers == 0 else 1,
+                                                 title=f"{model.arch}: first-layer kernels ({k} of {h}x{w}x{c}) after training"),
+    }
+    for name, draw in jobs.items():
+        try:
+            draw(run_dir / name)
+        except Exception as e:  # noqa: BLE001 - a failed picture must not cost the run
+            log(f"could not draw {name}: {type(e).__name__}: {e}")
+
+
 def build_for_data(cfg: TrainConfig, source: DataSource) -> nn.Module:
     """The configured model with as many outputs as the data has classes."""
     args = dict(cfg.model_args)
@@ -237,6 +266,10 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
 
 def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the training that `cfg` describes; returns the summary (run_dir, best/final accuracy, ...)."""
+    if cfg.backend == "numpy":
+        from alexnet.engine.numpy_backend import fit_numpy
+
+        return fit_numpy(cfg, on_epoch=on_epoch)
     started = time.perf_counter()
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
@@ -245,6 +278,9 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
     if len(source.split("train")) == 0:
         raise UsageError(f"{cfg.data}: the training split has no images")
     model = build_for_data(cfg, source)
+    # the first layer's kernels as initialised, kept in every checkpoint (35 k numbers for
+    # alexnet2012) so `alexnet viz filters --before-after RUN` can show what training made of them
+    init_filters = first_conv(model).weight.detach().clone() if resume is None else resume.get("init_filters")
     if resume is not None:
         if resume["model_name"] != cfg.model or list(resume["classes"]) != list(source.classes):
             raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; it cannot resume this config")
@@ -278,7 +314,7 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
     log(f"training {cfg.model} on {cfg.data} ({len(source.split('train'))} train / {len(source.split('val'))} val images, "
         f"{len(source.classes)} classes) on {device}; run folder {run_dir}")
 
-    def checkpoint(metrics: dict[str, Any]) -> dict[str, Any]:
+    def checkpoint(metrics: dict[str, Any], best_top1: float) -> dict[str, Any]:
         return {
             **model_state(model), **prep, "classes": list(source.classes), "data": cfg.data,
             "optimizer": optimizer.state_dict(),
@@ -286,6 +322,7 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
             "plateau": plateau.state_dict() if plateau else None,
             "scaler": scaler.state_dict() if scaler else None,
             "epoch": epoch, "step": step, "best_top1": best_top1, "config": to_dict(cfg), "metrics": metrics,
+            "init_filters": init_filters,
         }
 
     bad: list = []
@@ -307,20 +344,8 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
             epoch += 1
             if plateau is not None:
                 plateau.step(val["top1"])
-            record = {
-                "epoch": epoch, "step": step, "lr": lr, **train,
-                "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
-            }
-            metrics_log.write(record, step)
-            improved = val["top1"] > best_top1
-            best_top1 = max(best_top1, val["top1"])
-            state = checkpoint(record)
-            save_checkpoint(run_dir / "last.pt", state)
-            if improved:
-                save_checkpoint(run_dir / "best.pt", state)
-            log(f"epoch {epoch}/{cfg.epochs}  train loss {train['train_loss']:.4f} top1 {train['train_top1']:.2%}  "
-                f"val loss {val['loss']:.4f} top1 {val['top1']:.2%} top5 {val['top5']:.2%}  "
-                f"lr {lr:.3g}  {train['images_per_s']:.0f} img/s  {train['seconds']:.1f} s")
+            record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, epochs=cfg.epochs, step=step, lr=lr,
+                                          train=train, val=val, best_top1=best_top1)
             if on_epoch is not None:
                 on_epoch(record)
     finally:
@@ -328,12 +353,50 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
 
     final = val
     if cfg.tta != "center":
-        channels, size = prep["input_size"][0], prep["input_size"][1]
-        tta_views = EvalViews(size=size, channels=channels, mean=source.mean, std=source.std, tta=cfg.tta).to(device)
-        tta_loader = make_loader(source.split("val"), eval_prepare(cfg.augment, size=size, channels=channels, tta=cfg.tta),
-                                 batch_size=cfg.batch_size, shuffle=False, workers=val_loader.num_workers, seed=cfg.seed)
+        tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device)
         final = evaluate(model, tta_loader, device=device, num_classes=len(source.classes), views=tta_views, autocast=autocast, strict=cfg.strict)
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
+    return finish_run(cfg, run_dir, model, device, epoch=epoch, step=step, best_top1=best_top1, final=final,
+                      train_rates=train_rates, bad=bad, started=started)
+
+
+def end_epoch(run_dir: Path, metrics_log: MetricsLog, make_state: Callable[[dict[str, Any], float], dict[str, Any]], *,
+              epoch: int, epochs: int, step: int, lr: float, train: dict[str, Any], val: dict[str, Any],
+              best_top1: float) -> tuple[dict[str, Any], float]:
+    """Record, checkpoint (last.pt; best.pt when val top-1 improved) and log one finished epoch.
+
+    Returns the epoch's record and the best val top-1 so far; make_state(record, best) is the checkpoint.
+    """
+    record = {
+        "epoch": epoch, "step": step, "lr": lr, **train,
+        "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
+    }
+    metrics_log.write(record, step)
+    improved = val["top1"] > best_top1
+    best_top1 = max(best_top1, val["top1"])
+    state = make_state(record, best_top1)
+    save_checkpoint(run_dir / "last.pt", state)
+    if improved:
+        save_checkpoint(run_dir / "best.pt", state)
+    log(f"epoch {epoch}/{epochs}  train loss {train['train_loss']:.4f} top1 {train['train_top1']:.2%}  "
+        f"val loss {val['loss']:.4f} top1 {val['top1']:.2%} top5 {val['top5']:.2%}  "
+        f"lr {lr:.3g}  {train['images_per_s']:.0f} img/s  {train['seconds']:.1f} s")
+    return record, best_top1
+
+
+def tta_pipeline(cfg: TrainConfig, source: DataSource, prep: dict[str, Any], workers: int, device: torch.device) -> tuple[Loader, EvalViews]:
+    """The val loader and views of the final evaluation with cfg.tta (flip, or the ten patches)."""
+    channels, size = prep["input_size"][0], prep["input_size"][1]
+    views = EvalViews(size=size, channels=channels, mean=source.mean, std=source.std, tta=cfg.tta).to(device)
+    loader = make_loader(source.split("val"), eval_prepare(cfg.augment, size=size, channels=channels, tta=cfg.tta),
+                         batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed)
+    return loader, views
+
+
+def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, device: torch.device, *, epoch: int, step: int,
+               best_top1: float, final: dict[str, Any], train_rates: list[float], bad: list, started: float) -> dict[str, Any]:
+    """Draw the run's pictures, list the unreadable images, and return the run's summary."""
+    draw_run_pictures(run_dir, model)
     if bad:
         unique = {b.path: b.reason for b in bad}
         (run_dir / "bad_images.txt").write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()))

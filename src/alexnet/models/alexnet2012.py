@@ -8,8 +8,8 @@ Five conv layers and three fully-connected ones, 60,965,224 parameters at 1000 c
   see only the maps of their own GPU; conv3 and the fc layers cross. conv1 sees the whole image
   on both GPUs, so it is an ordinary conv of 96 kernels. towers=1 gives the single-column net.
 - LRN (section 3.3) follows the ReLUs of conv1 and conv2, max-pooling (section 3.4) follows
-  both LRNs and conv5. The LRN window here runs over all 96/256 channels; on two GPUs each
-  normalized its own half, which only differs for the few channels next to the split.
+  both LRNs and conv5. With two towers each LRN normalises within its tower's half of the maps,
+  as each GPU did; towers=1 normalises across all 96/256.
 - Dropout (section 4.2) zeroes the outputs of the hidden neurons, so it sits after the ReLUs of
   fc6 and fc7.
 - Init (section 5): weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, 0 elsewhere.

@@ -73,7 +73,11 @@ class LocalResponseNorm(nn.LocalResponseNorm):
             return super().forward(x)
         n, c, h, w = x.shape
         x = x.reshape(n * self.towers, c // self.towers, h, w)  # each tower's maps as a sample
-        if torch.is_autocast_enabled("cuda") and x.is_cuda:
+        if torch.jit.is_tracing() or torch.jit.is_scripting():
+            # TorchScript and the ONNX exporter cannot record a Python autograd.Function: export
+            # torch's formula instead (same numbers; tested in tests/engine/test_export.py)
+            y = super().forward(x)
+        elif torch.is_autocast_enabled("cuda") and x.is_cuda:
             with torch.autocast("cuda", enabled=False):
                 y = _LocalResponseNorm.apply(x.float(), self.size, self.alpha, self.beta, self.k).to(x.dtype)
         else:

@@ -7,14 +7,12 @@ from typing import Sequence
 
 import numpy as np
 
+from alexnet.viz.figure import pyplot, save
+
 
 def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, title: str = "") -> Path:
     """Draw `confusion` (K x K counts) to `path`; class names are written when K <= 30."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     counts = np.asarray(confusion, dtype=np.float64)
     k = counts.shape[0]
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -34,8 +32,4 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, ti
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title or "confusion matrix")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)

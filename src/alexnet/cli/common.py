@@ -1,0 +1,35 @@
+"""Options several verbs share: which trained net to use (--checkpoint, or --model with --weights)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from alexnet.errors import UsageError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the net (one of)")
+    g.add_argument("--checkpoint", metavar="CKPT_OR_RUN_DIR", help="a checkpoint (.pt), or a run folder (its best.pt)")
+    g.add_argument("--model", metavar="NAME", help="a model name (alexnet models), used with --weights")
+    g.add_argument("--weights", metavar="W", help="'imagenet1k' (torchvision's pretrained alexnet_owt / vgg), "
+                   "or a file: torchvision-format .pth state_dict, our checkpoint, .safetensors")
+
+
+def model_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The checkpoint dict the options name (see alexnet.engine.weights)."""
+    from alexnet.engine.weights import select_model
+
+    if args.model is not None and args.weights is None and args.checkpoint is None:
+        raise UsageError("--model needs --weights (a pretrained set such as imagenet1k, or a file)")
+    if args.checkpoint is None and args.weights is None:
+        raise UsageError("say which net to use: --checkpoint CKPT_OR_RUN_DIR, or --model NAME --weights W")
+    return select_model(args.checkpoint, args.model, args.weights)
+
+
+def check_positive(name: str, value: int) -> int:
+    if value < 1:
+        raise UsageError(f"{name} must be >= 1; got {value}")
+    return value

@@ -1,0 +1,447 @@
+"""Pictures of a net and its training: alexnet viz VERB ... --out FILE.png
+
+filters      the first conv layer's kernels (the paper's Figure 3), or any conv layer's
+features     the activation maps of one layer for one image
+predictions  a grid of images with predicted (and true) classes, or the paper's Figure 4 left
+heatmap      all softmax outputs of one image as a grid, top classes labelled
+neighbors    the paper's Figure 4 right: training images nearest in fc7 feature space
+curves       loss, top-1 and learning rate per epoch of one or several runs
+augment      one image and its random training views (crop, flip, PCA lighting)
+confusion    a labelled confusion matrix
+
+Each verb selects its net as predict does (--checkpoint CKPT_OR_RUN_DIR, or --model NAME
+--weights W); filters, features and augment also take --model alone: a freshly initialised net.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from alexnet.cli.common import DEVICES, add_model_arguments, check_positive
+from alexnet.errors import UsageError
+
+EPILOG = """examples:
+  alexnet viz filters --checkpoint runs/RUN --out filters.png
+  alexnet viz filters --before-after runs/RUN --out before-after.png
+  alexnet viz features cat.jpg --model alexnet_owt --weights imagenet1k --layer 1 --out maps.png
+  alexnet viz predictions photos/ --checkpoint runs/RUN --style top5 --out top5.png
+  alexnet viz heatmap cat.jpg --model alexnet_owt --weights imagenet1k --out heatmap.png
+  alexnet viz neighbors --checkpoint runs/RUN --queries 5 --out neighbors.png
+  alexnet viz curves runs/RUN_A runs/RUN_B --out curves.png
+  alexnet viz augment cat.jpg --model alexnet2012 --out augment.png
+  alexnet viz confusion --checkpoint runs/RUN --out confusion.png
+(alexnet viz VERB --help for each verb's options)"""
+
+VIZ_VERBS = {
+    "filters": "the first (or any) conv layer's kernels as a grid: the paper's Figure 3",
+    "features": "the activation maps of a layer for one image",
+    "predictions": "images with their predicted classes (grid), or with top-5 bars (Figure 4 left)",
+    "heatmap": "all softmax outputs of one image as a grid, top classes labelled",
+    "neighbors": "training images nearest in fc7 feature space (Figure 4 right)",
+    "curves": "loss, top-1 and learning rate per epoch of one or several run folders",
+    "augment": "one image and its random training views (crop, flip, PCA lighting)",
+    "confusion": "a labelled confusion matrix of a split",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from alexnet.cli import Parser
+
+    sub = p.add_subparsers(dest="viz_verb", metavar="VERB", parser_class=Parser)
+    for verb, help_text in VIZ_VERBS.items():
+        q = sub.add_parser(verb, help=help_text, description=help_text)
+        globals()[f"_args_{verb}"](q)
+        if verb != "curves":
+            add_model_arguments(q)
+            q.add_argument("--device", default="auto", choices=DEVICES)
+        q.add_argument("--out", default=f"{verb}.png", metavar="FILE.png", help=f"the picture to write (default {verb}.png)")
+        q.add_argument("--title", default="", help="a title in place of the default one")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.viz_verb is None:
+        raise UsageError("say which picture: " + ", ".join(VIZ_VERBS) + " (alexnet viz --help)")
+    path = globals()[f"_run_{args.viz_verb}"](args)
+    print(f"wrote {path}")
+    return 0
+
+
+# ---- the net, the images ---------------------------------------------------------------------
+
+def _net(args: argparse.Namespace, *, untrained_ok: bool = False) -> dict[str, Any]:
+    """The checkpoint dict the options name; with untrained_ok, --model alone builds a fresh net."""
+    from alexnet.cli.common import model_from_args
+
+    if untrained_ok and args.model is not None and args.weights is None and args.checkpoint is None:
+        import torch
+
+        from alexnet.engine.weights import from_state_dict
+        from alexnet.models import build_model
+
+        torch.manual_seed(0)
+        fresh = build_model(args.model)
+        return from_state_dict(fresh.state_dict(), args.model, source=f"{args.model} (untrained, seed 0)")
+    return model_from_args(args)
+
+
+def _device(args: argparse.Namespace) -> Any:
+    from alexnet.engine.train import resolve_device
+
+    return resolve_device(args.device)
+
+
+def _prepared(ckpt: dict[str, Any], paths: list[str]) -> tuple[list[str], list[Any]]:
+    """Image files -> the uint8 C,S,S centre views the net sees; unreadable files are an error."""
+    from alexnet.data.images import BadImage, load_image
+    from alexnet.data.transforms import eval_prepare, five_crops
+
+    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels)
+    views = []
+    for path in paths:
+        image = load_image(path)
+        if isinstance(image, BadImage):
+            raise UsageError(f"cannot read {path}: {image.reason}")
+        views.append(five_crops(prepare(image), size)[4])  # uint8 C,S,S
+    return paths, views
+
+
+def _image_files(inputs: list[str]) -> list[str]:
+    from alexnet.engine.predict import expand_inputs
+
+    files = []
+    for item in expand_inputs(inputs):
+        if not isinstance(item, (str, Path)):
+            raise UsageError(f"{item.path}: {item.reason}")
+        if not Path(item).exists():
+            raise UsageError(f"no such file: {item}")
+        files.append(str(item))
+    return files
+
+
+def _normalised(ckpt: dict[str, Any], views: list[Any], device: Any) -> Any:
+    """uint8 C,S,S views -> the float N,C,S,S batch the net takes."""
+    import torch
+
+    from alexnet.data.transforms import EvalViews
+
+    c, s = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    norm = EvalViews(size=s, channels=c, mean=ckpt["mean"], std=ckpt["std"]).to(device)
+    return norm(torch.stack(views).to(device))
+
+
+def _title(args: argparse.Namespace, default: str) -> str:
+    return args.title or default
+
+
+def _who(ckpt: dict[str, Any]) -> str:
+    return f"{ckpt['model_name']} ({Path(str(ckpt.get('path', ''))).parent.name or ckpt.get('path')})" if ckpt.get("path") else ckpt["model_name"]
+
+
+# ---- filters ---------------------------------------------------------------------------------
+
+def _args_filters(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--layer", type=int, default=0, metavar="I", help="which conv layer, 0 = the first (default 0)")
+    q.add_argument("--mode", default="auto", choices=("auto", "rgb", "sum", "channels"),
+                   help="rgb: 3-channel kernels as colour; sum: summed over input channels; channels: every slice")
+    q.add_argument("--before-after", metavar="RUN_DIR", default=None,
+                   help="a run folder: its initial and trained first-layer kernels side by side")
+
+
+def conv_weights(net: Any) -> list[tuple[str, Any]]:
+    """(name, weight K,C,h,w) of every conv layer, in order."""
+    from torch import nn
+
+    return [(name, m.weight.detach()) for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def _towers(ckpt: dict[str, Any]) -> int:
+    from alexnet.models import model_options
+
+    return int(ckpt["model_args"].get("towers", model_options(ckpt["model_name"]).get("towers", 1)))
+
+
+def _run_filters(args: argparse.Namespace) -> Path:
+    from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from alexnet.viz.filters import plot_filters
+
+    before = None
+    if args.before_after:
+        ckpt = load_checkpoint(args.before_after)
+        before = ckpt.get("init_filters")
+        if before is None:
+            raise UsageError(f"{ckpt['path']} keeps no initial kernels (it was trained by an older alexnet); train again to compare")
+        if args.layer != 0:
+            raise UsageError("--before-after shows the first conv layer only: a run folder keeps the initial kernels of that layer")
+    else:
+        ckpt = _net(args, untrained_ok=True)
+    convs = conv_weights(model_from_checkpoint(ckpt))
+    if not 0 <= args.layer < len(convs):
+        raise UsageError(f"--layer {args.layer}: {ckpt['model_name']} has conv layers 0..{len(convs) - 1}")
+    name, weight = convs[args.layer]
+    k, c, h, w = weight.shape
+    title = _title(args, f"{_who(ckpt)}: {name}, {k} kernels of {h}x{w}x{c}")
+    towers = _towers(ckpt) if k % _towers(ckpt) == 0 else 1  # each tower's kernels in a panel of their own
+    return plot_filters(weight, args.out, title=title, mode=args.mode, towers=towers, before=before)
+
+
+# ---- features --------------------------------------------------------------------------------
+
+def _args_features(q: argparse.ArgumentParser) -> None:
+    q.add_argument("image", metavar="IMAGE", help="an image file")
+    q.add_argument("--layer", default=None, metavar="NAME_OR_INDEX",
+                   help="a layer of net.features by name (relu1, pool2, ...) or index (default: the first activation)")
+    q.add_argument("--max-maps", type=int, default=64, metavar="N", help="maps shown at most, the most active first (default 64)")
+
+
+def feature_layer(net: Any, layer: str | None) -> tuple[str, Any]:
+    """The (name, module) of net.features that `layer` names; default: the first activation."""
+    from torch import nn
+
+    named = list(net.features.named_children())
+    if layer is None:
+        return next(((n, m) for n, m in named if isinstance(m, (nn.ReLU, nn.Tanh))), named[0])
+    for n, m in named:
+        if n == layer:
+            return n, m
+    if layer.lstrip("-").isdigit() and -len(named) <= int(layer) < len(named):
+        return named[int(layer)]
+    raise UsageError(f"--layer {layer}: net.features has {', '.join(n for n, _ in named)} (or an index 0..{len(named) - 1})")
+
+
+def _run_features(args: argparse.Namespace) -> Path:
+    import torch
+
+    from alexnet.engine.checkpoint import model_from_checkpoint
+    from alexnet.viz.features import plot_features
+
+    check_positive("--max-maps", args.max_maps)
+    ckpt = _net(args, untrained_ok=True)
+    device = _device(args)
+    net = model_from_checkpoint(ckpt).to(device).eval()
+    name, module = feature_layer(net, args.layer)
+    _, views = _prepared(ckpt, _image_files([args.image])[:1])
+    captured: list[Any] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out.detach().float().cpu()))
+    try:
+        with torch.no_grad():
+            net(_normalised(ckpt, views, device))
+    finally:
+        handle.remove()
+    maps = captured[0][0]  # C,h,w
+    title = _title(args, f"{_who(ckpt)}: {name} on {Path(args.image).name}")
+    return plot_features(views[0], maps, args.out, title=title, max_maps=args.max_maps, layer=name)
+
+
+# ---- predictions -----------------------------------------------------------------------------
+
+def _args_predictions(q: argparse.ArgumentParser) -> None:
+    q.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (a folder named after a class gives the true label)")
+    q.add_argument("--style", default="grid", choices=("grid", "top5"), help="grid: the notebooks'; top5: the paper's Figure 4 left")
+    q.add_argument("--count", type=int, default=16, metavar="N", help="images shown at most (default 16; 8 for top5)")
+    q.add_argument("--tta", default="center", choices=("center", "flip", "tencrop"))
+
+
+def true_label(path: str, classes: list[str]) -> str | None:
+    """The class a file's folder names: a class name, or an ImageNet wnid for 1000-class nets."""
+    folder = Path(path).parent.name
+    if folder in classes:
+        return folder
+    if len(classes) == 1000:
+        from alexnet.data.imagenet import imagenet_classes
+
+        wnids = imagenet_classes()[0]
+        if folder in wnids:
+            return classes[wnids.index(folder)]
+    return None
+
+
+def _run_predictions(args: argparse.Namespace) -> Path:
+    from alexnet.engine.predict import predict
+    from alexnet.viz.predictions import plot_prediction_grid, plot_top5
+
+    check_positive("--count", args.count)
+    ckpt = _net(args)
+    count = min(args.count, 8) if args.style == "top5" else args.count
+    files = _evenly(_image_files(args.inputs), count)
+    results = predict(files, ckpt, topk=5, tta=args.tta, device=_device(args))
+    ok = [(f, r) for f, r in zip(files, results) if "topk" in r]
+    if not ok:
+        raise UsageError("none of the inputs could be read")
+    files, _ = zip(*ok)
+    _, views = _prepared(ckpt, list(files))
+    truth = [true_label(f, list(ckpt["classes"])) for f in files]
+    truth_or_none = truth if any(t is not None for t in truth) else None
+    topks = [r["topk"] for _, r in ok]
+    if args.style == "top5":
+        return plot_top5(views, topks, args.out, title=_title(args, f"{_who(ckpt)}: top-5 predictions"), true=truth_or_none)
+    return plot_prediction_grid(views, topks, args.out, title=_title(args, f"{_who(ckpt)}"), true=truth_or_none)
+
+
+def _evenly(files: list[str], count: int) -> list[str]:
+    """`count` files spread over the sorted list, so a folder of class folders shows many classes."""
+    if len(files) <= count:
+        return files
+    step = len(files) / count
+    return [files[int(i * step)] for i in range(count)]
+
+
+# ---- heatmap ---------------------------------------------------------------------------------
+
+def _args_heatmap(q: argparse.ArgumentParser) -> None:
+    q.add_argument("image", metavar="IMAGE", help="an image file")
+    q.add_argument("--top", type=int, default=5, metavar="K", help="classes labelled (default 5)")
+
+
+def _run_heatmap(args: argparse.Namespace) -> Path:
+    from alexnet.engine.checkpoint import model_from_checkpoint
+    from alexnet.engine.predict import class_probabilities
+    from alexnet.viz.heatmap import plot_heatmap
+
+    check_positive("--top", args.top)
+    ckpt = _net(args)
+    device = _device(args)
+    net = model_from_checkpoint(ckpt).to(device).eval()
+    _, views = _prepared(ckpt, _image_files([args.image])[:1])
+    probs = class_probabilities(net, _normalised(ckpt, views, device))[0].cpu()  # K
+    title = _title(args, f"{_who(ckpt)}: all {probs.numel()} softmax outputs for {Path(args.image).name}")
+    return plot_heatmap(probs, list(ckpt["classes"]), args.out, title=title, top=args.top, image=views[0])
+
+
+# ---- neighbors -------------------------------------------------------------------------------
+
+def _args_neighbors(q: argparse.ArgumentParser) -> None:
+    q.add_argument("inputs", nargs="*", metavar="QUERY", help="query image files or folders (default: --queries images of the val split)")
+    q.add_argument("--data", default=None, metavar="SPEC", help="the data whose training images are searched (default: the net's)")
+    q.add_argument("--queries", type=int, default=5, metavar="Q", help="held-out images used as queries when no QUERY is given (default 5)")
+    q.add_argument("-k", type=int, default=6, metavar="K", help="neighbours per query (default 6, as in the paper)")
+    q.add_argument("--bank-size", type=int, default=2000, metavar="N", help="training images searched at most (default 2000)")
+
+
+def _run_neighbors(args: argparse.Namespace) -> Path:
+    import torch
+
+    from alexnet.data import open_dataset
+    from alexnet.data.loader import make_loader
+    from alexnet.data.transforms import eval_prepare, five_crops
+    from alexnet.engine.checkpoint import model_from_checkpoint
+    from alexnet.viz.neighbors import nearest, plot_neighbors
+
+    for flag, value in (("--queries", args.queries), ("-k", args.k), ("--bank-size", args.bank_size)):
+        check_positive(flag, value)
+    ckpt = _net(args)
+    spec = args.data or ckpt.get("data")
+    if not spec:
+        raise UsageError("these weights do not say what data they were trained on: give --data SPEC")
+    device = _device(args)
+    net = model_from_checkpoint(ckpt).to(device).eval()
+    config = ckpt.get("config") or {}
+    source = open_dataset(spec, seed=int(config.get("seed", 0)), val_fraction=float(config.get("val_fraction", 0.1)))
+    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels)
+    classes = list(source.classes)
+
+    def embed(split: Any, limit: int) -> tuple[list[Any], list[str], Any]:
+        """fc7 features (N,D), the uint8 views and the labels of the first `limit` readable images."""
+        views, labels, feats = [], [], []
+        indices = torch.linspace(0, len(split) - 1, min(limit, len(split))).round().long().unique().tolist()
+        subset = torch.utils.data.Subset(split, indices)
+        for batch in make_loader(subset, prepare, batch_size=100, shuffle=False, workers=0):
+            crops = five_crops(batch.images, size)[4]  # uint8 N,C,S,S
+            with torch.no_grad():
+                feats.append(net.forward_features(_normalised(ckpt, list(crops), device)).float().cpu())
+            views += list(crops)
+            labels += [classes[int(y)] for y in batch.labels]
+        if not views:
+            raise UsageError(f"{spec}: no readable images to search")
+        return views, labels, torch.cat(feats)
+
+    bank_views, bank_labels, bank = embed(source.split("train"), args.bank_size)
+    if args.inputs:
+        files = _image_files(args.inputs)
+        _, query_views = _prepared(ckpt, files)
+        query_labels = [true_label(f, list(ckpt["classes"])) or Path(f).name for f in files]
+        with torch.no_grad():
+            queries = net.forward_features(_normalised(ckpt, query_views, device)).float().cpu()
+    else:
+        held_out = source.split("val") if len(source.split("val")) else source.split("test")
+        query_views, query_labels, queries = embed(held_out, args.queries)
+    idx, dist = nearest(queries, bank, k=args.k)
+    neighbor_views = [[bank_views[j] for j in row] for row in idx.tolist()]
+    neighbor_labels = [[bank_labels[j] for j in row] for row in idx.tolist()]
+    title = _title(args, f"{_who(ckpt)}: nearest training images in fc7 space (of {len(bank_views)} from {spec})")
+    return plot_neighbors(query_views, neighbor_views, args.out, title=title, query_labels=query_labels,
+                          neighbor_labels=neighbor_labels, distances=dist)
+
+
+# ---- curves ----------------------------------------------------------------------------------
+
+def _args_curves(q: argparse.ArgumentParser) -> None:
+    q.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (their metrics.jsonl)")
+
+
+def _run_curves(args: argparse.Namespace) -> Path:
+    from alexnet.engine.metrics import read_metrics
+    from alexnet.viz.curves import plot_curves
+
+    runs = []
+    for run in args.runs:
+        if not (Path(run) / "metrics.jsonl").is_file():
+            raise UsageError(f"{run} is not a run folder (no metrics.jsonl)")
+        runs.append((Path(run).name, read_metrics(Path(run))))
+    return plot_curves(runs, args.out, title=_title(args, "training curves"))
+
+
+# ---- augment ---------------------------------------------------------------------------------
+
+def _args_augment(q: argparse.ArgumentParser) -> None:
+    q.add_argument("image", metavar="IMAGE", help="an image file")
+    q.add_argument("-n", type=int, default=8, metavar="N", help="augmented views (default 8)")
+    q.add_argument("--preset", default=None, choices=("paper", "small", "none"), help="augmentation (default: the net's)")
+    q.add_argument("--lighting", type=float, default=0.1, metavar="STD", help="PCA lighting alpha std, section 4.1 (default 0.1)")
+    q.add_argument("--seed", type=int, default=0)
+
+
+def _run_augment(args: argparse.Namespace) -> Path:
+    from alexnet.data.images import BadImage, load_image
+    from alexnet.data.transforms import Prepare, TrainAugment
+    from alexnet.viz.augment import augment_examples, plot_augmentations
+
+    check_positive("-n", args.n)
+    if args.lighting < 0:
+        raise UsageError(f"--lighting must be >= 0; got {args.lighting}")
+    ckpt = _net(args, untrained_ok=True)
+    preset = args.preset or ckpt["augment"]
+    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    image = load_image(_image_files([args.image])[0])
+    if isinstance(image, BadImage):
+        raise UsageError(f"cannot read {args.image}: {image.reason}")
+    prepared = Prepare(preset, size, channels)(image)  # uint8 C,R,R
+    augment = TrainAugment(preset, size=size, channels=channels, mean=ckpt["mean"], std=ckpt["std"], lighting=args.lighting)
+    examples = augment_examples(prepared, augment, args.n, ckpt["mean"], ckpt["std"], seed=args.seed)
+    what = {"paper": f"random {size}x{size} crop + horizontal flip + PCA lighting (alpha std {args.lighting:g})",
+            "small": f"reflect-pad {max(size // 8, 1)} + random {size}x{size} crop + horizontal flip", "none": "no augmentation"}[preset]
+    return plot_augmentations(prepared, examples, args.out, title=_title(args, f"training augmentation '{preset}' ({ckpt['model_name']})"),
+                              caption=what)
+
+
+# ---- confusion -------------------------------------------------------------------------------
+
+def _args_confusion(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--data", default=None, metavar="SPEC", help="dataset spec (default: the net's)")
+    q.add_argument("--split", default="val", choices=("val", "test"))
+    q.add_argument("--tta", default="center", choices=("center", "flip", "tencrop"))
+    q.add_argument("--batch-size", type=int, default=100, metavar="N")
+
+
+def _run_confusion(args: argparse.Namespace) -> Path:
+    from alexnet.engine.evaluate import evaluate_checkpoint
+    from alexnet.viz.confusion import plot_confusion
+
+    check_positive("--batch-size", args.batch_size)
+    ckpt = _net(args)
+    result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size, device=_device(args))
+    title = _title(args, f"{ckpt['model_name']} on {result['data']} ({args.split}, {args.tta}): top-1 {result['top1']:.2%}")
+    return plot_confusion(result["confusion"].numpy(), result["classes"], Path(args.out), title=title)

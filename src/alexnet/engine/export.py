@@ -1,0 +1,143 @@
+"""Exporting a trained net for use without this package: ONNX, TorchScript or safetensors.
+
+Every format takes the net's input as prepared for it: float32 N,C,S,S, normalised with the
+checkpoint's mean and std (see `describe`), and gives the logits N,K. Each export is checked
+after it is written: the ONNX file is run in onnxruntime (when installed) and the TorchScript
+file in torch.jit on random inputs against the PyTorch model, the safetensors file is read back
+and compared tensor by tensor. The class names and preparation travel with the file: in the
+ONNX metadata_props, a TorchScript extra file `alexnet.json`, the safetensors header.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from alexnet.engine.checkpoint import model_from_checkpoint
+from alexnet.engine.weights import load_weights, save_safetensors
+from alexnet.errors import UsageError
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".ts.pt", "safetensors": ".safetensors"}
+ONNX_TOLERANCE = 1e-4  # largest absolute logit difference accepted between onnxruntime and PyTorch
+CHECK_BATCH = 3  # random inputs per check; not 1 or 2, so a batch size baked into the graph shows up
+
+
+def describe(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """What a user of the exported file needs to feed it and read its output."""
+    return {key: ckpt[key] for key in ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")}
+
+
+def default_out(ckpt: dict[str, Any], fmt: str) -> Path:
+    """The checkpoint's own name with the format's extension, beside it (runs/RUN/best.onnx)."""
+    source = Path(str(ckpt.get("path") or ckpt["model_name"]))
+    stem = source.name.split(".")[0] or ckpt["model_name"]
+    return source.with_name(stem + FORMATS[fmt])
+
+
+def export(source: Any, fmt: str, out: str | os.PathLike | None = None, *, model: str | None = None,
+           force: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Write the net of `source` (checkpoint dict, checkpoint, run folder or weights file) as `fmt`.
+
+    Returns {"path", "format", "check"}: check says how the file was verified and the largest
+    absolute difference found (None where no checker is installed).
+    """
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
+    ckpt = source if isinstance(source, dict) else load_weights(source, model)
+    path = Path(out) if out is not None else default_out(ckpt, fmt)
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to replace it, or another --out")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
+    net = model_from_checkpoint(ckpt).eval()
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(CHECK_BATCH, *ckpt["input_size"], generator=generator)  # N,C,S,S
+    with torch.no_grad():
+        expected = net(x)  # N,K
+    if fmt == "safetensors":
+        save_safetensors(ckpt, path)
+        check = _check_safetensors(path, ckpt)
+    elif fmt == "torchscript":
+        _write_atomic(path, lambda tmp: _torchscript(net, x, tmp, describe(ckpt)))
+        check = _check_torchscript(path, x, expected)
+    else:
+        _write_atomic(path, lambda tmp: _onnx(net, x, tmp, describe(ckpt)))
+        check = _check_onnx(path, x, expected)
+    return {"path": str(path), "format": fmt, "check": check, **describe(ckpt)}
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same folder, so a failed export leaves no half file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _torchscript(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any]) -> None:
+    # torch.jit announces its deprecation in favour of torch.export, but TorchScript is still
+    # what C++ (libtorch) and older runtimes load; the traced graph is checked right after.
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, x, check_trace=False)
+        torch.jit.save(traced, path, _extra_files={"alexnet.json": json.dumps(info)})
+
+
+def _onnx(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any]) -> None:
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+    except ImportError:
+        raise UsageError("ONNX export needs the onnx package: pip install onnx (and onnxruntime to check the file)") from None
+    with warnings.catch_warnings():  # the TorchScript-based exporter announces its deprecation
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), path, input_names=["images"], output_names=["logits"], opset_version=17,
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    model = onnx.load(path)
+    for key, value in info.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.save(model, path)
+
+
+def _check_onnx(path: Path, x: torch.Tensor, expected: torch.Tensor) -> dict[str, Any]:
+    try:
+        import onnxruntime
+    except ImportError:
+        return {"checker": None, "note": "onnxruntime is not installed: the file was not checked (pip install onnxruntime)"}
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(["logits"], {"images": x.numpy()})[0]
+    diff = float((torch.from_numpy(got) - expected).abs().max())
+    if not diff <= ONNX_TOLERANCE:
+        raise UsageError(f"{path}: onnxruntime's logits differ from PyTorch's by {diff:.2e} (> {ONNX_TOLERANCE:g})")
+    return {"checker": f"onnxruntime {onnxruntime.__version__}", "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE,
+            "inputs": list(x.shape)}
+
+
+def _check_torchscript(path: Path, x: torch.Tensor, expected: torch.Tensor) -> dict[str, Any]:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(path), map_location="cpu")
+        diff = float((loaded(x) - expected).abs().max())
+    if not diff <= ONNX_TOLERANCE:
+        raise UsageError(f"{path}: the TorchScript module's logits differ from the model's by {diff:.2e}")
+    return {"checker": f"torch.jit {torch.__version__}", "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE, "inputs": list(x.shape)}
+
+
+def _check_safetensors(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    back = load_file(str(path))
+    diff = max((float((back[k] - v).abs().max()) for k, v in ckpt["model"].items() if v.numel()), default=0.0)
+    if set(back) != set(ckpt["model"]) or diff != 0.0:
+        raise UsageError(f"{path}: the tensors read back differ from the checkpoint's")
+    return {"checker": "safetensors read-back", "max_abs_diff": diff, "tensors": len(back)}

@@ -1,0 +1,146 @@
+"""Classifying pictures: image files, folders or in-memory images -> the top-k classes of each.
+
+Each image is decoded robustly (`alexnet.data.load_image`: grayscale, palette, RGBA, CMYK and
+16-bit pictures are converted, EXIF rotation applied), prepared as the net's training data was
+(the checkpoint's input_size, mean, std and preparation: the paper's resize-and-centre-crop for
+ImageNet nets), and, with tta="tencrop", classified from the ten patches of section 4.1 with
+their softmax outputs averaged. A file that cannot be read gives an entry with an "error" in
+place of "topk"; the others are still classified.
+
+    results = alexnet.predict(["cat.jpg", "photos/"], "runs/RUN")
+    results[0] == {"path": "cat.jpg", "topk": [{"class": "tabby", "index": 281, "prob": 0.62}, ...]}
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from alexnet.data.images import BadImage, load_image, normalise_image
+from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare
+from alexnet.engine.checkpoint import model_from_checkpoint, model_state
+from alexnet.errors import UsageError
+
+ImageInput = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
+
+
+def expand_inputs(inputs: Iterable[ImageInput]) -> list[ImageInput]:
+    """Paths as given, folders replaced by the image files under them (recursively, sorted)."""
+    from alexnet.data.folder import list_images
+
+    out: list[ImageInput] = []
+    for item in inputs:
+        if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
+            found = list_images(Path(item))
+            out += found if found else [BadImage(str(item), "folder holds no images")]
+        else:
+            out.append(item)
+    return out
+
+
+def as_checkpoint(model: Any) -> dict[str, Any]:
+    """A checkpoint dict for `model`: a checkpoint dict, a path (checkpoint, run folder, weights
+    file with its description), or a module from `alexnet.build_model` (class names "0".."K-1",
+    ImageNet statistics)."""
+    if isinstance(model, dict):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        from alexnet.engine.weights import load_weights
+
+        return load_weights(model)
+    if isinstance(model, nn.Module):
+        from alexnet.engine.weights import from_state_dict
+
+        state = model_state(model)
+        return from_state_dict(state["model"], state["model_name"], source=f"{state['model_name']} (in memory)")
+    raise UsageError(f"cannot classify with a {type(model).__name__}; give a checkpoint, a run folder or a model")
+
+
+def predict_iter(
+    images: ImageInput | Sequence[ImageInput],
+    model: Any,
+    *,
+    topk: int = 5,
+    tta: str = "center",
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+) -> Iterator[dict[str, Any]]:
+    """Results one by one, in input order, computed `batch_size` images at a time."""
+    if tta not in TTA_MODES:
+        raise UsageError(f"unknown test-time augmentation {tta!r}; choose from: {', '.join(TTA_MODES)}")
+    if topk < 1:
+        raise UsageError(f"topk must be >= 1; got {topk}")
+    if batch_size < 1:
+        raise UsageError(f"batch size must be >= 1; got {batch_size}")
+    ckpt = as_checkpoint(model)
+    device = torch.device(device)
+    net = model_from_checkpoint(ckpt).to(device).eval()
+    classes = list(ckpt["classes"])
+    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta)
+    views = EvalViews(size=size, channels=channels, mean=ckpt["mean"], std=ckpt["std"], tta=tta).to(device)
+    k = min(topk, len(classes))
+    items = expand_inputs([images] if _is_single(images) else images)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        names = [_name(item, start + i) for i, item in enumerate(chunk)]
+        ready: list[tuple[int, Tensor]] = []
+        errors: dict[int, str] = {}
+        for i, item in enumerate(chunk):
+            picture = item if isinstance(item, BadImage) else _decode(item)
+            if isinstance(picture, BadImage):
+                errors[i] = picture.reason
+            else:
+                ready.append((i, prepare(picture)))  # uint8 C,R,R
+        probs = class_probabilities(net, views(torch.stack([x for _, x in ready]).to(device))) if ready else None
+        rows = {i: row for (i, _), row in zip(ready, probs)} if probs is not None else {}
+        for i, name in enumerate(names):
+            if i in errors:
+                yield {"path": name, "error": errors[i]}
+                continue
+            top = rows[i].topk(k)
+            yield {"path": name, "topk": [{"class": classes[j], "index": int(j), "prob": float(p)}
+                                          for p, j in zip(top.values.tolist(), top.indices.tolist())]}
+
+
+def predict(images: ImageInput | Sequence[ImageInput], model: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """The top-k classes of every image (see the module docstring); keywords as `predict_iter`."""
+    return list(predict_iter(images, model, **kwargs))
+
+
+@torch.no_grad()
+def class_probabilities(model: nn.Module, x: Tensor) -> Tensor:
+    """Softmax outputs of N,C,H,W inputs, or of N,V,C,H,W views averaged over V (section 4.1) -> N,K."""
+    views = x.shape[1] if x.ndim == 5 else 1
+    logits = model(x.flatten(0, 1) if x.ndim == 5 else x)  # N*V,K
+    return logits.float().softmax(dim=1).view(-1, views, logits.shape[1]).mean(dim=1)  # N,K
+
+
+def _is_single(images: Any) -> bool:
+    return isinstance(images, (str, os.PathLike, Tensor)) or hasattr(images, "getpixel")
+
+
+def _decode(item: ImageInput) -> Any:
+    """A PIL image or uint8 tensor ready for `Prepare`, or a BadImage."""
+    if isinstance(item, (str, os.PathLike)):
+        return load_image(item)
+    if isinstance(item, Tensor):
+        if item.dtype != torch.uint8 or item.ndim != 3 or item.shape[0] not in (1, 3):
+            return BadImage("<tensor>", f"tensor images must be uint8 C,H,W with 1 or 3 channels; got {item.dtype} {tuple(item.shape)}")
+        return item
+    if hasattr(item, "getpixel"):  # a PIL image: through the same mode conversion as files
+        return normalise_image(item)
+    return BadImage(str(item), f"not an image: {type(item).__name__}")
+
+
+def _name(item: ImageInput, index: int) -> str:
+    if isinstance(item, BadImage):
+        return item.path
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return f"<image {index}>"

@@ -1,0 +1,223 @@
+"""Weights from anywhere, as a checkpoint: torchvision's pretrained sets, .pth state_dicts, .safetensors.
+
+Everything that uses a trained net (predict, eval, viz, export) works from one currency, the
+checkpoint dict of `alexnet.engine.checkpoint`: the builder name and arguments, the state_dict,
+the class names and how inputs were prepared (input_size, mean, std, augment). This module
+makes such a dict from
+
+- a name of a pretrained set (`imagenet1k` for alexnet_owt and the VGGs), fetched through
+  torchvision's own weights API (`AlexNet_Weights.IMAGENET1K_V1.get_state_dict`, cached in
+  $TORCH_HOME/hub/checkpoints), with the class names and eval transform it carries;
+- a file: our checkpoint, a torchvision-format state_dict (`torch.save(model.state_dict())`,
+  also wrapped as {"model": ...} or {"state_dict": ...} the way training scripts save it,
+  with DDP's `module.` prefixes), or a `.safetensors` file (ours carry their description in the
+  header metadata, so they need no --model).
+
+Nothing is unpickled beyond tensors and plain containers: torch.load(weights_only=True) or
+safetensors. A file whose tensors do not fit the model gives a one-line error naming the
+first tensor that does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from alexnet.engine.checkpoint import FORMAT, VERSION, check_state, load_checkpoint, model_state
+from alexnet.errors import UsageError
+from alexnet.models import build_model
+
+# torchvision's weight enums for the models whose layout is torchvision's (parameter names equal).
+PRETRAINED: dict[str, dict[str, str]] = {
+    "alexnet_owt": {"imagenet1k": "AlexNet_Weights.IMAGENET1K_V1"},
+    "vgg11": {"imagenet1k": "VGG11_Weights.IMAGENET1K_V1"},
+    "vgg13": {"imagenet1k": "VGG13_Weights.IMAGENET1K_V1"},
+    "vgg16": {"imagenet1k": "VGG16_Weights.IMAGENET1K_V1"},
+    "vgg19": {"imagenet1k": "VGG19_Weights.IMAGENET1K_V1"},
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics, in [0,1] units
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SAFETENSORS_KEY = "alexnet"  # header metadata entry holding our description (JSON)
+
+
+def select_model(checkpoint: str | os.PathLike | None = None, model: str | None = None,
+                 weights: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The checkpoint dict for `--checkpoint CKPT_OR_RUN_DIR`, or for `--model NAME --weights W`."""
+    if checkpoint is not None:
+        if model is not None or weights is not None:
+            raise UsageError("give either --checkpoint, or --model with --weights, not both")
+        return load_checkpoint(checkpoint)
+    if weights is None:
+        raise UsageError("say which net to use: --checkpoint CKPT_OR_RUN_DIR, or --model NAME --weights W")
+    return load_weights(weights, model)
+
+
+def load_weights(weights: str | os.PathLike, model: str | None = None) -> dict[str, Any]:
+    """A checkpoint dict for the pretrained set `weights` of `model`, or for a weights file."""
+    name = str(weights)
+    if model is not None and name in PRETRAINED.get(model, {}):
+        return pretrained(model, name)
+    path = Path(name)
+    if not path.exists():
+        sets = ", ".join(f"{m}: {', '.join(s)}" for m, s in PRETRAINED.items())
+        raise UsageError(f"weights {name!r}: no such file, and not a pretrained set of {model or 'any model'} (pretrained sets: {sets})")
+    if path.is_dir():
+        return _same_model(load_checkpoint(path), model)
+    if path.suffix == ".safetensors":
+        return _from_safetensors(path, model)
+    state = _load_torch_file(path)
+    if state.get("format") == FORMAT:
+        return _same_model(load_checkpoint(path), model)
+    return from_state_dict(_unwrap_state(state, path), model, source=str(path))
+
+
+def pretrained(model: str, name: str, progress: bool = True) -> dict[str, Any]:
+    """torchvision's pretrained set `name` of `model`, through torchvision's weights API."""
+    from torchvision.models import get_weight
+
+    enum = get_weight(PRETRAINED[model][name])
+    try:
+        # check_hash: a download is verified against the hash in its file name before it is kept
+        state = enum.get_state_dict(progress=progress, check_hash=True, weights_only=True)
+    except Exception as e:  # no network (URLError), a truncated cache file, a hash mismatch
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        raise UsageError(f"cannot get {enum} ({reason}); download {enum.url} to {cache} "
+                         f"on a machine with network, or pass --weights FILE") from None
+    transform = enum.transforms()
+    crop, resize = int(transform.crop_size[0]), int(transform.resize_size[0])
+    if abs(resize / crop - 256 / 224) > 1e-6:  # our 'paper' preparation is resize 256/224 x crop, then the centre crop
+        raise UsageError(f"{enum}: eval transform resize {resize} / crop {crop} is not the 256/224 this package prepares")
+    ckpt = from_state_dict(state, model, source=f"torchvision {enum}")
+    ckpt.update(classes=list(enum.meta["categories"]), input_size=[3, crop, crop], mean=list(transform.mean),
+                std=list(transform.std), augment="paper", weights=str(enum))
+    return ckpt
+
+
+def from_state_dict(state: dict[str, torch.Tensor], model: str | None, *, source: str,
+                    classes: list[str] | None = None) -> dict[str, Any]:
+    """A checkpoint dict for `model` holding `state`; classes and input statistics get defaults.
+
+    The number of classes and input channels are read off the tensors (the last Linear's rows,
+    the first conv's input channels), so a 10-class CIFAR state_dict needs no extra options.
+    Defaults: 1000 classes get ImageNet's names, others "0".."K-1"; ImageNet's mean and std for
+    3 channels, 0.5/0.5 for one; nets of 224 px and more are prepared as the paper's (resize,
+    centre crop), smaller ones resized whole.
+    """
+    if model is None:
+        raise UsageError(f"{source} is a bare state_dict: say which model it is for with --model NAME")
+    net = build_model(model)
+    args = _shape_args(net, state)
+    if args:
+        net = build_model(model, **args)
+    check_state(net, state, source)
+    net.load_state_dict(state)
+    k, (c, h, w) = net.num_classes, net.input_size
+    if classes is None:
+        classes = _imagenet_names() if k == 1000 else [str(i) for i in range(k)]
+    return {
+        "format": FORMAT, "version": VERSION, **model_state(net), "classes": list(classes),
+        "input_size": [c, h, w], "mean": list(IMAGENET_MEAN if c == 3 else (0.5,) * c),
+        "std": list(IMAGENET_STD if c == 3 else (0.5,) * c), "augment": "paper" if h >= 224 else "small",
+        "data": None, "path": source,
+    }
+
+
+def save_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a checkpoint's weights as .safetensors with its description in the header metadata."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in ckpt["model"].items()}
+    meta = {key: ckpt[key] for key in ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")}
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(state, str(tmp), metadata={SAFETENSORS_KEY: json.dumps(meta), "format": "pt"})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except Exception as e:  # SafetensorError on a truncated or foreign file
+        raise UsageError(f"cannot read {path}: {' '.join(str(e).split())[:120]}") from None
+    if SAFETENSORS_KEY not in meta:
+        return from_state_dict(state, model, source=str(path))
+    try:
+        info = json.loads(meta[SAFETENSORS_KEY])
+        name, args = str(info["model_name"]), dict(info["model_args"])
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{path}: the alexnet description in its header is damaged") from None
+    if model is not None and model != name:
+        raise UsageError(f"{path} holds a {name}, not a {model}")
+    net = build_model(name, **args)
+    check_state(net, state, str(path))
+    return {"format": FORMAT, "version": VERSION, "model_name": name, "model_args": args, "model": state,
+            "classes": list(info["classes"]), "input_size": list(info["input_size"]), "mean": list(info["mean"]),
+            "std": list(info["std"]), "augment": str(info["augment"]), "data": None, "path": str(path)}
+
+
+def _load_torch_file(path: Path) -> dict[str, Any]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, truncated, or a pickle that wants to run code
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"cannot load weights {path}: {first[:160]}") from None
+    if not isinstance(obj, dict):
+        raise UsageError(f"{path} holds a {type(obj).__name__}, not a state_dict")
+    return obj
+
+
+def _unwrap_state(obj: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
+    """The state_dict inside what training scripts save; DDP/compile prefixes removed."""
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise UsageError(f"{path} holds no tensors: not a state_dict")
+    for prefix in ("module.", "_orig_mod."):
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _shape_args(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """num_classes / in_channels that make `net` fit `state`, read off the first conv and last Linear."""
+    args: dict[str, int] = {}
+    first_conv = next((n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)), None)
+    last_linear = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)][-1]
+    conv_w = state.get(f"{first_conv}.weight")
+    fc_w = state.get(f"{last_linear}.weight")
+    if isinstance(fc_w, torch.Tensor) and fc_w.ndim == 2 and fc_w.shape[0] != net.num_classes:
+        args["num_classes"] = int(fc_w.shape[0])
+    if isinstance(conv_w, torch.Tensor) and conv_w.ndim == 4 and conv_w.shape[1] != net.input_size[0]:
+        args["in_channels"] = int(conv_w.shape[1])
+    return args
+
+
+def _same_model(ckpt: dict[str, Any], model: str | None) -> dict[str, Any]:
+    if model is not None and ckpt["model_name"] != model:
+        raise UsageError(f"{ckpt['path']} holds a {ckpt['model_name']}, not a {model}")
+    return ckpt
+
+
+def _imagenet_names() -> list[str]:
+    from alexnet.data.imagenet import imagenet_classes
+
+    return list(imagenet_classes()[1])

@@ -1,0 +1,77 @@
+"""Training curves from one or more runs' metrics.jsonl, overlaid: loss, top-1 accuracy, learning rate.
+
+The paper reports only final error rates; this is the per-epoch view of a run (train vs validation,
+and the learning rate, which the paper divided by 10 whenever validation error stopped improving,
+Section 5). Records are the rows `alexnet.engine.metrics.read_metrics` returns.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from alexnet.errors import UsageError
+from alexnet.viz.figure import pyplot, save, short
+
+MARKERS_UP_TO = 30  # epochs per run drawn with point markers; more would clutter the lines
+
+
+def _series(records: Sequence[dict[str, Any]], key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
+    """(epochs, values) of `key`, skipping records without it or with a non-finite value (no val set)."""
+    xs, ys = [], []
+    for r in records:
+        x, y = r.get("epoch"), r.get(key)
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and math.isfinite(x) and math.isfinite(y):
+            xs.append(float(x))
+            ys.append(float(y) * scale)
+    return xs, ys
+
+
+def plot_curves(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str | Path, *, title: str = "") -> Path:
+    """Draw loss, top-1 accuracy (%) and learning rate per epoch for every (label, records) run."""
+    if not runs:
+        raise UsageError("no runs to plot: give at least one run folder")
+    for label, records in runs:
+        if not records:
+            raise UsageError(f"{label}: no epochs recorded (metrics.jsonl is empty)")
+    plt = pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    # constrained layout keeps the outside legend clear of the panels; tight_layout ignores figure legends
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
+    ax_loss, ax_acc, ax_lr = axes
+    colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
+    lrs: list[float] = []
+    for i, (label, records) in enumerate(runs):
+        colour = colours(i % colours.N)
+        marker = "o" if len(records) <= MARKERS_UP_TO else None
+        style = {"color": colour, "marker": marker, "markersize": 4, "linewidth": 1.6}
+        for ax, key, scale in ((ax_loss, "loss", 1.0), (ax_acc, "top1", 100.0)):  # accuracies are fractions
+            ax.plot(*_series(records, f"train_{key}", scale), linestyle="-", **style)
+            ax.plot(*_series(records, f"val_{key}", scale), linestyle="--", **style)
+        xs, ys = _series(records, "lr")
+        lrs += ys
+        ax_lr.plot(xs, ys, linestyle="-", **style)
+
+    ax_loss.set(title="loss", xlabel="epoch", ylabel="cross-entropy loss")
+    ax_acc.set(title="top-1 accuracy", xlabel="epoch", ylabel="top-1 accuracy (%)")
+    ax_lr.set(title="learning rate (at epoch start)", xlabel="epoch", ylabel="learning rate")
+    # a log axis shows the paper's divide-by-10 steps as equal drops
+    if lrs and min(lrs) > 0 and max(lrs) / min(lrs) > 10:
+        ax_lr.set_yscale("log")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+
+    run_handles = [Line2D([], [], color=colours(i % colours.N), linewidth=2.5, label=short(label, 40))
+                   for i, (label, _) in enumerate(runs)]
+    style_handles = [Line2D([], [], color="black", linestyle="-", label="train"),
+                     Line2D([], [], color="black", linestyle="--", label="validation")]
+    handles = run_handles + style_handles
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=9,
+               frameon=False, title="colour = run, solid = train, dashed = validation", title_fontsize=9)
+    names = ", ".join(short(label, 30) for label, _ in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    fig.suptitle(title or f"training curves: {names}", fontsize=11)
+    return save(fig, path, tight=False)

@@ -1,0 +1,90 @@
+"""Export: each format's file gives the PyTorch model's outputs, checked by an independent runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from alexnet.cli import main
+from alexnet.engine.export import export
+from alexnet.engine.weights import from_state_dict, load_weights
+from alexnet.models import build_model
+from alexnet.models.lrn import LocalResponseNorm
+
+
+def _ckpt(name: str, **kwargs: object) -> dict:
+    torch.manual_seed(0)
+    model = build_model(name, **kwargs)
+    return from_state_dict(model.state_dict(), name, source=name)
+
+
+def _reference(ckpt: dict, x: torch.Tensor) -> torch.Tensor:
+    from alexnet.engine.checkpoint import model_from_checkpoint
+
+    with torch.no_grad():
+        return model_from_checkpoint(ckpt).eval()(x)
+
+
+def test_onnx_matches_pytorch_in_onnxruntime(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    ckpt = _ckpt("alexnet2012", num_classes=10)  # two towers, LRN within each tower
+    result = export(ckpt, "onnx", tmp_path / "net.onnx")
+    assert result["check"]["checker"].startswith("onnxruntime") and result["check"]["max_abs_diff"] <= 1e-4
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 3, 227, 227, generator=torch.Generator().manual_seed(7))  # another batch size than the export's
+    got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+    assert (got - _reference(ckpt, x)).abs().max() <= 1e-4
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "net.onnx")).metadata_props}
+    assert meta["model_name"] == "alexnet2012" and meta["classes"] == [str(i) for i in range(10)]
+
+
+def test_torchscript_runs_without_this_package_and_carries_its_description(tmp_path: Path) -> None:
+    ckpt = _ckpt("alexnet_mini")
+    export(ckpt, "torchscript", tmp_path / "net.ts.pt")
+    extra = {"alexnet.json": ""}
+    loaded = torch.jit.load(str(tmp_path / "net.ts.pt"), _extra_files=extra)
+    x = torch.randn(4, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), _reference(ckpt, x), rtol=1e-5, atol=1e-5)
+    assert json.loads(extra["alexnet.json"])["input_size"] == [3, 32, 32]
+
+
+def test_safetensors_round_trip(tmp_path: Path) -> None:
+    ckpt = _ckpt("alexnet_simple", num_classes=4)
+    ckpt["classes"] = ["circle", "square", "triangle", "star"]
+    export(ckpt, "safetensors", tmp_path / "net.safetensors")
+    back = load_weights(tmp_path / "net.safetensors")
+    assert back["classes"] == ckpt["classes"] and back["model_args"] == {"num_classes": 4}
+    for key, tensor in ckpt["model"].items():
+        assert torch.equal(back["model"][key], tensor)
+
+
+def test_traced_lrn_is_torchs_formula() -> None:
+    """Under tracing the LRN takes torch's own formula; it must equal the hand-written kernel."""
+    lrn = LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0, towers=2)
+    x = torch.randn(2, 96, 9, 9) * 30
+    traced = torch.jit.trace(lrn, x)
+    torch.testing.assert_close(traced(x), lrn(x), rtol=1e-6, atol=1e-6)
+    halves = torch.cat([torch.nn.functional.local_response_norm(h, 5, 1e-4, 0.75, 2.0) for h in x.chunk(2, dim=1)], dim=1)
+    torch.testing.assert_close(traced(x), halves, rtol=1e-6, atol=1e-6)
+
+
+def test_cli_export_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from alexnet.engine.checkpoint import save_checkpoint
+
+    ckpt = _ckpt("alexnet_mini")
+    save_checkpoint(tmp_path / "best.pt", {k: v for k, v in ckpt.items() if k not in ("format", "version", "path")})
+    assert main(["export", str(tmp_path), "--format", "onnx"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "best.onnx").is_file() and "wrote" in out
+    assert ("largest absolute difference" in out) or ("not checked: onnxruntime is not installed" in out)
+    before = (tmp_path / "best.onnx").read_bytes()
+    assert main(["export", str(tmp_path), "--format", "onnx"]) == 2  # never replaces a file unasked
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert (tmp_path / "best.onnx").read_bytes() == before
+    assert main(["export", str(tmp_path), "--format", "safetensors", "--out", str(tmp_path / "no" / "x.safetensors")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["export", str(tmp_path), "--format", "pickle"]) == 2

@@ -1,0 +1,159 @@
+"""Weights from torchvision's API, torchvision-format state_dicts, safetensors and our checkpoints.
+
+No weights can be downloaded here, so each test builds torchvision's own model, saves its
+state_dict in torchvision's format and loads it through the real code path; the reference is
+torchvision's model on the same input.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+from alexnet.engine.checkpoint import model_from_checkpoint
+from alexnet.engine.weights import load_weights, save_safetensors, select_model
+from alexnet.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def tv_alexnet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.alexnet(weights=None).eval()
+
+
+def _same_outputs(ckpt: dict, reference: torch.nn.Module, size: int = 224) -> None:
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    ours = model_from_checkpoint(ckpt).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+
+
+def test_torchvision_state_dict_file(tmp_path: Path, tv_alexnet: torch.nn.Module) -> None:
+    path = tmp_path / "alexnet.pth"
+    torch.save(tv_alexnet.state_dict(), path)
+    ckpt = load_weights(path, "alexnet_owt")
+    assert ckpt["model_name"] == "alexnet_owt" and len(ckpt["classes"]) == 1000
+    assert ckpt["classes"][0] == "tench" and ckpt["input_size"] == [3, 224, 224]
+    _same_outputs(ckpt, tv_alexnet)
+
+
+def test_imagenet1k_through_torchvisions_weights_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     tv_alexnet: torch.nn.Module) -> None:
+    """`--weights imagenet1k` goes through AlexNet_Weights.IMAGENET1K_V1.get_state_dict, which finds
+    the file in torch hub's cache, where a download would have put it."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    enum = torchvision.models.AlexNet_Weights.IMAGENET1K_V1
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(tv_alexnet.state_dict(), cache / os.path.basename(enum.url))
+    ckpt = select_model(model="alexnet_owt", weights="imagenet1k")
+    assert ckpt["classes"] == list(enum.meta["categories"])
+    transform = enum.transforms()
+    assert ckpt["mean"] == list(transform.mean) and ckpt["std"] == list(transform.std)
+    assert ckpt["input_size"] == [3, *transform.crop_size, *transform.crop_size]
+    assert ckpt["augment"] == "paper"  # resize to 256 (= 224 * 256/224), centre crop 224
+    _same_outputs(ckpt, tv_alexnet)
+
+
+def test_imagenet1k_without_network_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(UsageError, match=r"cannot get AlexNet_Weights.IMAGENET1K_V1 .*alexnet-owt-7be5be79.pth") as err:
+        load_weights("imagenet1k", "alexnet_owt")
+    assert "\n" not in str(err.value)
+
+
+def test_pretrained_name_for_a_model_without_one() -> None:
+    with pytest.raises(UsageError, match="not a pretrained set of alexnet2012"):
+        load_weights("imagenet1k", "alexnet2012")
+
+
+def test_training_script_wrappers_and_ddp_prefix(tmp_path: Path, tv_alexnet: torch.nn.Module) -> None:
+    path = tmp_path / "checkpoint.pth"
+    wrapped = {"model": {f"module.{k}": v for k, v in tv_alexnet.state_dict().items()}, "epoch": 89, "args": "x"}
+    torch.save(wrapped, path)
+    _same_outputs(load_weights(path, "alexnet_owt"), tv_alexnet)
+
+
+def test_num_classes_and_channels_read_off_the_tensors(tmp_path: Path) -> None:
+    reference = torchvision.models.alexnet(num_classes=10).eval()
+    path = tmp_path / "ten.pth"
+    torch.save(reference.state_dict(), path)
+    ckpt = load_weights(path, "alexnet_owt")
+    assert ckpt["classes"] == [str(i) for i in range(10)] and ckpt["model_args"] == {"num_classes": 10}
+    _same_outputs(ckpt, reference)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda sd: sd.pop("features.3.bias"), r"tensor 'features.3.bias' \(192,\) is missing"),
+    (lambda sd: sd.__setitem__("features.6.weight", torch.zeros(384, 192, 5, 5)),
+     r"tensor 'features.6.weight' has shape \(384, 192, 5, 5\), the model wants \(384, 192, 3, 3\)"),
+    (lambda sd: sd.__setitem__("features.99.weight", torch.zeros(1)), r"unexpected tensor 'features.99.weight'"),
+])
+def test_mismatch_names_the_first_bad_tensor(tmp_path: Path, tv_alexnet: torch.nn.Module, damage, message: str) -> None:
+    state = dict(tv_alexnet.state_dict())
+    damage(state)
+    path = tmp_path / "bad.pth"
+    torch.save(state, path)
+    with pytest.raises(UsageError, match=message):
+        load_weights(path, "alexnet_owt")
+
+
+def test_wrong_model_for_the_file(tmp_path: Path, tv_alexnet: torch.nn.Module) -> None:
+    path = tmp_path / "owt.pth"
+    torch.save(tv_alexnet.state_dict(), path)
+    with pytest.raises(UsageError, match="does not fit alexnet2012: tensor 'features.conv1.weight'"):
+        load_weights(path, "alexnet2012")
+    with pytest.raises(UsageError, match="bare state_dict: say which model"):
+        load_weights(path)
+
+
+def test_safetensors_ours_and_bare(tmp_path: Path, tv_alexnet: torch.nn.Module) -> None:
+    bare = tmp_path / "bare.safetensors"
+    save_file({k: v.contiguous() for k, v in tv_alexnet.state_dict().items()}, str(bare))
+    ckpt = load_weights(bare, "alexnet_owt")
+    _same_outputs(ckpt, tv_alexnet)
+    ckpt["classes"] = [f"class {i}" for i in range(1000)]
+    ours = save_safetensors(ckpt, tmp_path / "ours.safetensors")
+    back = load_weights(ours)  # describes itself: no --model needed
+    assert back["model_name"] == "alexnet_owt" and back["classes"] == ckpt["classes"]
+    _same_outputs(back, tv_alexnet)
+    with pytest.raises(UsageError, match="holds a alexnet_owt, not a alexnet2012"):
+        load_weights(ours, "alexnet2012")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(ours.read_bytes()[:1000])
+    with pytest.raises(UsageError, match="cannot read"):
+        load_weights(truncated)
+
+
+class _Exploit:
+    """Unpickling this calls Path.touch on the marker file: code run by merely loading a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    for name in ("evil.pth", "evil.pt"):
+        path = tmp_path / name
+        torch.save({"features.0.weight": _Exploit(marker)}, path)
+        with pytest.raises(UsageError, match="cannot load"):
+            load_weights(path, "alexnet_owt")
+        with pytest.raises(UsageError, match="cannot load"):
+            select_model(checkpoint=path)
+    assert not marker.exists()
