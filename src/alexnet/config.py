@@ -92,6 +92,8 @@ class TrainConfig:
     """Stop after this many optimizer steps in all (0: no limit); for smoke tests."""
     strict: bool = False
     """Stop at the first unreadable image instead of skipping and counting it."""
+    skip_nonfinite: bool = False
+    """Skip a batch whose loss is NaN or infinite (no optimizer step; counted and logged) instead of stopping the run."""
     deterministic: bool = False
     """Ask torch for deterministic algorithms (slower on GPU)."""
     tensorboard: bool = True

@@ -1,4 +1,9 @@
-"""The errors a user can cause: the CLI prints them on one line and exits with code 2."""
+"""The errors a user can cause (one line, exit 2) and the two ways a training run stops early.
+
+The CLI prints each of them on one line: UsageError exits 2, TrainingDiverged 1 (the input was
+valid; the run blew up), Interrupted 128 + the signal's number (130 for SIGINT, 143 for SIGTERM),
+as shells report a process killed by that signal.
+"""
 
 
 class UsageError(Exception):
@@ -7,3 +12,19 @@ class UsageError(Exception):
 
 class DataError(UsageError):
     """Data that cannot be used: a missing or empty folder, a malformed dataset file."""
+
+
+class TrainingDiverged(UsageError):
+    """The training loss became NaN or infinite; the last good checkpoint was kept (exit 1)."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped a training run after its state was saved (exit 128 + signal)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

@@ -1,6 +1,8 @@
 """The `alexnet` command: one module per verb, each with `add_arguments(parser)` and `run(args) -> int`.
 
-Errors a user can cause (UsageError) print one line, `alexnet VERB: error: ...`, and exit 2;
+Errors a user can cause (UsageError) print one line, `alexnet VERB: error: ...`, and exit 2
+(a diverged training run, TrainingDiverged, exits 1; a run stopped by SIGINT/SIGTERM after
+saving, Interrupted, exits 130/143);
 argparse's own errors are shortened to one line too. Nothing past this package sees argparse.
 """
 
@@ -10,7 +12,7 @@ import argparse
 import sys
 from importlib import import_module
 
-from alexnet.errors import UsageError
+from alexnet.errors import Interrupted, TrainingDiverged, UsageError
 
 VERBS = {
     "train": "train a model (presets: fast, paper, d2l)",
@@ -52,9 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(import_module(f"alexnet.cli.{args.verb}").run(args) or 0)
+    except TrainingDiverged as e:  # valid input, but the run blew up: not a usage error
+        print(f"alexnet {args.verb}: error: {e}", file=sys.stderr)
+        return 1
     except UsageError as e:
         print(f"alexnet {args.verb}: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # SIGINT/SIGTERM during training: state saved, 130 or 143
+        print(f"alexnet {args.verb}: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print(f"alexnet {args.verb}: interrupted", file=sys.stderr)
         return 130

@@ -137,7 +137,13 @@ def _title(args: argparse.Namespace, default: str) -> str:
 
 
 def _who(ckpt: dict[str, Any]) -> str:
-    return f"{ckpt['model_name']} ({Path(str(ckpt.get('path', ''))).parent.name or ckpt.get('path')})" if ckpt.get("path") else ckpt["model_name"]
+    """"alexnet_mini (RUN_NAME)" for a run's checkpoint, else where the weights came from."""
+    source = str(ckpt.get("path") or "")
+    if source.startswith(ckpt["model_name"]):  # an in-memory description, e.g. "alexnet2012 (untrained, seed 0)"
+        return source
+    if Path(source).is_file():
+        return f"{ckpt['model_name']} ({Path(source).parent.name})"
+    return f"{ckpt['model_name']} ({source})" if source else ckpt["model_name"]
 
 
 # ---- filters ---------------------------------------------------------------------------------

@@ -5,18 +5,21 @@ uncompiled model), the class names, the input size and normalisation the model w
 with, and for training checkpoints the optimizer, scheduler, epoch and config. Everything in it
 is a tensor, a number, a string, or a list/dict of those, so it loads with
 `torch.load(weights_only=True)`: loading a checkpoint never runs code from the file.
+
+A run folder whose preferred checkpoint is damaged (truncated, not a torch file) falls back to
+its other one with a warning on stderr: `--resume RUN` continues from best.pt when last.pt is bad.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from alexnet.atomic import atomic_path
 from alexnet.errors import UsageError
 from alexnet.models import build_model
 
@@ -33,19 +36,19 @@ def unwrap(model: nn.Module) -> nn.Module:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically: a temporary file in the same folder, fsync, rename.
 
-    A crash mid-write leaves the previous file at `path` intact.
+    A crash mid-write leaves the previous file at `path` intact. An OSError (disk full, quota,
+    permissions) becomes a one-line UsageError saying so.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+    except OSError as e:
+        raise UsageError(f"cannot write checkpoint {path}: {e.strerror or e}; {_kept(path)}") from e
+
+
+def _kept(path: Path) -> str:
+    return f"the previous {path.name} is intact" if path.exists() else "no file was written"
 
 
 def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
@@ -62,9 +65,35 @@ def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
     return p
 
 
+_warned: set[str] = set()  # damaged files already reported (the CLI and fit both load a --resume folder)
+
+
 def load_checkpoint(path: str | Path, prefer: str = "best") -> dict[str, Any]:
-    """Load a checkpoint file or run folder safely (weights_only) onto the CPU."""
-    file = find_checkpoint(path, prefer)
+    """Load a checkpoint file or run folder safely (weights_only) onto the CPU.
+
+    For a run folder whose preferred file (`prefer`.pt) does not load, the other one is used,
+    with a warning naming the bad file; a single file that does not load is a UsageError.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return _load_file(find_checkpoint(p, prefer))
+    order = ("best.pt", "last.pt") if prefer == "best" else ("last.pt", "best.pt")
+    files = [p / name for name in order if (p / name).is_file()]
+    if not files:
+        raise UsageError(f"no checkpoint (best.pt or last.pt) in run folder {p}")
+    try:
+        return _load_file(files[0])
+    except UsageError as e:
+        if len(files) == 1:
+            raise
+        ckpt = _load_file(files[1])  # both bad: this one's error names it
+        if str(files[0]) not in _warned:
+            _warned.add(str(files[0]))
+            print(f"warning: {e}; using {files[1]} (epoch {ckpt.get('epoch', '?')}) instead", file=sys.stderr)
+        return ckpt
+
+
+def _load_file(file: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated file, not a torch file, or a pickle that wants to run code

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from alexnet.atomic import atomic_path
 from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.engine.weights import load_weights, save_safetensors
 from alexnet.errors import UsageError
@@ -65,23 +65,14 @@ def export(source: Any, fmt: str, out: str | os.PathLike | None = None, *, model
         save_safetensors(ckpt, path)
         check = _check_safetensors(path, ckpt)
     elif fmt == "torchscript":
-        _write_atomic(path, lambda tmp: _torchscript(net, x, tmp, describe(ckpt)))
+        with atomic_path(path) as tmp:
+            _torchscript(net, x, tmp, describe(ckpt))
         check = _check_torchscript(path, x, expected)
     else:
-        _write_atomic(path, lambda tmp: _onnx(net, x, tmp, describe(ckpt)))
+        with atomic_path(path) as tmp:
+            _onnx(net, x, tmp, describe(ckpt))
         check = _check_onnx(path, x, expected)
     return {"path": str(path), "format": fmt, "check": check, **describe(ckpt)}
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, so a failed export leaves no half file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _torchscript(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any]) -> None:

@@ -18,6 +18,12 @@ probabilities averaged over test-time views as alexnet.engine.evaluate does), so
 val_top1 is the NumPy net's accuracy; tests/engine/test_numpy_backend.py checks that `evaluate`
 with the torch twin gives the same figure.
 
+Reliability as the torch backend's (alexnet.engine.train): RNG states in every checkpoint, a NaN/inf
+loss stops the run or (--skip-nonfinite) skips the batch, and SIGINT/SIGTERM stop after the current
+step; but the interrupted epoch's progress is not saved: last.pt stays the last finished epoch's,
+and --resume redoes the interrupted epoch from its start (exactly: its order and dropout masks are
+functions of (seed, epoch)).
+
 Limits: SGD only (momentum, Nesterov, weight decay, as torch.optim.SGD), CPU only, float32 (no
 amp), and the nets that have a NumPy version (alexnet_simple, alexnet_mini, alexnet2012) at their
 own input size.
@@ -44,6 +50,7 @@ from alexnet.data.loader import note_bad, set_epoch
 from alexnet.engine.checkpoint import load_checkpoint, model_state
 from alexnet.engine.metrics import MetricsLog
 from alexnet.engine.train import (
+    StopRequest,
     build_for_data,
     current_lr,
     data_pipeline,
@@ -54,10 +61,15 @@ from alexnet.engine.train import (
     make_plateau_schedule,
     make_step_schedule,
     new_run_dir,
+    diverged,
+    interrupted,
+    restore_rng,
+    rng_state,
     seed_everything,
+    stop_on_signals,
     tta_pipeline,
 )
-from alexnet.errors import UsageError
+from alexnet.errors import TrainingDiverged, UsageError
 from alexnet.scratch import layers as L
 
 
@@ -102,11 +114,16 @@ def train_one_epoch_numpy(
     strict: bool = False,
     bad: list | None = None,
     progress: str = "",
+    stop: StopRequest | None = None,
+    skip_nonfinite: bool = False,
 ) -> dict[str, Any]:
     """One pass over `loader` with NumPy steps (alexnet.engine.train.train_one_epoch's twin).
 
     Before each step the lr is read from `lr_holder`, the torch optimizer that the schedules drive.
+    `stop` ends the pass after the current step ("interrupted": True); a non-finite loss raises
+    TrainingDiverged before the update, or with `skip_nonfinite` skips the batch ("nonfinite").
     """
+    nonfinite, cut = 0, False
     loss_sum, correct, images, step = 0.0, 0, 0, start_step
     bad = [] if bad is None else bad
     started = time.perf_counter()
@@ -121,6 +138,16 @@ def train_one_epoch_numpy(
         opt.lr = current_lr(lr_holder)
         logits, caches = net.forward(x, train=True, rng=rng)  # N,K
         loss, dlogits = smoothed_cross_entropy(logits, y, label_smoothing)
+        if not np.isfinite(loss):
+            message = f"loss is {loss} at step {step + 1} (lr {opt.lr:.3g})"
+            if not skip_nonfinite:
+                raise TrainingDiverged(message)
+            nonfinite += 1
+            log(f"skipped batch: {message} (--skip-nonfinite; {nonfinite} this epoch)")
+            if stop:
+                cut = True
+                break
+            continue
         opt.step(net.backward(dlogits, caches))
         if step_schedule is not None:
             with warnings.catch_warnings():
@@ -138,16 +165,23 @@ def train_one_epoch_numpy(
                             lr=f"{opt.lr:.2g}", ips=f"{rate:.0f}")
         if max_steps and step >= max_steps:
             break
+        if stop:
+            cut = True
+            break
     bar.close()
     seconds = time.perf_counter() - started
-    return {
+    out = {
         "train_loss": loss_sum / images if images else float("nan"),
         "train_top1": correct / images if images else float("nan"),
         "images": images,
         "seconds": seconds,
         "images_per_s": images / seconds if seconds > 0 else 0.0,
         "step": step,
+        "interrupted": cut,
     }
+    if skip_nonfinite:
+        out["nonfinite"] = nonfinite
+    return out
 
 
 def evaluate_numpy(net: scratch.Net, loader: Iterable, views: Callable[[torch.Tensor], torch.Tensor], *, strict: bool = False) -> dict[str, Any]:
@@ -236,6 +270,8 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
     else:
         if resume["model_name"] != cfg.model or list(resume["classes"]) != list(source.classes):
             raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; it cannot resume this config")
+        if resume.get("partial"):
+            raise UsageError(f"{resume['path']} was saved mid-epoch by the torch backend; finish that epoch with --backend torch")
         saved = (resume.get("optimizer") or {}).get("param_groups") or [{}]
         if "momentum" not in saved[0] or "betas" in saved[0]:
             raise UsageError(f"{resume['path']} was not trained with SGD; the numpy backend cannot continue its optimizer")
@@ -269,33 +305,43 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
             "plateau": plateau.state_dict() if plateau else None,
             "scaler": None,
             "epoch": epoch, "step": step, "best_top1": best_top1, "config": to_dict(cfg), "metrics": metrics,
-            "init_filters": init_filters,
+            "init_filters": init_filters, "rng": rng_state(), "partial": None,
         }
 
     bad: list = []
     val: dict[str, Any] = {}
     train_rates: list[float] = []
+    restore_rng(resume.get("rng") if resume is not None else None)  # as when the checkpoint was written
     try:
-        while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
-            set_epoch(train_loader, epoch)
-            lr = current_lr(optimizer)
-            train = train_one_epoch_numpy(
-                net, train_loader, opt, lr_holder=optimizer, augment=pipe.augment,
-                rng=np.random.default_rng([cfg.seed % 2**63, epoch]),  # dropout masks; per epoch, so a resumed run draws the same
-                step_schedule=step_schedule, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
-                strict=cfg.strict, bad=bad, progress=f"epoch {epoch + 1}/{cfg.epochs}",
-            )
-            step = train.pop("step")
-            train_rates.append(train["images_per_s"])
-            val = evaluate_numpy(net, val_loader, pipe.views, strict=cfg.strict)
-            bad.extend(val["bad"])
-            epoch += 1
-            if plateau is not None:
-                plateau.step(val["top1"])
-            record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, epochs=cfg.epochs, step=step, lr=lr,
-                                          train=train, val=val, best_top1=best_top1)
-            if on_epoch is not None:
-                on_epoch(record)
+        with stop_on_signals() as stop:
+            while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
+                set_epoch(train_loader, epoch)
+                lr = current_lr(optimizer)
+                train = train_one_epoch_numpy(
+                    net, train_loader, opt, lr_holder=optimizer, augment=pipe.augment,
+                    rng=np.random.default_rng([cfg.seed % 2**63, epoch]),  # dropout masks; per epoch, so a resumed run draws the same
+                    step_schedule=step_schedule, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
+                    strict=cfg.strict, bad=bad, progress=f"epoch {epoch + 1}/{cfg.epochs}",
+                    stop=stop, skip_nonfinite=cfg.skip_nonfinite,
+                )
+                step = train.pop("step")
+                if train.pop("interrupted"):  # this epoch's progress is dropped: resume redoes it
+                    raise interrupted(stop, run_dir, f"in epoch {epoch + 1}", saved=f"epoch {epoch + 1} will be redone from its start;"
+                                      f" the last finished epoch ({epoch}) is in")
+                train_rates.append(train["images_per_s"])
+                val = evaluate_numpy(net, val_loader, pipe.views, strict=cfg.strict)
+                bad.extend(val["bad"])
+                epoch += 1
+                if plateau is not None:
+                    plateau.step(val["top1"])
+                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, epochs=cfg.epochs, step=step, lr=lr,
+                                              train=train, val=val, best_top1=best_top1)
+                if on_epoch is not None:
+                    on_epoch(record)
+                if stop and epoch < cfg.epochs:
+                    raise interrupted(stop, run_dir, f"after epoch {epoch}")
+    except TrainingDiverged as e:
+        raise diverged(e, run_dir) from None
     finally:
         metrics_log.close()
 

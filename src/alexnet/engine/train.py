@@ -6,6 +6,13 @@ all). Other recipes (cosine, one-cycle, AdamW, label smoothing) are options of t
 
 Data flows one way: dataset -> transforms -> loader -> model -> this engine -> the run folder
 (config.yaml, metrics.jsonl, tb/, last.pt, best.pt, bad_images.txt), which eval and predict read.
+
+Reliability (docs/reliability.md): every checkpoint holds the RNG states of torch, NumPy and
+`random`, and the data order is a function of (seed, epoch), so on the CPU with --deterministic a
+resumed run ends bit for bit where the uninterrupted one does. SIGINT/SIGTERM finish the current
+step and save last.pt with the epoch's progress ("partial": batches done, running sums), which
+--resume continues from the next batch. A NaN/inf loss stops the run (TrainingDiverged) before the
+optimizer steps on it, or with --skip-nonfinite that batch is skipped and counted.
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,7 +42,7 @@ from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepa
 from alexnet.engine.checkpoint import load_checkpoint, model_state, save_checkpoint
 from alexnet.engine.evaluate import evaluate
 from alexnet.engine.metrics import MetricsLog
-from alexnet.errors import UsageError
+from alexnet.errors import Interrupted, TrainingDiverged, UsageError
 from alexnet.models import build_model
 
 
@@ -63,6 +72,81 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states of torch (and CUDA), NumPy and `random`, as tensors, numbers and lists
+    so that a checkpoint holding them still loads with torch.load(weights_only=True)."""
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "numpy": {"kind": str(np_kind), "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "python": {"version": int(version), "state": [int(v) for v in internal], "gauss_next": gauss_next},
+    }
+
+
+def restore_rng(state: dict[str, Any] | None) -> None:
+    """Put back the RNG states that rng_state() saved (checkpoints from before they were saved: no-op)."""
+    if not state:
+        return
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available():
+        for i, s in enumerate(state.get("cuda") or []):
+            if i < torch.cuda.device_count():
+                torch.cuda.set_rng_state(s, i)
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM while training: the loop finishes its step, saves, and stops."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def __bool__(self) -> bool:
+        return self.signum != 0
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Turn SIGINT and SIGTERM into a StopRequest for the duration; a second signal stops at once
+    (KeyboardInterrupt). Outside the main thread (no signal handlers allowed) nothing is caught."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop:
+            raise KeyboardInterrupt
+        stop.signum = signum
+        log(f"{signal.Signals(signum).name}: finishing this step, then saving last.pt (send it again to stop at once)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def interrupted(stop: StopRequest, run_dir: Path, where: str, saved: str = "state saved in") -> Interrupted:
+    """The error that ends a run stopped by a signal once its state is saved: how to continue."""
+    name = signal.Signals(stop.signum).name
+    return Interrupted(f"interrupted by {name} {where}; {saved} {run_dir / 'last.pt'}; "
+                       f"continue with: alexnet train --resume {run_dir}", stop.signum)
+
+
+def diverged(error: TrainingDiverged, run_dir: Path) -> TrainingDiverged:
+    """`error` (which names the step and lr) with what was kept and what to try."""
+    kept = f"the last good checkpoint is {run_dir / 'last.pt'}" if (run_dir / "last.pt").exists() else "no checkpoint was written"
+    return TrainingDiverged(f"{error}; {kept}; lower --lr, or pass --skip-nonfinite to skip such batches")
 
 
 def autocast_for(device: torch.device, enabled: bool) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler | None]:
@@ -125,17 +209,32 @@ def train_one_epoch(
     strict: bool = False,
     bad: list | None = None,
     progress: str = "",
+    stop: StopRequest | None = None,
+    skip_nonfinite: bool = False,
+    partial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One pass over `loader` (or until global step `max_steps`); returns the epoch's training metrics."""
+    """One pass over `loader` (or until global step `max_steps`); returns the epoch's training metrics.
+
+    `stop` (set by a signal) ends the pass after the current step; the result's "partial" is then
+    the epoch's progress (batches done, running sums), which passed back as `partial` continues the
+    same epoch from the next batch. A non-finite loss raises TrainingDiverged before the optimizer
+    steps on it, or with `skip_nonfinite` skips the batch and counts it ("nonfinite").
+    """
     model.train()
+    part = partial or {}
     # Running sums stay on the device: reading them every step would wait for the GPU each time.
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    images, step = 0, start_step
+    loss_sum = part["loss_sum"].to(device) if "loss_sum" in part else torch.zeros((), device=device)
+    correct = part["correct"].to(device) if "correct" in part else torch.zeros((), dtype=torch.long, device=device)
+    images, step = int(part.get("images", 0)), start_step
+    done, nonfinite, earlier = int(part.get("batches", 0)), int(part.get("nonfinite", 0)), float(part.get("seconds", 0.0))
+    total, batches, cut = len(loader), 0, None  # type: ignore[arg-type]
     bad = [] if bad is None else bad
     started = time.perf_counter()
     bar = tqdm(loader, desc=progress, leave=False, file=sys.stderr, disable=None, dynamic_ncols=True)
     for batch in bar:
+        batches += 1
+        if batches <= done:  # trained before the interruption: same order (seed, epoch), nothing drawn
+            continue
         note_bad(batch.bad, bad, strict=strict)
         if batch.labels.numel() == 0:
             continue
@@ -145,6 +244,17 @@ def train_one_epoch(
         with autocast or contextlib.nullcontext():
             logits = model(x)  # N,K
             loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        # one device sync per step: the price of never stepping the optimizer on a NaN/inf loss
+        if not bool(torch.isfinite(loss)):
+            message = f"loss is {float(loss.detach())} at step {step + 1} (lr {current_lr(optimizer):.3g})"
+            if not skip_nonfinite:
+                raise TrainingDiverged(message)
+            nonfinite += 1
+            log(f"skipped batch: {message} (--skip-nonfinite; {nonfinite} this epoch)")
+            if stop and batches < total:
+                cut = batches
+                break
+            continue
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -165,16 +275,24 @@ def train_one_epoch(
                             lr=f"{current_lr(optimizer):.2g}", ips=f"{rate:.0f}")
         if max_steps and step >= max_steps:
             break
+        if stop and batches < total:
+            cut = batches
+            break
     bar.close()
-    seconds = time.perf_counter() - started
-    return {
+    seconds = earlier + time.perf_counter() - started
+    out = {
         "train_loss": float(loss_sum) / images if images else float("nan"),
         "train_top1": int(correct) / images if images else float("nan"),
         "images": images,
         "seconds": seconds,
         "images_per_s": images / seconds if seconds > 0 else 0.0,
         "step": step,
+        "partial": None if cut is None else {"batches": cut, "loss_sum": loss_sum.detach().cpu(), "correct": correct.detach().cpu(),
+                                             "images": images, "nonfinite": nonfinite, "seconds": seconds},
     }
+    if skip_nonfinite:
+        out["nonfinite"] = nonfinite
+    return out
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -297,6 +415,7 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
     autocast, scaler = autocast_for(device, cfg.amp)
 
     epoch, step, best_top1, run_dir = 0, 0, -1.0, None
+    partial: dict[str, Any] | None = None  # the progress of an epoch stopped by a signal
     if resume is not None:
         run_dir = Path(resume["path"]).parent
         optimizer.load_state_dict(resume["optimizer"])
@@ -304,9 +423,11 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
             if sched is not None and resume.get(key):
                 sched.load_state_dict(resume[key])
         epoch, step, best_top1 = int(resume["epoch"]), int(resume["step"]), float(resume["best_top1"])
+        partial = resume.get("partial")
         if epoch >= cfg.epochs:
             raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; pass a larger --epochs to continue")
-        log(f"resuming {run_dir} at epoch {epoch + 1}/{cfg.epochs} (step {step})")
+        within = f", batch {int(partial['batches']) + 1}" if partial else ""
+        log(f"resuming {run_dir} at epoch {epoch + 1}/{cfg.epochs}{within} (step {step})")
     else:
         run_dir = new_run_dir(cfg)
     save_config(cfg, run_dir / "config.yaml")
@@ -314,7 +435,7 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
     log(f"training {cfg.model} on {cfg.data} ({len(source.split('train'))} train / {len(source.split('val'))} val images, "
         f"{len(source.classes)} classes) on {device}; run folder {run_dir}")
 
-    def checkpoint(metrics: dict[str, Any], best_top1: float) -> dict[str, Any]:
+    def checkpoint(metrics: dict[str, Any], best_top1: float, partial: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             **model_state(model), **prep, "classes": list(source.classes), "data": cfg.data,
             "optimizer": optimizer.state_dict(),
@@ -322,32 +443,45 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
             "plateau": plateau.state_dict() if plateau else None,
             "scaler": scaler.state_dict() if scaler else None,
             "epoch": epoch, "step": step, "best_top1": best_top1, "config": to_dict(cfg), "metrics": metrics,
-            "init_filters": init_filters,
+            "init_filters": init_filters, "rng": rng_state(), "partial": partial,
         }
 
     bad: list = []
     val: dict[str, Any] = {}
     train_rates: list[float] = []
+    record: dict[str, Any] = dict(resume.get("metrics") or {}) if resume is not None else {}
+    # the RNG states as they were when the checkpoint was written (building the model drew from them)
+    restore_rng(resume.get("rng") if resume is not None else None)
     try:
-        while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
-            set_epoch(train_loader, epoch)
-            lr = current_lr(optimizer)
-            train = train_one_epoch(
-                model, train_loader, optimizer, device=device, augment=pipe.augment, step_schedule=step_schedule, autocast=autocast,
-                scaler=scaler, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
-                strict=cfg.strict, bad=bad, progress=f"epoch {epoch + 1}/{cfg.epochs}",
-            )
-            step = train.pop("step")
-            train_rates.append(train["images_per_s"])
-            val = evaluate(model, val_loader, device=device, num_classes=len(source.classes), views=pipe.views, autocast=autocast, strict=cfg.strict)
-            bad.extend(val["bad"])
-            epoch += 1
-            if plateau is not None:
-                plateau.step(val["top1"])
-            record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, epochs=cfg.epochs, step=step, lr=lr,
-                                          train=train, val=val, best_top1=best_top1)
-            if on_epoch is not None:
-                on_epoch(record)
+        with stop_on_signals() as stop:
+            while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
+                set_epoch(train_loader, epoch)
+                # a resumed half epoch logs the lr its first half started with
+                lr = float(partial["lr"]) if partial else current_lr(optimizer)
+                train = train_one_epoch(
+                    model, train_loader, optimizer, device=device, augment=pipe.augment, step_schedule=step_schedule, autocast=autocast,
+                    scaler=scaler, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
+                    strict=cfg.strict, bad=bad, progress=f"epoch {epoch + 1}/{cfg.epochs}",
+                    stop=stop, skip_nonfinite=cfg.skip_nonfinite, partial=partial,
+                )
+                step, partial = train.pop("step"), train.pop("partial")
+                if partial is not None:  # stopped by a signal mid-epoch: save the progress, epoch not counted
+                    save_checkpoint(run_dir / "last.pt", checkpoint(record, best_top1, {**partial, "lr": lr}))
+                    raise interrupted(stop, run_dir, f"at step {step} (epoch {epoch + 1}, batch {partial['batches']} of {len(train_loader)})")
+                train_rates.append(train["images_per_s"])
+                val = evaluate(model, val_loader, device=device, num_classes=len(source.classes), views=pipe.views, autocast=autocast, strict=cfg.strict)
+                bad.extend(val["bad"])
+                epoch += 1
+                if plateau is not None:
+                    plateau.step(val["top1"])
+                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, epochs=cfg.epochs, step=step, lr=lr,
+                                              train=train, val=val, best_top1=best_top1)
+                if on_epoch is not None:
+                    on_epoch(record)
+                if stop and epoch < cfg.epochs:  # the signal came during validation or saving
+                    raise interrupted(stop, run_dir, f"after epoch {epoch}")
+    except TrainingDiverged as e:
+        raise diverged(e, run_dir) from None
     finally:
         metrics_log.close()
 

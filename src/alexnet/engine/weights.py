@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from alexnet.atomic import atomic_path
 from alexnet.engine.checkpoint import FORMAT, VERSION, check_state, load_checkpoint, model_state
 from alexnet.errors import UsageError
 from alexnet.models import build_model
@@ -136,12 +137,8 @@ def save_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in ckpt["model"].items()}
     meta = {key: ckpt[key] for key in ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")}
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        save_file(state, str(tmp), metadata={SAFETENSORS_KEY: json.dumps(meta), "format": "pt"})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(state, tmp, metadata={SAFETENSORS_KEY: json.dumps(meta), "format": "pt"})
     return path
 
 

@@ -7,12 +7,12 @@ does nothing to a user's own matplotlib session until a picture is drawn.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from alexnet.atomic import atomic_path
 from alexnet.errors import UsageError
 
 DPI = 120  # pixels per inch of every PNG written: figsize (inches) x 120 = the PNG's pixel size
@@ -37,19 +37,12 @@ def save(fig: Any, path: str | os.PathLike, *, tight: bool = True) -> Path:
         raise UsageError(f"pictures are written as PNG; give an --out ending in .png, not {path.name!r}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+        if tight:
+            fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
     except OSError as e:
-        plt.close(fig)
-        raise UsageError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if tight:
-                fig.tight_layout()
-            fig.savefig(f, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         plt.close(fig)
     return path
