@@ -77,12 +77,11 @@ def _net(args: argparse.Namespace, *, untrained_ok: bool = False) -> dict[str, A
     if untrained_ok and args.model is not None and args.weights is None and args.checkpoint is None:
         import torch
 
-        from alexnet.engine.weights import from_state_dict
+        from alexnet.engine.weights import describe_model
         from alexnet.models import build_model
 
         torch.manual_seed(0)
-        fresh = build_model(args.model)
-        return from_state_dict(fresh.state_dict(), args.model, source=f"{args.model} (untrained, seed 0)")
+        return describe_model(build_model(args.model), source=f"{args.model} (untrained, seed 0)")
     return model_from_args(args)
 
 

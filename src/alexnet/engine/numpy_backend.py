@@ -61,6 +61,7 @@ from alexnet.engine.train import (
     make_plateau_schedule,
     make_step_schedule,
     new_run_dir,
+    refuse_nonfinite,
     diverged,
     interrupted,
     restore_rng,
@@ -139,32 +140,26 @@ def train_one_epoch_numpy(
         logits, caches = net.forward(x, train=True, rng=rng)  # N,K
         loss, dlogits = smoothed_cross_entropy(logits, y, label_smoothing)
         if not np.isfinite(loss):
-            message = f"loss is {loss} at step {step + 1} (lr {opt.lr:.3g})"
-            if not skip_nonfinite:
-                raise TrainingDiverged(message)
             nonfinite += 1
-            log(f"skipped batch: {message} (--skip-nonfinite; {nonfinite} this epoch)")
-            if stop:
-                cut = True
+            refuse_nonfinite(float(loss), step=step, lr=opt.lr, skip=skip_nonfinite, count=nonfinite)
+        else:
+            opt.step(net.backward(dlogits, caches))
+            if step_schedule is not None:
+                with warnings.catch_warnings():
+                    # lr_holder is never stepped (NumPy does the updates): torch would warn that the
+                    # schedule is stepped before the optimizer
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
+                    step_schedule.step()
+            step += 1
+            images += y.shape[0]
+            loss_sum += loss * y.shape[0]
+            correct += int((logits.argmax(axis=1) == y).sum())
+            if step % 10 == 0 or step == start_step + 1:
+                rate = images / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix(loss=f"{loss_sum / images:.3f}", acc=f"{correct / images:.3f}",
+                                lr=f"{opt.lr:.2g}", ips=f"{rate:.0f}")
+            if max_steps and step >= max_steps:
                 break
-            continue
-        opt.step(net.backward(dlogits, caches))
-        if step_schedule is not None:
-            with warnings.catch_warnings():
-                # lr_holder is never stepped (NumPy does the updates): torch would warn that the
-                # schedule is stepped before the optimizer
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
-                step_schedule.step()
-        step += 1
-        images += y.shape[0]
-        loss_sum += loss * y.shape[0]
-        correct += int((logits.argmax(axis=1) == y).sum())
-        if step % 10 == 0 or step == start_step + 1:
-            rate = images / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(loss=f"{loss_sum / images:.3f}", acc=f"{correct / images:.3f}",
-                            lr=f"{opt.lr:.2g}", ips=f"{rate:.0f}")
-        if max_steps and step >= max_steps:
-            break
         if stop:
             cut = True
             break

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from alexnet.data.images import BadImage, load_image, normalise_image
 from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare
-from alexnet.engine.checkpoint import model_from_checkpoint, model_state
+from alexnet.engine.checkpoint import model_from_checkpoint, unwrap
 from alexnet.errors import UsageError
 
 ImageInput = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
@@ -54,10 +54,10 @@ def as_checkpoint(model: Any) -> dict[str, Any]:
 
         return load_weights(model)
     if isinstance(model, nn.Module):
-        from alexnet.engine.weights import from_state_dict
+        from alexnet.engine.weights import describe_model
 
-        state = model_state(model)
-        return from_state_dict(state["model"], state["model_name"], source=f"{state['model_name']} (in memory)")
+        plain = unwrap(model)
+        return describe_model(plain, source=f"{plain.arch} (in memory)")
     raise UsageError(f"cannot classify with a {type(model).__name__}; give a checkpoint, a run folder or a model")
 
 

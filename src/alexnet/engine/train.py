@@ -245,36 +245,31 @@ def train_one_epoch(
             logits = model(x)  # N,K
             loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
         # one device sync per step: the price of never stepping the optimizer on a NaN/inf loss
-        if not bool(torch.isfinite(loss)):
-            message = f"loss is {float(loss.detach())} at step {step + 1} (lr {current_lr(optimizer):.3g})"
-            if not skip_nonfinite:
-                raise TrainingDiverged(message)
+        value = float(loss.detach())
+        if not math.isfinite(value):
             nonfinite += 1
-            log(f"skipped batch: {message} (--skip-nonfinite; {nonfinite} this epoch)")
-            if stop and batches < total:
-                cut = batches
-                break
-            continue
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            refuse_nonfinite(value, step=step, lr=current_lr(optimizer), skip=skip_nonfinite, count=nonfinite)
         else:
-            loss.backward()
-            optimizer.step()
-        if step_schedule is not None:
-            step_schedule.step()
-        step += 1
-        images += y.shape[0]
-        loss_sum += loss.detach() * y.shape[0]
-        correct += (logits.detach().argmax(dim=1) == y).sum()
-        if step % 10 == 0 or step == start_step + 1:
-            rate = images / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(loss=f"{float(loss_sum) / images:.3f}", acc=f"{int(correct) / images:.3f}",
-                            lr=f"{current_lr(optimizer):.2g}", ips=f"{rate:.0f}")
-        if max_steps and step >= max_steps:
-            break
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            if step_schedule is not None:
+                step_schedule.step()
+            step += 1
+            images += y.shape[0]
+            loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.detach().argmax(dim=1) == y).sum()
+            if step % 10 == 0 or step == start_step + 1:
+                rate = images / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix(loss=f"{float(loss_sum) / images:.3f}", acc=f"{int(correct) / images:.3f}",
+                                lr=f"{current_lr(optimizer):.2g}", ips=f"{rate:.0f}")
+            if max_steps and step >= max_steps:
+                break
         if stop and batches < total:
             cut = batches
             break
@@ -293,6 +288,15 @@ def train_one_epoch(
     if skip_nonfinite:
         out["nonfinite"] = nonfinite
     return out
+
+
+def refuse_nonfinite(loss: float, *, step: int, lr: float, skip: bool, count: int) -> None:
+    """A NaN/inf loss at `step`: raise TrainingDiverged, or with `skip` log that the batch is skipped
+    (the `count`-th of the epoch). Both training loops call it before any update."""
+    message = f"loss is {loss} at step {step + 1} (lr {lr:.3g})"
+    if not skip:
+        raise TrainingDiverged(message)
+    log(f"skipped batch: {message} (--skip-nonfinite; {count} this epoch)")
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:

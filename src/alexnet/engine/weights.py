@@ -119,6 +119,11 @@ def from_state_dict(state: dict[str, torch.Tensor], model: str | None, *, source
         net = build_model(model, **args)
     check_state(net, state, source)
     net.load_state_dict(state)
+    return describe_model(net, source=source, classes=classes)
+
+
+def describe_model(net: nn.Module, *, source: str, classes: list[str] | None = None) -> dict[str, Any]:
+    """A checkpoint dict for a built model (from `build_model`) with the defaults of `from_state_dict`."""
     k, (c, h, w) = net.num_classes, net.input_size
     if classes is None:
         classes = _imagenet_names() if k == 1000 else [str(i) for i in range(k)]
