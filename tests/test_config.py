@@ -37,6 +37,27 @@ def test_invalid_values_name_the_field(field, value, words):
         make_config({field: value})
 
 
+# one out-of-range value for every numeric field; the test below fails when a new numeric field
+# has no entry here (and so, probably, no range check)
+OUT_OF_RANGE = {
+    "val_fraction": [0.0, 1.0], "image_size": [4, 1025], "lighting": [-0.1, float("inf")], "epochs": [0],
+    "batch_size": [0, -5], "lr": [0.0, float("nan"), float("inf")], "momentum": [-0.1, 1.0], "weight_decay": [-1e-4, float("inf")],
+    "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1], "max_lr_drops": [-1], "label_smoothing": [-0.1, 1.0],
+    "seed": [-1, 2**32], "workers": [-2], "max_steps": [-1],
+}
+
+
+@pytest.mark.parametrize("field,value", [(f, v) for f, values in OUT_OF_RANGE.items() for v in values])
+def test_every_numeric_field_is_range_checked(field, value):
+    with pytest.raises(UsageError, match=f"^{field} must"):
+        make_config({field: value})
+
+
+def test_the_range_table_covers_every_numeric_field():
+    numeric = {name for name, f in FIELDS.items() if f.type in ("int", "float")}
+    assert numeric == set(OUT_OF_RANGE)
+
+
 def test_unknown_keys_are_errors(tmp_path):
     with pytest.raises(UsageError, match="unknown config key 'learning_rate'"):
         make_config({"learning_rate": 0.1})

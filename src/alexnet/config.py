@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from alexnet.atomic import atomic_path
 from alexnet.errors import UsageError
 
 AUGMENT_PRESETS = ("paper", "small", "none")
@@ -28,6 +29,9 @@ SCHEDULES = ("plateau", "cosine", "onecycle", "constant")
 TTA_MODES = ("center", "flip", "tencrop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("torch", "numpy")
+# The largest input side accepted: 4.5x the paper's 227. Larger is rarely meant (a typo such as
+# 2240) and its batches alone take gigabytes (128 x 3 x 2048^2 bytes = 1.6 GB).
+MAX_IMAGE_SIZE = 1024
 
 
 @dataclass
@@ -112,7 +116,10 @@ class TrainConfig:
         _choice("tta", self.tta, TTA_MODES)
         _choice("device", self.device, DEVICES)
         _choice("backend", self.backend, BACKENDS)
-        _check("lr", self.lr, self.lr > 0 and math.isfinite(self.lr), "must be > 0")
+        for name, f in FIELDS.items():  # NaN passes no comparison below, but inf passes ">= 0"
+            if f.type == "float" and not math.isfinite(getattr(self, name)):
+                raise UsageError(f"{name} must be a finite number; got {getattr(self, name)!r}")
+        _check("lr", self.lr, self.lr > 0, "must be > 0")
         _check("epochs", self.epochs, self.epochs >= 1, "must be >= 1")
         _check("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")
         _check("momentum", self.momentum, 0 <= self.momentum < 1, "must be in [0, 1)")
@@ -120,12 +127,13 @@ class TrainConfig:
         _check("lighting", self.lighting, self.lighting >= 0, "must be >= 0")
         _check("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "must be in [0, 1)")
         _check("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "must be in (0, 1)")
-        _check("image_size", self.image_size, self.image_size == 0 or self.image_size >= 8, "must be 0 (the model's) or >= 8")
+        _check("image_size", self.image_size, self.image_size == 0 or 8 <= self.image_size <= MAX_IMAGE_SIZE, f"must be 0 (the model's) or in [8, {MAX_IMAGE_SIZE}]")
         _check("warmup_epochs", self.warmup_epochs, 0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]")
         _check("plateau_patience", self.plateau_patience, self.plateau_patience >= 0, "must be >= 0")
         _check("max_lr_drops", self.max_lr_drops, self.max_lr_drops >= 0, "must be >= 0")
         _check("workers", self.workers, self.workers >= -1, "must be >= 0 (or -1 for auto)")
         _check("max_steps", self.max_steps, self.max_steps >= 0, "must be >= 0")
+        _check("seed", self.seed, 0 <= self.seed < 2**32, "must be in [0, 2**32)")  # NumPy's seed range
         if not isinstance(self.model_args, dict):
             raise UsageError(f"model_args must be a mapping, got {self.model_args!r}")
         if not self.data:
@@ -243,4 +251,6 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def save_config(cfg: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """Write the resolved config as YAML, atomically (a killed run never leaves half a file)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

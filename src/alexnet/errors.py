@@ -1,8 +1,8 @@
-"""The errors a user can cause (one line, exit 2) and the two ways a training run stops early.
+"""The errors a user can cause (one line, exit 2) and the ways a run stops early.
 
-The CLI prints each of them on one line: UsageError exits 2, TrainingDiverged 1 (the input was
-valid; the run blew up), Interrupted 128 + the signal's number (130 for SIGINT, 143 for SIGTERM),
-as shells report a process killed by that signal.
+The CLI prints each of them on one line: UsageError exits 2; RunFailed 1 (the input was valid,
+but the run could not go on: TrainingDiverged, OutOfMemory); Interrupted 128 + the signal's
+number (130 for SIGINT, 143 for SIGTERM), as shells report a process killed by that signal.
 """
 
 
@@ -14,8 +14,16 @@ class DataError(UsageError):
     """Data that cannot be used: a missing or empty folder, a malformed dataset file."""
 
 
-class TrainingDiverged(UsageError):
-    """The training loss became NaN or infinite; the last good checkpoint was kept (exit 1)."""
+class RunFailed(UsageError):
+    """Valid input, but the run could not go on (exit 1, not 2)."""
+
+
+class TrainingDiverged(RunFailed):
+    """The training loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class OutOfMemory(RunFailed):
+    """A batch did not fit in the device's memory; the message names the batch size and what to try."""
 
 
 class Interrupted(Exception):

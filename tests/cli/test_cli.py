@@ -1,5 +1,6 @@
 """The command line: --help of every verb, one-line errors with exit code 2, train -> eval end to end."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from alexnet.cli import VERBS, main
+from alexnet.cli import VERBS, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +51,36 @@ def test_bad_input_is_one_line_exit_2(args, words, capsys):
     assert code == 2
     assert words in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def numeric_options():
+    """(verb path, option, its argparse type) of every option that takes a number, train's aside
+    (train's options are config fields, range-checked by TrainConfig: tests/test_config.py)."""
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif action.option_strings and action.type not in (None, str) and path[:1] != ["train"]:
+                yield path, action.option_strings[0], action.type
+    return list(walk(build_parser(), []))
+
+
+def test_numeric_options_are_found():
+    found = {(" ".join(path), opt) for path, opt, _ in numeric_options()}
+    assert {("predict", "--topk"), ("eval", "--workers"), ("viz augment", "--lighting"), ("viz filters", "--layer")} <= found
+    assert len(found) >= 15
+
+
+@pytest.mark.parametrize("path,option,kind", numeric_options(), ids=[" ".join([*p, o]) for p, o, _ in numeric_options()])
+def test_every_numeric_option_is_range_checked(path, option, kind, capsys):
+    low, high = getattr(kind, "low", None), getattr(kind, "high", None)
+    assert low is not None, f"{' '.join(path)} {option} takes an unchecked number: use alexnet.cli.common.number"
+    bad = [str(low - 1), "nan", "inf", "ten"] + ([str(high + 1)] if high != float("inf") else [])
+    for value in bad:
+        assert main([*path, f"{option}={value}"]) == 2, (option, value)
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and option in err and "Traceback" not in err, err
 
 
 def test_argparse_errors_are_one_line(capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -201,3 +202,14 @@ def test_animated_gif_gives_its_first_frame(tmp_path: Path):
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     loaded = load_image(tmp_path / "anim.gif")
     assert loaded.mode == "RGB" and loaded.getpixel((4, 4)) == (255, 0, 0)
+
+
+def test_a_named_pipe_is_refused_without_blocking(tmp_path: Path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    result: list = []
+    reader = threading.Thread(target=lambda: result.append(load_image(fifo)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)  # opening a pipe with no writer blocks; load_image must not open it
+    assert result, "load_image blocked on a named pipe"
+    assert isinstance(result[0], BadImage) and "not a regular file" in result[0].reason

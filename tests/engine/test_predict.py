@@ -142,7 +142,7 @@ def test_cli_json_lines_table_and_exit_code(tmp_path: Path, tv_weights, capsys: 
     (["x.jpg", "--model", "alexnet_owt"], "--model needs --weights"),
     (["x.jpg", "--checkpoint", "nowhere", "--weights", "imagenet1k"], "either --checkpoint, or --model"),
     (["x.jpg", "--model", "alexnet_owt", "--weights", "nope.pth"], "no such file"),
-    (["x.jpg", "--model", "alexnet_owt", "--weights", "imagenet1k", "--topk", "0"], "--topk must be >= 1"),
+    (["x.jpg", "--model", "alexnet_owt", "--weights", "imagenet1k", "--topk", "0"], "argument --topk: must be >= 1"),
 ])
 def test_cli_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["predict", *argv]) == 2

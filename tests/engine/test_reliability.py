@@ -3,14 +3,19 @@ or unwritable checkpoints. Everything trains alexnet_mini on a few hundred 32x32
 
 import errno
 import json
+import multiprocessing
 import os
+import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from alexnet.cli import main as cli_main
 from alexnet.config import make_config, read_yaml
@@ -196,3 +201,128 @@ def test_numpy_backend_signal_redoes_the_epoch_exactly_and_stops_on_nan(tmp_path
     augment_hook(monkeypatch, 2, lambda x: x * float("nan"))
     with pytest.raises(TrainingDiverged, match=r"loss is nan at step 2 \(lr .*\); no checkpoint was written"):
         fit(numpy_config(tmp_path / "nan"))
+
+
+# ---- SIGKILL at random moments -----------------------------------------------------------------
+# A child process trains (or resumes) the `straight` run and kills itself with SIGKILL, which no
+# handler can catch, at a chosen moment: inside a training step, inside a validation batch, in
+# the middle of writing a checkpoint (half the bytes in the temporary file), or with a file
+# complete but not yet renamed into place. The children fork from a forkserver that imported
+# torch once (a new interpreter each would cost ~5 s here; a fork of pytest itself deadlocks in
+# OpenMP, whose thread pool the parent has already started).
+
+EPOCHS, STEPS_PER_EPOCH, VAL_BATCHES = 3, 5, 2  # DATA at batch 64: 320/64 and ceil(80/64)
+PHASES = ("step", "validation", "write", "rename")
+
+
+def _train_and_die(run: Path, phase: str, at: int) -> None:
+    """The child: patch the moment in, train or resume, SIGKILL itself at the `at`-th moment."""
+    import alexnet.atomic
+    from alexnet.data.transforms import EvalViews
+
+    count = [0]
+
+    def moment() -> None:
+        count[0] += 1
+        if count[0] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def before(cls, name):
+        original = getattr(cls, name)
+
+        def wrapped(*args, **kwargs):
+            moment()
+            return original(*args, **kwargs)
+        setattr(cls, name, wrapped)
+
+    if phase == "step":
+        before(TrainAugment, "forward")  # runs once per training step, before forward/backward
+    elif phase == "validation":
+        before(EvalViews, "forward")  # once per validation batch
+    elif phase == "rename":
+        before(alexnet.atomic.os, "replace")  # the temporary file is complete and fsynced, not yet in place
+    else:
+        save = torch.save
+
+        def half_written(obj, f, *args, **kwargs):  # a checkpoint cut off half-way through
+            save(obj, f, *args, **kwargs)
+            if count[0] + 1 == at:
+                with open(f, "r+b") as fh:
+                    fh.truncate(os.path.getsize(f) // 2)
+            moment()
+        torch.save = half_written
+    code = 1
+    try:
+        started = (run / "config.yaml").exists()
+        code = cli_main(["train", "--resume", str(run)]) if started else (fit(config(run, epochs=EPOCHS)) and 0)
+    finally:
+        os._exit(code)
+
+
+def _remaining(run: Path, phase: str) -> int:
+    """How many `phase` moments a resumed child is sure to meet before the final checkpoint is in place."""
+    done = int(load_checkpoint(run, prefer="last")["epoch"]) if any(run.glob("*.pt")) else 0
+    left = EPOCHS - done
+    return {"step": left * STEPS_PER_EPOCH, "validation": left * VAL_BATCHES,
+            "write": left, "rename": 1 + left}[phase]  # config.yaml, then last.pt each epoch (best.pt maybe)
+
+
+def test_sigkill_at_20_random_moments_then_resume_finishes_exactly(straight, tmp_path):
+    run = tmp_path / "run"
+    rng = random.Random(5)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["alexnet.cli", "alexnet.engine.train"])
+    kills = []
+    for i in range(20):
+        phase = rng.choice(PHASES) if i else "step"  # the first, in epoch 1: before any checkpoint exists
+        at = rng.randint(1, _remaining(run, phase) if i else STEPS_PER_EPOCH)
+        child = ctx.Process(target=_train_and_die, args=(run, phase, at))
+        child.start()
+        child.join(timeout=300)
+        assert child.exitcode == -signal.SIGKILL, f"{phase} #{at}: exit {child.exitcode}"
+        kills.append((phase, at))
+        if any(run.glob("*.pt")):  # whatever was cut off, what is in place loads
+            load_checkpoint(run, prefer="last")
+            assert all(torch.load(p, weights_only=True)["format"] for p in run.glob("*.pt"))
+    assert {p for p, _ in kills} == set(PHASES)
+    finisher = ctx.Process(target=_train_and_die, args=(run, "step", 10**9))
+    finisher.start()
+    finisher.join(timeout=300)
+    assert finisher.exitcode == 0
+    assert_same_run(straight, run)  # same weights bit for bit, same metrics.jsonl records
+    assert not list(run.glob(".*.tmp"))  # the killed writers' temporary files were cleared
+
+
+def test_ctrl_c_with_data_loading_workers(tmp_path):
+    """Ctrl-C in a terminal signals the whole process group, the DataLoader workers included: the
+    main process alone reacts (one notice, not one per worker), finishes the step, saves, exits 130."""
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(("dark", "mid", "light")):
+        for split, n in (("train", 96), ("test", 24)):
+            folder = tmp_path / "photos" / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray((rng.random((32, 32, 3)) * 60 + 80 * c).astype(np.uint8)).save(folder / f"{i}.png")
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-m", "alexnet", "train", "--data", f"folder:{tmp_path / 'photos'}", "--model", "alexnet_simple",
+           "--workers", "2", "--batch-size", "8", "--no-tensorboard", "--epochs", "30", "--out", str(run)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, start_new_session=True)
+    lines = []
+    for line in proc.stderr:  # type: ignore[union-attr]
+        lines.append(line)
+        if line.startswith("epoch 1/30"):
+            time.sleep(0.5)  # epoch 2's workers are running by now (its 36 steps take a few seconds)
+            os.killpg(proc.pid, signal.SIGINT)  # as the terminal does: to every process of the group
+            break
+    rest = proc.communicate(timeout=120)[1]
+    log = "".join(lines) + rest
+    assert proc.returncode == 130, log
+    assert "Traceback" not in log and "DataLoader worker" not in log, log
+    assert rest.count("SIGINT: finishing this step") == 1, log
+    saved = load_checkpoint(run, prefer="last")
+    assert saved["epoch"] >= 1
+    done = subprocess.run([sys.executable, "-m", "alexnet", "train", "--resume", str(run), "--epochs", str(saved["epoch"] + 1),
+                           "--workers", "2"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(run, prefer="last")["epoch"] == saved["epoch"] + 1

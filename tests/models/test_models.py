@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import torchvision
 from torch import nn
 
 from alexnet.errors import UsageError
-from alexnet.models import MODELS, ModelEntry, build_model, list_models
+from alexnet.models import MODELS, ModelEntry, build_model, check_input_size, list_models
 from alexnet.models.lrn import LocalResponseNorm
 from alexnet.models.layers import make_lrn
 
@@ -359,3 +360,34 @@ def test_lrn_stays_within_each_tower():
     torch.testing.assert_close(lrn(x), expected)
     one_tower = build_model("alexnet2012", towers=1).features.lrn1
     torch.testing.assert_close(one_tower(x), reference(x))
+
+
+@pytest.mark.parametrize("name,size", [("alexnet_mini", 64), ("alexnet_simple", 227), ("alexnet_d2l", 100)])
+def test_check_input_size_names_exactly_the_sizes_a_net_takes(name, size):
+    """The sizes in the message are checked against real CPU forwards: both ends work, one past each fails."""
+    with pytest.raises(UsageError, match=f"image size {size} does not fit {name}") as info:
+        check_input_size(name, size, num_classes=10)
+    lo, hi = map(int, re.search(r"inputs of (\d+) to (\d+) px", str(info.value)).groups())
+    net = build_model(name, num_classes=10).eval()
+    channels = net.input_size[0]
+
+    def runs(side: int) -> bool:
+        try:
+            with torch.no_grad():
+                net(torch.zeros(1, channels, side, side))
+            return True
+        except RuntimeError:
+            return False
+
+    assert runs(lo) and runs(hi) and not runs(lo - 1) and not runs(hi + 1) and not runs(size)
+    check_input_size(name, lo, num_classes=10)  # no error
+    check_input_size(name, net.input_size[1], num_classes=10)
+
+
+def test_check_input_size_limits():
+    with pytest.raises(UsageError, match=r"out of range: it must be in \[8, 1024\]"):
+        check_input_size("alexnet_owt", 4096)
+    with pytest.raises(UsageError, match="at least 63 px"):  # owt has an adaptive pool: any size from 63 up
+        check_input_size("alexnet_owt", 32)
+    with pytest.raises(UsageError, match="model 'alexnet_mini': dropout"):  # bad build arguments still say so
+        check_input_size("alexnet_mini", 32, dropout=3.0)

@@ -1,18 +1,21 @@
 """The `alexnet` command: one module per verb, each with `add_arguments(parser)` and `run(args) -> int`.
 
 Errors a user can cause (UsageError) print one line, `alexnet VERB: error: ...`, and exit 2
-(a diverged training run, TrainingDiverged, exits 1; a run stopped by SIGINT/SIGTERM after
-saving, Interrupted, exits 130/143);
-argparse's own errors are shortened to one line too. Nothing past this package sees argparse.
+(a run that failed on valid input, RunFailed: diverged or out of memory, exits 1; a run stopped
+by SIGINT/SIGTERM after saving, Interrupted, exits 130/143);
+argparse's own errors are shortened to one line too, and so are warnings (`alexnet VERB: warning:
+...`, without Python's source-line echo). Nothing past this package sees argparse.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
+import warnings
 from importlib import import_module
 
-from alexnet.errors import Interrupted, TrainingDiverged, UsageError
+from alexnet.errors import Interrupted, RunFailed, UsageError
 
 VERBS = {
     "train": "train a model (presets: fast, paper, d2l)",
@@ -52,9 +55,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
+    print_any_file_name()
+    with warnings.catch_warnings():  # restores Python's own display when main returns
+        warnings.showwarning = lambda message, *_, **__: print(f"alexnet {args.verb}: warning: {message}", file=sys.stderr)
+        return run_verb(args)
+
+
+def print_any_file_name() -> None:
+    """Let stdout print file names that are not valid UTF-8.
+
+    Linux file names are bytes; Python hands one that does not decode to us as a str holding
+    surrogates (PEP 383), which print() refuses under a strict UTF-8 locale (en_US.UTF-8).
+    Printing them as their own bytes, as `ls` does, never fails.
+    """
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
+        sys.stdout.reconfigure(errors="surrogateescape")
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    """Run the verb; the errors a user can meet become one line and an exit code."""
     try:
         return int(import_module(f"alexnet.cli.{args.verb}").run(args) or 0)
-    except TrainingDiverged as e:  # valid input, but the run blew up: not a usage error
+    except RunFailed as e:  # valid input, but the run blew up or ran out of memory: not a usage error
         print(f"alexnet {args.verb}: error: {e}", file=sys.stderr)
         return 1
     except UsageError as e:

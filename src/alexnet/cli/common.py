@@ -1,8 +1,12 @@
-"""Options several verbs share: which trained net to use (--checkpoint, or --model with --weights)."""
+"""Options several verbs share: which trained net to use (--checkpoint, or --model with --weights),
+and range-checked numbers (`number`), so a bad value is argparse's one-line error, exit 2,
+before any work is done."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 from typing import Any
 
 from alexnet.errors import UsageError
@@ -29,7 +33,20 @@ def model_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return select_model(args.checkpoint, args.model, args.weights)
 
 
-def check_positive(name: str, value: int) -> int:
-    if value < 1:
-        raise UsageError(f"{name} must be >= 1; got {value}")
-    return value
+def number(kind: type[int] | type[float], low: float, high: float = math.inf) -> Callable[[str], Any]:
+    """An argparse `type`: the text as `kind`, finite and in [low, high], or a one-line error."""
+    what = "an integer" if kind is int else "a number"
+    rule = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got '{text}'")
+        return value
+
+    convert.__name__ = kind.__name__
+    convert.low, convert.high = low, high  # type: ignore[attr-defined]  # read by the tests
+    return convert

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from alexnet.config import TTA_MODES
-from alexnet.errors import UsageError
+from alexnet.cli.common import number
 
 EPILOG = """examples:
   alexnet eval runs/alexnet_mini-shapes-20261122-101500
@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="SPEC", help="dataset spec (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="val", choices=("val", "test"), help="which held-out split (default val)")
     p.add_argument("--tta", default="center", choices=TTA_MODES, help="test-time views: center, flip, tencrop (section 4.1)")
-    p.add_argument("--batch-size", type=int, default=100, metavar="N", help="images per batch (default 100)")
-    p.add_argument("--workers", type=int, default=-1, metavar="N", help="data-loading processes (-1: auto)")
+    p.add_argument("--batch-size", type=number(int, 1), default=100, metavar="N", help="images per batch (default 100)")
+    p.add_argument("--workers", type=number(int, -1), default=-1, metavar="N", help="data-loading processes (-1: auto)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
@@ -35,10 +35,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1; got {args.batch_size}")
-    if args.workers < -1:
-        raise UsageError(f"--workers must be >= 0 (or -1 for auto); got {args.workers}")
     from alexnet.engine.checkpoint import load_checkpoint
     from alexnet.engine.evaluate import evaluate_checkpoint
     from alexnet.engine.train import resolve_device

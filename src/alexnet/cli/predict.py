@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from alexnet.cli.common import DEVICES, add_model_arguments, check_positive, model_from_args
+from alexnet.cli.common import DEVICES, add_model_arguments, model_from_args, number
 from alexnet.config import TTA_MODES
 
 EPILOG = """examples:
@@ -23,16 +23,14 @@ EPILOG = """examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     add_model_arguments(p)
-    p.add_argument("--topk", type=int, default=5, metavar="K", help="classes shown per image (default 5)")
+    p.add_argument("--topk", type=number(int, 1), default=5, metavar="K", help="classes shown per image (default 5)")
     p.add_argument("--tta", default="center", choices=TTA_MODES, help="test-time views: center, flip, tencrop (section 4.1)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per forward pass (default 32)")
+    p.add_argument("--batch-size", type=number(int, 1), default=32, metavar="N", help="images per forward pass (default 32)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--json", action="store_true", help='one JSON object per line: {"path", "topk": [{"class", "index", "prob"}]}')
 
 
 def run(args: argparse.Namespace) -> int:
-    check_positive("--topk", args.topk)
-    check_positive("--batch-size", args.batch_size)
     from alexnet.engine.predict import predict_iter
     from alexnet.engine.train import resolve_device
 

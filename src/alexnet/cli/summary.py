@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from alexnet.errors import UsageError
+from alexnet.cli.common import number
 
 EPILOG = """examples:
   alexnet summary alexnet2012
@@ -20,7 +20,7 @@ EPILOG = """examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="model name (see alexnet models)")
     p.add_argument("--input", default=None, metavar="CxHxW", help="input size (default: the model's own)")
-    p.add_argument("--num-classes", type=int, default=None, metavar="N", help="number of classes (default: the model's)")
+    p.add_argument("--num-classes", type=number(int, 1), default=None, metavar="N", help="number of classes (default: the model's)")
     p.add_argument("--model-args", default="", metavar="K=V,...", help="extra builder arguments, e.g. towers=1")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
 
@@ -33,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
 
     kwargs = parse_kv(args.model_args)
     if args.num_classes is not None:
-        if args.num_classes < 1:
-            raise UsageError(f"--num-classes must be >= 1; got {args.num_classes}")
         kwargs["num_classes"] = args.num_classes
     size = parse_chw(args.input, "--input") if args.input else None
     if size is not None and "in_channels" not in kwargs:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 from alexnet.config import FIELDS, field_docs, make_config, parse_kv, preset_names, read_yaml
@@ -68,7 +70,14 @@ def resolve(args: argparse.Namespace) -> Any:
             raise UsageError("--config and --resume do not go together: a resumed run keeps its own config")
         from alexnet.engine.checkpoint import load_checkpoint
 
-        base = dict(load_checkpoint(overrides["resume"], prefer="last")["config"])
+        run = Path(overrides["resume"])
+        if run.is_dir() and not any((run / f).exists() for f in ("last.pt", "best.pt")) and (run / "config.yaml").is_file():
+            # stopped (killed) before its first checkpoint: start that run over, in its folder
+            print(f"{run} has no checkpoint yet: starting it over from its config.yaml", file=sys.stderr)
+            base = read_yaml(str(run / "config.yaml"))
+            overrides.update(resume="", out=str(run))
+        else:
+            base = dict(load_checkpoint(run, prefer="last")["config"])
     else:
         # the NumPy backend has SGD only, so its default preset is its own (configs/numpy.yaml)
         default = "numpy" if overrides.get("backend") == "numpy" else "fast"

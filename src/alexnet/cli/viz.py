@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from alexnet.cli.common import DEVICES, add_model_arguments, check_positive
+from alexnet.cli.common import DEVICES, add_model_arguments, number
 from alexnet.errors import UsageError
 
 EPILOG = """examples:
@@ -148,7 +148,7 @@ def _who(ckpt: dict[str, Any]) -> str:
 # ---- filters ---------------------------------------------------------------------------------
 
 def _args_filters(q: argparse.ArgumentParser) -> None:
-    q.add_argument("--layer", type=int, default=0, metavar="I", help="which conv layer, 0 = the first (default 0)")
+    q.add_argument("--layer", type=number(int, 0), default=0, metavar="I", help="which conv layer, 0 = the first (default 0)")
     q.add_argument("--mode", default="auto", choices=("auto", "rgb", "sum", "channels"),
                    help="rgb: 3-channel kernels as colour; sum: summed over input channels; channels: every slice")
     q.add_argument("--before-after", metavar="RUN_DIR", default=None,
@@ -198,7 +198,7 @@ def _args_features(q: argparse.ArgumentParser) -> None:
     q.add_argument("image", metavar="IMAGE", help="an image file")
     q.add_argument("--layer", default=None, metavar="NAME_OR_INDEX",
                    help="a layer of net.features by name (relu1, pool2, ...) or index (default: the first activation)")
-    q.add_argument("--max-maps", type=int, default=64, metavar="N", help="maps shown at most, the most active first (default 64)")
+    q.add_argument("--max-maps", type=number(int, 1), default=64, metavar="N", help="maps shown at most, the most active first (default 64)")
 
 
 def feature_layer(net: Any, layer: str | None) -> tuple[str, Any]:
@@ -222,7 +222,6 @@ def _run_features(args: argparse.Namespace) -> Path:
     from alexnet.engine.checkpoint import model_from_checkpoint
     from alexnet.viz.features import plot_features
 
-    check_positive("--max-maps", args.max_maps)
     ckpt = _net(args, untrained_ok=True)
     device = _device(args)
     net = model_from_checkpoint(ckpt).to(device).eval()
@@ -245,7 +244,7 @@ def _run_features(args: argparse.Namespace) -> Path:
 def _args_predictions(q: argparse.ArgumentParser) -> None:
     q.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (a folder named after a class gives the true label)")
     q.add_argument("--style", default="grid", choices=("grid", "top5"), help="grid: the notebooks'; top5: the paper's Figure 4 left")
-    q.add_argument("--count", type=int, default=16, metavar="N", help="images shown at most (default 16; 8 for top5)")
+    q.add_argument("--count", type=number(int, 1), default=16, metavar="N", help="images shown at most (default 16; 8 for top5)")
     q.add_argument("--tta", default="center", choices=("center", "flip", "tencrop"))
 
 
@@ -267,7 +266,6 @@ def _run_predictions(args: argparse.Namespace) -> Path:
     from alexnet.engine.predict import predict
     from alexnet.viz.predictions import plot_prediction_grid, plot_top5
 
-    check_positive("--count", args.count)
     ckpt = _net(args)
     count = min(args.count, 8) if args.style == "top5" else args.count
     files = _evenly(_image_files(args.inputs), count)
@@ -297,7 +295,7 @@ def _evenly(files: list[str], count: int) -> list[str]:
 
 def _args_heatmap(q: argparse.ArgumentParser) -> None:
     q.add_argument("image", metavar="IMAGE", help="an image file")
-    q.add_argument("--top", type=int, default=5, metavar="K", help="classes labelled (default 5)")
+    q.add_argument("--top", type=number(int, 1), default=5, metavar="K", help="classes labelled (default 5)")
 
 
 def _run_heatmap(args: argparse.Namespace) -> Path:
@@ -305,7 +303,6 @@ def _run_heatmap(args: argparse.Namespace) -> Path:
     from alexnet.engine.predict import class_probabilities
     from alexnet.viz.heatmap import plot_heatmap
 
-    check_positive("--top", args.top)
     ckpt = _net(args)
     device = _device(args)
     net = model_from_checkpoint(ckpt).to(device).eval()
@@ -320,9 +317,9 @@ def _run_heatmap(args: argparse.Namespace) -> Path:
 def _args_neighbors(q: argparse.ArgumentParser) -> None:
     q.add_argument("inputs", nargs="*", metavar="QUERY", help="query image files or folders (default: --queries images of the val split)")
     q.add_argument("--data", default=None, metavar="SPEC", help="the data whose training images are searched (default: the net's)")
-    q.add_argument("--queries", type=int, default=5, metavar="Q", help="held-out images used as queries when no QUERY is given (default 5)")
-    q.add_argument("-k", type=int, default=6, metavar="K", help="neighbours per query (default 6, as in the paper)")
-    q.add_argument("--bank-size", type=int, default=2000, metavar="N", help="training images searched at most (default 2000)")
+    q.add_argument("--queries", type=number(int, 1), default=5, metavar="Q", help="held-out images used as queries when no QUERY is given (default 5)")
+    q.add_argument("-k", type=number(int, 1), default=6, metavar="K", help="neighbours per query (default 6, as in the paper)")
+    q.add_argument("--bank-size", type=number(int, 1), default=2000, metavar="N", help="training images searched at most (default 2000)")
 
 
 def _run_neighbors(args: argparse.Namespace) -> Path:
@@ -334,8 +331,6 @@ def _run_neighbors(args: argparse.Namespace) -> Path:
     from alexnet.engine.checkpoint import model_from_checkpoint
     from alexnet.viz.neighbors import nearest, plot_neighbors
 
-    for flag, value in (("--queries", args.queries), ("-k", args.k), ("--bank-size", args.bank_size)):
-        check_positive(flag, value)
     ckpt = _net(args)
     spec = args.data or ckpt.get("data")
     if not spec:
@@ -403,10 +398,10 @@ def _run_curves(args: argparse.Namespace) -> Path:
 
 def _args_augment(q: argparse.ArgumentParser) -> None:
     q.add_argument("image", metavar="IMAGE", help="an image file")
-    q.add_argument("-n", type=int, default=8, metavar="N", help="augmented views (default 8)")
+    q.add_argument("-n", type=number(int, 1), default=8, metavar="N", help="augmented views (default 8)")
     q.add_argument("--preset", default=None, choices=("paper", "small", "none"), help="augmentation (default: the net's)")
-    q.add_argument("--lighting", type=float, default=0.1, metavar="STD", help="PCA lighting alpha std, section 4.1 (default 0.1)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--lighting", type=number(float, 0), default=0.1, metavar="STD", help="PCA lighting alpha std, section 4.1 (default 0.1)")
+    q.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=0, help="seed of the random views (default 0)")
 
 
 def _run_augment(args: argparse.Namespace) -> Path:
@@ -414,9 +409,6 @@ def _run_augment(args: argparse.Namespace) -> Path:
     from alexnet.data.transforms import Prepare, TrainAugment
     from alexnet.viz.augment import augment_examples, plot_augmentations
 
-    check_positive("-n", args.n)
-    if args.lighting < 0:
-        raise UsageError(f"--lighting must be >= 0; got {args.lighting}")
     ckpt = _net(args, untrained_ok=True)
     preset = args.preset or ckpt["augment"]
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
@@ -438,14 +430,13 @@ def _args_confusion(q: argparse.ArgumentParser) -> None:
     q.add_argument("--data", default=None, metavar="SPEC", help="dataset spec (default: the net's)")
     q.add_argument("--split", default="val", choices=("val", "test"))
     q.add_argument("--tta", default="center", choices=("center", "flip", "tencrop"))
-    q.add_argument("--batch-size", type=int, default=100, metavar="N")
+    q.add_argument("--batch-size", type=number(int, 1), default=100, metavar="N")
 
 
 def _run_confusion(args: argparse.Namespace) -> Path:
     from alexnet.engine.evaluate import evaluate_checkpoint
     from alexnet.viz.confusion import plot_confusion
 
-    check_positive("--batch-size", args.batch_size)
     ckpt = _net(args)
     result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size, device=_device(args))
     title = _title(args, f"{ckpt['model_name']} on {result['data']} ({args.split}, {args.tta}): top-1 {result['top1']:.2%}")

@@ -16,6 +16,7 @@ first frame.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 
@@ -48,6 +49,9 @@ def load_image(path: str | os.PathLike) -> Image.Image | BadImage:
     """
     path = os.fspath(path)
     try:
+        mode = os.stat(path).st_mode  # follows links: a dangling one raises FileNotFoundError
+        if not stat.S_ISREG(mode):  # a FIFO named *.jpg would block Image.open forever, /dev/zero never end
+            return BadImage(path, "is a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe or device)")
         # A bomb warning (between 1x and 2x PIL's pixel limit) is as much a reason to refuse the
         # file as the error PIL raises above 2x; refuse before any pixels are allocated.
         # (The filter is process-wide: fine in DataLoader workers, which are processes.)
@@ -130,8 +134,6 @@ def _reason(path: str, err: BaseException) -> str:
         return "missing file (or a dangling link)" if os.path.islink(path) else "missing file"
     if isinstance(err, PermissionError):
         return "permission denied"
-    if isinstance(err, IsADirectoryError):
-        return "is a folder"
     if isinstance(err, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return "too many pixels (decompression bomb?)"
     try:

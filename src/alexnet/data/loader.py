@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -92,7 +93,13 @@ class _EpochSampler(torch.utils.data.Sampler[int]):
         return iter(epoch_order(self.n, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch).tolist())
 
 
-def _seed_worker(worker_id: int) -> None:
+def _init_worker(worker_id: int) -> None:
+    # Ctrl-C in a terminal signals the whole process group, workers included; and forked workers
+    # inherit the training loop's handler (engine/train.py `stop_on_signals`), which would print
+    # its notice once per worker. The main process alone decides: it finishes the step, saves,
+    # and shuts the workers down; a worker that dies of SIGINT instead would fail the step.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # torch seeds each worker from the loader's generator; NumPy and `random` follow it so any
     # decoding step that draws from them is reproducible too.
     s = torch.initial_seed() % 2**32
@@ -124,7 +131,7 @@ def make_loader(dataset: Dataset, prepare: Callable[[object], Tensor], *, batch_
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory,
-        worker_init_fn=_seed_worker if workers > 0 else None,
+        worker_init_fn=_init_worker if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),
     )
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alexnet.data.loader import note_bad
+from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import confusion_matrix, topk_correct
 from alexnet.engine.predict import class_probabilities
 
@@ -108,7 +109,8 @@ def evaluate_checkpoint(
     loader = make_loader(source.split(split), prepare, batch_size=batch_size, shuffle=False,
                          workers=default_workers() if workers < 0 else workers)
     autocast, _ = autocast_for(device, amp)
-    result = evaluate(model, loader, device=device, num_classes=len(classes), views=views, autocast=autocast, strict=strict)
+    with explain_out_of_memory(batch_size, device, doing="evaluating", amp=amp):
+        result = evaluate(model, loader, device=device, num_classes=len(classes), views=views, autocast=autocast, strict=strict)
     if result["n"] == 0:
         raise UsageError(f"{spec} ({split}) has no readable images")
     return result | {"data": spec, "split": split, "tta": tta, "classes": classes}

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from alexnet.atomic import atomic_path
+
 
 def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
     """How many rows of `logits` (N,K) have `target` (N) among their k highest scores, per k."""
@@ -44,15 +46,25 @@ class Mean:
 
 
 class MetricsLog:
-    """Appends one JSON line per record to metrics.jsonl and mirrors scalars to TensorBoard."""
+    """Appends one JSON line per record to metrics.jsonl and mirrors scalars to TensorBoard.
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+    A run continued from a checkpoint of epoch `epoch` (step `step`) first drops the records
+    written after that checkpoint: a run killed between logging an epoch and saving it, or
+    resumed from an older best.pt, would otherwise list the redone epochs twice. TensorBoard is
+    told the same with `purge_step`.
+    """
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True, *, epoch: int = 0, step: int = 0) -> None:
         self.path = run_dir / "metrics.jsonl"
+        kept = [r for r in read_metrics(run_dir) if int(r.get("epoch", 0)) <= epoch]
+        if self.path.exists():
+            with atomic_path(self.path) as tmp:
+                Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept))
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when asked
 
-            self.writer = SummaryWriter(str(run_dir / "tb"))
+            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=step + 1)
 
     def write(self, record: dict[str, Any], step: int) -> None:
         with self.path.open("a") as f:
@@ -72,4 +84,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # the last line of a run killed mid-write: drop it
+            continue
+    return records

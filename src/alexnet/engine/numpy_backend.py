@@ -44,13 +44,16 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet import scratch
+from alexnet.atomic import remove_leftovers
 from alexnet.config import TrainConfig, save_config, to_dict
 from alexnet.data import open_dataset
 from alexnet.data.loader import note_bad, set_epoch
 from alexnet.engine.checkpoint import load_checkpoint, model_state
+from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import MetricsLog
 from alexnet.engine.train import (
     StopRequest,
+    announce,
     build_for_data,
     current_lr,
     data_pipeline,
@@ -286,10 +289,10 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
     group = optimizer.param_groups[0]
     opt.momentum, opt.weight_decay = group["momentum"], group["weight_decay"]
     opt.nesterov, opt.dampening = group["nesterov"], group["dampening"]
+    remove_leftovers(run_dir)  # temporary files of a run killed mid-write
     save_config(cfg, run_dir / "config.yaml")
-    metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard)
-    log(f"training {cfg.model} on {cfg.data} ({len(source.split('train'))} train / {len(source.split('val'))} val images, "
-        f"{len(source.classes)} classes) with the NumPy backend on the CPU; run folder {run_dir}")
+    metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=epoch, step=step)
+    announce(cfg, source, "with the NumPy backend on the CPU", run_dir)
 
     def checkpoint(metrics: dict[str, Any], best_top1: float) -> dict[str, Any]:
         copy_to_torch(net, opt, model, optimizer)
@@ -308,7 +311,7 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
     train_rates: list[float] = []
     restore_rng(resume.get("rng") if resume is not None else None)  # as when the checkpoint was written
     try:
-        with stop_on_signals() as stop:
+        with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, "cpu"):
             while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
                 set_epoch(train_loader, epoch)
                 lr = current_lr(optimizer)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from alexnet.data.images import BadImage, load_image, normalise_image
 from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare
 from alexnet.engine.checkpoint import model_from_checkpoint, unwrap
+from alexnet.engine.memory import explain_out_of_memory
 from alexnet.errors import UsageError
 
 ImageInput = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
@@ -97,7 +98,8 @@ def predict_iter(
                 errors[i] = picture.reason
             else:
                 ready.append((i, prepare(picture)))  # uint8 C,R,R
-        probs = class_probabilities(net, views(torch.stack([x for _, x in ready]).to(device))) if ready else None
+        with explain_out_of_memory(batch_size, device, doing="classifying"):
+            probs = class_probabilities(net, views(torch.stack([x for _, x in ready]).to(device))) if ready else None
         rows = {i: row for (i, _), row in zip(ready, probs)} if probs is not None else {}
         for i, name in enumerate(names):
             if i in errors:

@@ -35,15 +35,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from alexnet.atomic import remove_leftovers
 from alexnet.config import TrainConfig, save_config, to_dict
 from alexnet.data import DataSource, open_dataset
 from alexnet.data.loader import Loader, default_workers, make_loader, note_bad, set_epoch
 from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare
 from alexnet.engine.checkpoint import load_checkpoint, model_state, save_checkpoint
 from alexnet.engine.evaluate import evaluate
+from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import MetricsLog
 from alexnet.errors import Interrupted, TrainingDiverged, UsageError
-from alexnet.models import build_model
+from alexnet.models import build_model, check_input_size
 
 
 def log(message: str) -> None:
@@ -353,12 +355,23 @@ def draw_run_pictures(run_dir: Path, model: nn.Module) -> None:
             log(f"could not draw {name}: {type(e).__name__}: {e}")
 
 
+def announce(cfg: TrainConfig, source: DataSource, where: str, run_dir: Path) -> None:
+    """The run's first line: model, data sizes, device and run folder; and a batch-size note."""
+    n_train = len(source.split("train"))
+    log(f"training {cfg.model} on {cfg.data} ({n_train} train / {len(source.split('val'))} val images, "
+        f"{len(source.classes)} classes) {where}; run folder {run_dir}")
+    if cfg.batch_size > n_train:  # valid (each epoch is one smaller batch), but rarely what was meant
+        log(f"note: batch_size {cfg.batch_size} is larger than the {n_train} training images: each epoch is one step of {n_train}")
+
+
 def build_for_data(cfg: TrainConfig, source: DataSource) -> nn.Module:
     """The configured model with as many outputs as the data has classes."""
     args = dict(cfg.model_args)
     given = args.pop("num_classes", None)
     if given is not None and int(given) != len(source.classes):
         raise UsageError(f"model_args num_classes={given} but {source.spec} has {len(source.classes)} classes")
+    if cfg.image_size:  # the model's own size fits by construction
+        check_input_size(cfg.model, cfg.image_size, num_classes=len(source.classes), **args)
     return build_model(cfg.model, num_classes=len(source.classes), **args)
 
 
@@ -434,10 +447,10 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
         log(f"resuming {run_dir} at epoch {epoch + 1}/{cfg.epochs}{within} (step {step})")
     else:
         run_dir = new_run_dir(cfg)
+    remove_leftovers(run_dir)  # temporary files of a run killed mid-write
     save_config(cfg, run_dir / "config.yaml")
-    metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard)
-    log(f"training {cfg.model} on {cfg.data} ({len(source.split('train'))} train / {len(source.split('val'))} val images, "
-        f"{len(source.classes)} classes) on {device}; run folder {run_dir}")
+    metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=epoch, step=step)
+    announce(cfg, source, f"on {device}", run_dir)
 
     def checkpoint(metrics: dict[str, Any], best_top1: float, partial: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
@@ -457,7 +470,7 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
     # the RNG states as they were when the checkpoint was written (building the model drew from them)
     restore_rng(resume.get("rng") if resume is not None else None)
     try:
-        with stop_on_signals() as stop:
+        with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, device, amp=cfg.amp):
             while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
                 set_epoch(train_loader, epoch)
                 # a resumed half epoch logs the lr its first half started with
@@ -492,7 +505,8 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
     final = val
     if cfg.tta != "center":
         tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device)
-        final = evaluate(model, tta_loader, device=device, num_classes=len(source.classes), views=tta_views, autocast=autocast, strict=cfg.strict)
+        with explain_out_of_memory(cfg.batch_size, device, doing=f"evaluating with {cfg.tta}", amp=cfg.amp):
+            final = evaluate(model, tta_loader, device=device, num_classes=len(source.classes), views=tta_views, autocast=autocast, strict=cfg.strict)
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
     return finish_run(cfg, run_dir, model, device, epoch=epoch, step=step, best_top1=best_top1, final=final,
                       train_rates=train_rates, bad=bad, started=started)
@@ -537,7 +551,8 @@ def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, device: torch.
     draw_run_pictures(run_dir, model)
     if bad:
         unique = {b.path: b.reason for b in bad}
-        (run_dir / "bad_images.txt").write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()))
+        # a path that is not valid UTF-8 (Linux allows any bytes) is written as its own bytes
+        (run_dir / "bad_images.txt").write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()), encoding="utf-8", errors="surrogateescape")
         log(f"skipped {len(unique)} unreadable image(s); listed in {run_dir / 'bad_images.txt'}")
     return {
         "run_dir": str(run_dir),

@@ -10,8 +10,10 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 from torch import nn
 
+from alexnet.config import MAX_IMAGE_SIZE
 from alexnet.errors import UsageError
 from alexnet.models.alexnet2012 import alexnet2012
 from alexnet.models.alexnet_d2l import alexnet_d2l
@@ -67,10 +69,44 @@ def build_model(name: str, **kwargs: object) -> nn.Module:
     return model
 
 
+def check_input_size(name: str, size: int, **kwargs: object) -> None:
+    """Raise a one-line UsageError unless model `name` (with `kwargs`) takes size x size inputs.
+
+    The net is built and run on PyTorch's meta device, which propagates shapes only: no weights
+    are allocated and no arithmetic is done, so the check costs milliseconds even for VGG-19.
+    On failure, the sizes the net does take (between 8 and MAX_IMAGE_SIZE) are found the same
+    way and named in the message.
+    """
+    if not 8 <= size <= MAX_IMAGE_SIZE:
+        raise UsageError(f"image size {size} is out of range: it must be in [8, {MAX_IMAGE_SIZE}]")
+    with torch.device("meta"):
+        net = build_model(name, **kwargs)
+    channels = net.input_size[0]
+
+    def fits(side: int) -> bool:
+        try:
+            with torch.no_grad():
+                net(torch.empty(1, channels, side, side, device="meta"))  # N=1,C,H,W
+            return True
+        except RuntimeError:  # too small for a pool or kernel, or the wrong size for a Linear
+            return False
+
+    if fits(size):
+        return
+    lo = next((s for s in range(8, MAX_IMAGE_SIZE + 1) if fits(s)), None)
+    if lo is None:
+        raise UsageError(f"{name} takes no input size between 8 and {MAX_IMAGE_SIZE} px")
+    hi = lo
+    while hi < MAX_IMAGE_SIZE and fits(hi + 1):
+        hi += 1
+    takes = f"{lo} px" if lo == hi else f"{lo} to {hi} px" if hi < MAX_IMAGE_SIZE else f"at least {lo} px"
+    raise UsageError(f"image size {size} does not fit {name}: it takes inputs of {takes} (its own: {net.input_size[1]})")
+
+
 def _entry(name: str) -> ModelEntry:
     if name not in MODELS:
         raise UsageError(f"unknown model {name!r}; choose from: {', '.join(MODELS)}")
     return MODELS[name]
 
 
-__all__ = ["MODELS", "ModelEntry", "build_model", "list_models", "model_options"]
+__all__ = ["MODELS", "ModelEntry", "build_model", "check_input_size", "list_models", "model_options"]
