@@ -9,7 +9,8 @@ Two paths give the same `Batch`es:
   not raise for it, because an exception from a worker reaches the user as a traceback dump.
 
 Order is a pure function of (seed, epoch): call `set_epoch` before each epoch, and a resumed run
-sees the same batches as an uninterrupted one.
+sees the same batches as an uninterrupted one. With several training processes (torchrun; see
+engine/distributed.py) each loader yields its process's `shard` of that order.
 """
 
 from __future__ import annotations
@@ -44,20 +45,50 @@ def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int) -> Tensor:
     return torch.randperm(n, generator=g)
 
 
+class Shard(NamedTuple):
+    """Which part of each epoch a process takes: process `rank` of `size`.
+
+    `global_batch` set (training): the epoch's last incomplete global batch is dropped and the
+    process takes the rank-th equal slice of every global batch, so the processes' steps together
+    are one process's steps. None (evaluation): a contiguous 1/size of the order, nothing dropped.
+    """
+
+    rank: int = 0
+    size: int = 1
+    global_batch: int | None = None
+
+    def local_batch(self, batch_size: int) -> int:
+        return batch_size // self.size if self.global_batch else -(-batch_size // self.size)
+
+    def of(self, order: Tensor) -> Tensor:
+        if self.size == 1:
+            return order
+        if self.global_batch is None:
+            return order.tensor_split(self.size)[self.rank]
+        b = self.global_batch
+        full = order[: len(order) // b * b]
+        return full.view(-1, self.size, b // self.size)[:, self.rank].reshape(-1)  # steps,ranks,local -> this rank's
+
+
+ONE = Shard()
+
+
 class TensorBatches:
     """Batches sliced from an in-memory uint8 tensor and prepared batch-wise (no workers)."""
 
-    def __init__(self, data: TensorImages, prepare: Callable[[Tensor], Tensor], *, batch_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(self, data: TensorImages, prepare: Callable[[Tensor], Tensor], *, batch_size: int, shuffle: bool, seed: int,
+                 shard: Shard = ONE) -> None:
         self.data, self.prepare = data, prepare
         self.targets = torch.tensor(data.targets, dtype=torch.long)
-        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self.shuffle, self.seed, self.epoch, self.shard = shuffle, seed, 0, shard
+        self.batch_size = shard.local_batch(batch_size)
         self.num_workers = 0
 
     def __len__(self) -> int:
-        return -(-len(self.targets) // self.batch_size)
+        return -(-len(self.shard.of(torch.arange(len(self.targets)))) // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        order = epoch_order(len(self.targets), shuffle=self.shuffle, seed=self.seed, epoch=self.epoch)
+        order = self.shard.of(epoch_order(len(self.targets), shuffle=self.shuffle, seed=self.seed, epoch=self.epoch))
         for idx in order.split(self.batch_size):
             yield Batch(self.prepare(self.data.images[idx]), self.targets[idx], [])
 
@@ -83,14 +114,14 @@ def collate(items: Sequence[tuple[object, int]]) -> Batch:
 
 
 class _EpochSampler(torch.utils.data.Sampler[int]):
-    def __init__(self, n: int, *, shuffle: bool, seed: int) -> None:
-        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
+    def __init__(self, n: int, *, shuffle: bool, seed: int, shard: Shard = ONE) -> None:
+        self.n, self.shuffle, self.seed, self.epoch, self.shard = n, shuffle, seed, 0, shard
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.shard.of(torch.arange(self.n)))
 
     def __iter__(self) -> Iterator[int]:
-        return iter(epoch_order(self.n, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch).tolist())
+        return iter(self.shard.of(epoch_order(self.n, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch)).tolist())
 
 
 def _init_worker(worker_id: int) -> None:
@@ -120,14 +151,17 @@ Loader = TensorBatches | DataLoader
 
 
 def make_loader(dataset: Dataset, prepare: Callable[[object], Tensor], *, batch_size: int, shuffle: bool,
-                workers: int, seed: int = 0, pin_memory: bool = False) -> Loader:
-    """Batches of `prepare`d images from `dataset`; call `set_epoch(loader, e)` before each epoch."""
+                workers: int, seed: int = 0, pin_memory: bool = False, shard: Shard = ONE) -> Loader:
+    """Batches of `prepare`d images from `dataset`; call `set_epoch(loader, e)` before each epoch.
+
+    `batch_size` is the global batch: with a `shard` of several processes each yields its part.
+    """
     if isinstance(dataset, TensorImages):
-        return TensorBatches(dataset, prepare, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        return TensorBatches(dataset, prepare, batch_size=batch_size, shuffle=shuffle, seed=seed, shard=shard)
     return DataLoader(
         _Prepared(dataset, prepare),
-        batch_size=batch_size,
-        sampler=_EpochSampler(len(dataset), shuffle=shuffle, seed=seed),  # type: ignore[arg-type]
+        batch_size=shard.local_batch(batch_size),
+        sampler=_EpochSampler(len(dataset), shuffle=shuffle, seed=seed, shard=shard),  # type: ignore[arg-type]
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory,

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alexnet.data.loader import note_bad
+from alexnet.engine import distributed
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import confusion_matrix, topk_correct
 from alexnet.engine.predict import class_probabilities
@@ -53,6 +54,10 @@ def evaluate(
         c1, c5 = topk_correct(probs, y, (1, 5))
         correct1, correct5, n = correct1 + c1, correct5 + c5, n + y.shape[0]
         confusion += confusion_matrix(probs.argmax(dim=1), y, num_classes).cpu()
+    if distributed.active():  # data-parallel: each process saw its share of the images
+        sums = distributed.sum_across(torch.tensor([loss_sum, correct1, correct5, n], dtype=torch.float64))
+        loss_sum, correct1, correct5, n = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
+        confusion = distributed.sum_across(confusion)
     per_class_n = confusion.sum(dim=1)
     per_class = (confusion.diag().double() / per_class_n.clamp_min(1)).tolist()
     top1 = correct1 / n if n else float("nan")

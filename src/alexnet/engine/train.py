@@ -38,9 +38,11 @@ from tqdm import tqdm
 from alexnet.atomic import remove_leftovers
 from alexnet.config import TrainConfig, save_config, to_dict
 from alexnet.data import DataSource, open_dataset
-from alexnet.data.loader import Loader, default_workers, make_loader, note_bad, set_epoch
+from alexnet.data.loader import Loader, Shard, default_workers, make_loader, note_bad, set_epoch
 from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare
+from alexnet.engine import distributed
 from alexnet.engine.checkpoint import load_checkpoint, model_state, save_checkpoint
+from alexnet.engine.distributed import World
 from alexnet.engine.evaluate import evaluate
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import MetricsLog
@@ -49,8 +51,9 @@ from alexnet.models import build_model, check_input_size
 
 
 def log(message: str) -> None:
-    """Progress messages go to stderr so stdout stays machine-readable (--json)."""
-    tqdm.write(message, file=sys.stderr)
+    """Progress messages go to stderr so stdout stays machine-readable (--json); rank 0 alone speaks."""
+    if not distributed.active() or torch.distributed.get_rank() == 0:
+        tqdm.write(message, file=sys.stderr)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -223,7 +226,10 @@ def train_one_epoch(
     steps on it, or with `skip_nonfinite` skips the batch and counts it ("nonfinite").
     """
     model.train()
-    part = partial or {}
+    part = dict(partial or {})
+    if distributed.active() and torch.distributed.get_rank() != 0:  # the saved sums are already all processes'
+        for key in ("loss_sum", "correct", "images"):
+            part.pop(key, None)
     # Running sums stay on the device: reading them every step would wait for the GPU each time.
     loss_sum = part["loss_sum"].to(device) if "loss_sum" in part else torch.zeros((), device=device)
     correct = part["correct"].to(device) if "correct" in part else torch.zeros((), dtype=torch.long, device=device)
@@ -232,22 +238,24 @@ def train_one_epoch(
     total, batches, cut = len(loader), 0, None  # type: ignore[arg-type]
     bad = [] if bad is None else bad
     started = time.perf_counter()
-    bar = tqdm(loader, desc=progress, leave=False, file=sys.stderr, disable=None, dynamic_ncols=True)
+    quiet = None if not distributed.active() or torch.distributed.get_rank() == 0 else True  # None: only on a terminal
+    bar = tqdm(loader, desc=progress, leave=False, file=sys.stderr, disable=quiet, dynamic_ncols=True)
     for batch in bar:
         batches += 1
         if batches <= done:  # trained before the interruption: same order (seed, epoch), nothing drawn
             continue
         note_bad(batch.bad, bad, strict=strict)
-        if batch.labels.numel() == 0:
-            continue
+        if distributed.any_across(batch.labels.numel() == 0, device):  # every image unreadable (here or in
+            continue  # another process: all skip the step together, or DDP's gradient all-reduce would wait forever)
         x = batch.images.to(device, non_blocking=True)  # uint8 N,C,R,R
         x = augment(x) if augment is not None else x  # float N,C,S,S
         y = batch.labels.to(device, non_blocking=True)  # N
         with autocast or contextlib.nullcontext():
             logits = model(x)  # N,K
             loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-        # one device sync per step: the price of never stepping the optimizer on a NaN/inf loss
-        value = float(loss.detach())
+        # one device sync per step: the price of never stepping the optimizer on a NaN/inf loss;
+        # data-parallel processes agree here on the loss and on stopping (engine/distributed.py)
+        value, halt = distributed.agree(loss, bool(stop))
         if not math.isfinite(value):
             nonfinite += 1
             refuse_nonfinite(value, step=step, lr=current_lr(optimizer), skip=skip_nonfinite, count=nonfinite)
@@ -272,10 +280,13 @@ def train_one_epoch(
                                 lr=f"{current_lr(optimizer):.2g}", ips=f"{rate:.0f}")
             if max_steps and step >= max_steps:
                 break
-        if stop and batches < total:
+        if (halt if distributed.active() else stop) and batches < total:
             cut = batches
             break
     bar.close()
+    if distributed.active():  # the epoch's figures over all processes' images
+        total_sums = distributed.sum_across(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(images), device=device)]))
+        loss_sum, correct, images = total_sums[0], total_sums[1].long(), int(total_sums[2])
     seconds = earlier + time.perf_counter() - started
     out = {
         "train_loss": float(loss_sum) / images if images else float("nan"),
@@ -385,14 +396,17 @@ class Pipeline(NamedTuple):
     prep: dict[str, Any]  # saved in checkpoints: input_size, mean, std, augment
 
 
-def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device: torch.device) -> Pipeline:
+def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device: torch.device, world: World = World()) -> Pipeline:
     channels, size = model.input_size[0], cfg.image_size or model.input_size[1]
+    shards = Shard(world.rank, world.size, cfg.batch_size), Shard(world.rank, world.size)  # train, val
     stats = dict(size=size, channels=channels, mean=source.mean, std=source.std)
     workers = default_workers() if cfg.workers < 0 else cfg.workers
     pin = device.type == "cuda"
     prepare = Prepare(cfg.augment, size, channels)
-    train = make_loader(source.split("train"), prepare, batch_size=cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed, pin_memory=pin)
-    val = make_loader(source.split("val"), prepare, batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed, pin_memory=pin)
+    train = make_loader(source.split("train"), prepare, batch_size=cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed,
+                        pin_memory=pin, shard=shards[0])
+    val = make_loader(source.split("val"), prepare, batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
+                      pin_memory=pin, shard=shards[1])
     augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, **stats).to(device)
     views = EvalViews(tta="center", **stats).to(device)
     prep = {"input_size": [channels, size, size], "mean": list(source.mean), "std": list(source.std), "augment": cfg.augment}
@@ -404,9 +418,21 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
     if cfg.backend == "numpy":
         from alexnet.engine.numpy_backend import fit_numpy
 
+        if distributed.launched():
+            raise UsageError("the numpy backend trains in one process: run it without torchrun")
         return fit_numpy(cfg, on_epoch=on_epoch)
     started = time.perf_counter()
-    device = resolve_device(cfg.device)
+    world, device = distributed.init_world(resolve_device(cfg.device))
+    try:
+        return _fit(cfg, world, device, started, on_epoch)
+    finally:
+        distributed.close_world()
+
+
+def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
+         on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    if cfg.batch_size % world.size:
+        raise UsageError(f"batch_size {cfg.batch_size} (the global batch) does not divide among {world.size} processes")
     seed_everything(cfg.seed, cfg.deterministic)
     resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
     source = open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction)
@@ -421,8 +447,12 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
             raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; it cannot resume this config")
         model.load_state_dict(resume["model"])
     model.to(device)
-    pipe = data_pipeline(cfg, model, source, device)
+    pipe = data_pipeline(cfg, model, source, device, world)
     train_loader, val_loader, prep = pipe.train, pipe.val, pipe.prep
+    if len(train_loader) == 0:  # data-parallel drops the last incomplete global batch
+        raise UsageError(f"{cfg.data}: {len(source.split('train'))} training images make no full batch of {cfg.batch_size}")
+    # what trains: DDP averages the gradients of the processes after each backward
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if world.size > 1 else model
 
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = max(1, len(train_loader))
@@ -446,11 +476,13 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
         within = f", batch {int(partial['batches']) + 1}" if partial else ""
         log(f"resuming {run_dir} at epoch {epoch + 1}/{cfg.epochs}{within} (step {step})")
     else:
-        run_dir = new_run_dir(cfg)
-    remove_leftovers(run_dir)  # temporary files of a run killed mid-write
-    save_config(cfg, run_dir / "config.yaml")
-    metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=epoch, step=step)
-    announce(cfg, source, f"on {device}", run_dir)
+        run_dir = Path(distributed.share(str(new_run_dir(cfg)) if world.main else None, world))  # type: ignore[arg-type]
+    if world.main:
+        remove_leftovers(run_dir)  # temporary files of a run killed mid-write
+        save_config(cfg, run_dir / "config.yaml")
+    metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=epoch, step=step) if world.main else None
+    where = f"on {device}" if world.size == 1 else f"on {world.size} processes ({device.type}, data-parallel)"
+    announce(cfg, source, where, run_dir)
 
     def checkpoint(metrics: dict[str, Any], best_top1: float, partial: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
@@ -473,17 +505,20 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
         with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, device, amp=cfg.amp):
             while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
                 set_epoch(train_loader, epoch)
+                if world.size > 1:  # each process its own crops, flips and dropout; reproducible per epoch
+                    torch.manual_seed((cfg.seed * 1_000_003 + epoch) * 1_000 + world.rank)
                 # a resumed half epoch logs the lr its first half started with
                 lr = float(partial["lr"]) if partial else current_lr(optimizer)
                 train = train_one_epoch(
-                    model, train_loader, optimizer, device=device, augment=pipe.augment, step_schedule=step_schedule, autocast=autocast,
+                    net, train_loader, optimizer, device=device, augment=pipe.augment, step_schedule=step_schedule, autocast=autocast,
                     scaler=scaler, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
                     strict=cfg.strict, bad=bad, progress=f"epoch {epoch + 1}/{cfg.epochs}",
                     stop=stop, skip_nonfinite=cfg.skip_nonfinite, partial=partial,
                 )
                 step, partial = train.pop("step"), train.pop("partial")
                 if partial is not None:  # stopped by a signal mid-epoch: save the progress, epoch not counted
-                    save_checkpoint(run_dir / "last.pt", checkpoint(record, best_top1, {**partial, "lr": lr}))
+                    if world.main:
+                        save_checkpoint(run_dir / "last.pt", checkpoint(record, best_top1, {**partial, "lr": lr}))
                     raise interrupted(stop, run_dir, f"at step {step} (epoch {epoch + 1}, batch {partial['batches']} of {len(train_loader)})")
                 train_rates.append(train["images_per_s"])
                 val = evaluate(model, val_loader, device=device, num_classes=len(source.classes), views=pipe.views, autocast=autocast, strict=cfg.strict)
@@ -495,37 +530,41 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
                                               train=train, val=val, best_top1=best_top1)
                 if on_epoch is not None:
                     on_epoch(record)
-                if stop and epoch < cfg.epochs:  # the signal came during validation or saving
+                if distributed.agree(torch.zeros(()), bool(stop))[1] and epoch < cfg.epochs:  # a signal came during validation or saving
                     raise interrupted(stop, run_dir, f"after epoch {epoch}")
     except TrainingDiverged as e:
         raise diverged(e, run_dir) from None
     finally:
-        metrics_log.close()
+        if metrics_log is not None:
+            metrics_log.close()
 
     final = val
     if cfg.tta != "center":
-        tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device)
+        tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device, world)
         with explain_out_of_memory(cfg.batch_size, device, doing=f"evaluating with {cfg.tta}", amp=cfg.amp):
             final = evaluate(model, tta_loader, device=device, num_classes=len(source.classes), views=tta_views, autocast=autocast, strict=cfg.strict)
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
     return finish_run(cfg, run_dir, model, device, epoch=epoch, step=step, best_top1=best_top1, final=final,
-                      train_rates=train_rates, bad=bad, started=started)
+                      train_rates=train_rates, bad=bad, started=started, write=world.main)
 
 
-def end_epoch(run_dir: Path, metrics_log: MetricsLog, make_state: Callable[[dict[str, Any], float], dict[str, Any]], *,
+def end_epoch(run_dir: Path, metrics_log: MetricsLog | None, make_state: Callable[[dict[str, Any], float], dict[str, Any]], *,
               epoch: int, epochs: int, step: int, lr: float, train: dict[str, Any], val: dict[str, Any],
               best_top1: float) -> tuple[dict[str, Any], float]:
     """Record, checkpoint (last.pt; best.pt when val top-1 improved) and log one finished epoch.
 
     Returns the epoch's record and the best val top-1 so far; make_state(record, best) is the checkpoint.
+    Without a `metrics_log` (a data-parallel process other than rank 0) nothing is written.
     """
     record = {
         "epoch": epoch, "step": step, "lr": lr, **train,
         "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
     }
-    metrics_log.write(record, step)
     improved = val["top1"] > best_top1
     best_top1 = max(best_top1, val["top1"])
+    if metrics_log is None:
+        return record, best_top1
+    metrics_log.write(record, step)
     state = make_state(record, best_top1)
     save_checkpoint(run_dir / "last.pt", state)
     if improved:
@@ -536,20 +575,24 @@ def end_epoch(run_dir: Path, metrics_log: MetricsLog, make_state: Callable[[dict
     return record, best_top1
 
 
-def tta_pipeline(cfg: TrainConfig, source: DataSource, prep: dict[str, Any], workers: int, device: torch.device) -> tuple[Loader, EvalViews]:
+def tta_pipeline(cfg: TrainConfig, source: DataSource, prep: dict[str, Any], workers: int, device: torch.device,
+                 world: World = World()) -> tuple[Loader, EvalViews]:
     """The val loader and views of the final evaluation with cfg.tta (flip, or the ten patches)."""
     channels, size = prep["input_size"][0], prep["input_size"][1]
     views = EvalViews(size=size, channels=channels, mean=source.mean, std=source.std, tta=cfg.tta).to(device)
     loader = make_loader(source.split("val"), eval_prepare(cfg.augment, size=size, channels=channels, tta=cfg.tta),
-                         batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed)
+                         batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
+                         shard=Shard(world.rank, world.size))
     return loader, views
 
 
 def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, device: torch.device, *, epoch: int, step: int,
-               best_top1: float, final: dict[str, Any], train_rates: list[float], bad: list, started: float) -> dict[str, Any]:
-    """Draw the run's pictures, list the unreadable images, and return the run's summary."""
-    draw_run_pictures(run_dir, model)
-    if bad:
+               best_top1: float, final: dict[str, Any], train_rates: list[float], bad: list, started: float,
+               write: bool = True) -> dict[str, Any]:
+    """Draw the run's pictures, list the unreadable images (unless not `write`), and return the run's summary."""
+    if write:
+        draw_run_pictures(run_dir, model)
+    if bad and write:
         unique = {b.path: b.reason for b in bad}
         # a path that is not valid UTF-8 (Linux allows any bytes) is written as its own bytes
         (run_dir / "bad_images.txt").write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()), encoding="utf-8", errors="surrogateescape")
