@@ -29,6 +29,7 @@ SCHEDULES = ("plateau", "cosine", "onecycle", "constant")
 TTA_MODES = ("center", "flip", "tencrop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("torch", "numpy")
+SWITCHES = ("auto", "on", "off")  # auto: on where it helps (the device decides)
 # The largest input side accepted: 4.5x the paper's 227. Larger is rarely meant (a typo such as
 # 2240) and its batches alone take gigabytes (128 x 3 x 2048^2 bytes = 1.6 GB).
 MAX_IMAGE_SIZE = 1024
@@ -104,6 +105,10 @@ class TrainConfig:
     """Write TensorBoard event files into the run folder."""
     backend: str = "torch"
     """torch, or numpy: the from-scratch NumPy nets of alexnet.scratch (alexnet_simple, alexnet_mini, alexnet2012; SGD, CPU)."""
+    channels_last: str = "auto"
+    """Channels-last (NHWC) weights and activations, which tensor-core convolutions want: auto (on for CUDA), on, off."""
+    compile: str = "auto"
+    """torch.compile the training model (fused kernels, LRN included): auto (on for CUDA), on, off; falls back to eager if compiling fails."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -116,6 +121,8 @@ class TrainConfig:
         _choice("tta", self.tta, TTA_MODES)
         _choice("device", self.device, DEVICES)
         _choice("backend", self.backend, BACKENDS)
+        _choice("channels_last", self.channels_last, SWITCHES)
+        _choice("compile", self.compile, SWITCHES)
         for name, f in FIELDS.items():  # NaN passes no comparison below, but inf passes ">= 0"
             if f.type == "float" and not math.isfinite(getattr(self, name)):
                 raise UsageError(f"{name} must be a finite number; got {getattr(self, name)!r}")
@@ -219,6 +226,8 @@ def _coerce(name: str, value: Any) -> Any:
             return parse_bool(value)
         if kind == "bool" and not isinstance(value, bool):
             raise ValueError
+        if kind == "str" and isinstance(value, bool):  # YAML reads a bare on/off as a bool
+            return "on" if value else "off"
         if kind == "str" and not isinstance(value, str):
             return str(value)
     except (TypeError, ValueError):

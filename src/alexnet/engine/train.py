@@ -168,7 +168,38 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    # CUDA: one fused kernel for the whole update instead of a few per tensor group
+    fused = True if params and params[0].is_cuda else None
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                           weight_decay=cfg.weight_decay, fused=fused)
+
+
+def switch(value: str, device: torch.device) -> bool:
+    """A fast-path switch (auto, on, off) for `device`: auto is on for CUDA only.
+
+    On this project's 2-core CPU neither channels-last nor torch.compile paid for itself in
+    training (see BENCHMARKS.md); on GPUs both are the standard fast path.
+    """
+    return value == "on" or (value == "auto" and device.type == "cuda")
+
+
+def compiled(net: nn.Module, example: torch.Tensor, autocast: contextlib.AbstractContextManager | None) -> nn.Module:
+    """torch.compile(net), compiled now on one forward and backward of `example`; `net` if that fails.
+
+    Compiling happens on the first call; doing it here, under a forked RNG, keeps the training's
+    random draws unchanged and turns a failure (no C++ compiler, an unsupported op) into a note
+    instead of a crash at step 1. The gradients it leaves are cleared by the first step.
+    """
+    try:
+        fast = torch.compile(net)
+        devices = [example.device] if example.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), autocast or contextlib.nullcontext():
+            fast(example).float().sum().backward()
+        return fast
+    except Exception as e:  # noqa: BLE001 - any compiler failure: train eagerly
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        log(f"torch.compile failed ({type(e).__name__}: {first}); training eagerly")
+        return net
 
 
 def make_step_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR | None:
@@ -447,6 +478,8 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
             raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; it cannot resume this config")
         model.load_state_dict(resume["model"])
     model.to(device)
+    if switch(cfg.channels_last, device):
+        model.to(memory_format=torch.channels_last)
     pipe = data_pipeline(cfg, model, source, device, world)
     train_loader, val_loader, prep = pipe.train, pipe.val, pipe.prep
     if len(train_loader) == 0:  # data-parallel drops the last incomplete global batch
@@ -460,6 +493,10 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     step_schedule = make_step_schedule(optimizer, cfg, total_steps, steps_per_epoch)
     plateau = make_plateau_schedule(optimizer, cfg)
     autocast, scaler = autocast_for(device, cfg.amp)
+    if switch(cfg.compile, device):
+        side = prep["input_size"][1]
+        example = torch.zeros(train_loader.batch_size, model.input_size[0], side, side, device=device)  # N,C,S,S
+        net = compiled(net, example, autocast)
 
     epoch, step, best_top1, run_dir = 0, 0, -1.0, None
     partial: dict[str, Any] | None = None  # the progress of an epoch stopped by a signal
