@@ -74,12 +74,18 @@ ONE = Shard()
 
 
 class TensorBatches:
-    """Batches sliced from an in-memory uint8 tensor and prepared batch-wise (no workers)."""
+    """Batches sliced from an in-memory uint8 tensor and prepared batch-wise (no workers).
+
+    With a `device`, the whole uint8 tensor is copied there once (as airbench keeps CIFAR-10 on
+    the GPU): batches are then sliced, resized and augmented without leaving it.
+    """
 
     def __init__(self, data: TensorImages, prepare: Callable[[Tensor], Tensor], *, batch_size: int, shuffle: bool, seed: int,
-                 shard: Shard = ONE) -> None:
+                 shard: Shard = ONE, device: torch.device | None = None) -> None:
         self.data, self.prepare = data, prepare
-        self.targets = torch.tensor(data.targets, dtype=torch.long)
+        if device is not None:
+            self.data = TensorImages(data.images.to(device), data.targets)
+        self.targets = torch.tensor(data.targets, dtype=torch.long, device=device)
         self.shuffle, self.seed, self.epoch, self.shard = shuffle, seed, 0, shard
         self.batch_size = shard.local_batch(batch_size)
         self.num_workers = 0
@@ -89,7 +95,7 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[Batch]:
         order = self.shard.of(epoch_order(len(self.targets), shuffle=self.shuffle, seed=self.seed, epoch=self.epoch))
-        for idx in order.split(self.batch_size):
+        for idx in order.to(self.targets.device).split(self.batch_size):
             yield Batch(self.prepare(self.data.images[idx]), self.targets[idx], [])
 
 
@@ -151,13 +157,16 @@ Loader = TensorBatches | DataLoader
 
 
 def make_loader(dataset: Dataset, prepare: Callable[[object], Tensor], *, batch_size: int, shuffle: bool,
-                workers: int, seed: int = 0, pin_memory: bool = False, shard: Shard = ONE) -> Loader:
+                workers: int, seed: int = 0, pin_memory: bool = False, shard: Shard = ONE,
+                device: torch.device | None = None) -> Loader:
     """Batches of `prepare`d images from `dataset`; call `set_epoch(loader, e)` before each epoch.
 
     `batch_size` is the global batch: with a `shard` of several processes each yields its part.
+    In-memory data moves to `device` whole when it takes under a quarter of its free memory.
     """
     if isinstance(dataset, TensorImages):
-        return TensorBatches(dataset, prepare, batch_size=batch_size, shuffle=shuffle, seed=seed, shard=shard)
+        keep = device if device is not None and _fits(dataset.images, device) else None
+        return TensorBatches(dataset, prepare, batch_size=batch_size, shuffle=shuffle, seed=seed, shard=shard, device=keep)
     return DataLoader(
         _Prepared(dataset, prepare),
         batch_size=shard.local_batch(batch_size),
@@ -168,6 +177,14 @@ def make_loader(dataset: Dataset, prepare: Callable[[object], Tensor], *, batch_
         worker_init_fn=_init_worker if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def _fits(images: Tensor, device: torch.device) -> bool:
+    """Whether `images` take under a quarter of `device`'s free memory (CUDA only; elsewhere no copy is made)."""
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return images.numel() * images.element_size() < free // 4
 
 
 def set_epoch(loader: Loader, epoch: int) -> None:

@@ -435,9 +435,9 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
     pin = device.type == "cuda"
     prepare = Prepare(cfg.augment, size, channels)
     train = make_loader(source.split("train"), prepare, batch_size=cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed,
-                        pin_memory=pin, shard=shards[0])
+                        pin_memory=pin, shard=shards[0], device=device)
     val = make_loader(source.split("val"), prepare, batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
-                      pin_memory=pin, shard=shards[1])
+                      pin_memory=pin, shard=shards[1], device=device)
     augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, **stats).to(device)
     views = EvalViews(tta="center", **stats).to(device)
     prep = {"input_size": [channels, size, size], "mean": list(source.mean), "std": list(source.std), "augment": cfg.augment}
