@@ -1,0 +1,109 @@
+"""Measure training and inference speed: alexnet bench [--model NAME] [--mode train|infer|data|all] [--baseline] [--json].
+
+Images/s (the median of several timed windows after a warm-up; CUDA events on a GPU), peak
+memory, and model FLOP utilisation against the device's peak, for our fast path (uint8 batches
+on the device, batched augmentation there, channels-last, autocast, fused SGD, torch.compile on
+GPUs). --baseline also measures torchvision's alexnet run the standard way (eager fp32, and eager
+under autocast) in the same process, its windows taking turns with ours, and prints the ratios
+ours/theirs. --mode data times the input pipeline alone (decode and augment) against
+torchvision's ImageFolder + transforms + DataLoader with the same workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from alexnet.cli.common import number
+from alexnet.config import MAX_IMAGE_SIZE
+
+EPILOG = """examples:
+  alexnet bench --baseline                                  # alexnet_owt, train and infer, batch 64 on the CPU
+  alexnet bench --mode infer --precision fp32 --no-channels-last
+  alexnet bench --mode data --data folder:../shared/datasets/imagenet-sample --baseline
+  alexnet bench --model alexnet_mini --image-size 32 --steps 5 --json
+
+defaults that depend on the device: batch 64 on the CPU, 256 on a GPU; precision bf16 where the
+device computes it natively (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX), else fp32;
+channels-last on; torch.compile on CUDA only (on this project's 2-core CPU it gained nothing and
+took 30-60 s to compile); timing 2 warm-up steps + 3 windows of 2 steps on the CPU, 10 + 5 x 20 on
+a GPU."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from alexnet.engine.bench import MODES, PRECISIONS
+
+    p.add_argument("--model", default="alexnet_owt", metavar="NAME", help="model to measure (default alexnet_owt; see alexnet models)")
+    p.add_argument("--mode", default="all", choices=MODES,
+                   help="train step, inference, the input pipeline alone (needs --data), or all (default: train and infer, and data with --data)")
+    p.add_argument("--batch-size", type=number(int, 1), default=None, metavar="N", help="images per step (default 64 on the CPU, 256 on a GPU)")
+    p.add_argument("--image-size", type=number(int, 8, MAX_IMAGE_SIZE), default=None, metavar="S",
+                   help="side of the square input (default: the model's own, 224 for alexnet_owt); smaller is quicker")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision of ours (default auto: bf16 where native, else fp32)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC model and inputs (default on)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile ours (default: on for CUDA only)")
+    p.add_argument("--data", default="", metavar="SPEC", help="dataset for --mode data, e.g. folder:DIR (a folder of class folders)")
+    p.add_argument("--workers", type=number(int, -1), default=-1, metavar="N", help="data-loading processes for --mode data, both loaders (-1: auto)")
+    p.add_argument("--baseline", action="store_true", help="also measure torchvision's alexnet the standard way, and the ratios ours/theirs")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--warmup", type=number(int, 1), default=None, metavar="N", help="untimed steps before timing (default 2 on the CPU, 10 on a GPU)")
+    p.add_argument("--windows", type=number(int, 1), default=None, metavar="K", help="timed windows; the median is reported (default 3 on the CPU, 5 on a GPU)")
+    p.add_argument("--steps", type=number(int, 1), default=None, metavar="M", help="steps per window (default 2 on the CPU, 20 on a GPU)")
+    p.add_argument("--peak-tflops", type=number(float, 0.001), default=None, metavar="X",
+                   help="the device's peak TFLOP/s for MFU (default: known GPUs only; none on CPUs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from alexnet.engine.bench import BenchConfig, run_bench
+    from alexnet.engine.train import log
+
+    cfg = BenchConfig(
+        model=args.model, mode=args.mode, batch_size=args.batch_size or 0, image_size=args.image_size or 0,
+        precision=args.precision, channels_last=args.channels_last, compile=args.compile, data=args.data,
+        workers=args.workers, baseline=args.baseline, device=args.device,
+        warmup=-1 if args.warmup is None else args.warmup, windows=args.windows or 0, steps=args.steps or 0,
+        peak_tflops=args.peak_tflops or 0.0,
+    )
+    report = run_bench(cfg, log=log)
+    for note in report["notes"]:
+        log(f"note: {note}")
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n / 2**10:.0f} KiB"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a small aligned table, one row per mode and run."""
+    r = report
+    switches = [r["precision"], "channels-last" if r["channels_last"] else "contiguous", "compiled" if r["compile"] else "eager"]
+    t = r["timing"]
+    lines = [f"{r['model']}, batch {r['batch_size']}, {r['image_size']}x{r['image_size']}, {', '.join(switches)}; "
+             f"{r['device']} ({r['device_name']}); torch {r['torch']}, torchvision {r['torchvision']}",
+             f"median of {t['windows']} windows of {t['steps']} steps after {t['warmup']} warm-up steps"]
+    header = ("mode", "run", "precision", "images/s", "min-max", "step ms", "peak mem", "TFLOP/s", "MFU", "ours/this")
+    rows = [header]
+    for mode, ours in r["results"].items():
+        runs = {"ours": ours, **r["baselines"].get(mode, {})}
+        for name, e in runs.items():
+            ratio = r["ratios"].get(mode, {}).get(name)
+            rows.append((mode, name, e["precision"], f"{e['images_per_s']:,.1f}",
+                         f"{e['images_per_s_min']:,.1f}-{e['images_per_s_max']:,.1f}", f"{e['step_ms']:,.1f}",
+                         _size(e["peak_memory_bytes"]), "-" if e["tflops_per_s"] is None else f"{e['tflops_per_s']:.3f}",
+                         "-" if e["mfu"] is None else f"{e['mfu']:.1%}", "-" if ratio is None else f"{ratio:.2f}x"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    right = (False, False, False, True, True, True, True, True, True, True)
+    for row in rows:
+        lines.append("  ".join(c.rjust(w) if a else c.ljust(w) for c, w, a in zip(row, widths, right)).rstrip())
+    kinds = sorted({e["memory_kind"] for m in r["results"] for e in [r["results"][m], *r["baselines"].get(m, {}).values()]})
+    lines += [f"peak mem: {r['memory_kinds'][k]}" for k in kinds]
+    return "\n".join(lines)
