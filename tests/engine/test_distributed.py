@@ -46,7 +46,7 @@ def train(tmp_path: Path, processes: int, out: str, *extra: str) -> subprocess.C
 
 
 def test_two_processes_follow_the_one_process_loss_curve_and_resume(tmp_path):
-    one = train(tmp_path, 1, "one", "--epochs", "3")
+    train(tmp_path, 1, "one", "--epochs", "3")
     two = train(tmp_path, 2, "two", "--epochs", "2")
     assert two.stdout.count("run folder:") == 1  # rank 0 alone reports, logs and writes
     assert two.stderr.count("epoch 1/2") == 1 and "2 processes" in two.stderr

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from alexnet.engine.train import backward_and_step, compile_now
 from alexnet.errors import RunFailed, UsageError
 
 MODES = ("train", "infer", "data", "all")
@@ -398,16 +399,11 @@ def synthetic_batch(batch_size: int, channels: int, side: int, num_classes: int,
 
 
 def compile_or_eager(model: nn.Module, first_call: Callable[[nn.Module], None], notes: list[str]) -> tuple[nn.Module, bool]:
-    """torch.compile(model), compiled now by `first_call`; the eager model and a one-line note if that fails
-    (no C++ compiler, no Triton, an unsupported op)."""
-    try:
-        fast = torch.compile(model)
-        first_call(fast)
-        return fast, True
-    except Exception as e:  # noqa: BLE001 - any compiler failure: measure eagerly
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        notes.append(f"torch.compile failed ({type(e).__name__}: {first}); measured eagerly")
-        return model, False
+    """torch.compile(model), compiled now by `first_call`; the eager model and a one-line note if that fails."""
+    net, failure = compile_now(model, first_call)
+    if failure:
+        notes.append(f"torch.compile failed ({failure}); measured eagerly")
+    return net, failure is None
 
 
 def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) -> Runner:
@@ -434,13 +430,7 @@ def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) ->
             with amp:
                 loss = F.cross_entropy(net(x).float(), labels)
             optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
+            backward_and_step(loss, optimizer, scaler)
             return images.shape[0]
 
         step = train_step
@@ -494,13 +484,7 @@ def torchvision_alexnet(cfg: BenchConfig, device: torch.device, kind: str, use_a
             with amp:
                 loss = criterion(model(x), labels)
             optimizer.zero_grad()
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
+            backward_and_step(loss, optimizer, scaler)
             return x.shape[0]
     else:
         model.eval()

@@ -191,16 +191,37 @@ def compiled(net: nn.Module, example: torch.Tensor, autocast: contextlib.Abstrac
     random draws unchanged and turns a failure (no C++ compiler, an unsupported op) into a note
     instead of a crash at step 1. The gradients it leaves are cleared by the first step.
     """
-    try:
-        fast = torch.compile(net)
+    def first_call(fast: nn.Module) -> None:
         devices = [example.device] if example.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), autocast or contextlib.nullcontext():
             fast(example).float().sum().backward()
-        return fast
-    except Exception as e:  # noqa: BLE001 - any compiler failure: train eagerly
+
+    net, failure = compile_now(net, first_call)
+    if failure:
+        log(f"torch.compile failed ({failure}); training eagerly")
+    return net
+
+
+def compile_now(net: nn.Module, first_call: Callable[[nn.Module], None]) -> tuple[nn.Module, str | None]:
+    """(torch.compile(net), None) compiled by `first_call(compiled)`; (net, why) if compiling fails."""
+    try:
+        fast = torch.compile(net)
+        first_call(fast)
+        return fast, None
+    except Exception as e:  # noqa: BLE001 - any compiler failure (no C++ compiler, no Triton, an unsupported op)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        log(f"torch.compile failed ({type(e).__name__}: {first}); training eagerly")
-        return net
+        return net, f"{type(e).__name__}: {first}"
+
+
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """The update from `loss`: backward and optimizer step, through the fp16 loss scaler when there is one."""
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
 
 
 def make_step_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR | None:
@@ -293,13 +314,7 @@ def train_one_epoch(
             refuse_nonfinite(value, step=step, lr=current_lr(optimizer), skip=skip_nonfinite, count=nonfinite)
         else:
             optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
+            backward_and_step(loss, optimizer, scaler)
             if step_schedule is not None:
                 step_schedule.step()
             step += 1
