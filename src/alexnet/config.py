@@ -45,6 +45,10 @@ class TrainConfig:
     """Extra builder arguments, e.g. 'activation=tanh,lrn=false' (num_classes comes from the data)."""
     data: str = "shapes"
     """Dataset spec: shapes[:k=v,..], fashion-mnist[:DIR], mnist[:DIR], cifar10[:DIR], imagenet:DIR, folder:DIR, fake[:CxHxW]."""
+    train_images: int = 0
+    """Train on a fixed class-balanced subset of this many images (0: the whole training split)."""
+    val_images: int = 0
+    """Validate on a fixed class-balanced subset of this many images (0: the whole validation split)."""
     val_fraction: float = 0.1
     """Share of a single folder tree held out for validation (folder:DIR without train/val)."""
     image_size: int = 0
@@ -139,6 +143,8 @@ class TrainConfig:
         _check("plateau_patience", self.plateau_patience, self.plateau_patience >= 0, "must be >= 0")
         _check("max_lr_drops", self.max_lr_drops, self.max_lr_drops >= 0, "must be >= 0")
         _check("workers", self.workers, self.workers >= -1, "must be >= 0 (or -1 for auto)")
+        _check("train_images", self.train_images, self.train_images >= 0, "must be >= 0 (0: all)")
+        _check("val_images", self.val_images, self.val_images >= 0, "must be >= 0 (0: all)")
         _check("max_steps", self.max_steps, self.max_steps >= 0, "must be >= 0")
         _check("seed", self.seed, 0 <= self.seed < 2**32, "must be in [0, 2**32)")  # NumPy's seed range
         if not isinstance(self.model_args, dict):

@@ -122,3 +122,15 @@ def test_bad_names():
         train_transform("fancy", size=32, channels=3, mean=MEAN, std=STD)
     with pytest.raises(UsageError, match="test-time"):
         eval_transform("small", size=32, channels=3, mean=MEAN, std=STD, tta="twelve")
+
+
+def test_crops_by_slicing_and_by_gather_are_the_same_patches():
+    """The CPU path (one slice per image) and the GPU path (one gather) cut the same windows."""
+    from alexnet.data.transforms import crops_by_gather, crops_by_slicing
+
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (5, 3, 12, 10), dtype=torch.uint8)
+    oy, ox = torch.tensor([0, 4, 2, 1, 4]), torch.tensor([2, 0, 2, 1, 2])
+    expected = torch.stack([x[i, :, int(oy[i]):int(oy[i]) + 8, int(ox[i]):int(ox[i]) + 8] for i in range(5)])
+    assert torch.equal(crops_by_slicing(x, oy, ox, 8), expected)
+    assert torch.equal(crops_by_gather(x, oy, ox, 8), expected)

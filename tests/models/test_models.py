@@ -321,7 +321,11 @@ def test_small_pools_give_the_same_sizes(name):
         ("alexnet2012", {"num_classes": 0}, ["num_classes", ">= 1"]),
         ("alexnet2012", {"lrn": "yes"}, ["lrn", "true or false"]),
         ("alexnet_mini", {"in_channels": 2.5}, ["in_channels"]),
-        ("alexnet_mini", {"towers": 2}, ["alexnet_mini", "towers", "activation", "dropout"]),
+        ("alexnet_simple", {"towers": 2}, ["alexnet_simple", "towers", "activation", "dropout"]),
+        ("alexnet_mini", {"towers": 3}, ["towers", "1, 2"]),
+        ("alexnet_mini", {"conv_width": 0}, ["conv_width", "(0, 4]"]),
+        ("alexnet2012", {"conv_width": "half"}, ["conv_width"]),
+        ("convnet4", {"dropout": 0.5}, ["convnet4", "dropout", "activation"]),
         ("vgg16", {"activation": "tanh"}, ["vgg16", "activation", "num_classes"]),
     ],
 )
@@ -391,3 +395,56 @@ def test_check_input_size_limits():
         check_input_size("alexnet_owt", 32)
     with pytest.raises(UsageError, match="model 'alexnet_mini': dropout"):  # bad build arguments still say so
         check_input_size("alexnet_mini", 32, dropout=3.0)
+
+
+# ----------------------------------------------------------------------------- towers, conv_width, convnet4 (section 3.2, figure 1)
+
+
+def conv_params(c_in: int, c_out: int, k: int, groups: int = 1) -> int:
+    return c_out * (c_in // groups) * k * k + c_out
+
+
+def test_alexnet_mini_towers_group_conv2_conv4_conv5_only():
+    """Section 3.2: conv2, conv4 and conv5 see only their own tower's maps; conv3 and the fc layers cross."""
+    two, one = build_model("alexnet_mini", towers=2), build_model("alexnet_mini")
+    groups = {name: m.groups for name, m in two.features.named_children() if isinstance(m, nn.Conv2d)}
+    assert groups == {"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}
+    saved = conv_params(24, 64, 5) - conv_params(24, 64, 5, 2) + conv_params(96, 96, 3) - conv_params(96, 96, 3, 2) \
+        + conv_params(96, 64, 3) - conv_params(96, 64, 3, 2)
+    assert n_params(one) - n_params(two) == saved
+
+
+def test_alexnet_mini_tower_conv_equals_two_separate_convs():
+    """A grouped conv is two convs side by side: each tower's output from its own half of the input."""
+    torch.manual_seed(0)
+    conv2 = build_model("alexnet_mini", towers=2).features.conv2
+    x = torch.randn(2, 24, 8, 8)
+    w, b = conv2.weight, conv2.bias
+    halves = [nn.functional.conv2d(x[:, 12 * t:12 * (t + 1)], w[32 * t:32 * (t + 1)], b[32 * t:32 * (t + 1)], padding=2) for t in range(2)]
+    torch.testing.assert_close(conv2(x), torch.cat(halves, dim=1))
+
+
+def test_alexnet_mini_tower_lrn_is_per_tower():
+    lrn = build_model("alexnet_mini", towers=2).features.lrn1
+    x = torch.randn(2, 24, 4, 4)
+    reference = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+    torch.testing.assert_close(lrn(x), torch.cat([reference(x[:, :12]), reference(x[:, 12:])], dim=1))
+
+
+@pytest.mark.parametrize("name, widths", [("alexnet_mini", (12, 32, 48, 48, 64)), ("alexnet2012", (48, 128, 192, 192, 256))])
+def test_half_width_one_tower_keeps_the_last_conv(name, widths):
+    """The paper's comparison net: half the kernels in each conv layer but the last (footnote of section 3.2)."""
+    model = build_model(name, towers=1, conv_width=0.5)
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    assert tuple(c.out_channels for c in convs) == widths
+    assert model(torch.zeros(1, *model.input_size)).shape == (1, model.num_classes)
+
+
+def test_convnet4_is_three_convs_and_one_fc():
+    model = build_model("convnet4", activation="tanh")
+    expected = conv_params(3, 32, 5) + conv_params(32, 32, 5) + conv_params(32, 64, 5) + 64 * 4 * 4 * 10 + 10
+    assert n_params(model) == expected
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert [type(m).__name__ for m in layers] == ["Conv2d", "Conv2d", "Conv2d", "Linear"]
+    assert sum(isinstance(m, nn.Tanh) for m in model.modules()) == 3
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)

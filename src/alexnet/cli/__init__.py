@@ -25,6 +25,7 @@ VERBS = {
     "predict": "classify image files or folders with a trained or pretrained net",
     "viz": "pictures: filters, feature maps, predictions, heatmap, neighbours, curves, augmentations, confusion",
     "export": "write a trained net as ONNX, TorchScript or safetensors, checked after writing",
+    "reproduce": "the paper's claims (ReLU, towers, LRN, pooling, PCA lighting, dropout, ten-crop) as experiments with reports",
     "bench": "measure images/s, peak memory and MFU of training, inference and the input pipeline, against torchvision",
 }
 

@@ -161,6 +161,22 @@ def random_crops(x: Tensor, size: int) -> Tensor:
         return x
     oy = torch.randint(0, h - size + 1, (n,), device=x.device)
     ox = torch.randint(0, w - size + 1, (n,), device=x.device)
+    if x.device.type == "cpu":
+        # a copy of each image's window: on a 2-core CPU 1 ms for 64 x 3x256x256 -> 224, where the
+        # gather took 44 ms (measured 2026-11-22); on a GPU the gather is one kernel where the
+        # loop would be n launches
+        return crops_by_slicing(x, oy, ox, size)
+    return crops_by_gather(x, oy, ox, size)
+
+
+def crops_by_slicing(x: Tensor, oy: Tensor, ox: Tensor, size: int) -> Tensor:
+    """The patches at top-left corners (oy[i], ox[i]), one slice per image: N,C,H,W -> N,C,S,S."""
+    return torch.stack([x[i, :, y:y + size, left:left + size] for i, (y, left) in enumerate(zip(oy.tolist(), ox.tolist()))])
+
+
+def crops_by_gather(x: Tensor, oy: Tensor, ox: Tensor, size: int) -> Tensor:
+    """The same patches as `crops_by_slicing`, in one indexing op (no host sync): N,C,H,W -> N,C,S,S."""
+    n, c = x.shape[:2]
     steps = torch.arange(size, device=x.device)
     rows = (oy[:, None] + steps)[:, None, :, None]  # N,1,S,1
     cols = (ox[:, None] + steps)[:, None, None, :]  # N,1,1,S

@@ -46,7 +46,6 @@ from tqdm import tqdm
 from alexnet import scratch
 from alexnet.atomic import remove_leftovers
 from alexnet.config import TrainConfig, save_config, to_dict
-from alexnet.data import open_dataset
 from alexnet.data.loader import note_bad, set_epoch
 from alexnet.engine.checkpoint import load_checkpoint, model_state
 from alexnet.engine.memory import explain_out_of_memory
@@ -63,6 +62,7 @@ from alexnet.engine.train import (
     make_optimizer,
     make_plateau_schedule,
     make_step_schedule,
+    open_training_data,
     new_run_dir,
     refuse_nonfinite,
     diverged,
@@ -239,9 +239,7 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
     device = torch.device("cpu")
     seed_everything(cfg.seed, cfg.deterministic)
     resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
-    source = open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction)
-    if len(source.split("train")) == 0:
-        raise UsageError(f"{cfg.data}: the training split has no images")
+    source = open_training_data(cfg)
     model = build_for_data(cfg, source)  # the torch twin: its keys, arguments and checkpoint format
     try:
         net = scratch.build(cfg.model, **model.arch_kwargs, seed=cfg.seed)

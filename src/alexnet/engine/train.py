@@ -38,6 +38,7 @@ from tqdm import tqdm
 from alexnet.atomic import remove_leftovers
 from alexnet.config import TrainConfig, save_config, to_dict
 from alexnet.data import DataSource, open_dataset
+from alexnet.data.subset import limit
 from alexnet.data.loader import Loader, Shard, default_workers, make_loader, note_bad, set_epoch
 from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare
 from alexnet.engine import distributed
@@ -422,6 +423,14 @@ def announce(cfg: TrainConfig, source: DataSource, where: str, run_dir: Path) ->
         log(f"note: batch_size {cfg.batch_size} is larger than the {n_train} training images: each epoch is one step of {n_train}")
 
 
+def open_training_data(cfg: TrainConfig) -> DataSource:
+    """The dataset cfg.data names, cut to cfg.train_images / cfg.val_images; refuses an empty training split."""
+    source = limit(open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction), train=cfg.train_images, val=cfg.val_images)
+    if len(source.split("train")) == 0:
+        raise UsageError(f"{cfg.data}: the training split has no images")
+    return source
+
+
 def build_for_data(cfg: TrainConfig, source: DataSource) -> nn.Module:
     """The configured model with as many outputs as the data has classes."""
     args = dict(cfg.model_args)
@@ -482,9 +491,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         raise UsageError(f"batch_size {cfg.batch_size} (the global batch) does not divide among {world.size} processes")
     seed_everything(cfg.seed, cfg.deterministic)
     resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
-    source = open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction)
-    if len(source.split("train")) == 0:
-        raise UsageError(f"{cfg.data}: the training split has no images")
+    source = open_training_data(cfg)
     model = build_for_data(cfg, source)
     # the first layer's kernels as initialised, kept in every checkpoint (35 k numbers for
     # alexnet2012) so `alexnet viz filters --before-after RUN` can show what training made of them

@@ -31,6 +31,7 @@ from alexnet.models.layers import (
     check_choice,
     check_dropout,
     check_positive_int,
+    conv_widths,
     init_paper,
     make_activation,
     make_head,
@@ -50,8 +51,14 @@ def alexnet2012(
     lrn: bool = True,
     pool: str = "overlapping",
     dropout: float = 0.5,
+    conv_width: float = 1.0,
 ) -> ConvNet:
-    """The 2012 paper's net; the keywords are the paper's ablations (sections 3.1-3.5, 4.2)."""
+    """The 2012 paper's net; the keywords are the paper's ablations (sections 3.1-3.5, 4.2).
+
+    conv_width multiplies the kernel counts of conv1-conv4: 0.5 with towers=1 is section 3.2's
+    comparison net, "half as many kernels in each convolutional layer" on one GPU, whose last
+    conv layer keeps its 256 kernels (the paper's footnote).
+    """
     check_positive_int("num_classes", num_classes)
     check_positive_int("in_channels", in_channels)
     check_choice("towers", towers, (1, 2))
@@ -59,6 +66,7 @@ def alexnet2012(
     check_bool("lrn", lrn)
     check_choice("pool", pool, POOLS)
     check_dropout(dropout)
+    w1, w2, w3, w4 = conv_widths((96, 256, 384, 384), conv_width, towers)
 
     act = activation  # layer names follow the activation, so a tanh net shows tanh1, not relu1
 
@@ -72,11 +80,11 @@ def alexnet2012(
         return layers
 
     features = nn.Sequential(OrderedDict(
-        block(1, nn.Conv2d(in_channels, 96, 11, stride=4), norm=True, pooled=True)  # N,96,27,27
-        + block(2, nn.Conv2d(96, 256, 5, padding=2, groups=towers), norm=True, pooled=True)  # N,256,13,13
-        + block(3, nn.Conv2d(256, 384, 3, padding=1), norm=False, pooled=False)  # N,384,13,13
-        + block(4, nn.Conv2d(384, 384, 3, padding=1, groups=towers), norm=False, pooled=False)
-        + block(5, nn.Conv2d(384, 256, 3, padding=1, groups=towers), norm=False, pooled=True)  # N,256,6,6
+        block(1, nn.Conv2d(in_channels, w1, 11, stride=4), norm=True, pooled=True)  # N,96,27,27
+        + block(2, nn.Conv2d(w1, w2, 5, padding=2, groups=towers), norm=True, pooled=True)  # N,256,13,13
+        + block(3, nn.Conv2d(w2, w3, 3, padding=1), norm=False, pooled=False)  # N,384,13,13
+        + block(4, nn.Conv2d(w3, w4, 3, padding=1, groups=towers), norm=False, pooled=False)
+        + block(5, nn.Conv2d(w4, 256, 3, padding=1, groups=towers), norm=False, pooled=True)  # N,256,6,6
     ))
     classifier = make_head(256 * 6 * 6, 4096, num_classes, activation, dropout)  # fc6, fc7, fc8
     model = ConvNet(features, classifier, input_size=(in_channels, 227, 227))

@@ -52,6 +52,13 @@ def check_dropout(value: object) -> None:
 # ----------------------------------------------------------------------------- layer factories
 
 
+def conv_widths(widths: tuple[int, ...], scale: object, towers: int) -> tuple[int, ...]:
+    """Kernel counts times `scale`, each rounded to a multiple of `towers` so every tower gets whole kernels."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 4:
+        raise UsageError(f"conv_width must be a number in (0, 4], got {scale!r}")
+    return tuple(max(towers, round(w * scale / towers) * towers) for w in widths)
+
+
 def make_activation(kind: str) -> nn.Module:
     """ReLU or tanh: the comparison of section 3.1 (figure 1)."""
     check_choice("activation", kind, ACTIVATIONS)

@@ -12,6 +12,17 @@ changes one factor only.
 alexnet_simple is the teaching notebook's three-conv net (32-64-128, 3x3, each followed by a
 pool) with one hidden fc layer and the same switches; LRN is off by default.
 
+convnet4 is the "four-layer convolutional neural network" of the paper's figure 1 (ReLU vs tanh
+on CIFAR-10, "no regularization of any kind"): three 5x5 conv layers of 32, 32 and 64 kernels,
+each followed by a 3/2 max-pool, and one fc layer, the layout of cuda-convnet's layers-18pct
+CIFAR-10 net (Krizhevsky's own code) without its response normalisation.
+
+alexnet_mini can be split into the paper's two towers (section 3.2, figure 2): conv2, conv4
+and conv5 grouped in two, each LRN within its tower, conv3 and the fc layers crossing, as in
+alexnet2012. conv_width scales conv1-conv4 for the paper's comparison net, "a net with half as
+many kernels in each convolutional layer trained on one GPU" whose last conv layer keeps its
+width (the paper's footnote: most parameters are in fc6, which it feeds).
+
 Both use the Kaiming init (He et al. 2015) with the gain of the chosen activation and a small
 last layer (see layers.init_kaiming). With these fan-ins (75 to 1024) the paper's std of 0.01
 and PyTorch's default init both shrink the signal at every layer: on the built-in shapes data
@@ -35,6 +46,7 @@ from alexnet.models.layers import (
     check_choice,
     check_dropout,
     check_positive_int,
+    conv_widths,
     init_kaiming,
     make_activation,
     make_head,
@@ -53,11 +65,11 @@ def _check_switches(num_classes, in_channels, activation, lrn, pool, dropout) ->
 
 
 def _conv_block(
-    i: int, conv: nn.Conv2d, activation: str, norm: bool, pool: str | None
+    i: int, conv: nn.Conv2d, activation: str, norm: bool, pool: str | None, towers: int = 1
 ) -> list[tuple[str, nn.Module]]:
     layers = [(f"conv{i}", conv), (f"{activation}{i}", make_activation(activation))]
     if norm:
-        layers.append((f"lrn{i}", make_lrn()))
+        layers.append((f"lrn{i}", make_lrn(towers)))  # within each tower, as on each GPU
     if pool is not None:
         layers.append((f"pool{i}", make_pool(pool, overlap_padding=1)))  # halves H and W
     return layers
@@ -71,16 +83,24 @@ def alexnet_mini(
     lrn: bool = True,
     pool: str = "overlapping",
     dropout: float = 0.5,
+    towers: int = 1,
+    conv_width: float = 1.0,
 ) -> ConvNet:
-    """Five conv + three fc layers in the paper's arrangement, sized for 32x32 inputs."""
+    """Five conv + three fc layers in the paper's arrangement, sized for 32x32 inputs.
+
+    towers=2 groups conv2, conv4 and conv5 (section 3.2); conv_width multiplies the kernel
+    counts of conv1-conv4 (conv5 keeps 64, as the paper's one-GPU comparison net did).
+    """
     _check_switches(num_classes, in_channels, activation, lrn, pool, dropout)
-    a = activation
+    check_choice("towers", towers, (1, 2))
+    w1, w2, w3, w4 = conv_widths((24, 64, 96, 96), conv_width, towers)
+    a, t = activation, towers
     features = nn.Sequential(OrderedDict(
-        _conv_block(1, nn.Conv2d(in_channels, 24, 5, padding=2), a, lrn, pool)  # N,24,16,16
-        + _conv_block(2, nn.Conv2d(24, 64, 5, padding=2), a, lrn, pool)  # N,64,8,8
-        + _conv_block(3, nn.Conv2d(64, 96, 3, padding=1), a, False, None)  # N,96,8,8
-        + _conv_block(4, nn.Conv2d(96, 96, 3, padding=1), a, False, None)  # N,96,8,8
-        + _conv_block(5, nn.Conv2d(96, 64, 3, padding=1), a, False, pool)  # N,64,4,4
+        _conv_block(1, nn.Conv2d(in_channels, w1, 5, padding=2), a, lrn, pool, t)  # N,24,16,16
+        + _conv_block(2, nn.Conv2d(w1, w2, 5, padding=2, groups=t), a, lrn, pool, t)  # N,64,8,8
+        + _conv_block(3, nn.Conv2d(w2, w3, 3, padding=1), a, False, None)  # N,96,8,8
+        + _conv_block(4, nn.Conv2d(w3, w4, 3, padding=1, groups=t), a, False, None)  # N,96,8,8
+        + _conv_block(5, nn.Conv2d(w4, 64, 3, padding=1, groups=t), a, False, pool)  # N,64,4,4
     ))
     classifier = make_head(64 * 4 * 4, 512, num_classes, a, dropout)  # fc6, fc7, fc8
     model = ConvNet(features, classifier, input_size=(in_channels, 32, 32))
@@ -111,6 +131,21 @@ def alexnet_simple(
         ("drop4", nn.Dropout(dropout)),
         ("fc5", nn.Linear(512, num_classes)),  # N,num_classes
     ]))
+    model = ConvNet(features, classifier, input_size=(in_channels, 32, 32))
+    init_kaiming(model, activation)
+    return model
+
+
+def convnet4(*, num_classes: int = 10, in_channels: int = 3, activation: str = "relu") -> ConvNet:
+    """The four-layer net of figure 1: three conv layers (32-32-64, 5x5) with 3/2 pools, one fc layer."""
+    _check_switches(num_classes, in_channels, activation, False, "overlapping", 0.0)
+    a = activation
+    features = nn.Sequential(OrderedDict(
+        _conv_block(1, nn.Conv2d(in_channels, 32, 5, padding=2), a, False, "overlapping")  # N,32,16,16
+        + _conv_block(2, nn.Conv2d(32, 32, 5, padding=2), a, False, "overlapping")  # N,32,8,8
+        + _conv_block(3, nn.Conv2d(32, 64, 5, padding=2), a, False, "overlapping")  # N,64,4,4
+    ))
+    classifier = nn.Sequential(OrderedDict([("fc4", nn.Linear(64 * 4 * 4, num_classes))]))  # N,num_classes
     model = ConvNet(features, classifier, input_size=(in_channels, 32, 32))
     init_kaiming(model, activation)
     return model

@@ -1,0 +1,77 @@
+"""Reproduce the paper's claims: alexnet reproduce NAME|all|list [--scale smoke|cpu|gpu] [--seeds N] [--data SPEC] [--out DIR].
+
+Each experiment trains the paper's net with and without one of its choices (ReLU, two towers,
+LRN, overlapping pooling, PCA lighting, dropout; ten-crop compares two evaluations of the same
+runs) over several seeds and writes OUT/NAME/report.md (the claim, the measured table, the
+verdict), curves.png, errors.png and results.json, and the summary table OUT/paper.md (or
+--summary). Runs are shared between experiments and kept in OUT/runs/: an interrupted
+`reproduce` started again goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from alexnet.cli.common import number
+
+EPILOG = """examples:
+  alexnet reproduce list                               # the experiments and the paper's numbers
+  alexnet reproduce lrn --scale smoke --data shapes    # seconds: checks the whole path
+  alexnet reproduce all --scale cpu                    # CIFAR-10 subsets, 3 seeds: about 80 min on 2 cores
+  alexnet reproduce all --scale gpu --data cifar10     # all of CIFAR-10, 5 seeds, 40 epochs
+  alexnet reproduce towers --data imagenet:/data/imagenet --scale gpu   # alexnet2012 at 227x227
+
+scales: smoke (200 training / 100 test images, 2 epochs, 2 seeds), cpu (20,000 / 5,000 images of
+CIFAR-10, 10 epochs, 3 seeds), gpu (the whole data, 40 epochs, 5 seeds). On 32x32 data the net is
+alexnet_mini with the paper's switches; on imagenet:DIR or folder:DIR it is alexnet2012."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from alexnet.reproduce.experiments import DEFAULT_DATA, SCALES, names
+
+    p.add_argument("name", metavar="NAME", help=f"an experiment ({', '.join(names())}), all, or list")
+    p.add_argument("--scale", default="cpu", choices=list(SCALES), help="how big the runs are (default cpu)")
+    p.add_argument("--seeds", type=number(int, 1, 100), default=None, metavar="N", help="seeds per arm (default: the scale's)")
+    p.add_argument("--data", default=DEFAULT_DATA, metavar="SPEC", help=f"dataset spec (default {DEFAULT_DATA}; imagenet:DIR for the full-size net)")
+    p.add_argument("--out", default=None, metavar="DIR", help="where reports and runs go (default reproduce/SCALE)")
+    p.add_argument("--summary", default=None, metavar="FILE", help="the summary table's path (default OUT/paper.md)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from alexnet.errors import UsageError
+    from alexnet.reproduce import experiments
+
+    if args.name == "list":
+        for e in experiments.EXPERIMENTS.values():
+            paper = ", ".join(f"{k} {v:+g}" if k != "speedup" else f"{v:g}x" for k, v in e.paper.items() if v is not None) or "direction only"
+            print(f"{e.name:20s} section {e.section:14s} {e.title} (paper: {paper})")
+        return 0
+    chosen = experiments.names() if args.name == "all" else [experiments.get(args.name).name]
+    scale = experiments.get_scale(args.scale)
+    seeds = args.seeds or scale.seeds
+    out = Path(args.out or f"reproduce/{args.scale}")
+    summary = Path(args.summary) if args.summary else out / "paper.md"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    from alexnet.data import open_dataset
+
+    open_dataset(args.data)  # a bad --data fails here, in one line, before anything is trained
+    from alexnet.reproduce.report import write_report, write_summary
+    from alexnet.reproduce.runner import run_experiment
+
+    command = "alexnet reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"alexnet reproduce {args.name}"
+    started = time.perf_counter()
+    for name in chosen:
+        exp = experiments.get(name)
+        result = run_experiment(exp, scale, args.scale, data=args.data, seeds=seeds, runs_dir=out / "runs", device=args.device)
+        written = write_report(result, out / name, command)
+        print(f"{name}: {result['verdict']} — {result['why']}")
+        print(f"  report: {written[0]}")
+    write_summary(out, summary)
+    print(f"summary: {summary}  ({(time.perf_counter() - started) / 60:.1f} min)")
+    return 0

@@ -1,0 +1,201 @@
+"""The paper's measurable claims, each as a pair of training configs that differ in one factor.
+
+Krizhevsky, Sutskever & Hinton (2012) state seven effects this package can test:
+
+- relu-vs-tanh (section 3.1, figure 1): a four-layer conv net reaches 25% training error on
+  CIFAR-10 six times faster with ReLUs than with tanh units.
+- towers (section 3.2): the two-GPU net lowers top-1/top-5 error by 1.7%/1.2% against a net with
+  half as many kernels in each conv layer (but the last) on one GPU.
+- lrn (section 3.3): response normalisation lowers top-1/top-5 error by 1.4%/1.2%.
+- overlapping-pooling (section 3.4): 3/2 pooling instead of 2/2 lowers them by 0.4%/0.3%.
+- pca-lighting (section 4.1): the PCA colour noise lowers top-1 error by over 1%.
+- dropout (section 4.2): without dropout the net overfits substantially.
+- ten-crop (section 4.1): the prediction averaged over ten patches (no number is given).
+
+Every ablation starts from one base config, the paper's net at the data's scale (for 32x32 data,
+`alexnet_mini` with two towers, LRN, 3/2 pools, dropout 0.5, the paper's crops, flips and PCA
+lighting, SGD with momentum 0.9 and weight decay 0.0005, batch 128), and changes one factor, so
+the runs "with" are the same base run for five experiments and are trained once. Figure 1's
+comparison uses its own net and recipe ("no regularization of any kind"). Ten-crop compares two
+evaluations of the same base runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from alexnet.errors import UsageError
+
+DEFAULT_DATA = "cifar10"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big every run of an experiment is: a smoke test, a 2-core CPU in 2 hours, or one GPU."""
+
+    train_images: int
+    """Training images (a fixed class-balanced subset; 0: the whole split)."""
+    val_images: int
+    """Test images the errors are measured on (0: the whole split)."""
+    epochs: int
+    """Epochs of the base net's runs."""
+    figure1_epochs: int
+    """Epochs of relu-vs-tanh's runs, which stop early only by running out of epochs."""
+    seeds: int
+    """Seeds per arm by default (mean +- std over them)."""
+    pilot_epochs: int
+    """Epochs of each learning-rate pilot run (relu-vs-tanh tunes each arm's lr, as the paper did)."""
+    batch_size: int = 128
+    """Images per step (the paper: 128)."""
+
+
+# cpu: measured on this project's 2-core machine (2026-12-01): alexnet_mini with two towers trains
+# at about 1,360 images/s and evaluates ten views of 5,000 images in about 20 s, so a base run is
+# about 3 minutes; `reproduce all` trains 18 of them, 8 lr pilots of convnet4 (about 2,150
+# img/s, 10 s an epoch) and its 6 runs of 20 epochs.
+SCALES: dict[str, Scale] = {
+    "smoke": Scale(train_images=200, val_images=100, epochs=2, figure1_epochs=2, seeds=2, pilot_epochs=1, batch_size=50),
+    "cpu": Scale(train_images=20_000, val_images=5_000, epochs=10, figure1_epochs=20, seeds=3, pilot_epochs=3),
+    "gpu": Scale(train_images=0, val_images=0, epochs=40, figure1_epochs=40, seeds=5, pilot_epochs=5),
+}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of a comparison: what it changes in the base config, and which evaluation is read."""
+
+    label: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    """Config fields set on top of the base; `model_args` entries are merged into the base's."""
+    view: str = "tencrop"
+    """The evaluation compared: 'tencrop' (the paper's test-time scheme) or 'center'."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    section: str
+    claim: str
+    """What the paper says, in our words, with its numbers."""
+    kind: str
+    """'errors' (test error, with vs without), 'views' (two evaluations of one run) or 'speed' (epochs to a training error)."""
+    with_arm: Arm
+    without_arm: Arm
+    paper: dict[str, float | None]
+    """The paper's effect per metric in percentage points of error (without - with), or its speed ratio; None: no number given."""
+    base: str = "paper-net"
+    """'paper-net' (the base config) or 'figure1' (the four-layer net of figure 1)."""
+    differences: str = ""
+    """How the setup here differs from the paper's, beyond the scale (said in the report)."""
+    lr_grid: tuple[float, ...] = ()
+    """Learning rates each arm tries in a pilot run (seed 0, Scale.pilot_epochs); the one with the
+    lowest training error after it trains the arm. Empty: the base config's lr."""
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment(
+        "relu-vs-tanh", "ReLU trains faster than tanh", "3.1, figure 1",
+        "A four-layer convolutional network with ReLUs reaches a 25% training error rate on CIFAR-10 "
+        "six times faster (in epochs) than an equivalent network with tanh neurons.",
+        "speed", Arm("ReLU", {"model_args": {"activation": "relu"}}, view="center"),
+        Arm("tanh", {"model_args": {"activation": "tanh"}}, view="center"),
+        paper={"speedup": 6.0}, base="figure1", lr_grid=(0.001, 0.003, 0.01, 0.03),
+        differences="The paper does not give figure 1's net in full; convnet4 follows the layout of cuda-convnet's "
+        "CIFAR-10 net (three 5x5 conv layers, 3/2 pools, one fc layer) without its response normalisation. Its "
+        "weights start from He et al.'s (2015) init with each unit's gain, where the 2012 nets used small fixed "
+        "Gaussians; the learning-rate grid is 0.001-0.03 with momentum 0.9."),
+    Experiment(
+        "towers", "Two towers beat one tower of half the width", "3.2",
+        "The two-GPU net (two towers that communicate only in certain layers) lowers top-1 and top-5 "
+        "error by 1.7% and 1.2% against a net with half as many kernels in each convolutional layer "
+        "(but the last) trained on one GPU.",
+        "errors", Arm("two towers", {"model_args": {"towers": 2, "conv_width": 1.0}}),
+        Arm("one tower, half the kernels", {"model_args": {"towers": 1, "conv_width": 0.5}}),
+        paper={"top1": 1.7, "top5": 1.2}),
+    Experiment(
+        "lrn", "Local response normalisation helps", "3.3",
+        "Response normalisation lowers top-1 and top-5 error by 1.4% and 1.2%.",
+        "errors", Arm("with LRN", {"model_args": {"lrn": True}}), Arm("without LRN", {"model_args": {"lrn": False}}),
+        paper={"top1": 1.4, "top5": 1.2}),
+    Experiment(
+        "overlapping-pooling", "Overlapping pooling helps", "3.4",
+        "Pooling with s=2, z=3 (overlapping) instead of s=2, z=2 lowers top-1 and top-5 error by 0.4% "
+        "and 0.3%, and makes the net slightly harder to overfit.",
+        "errors", Arm("3/2 pooling", {"model_args": {"pool": "overlapping"}}),
+        Arm("2/2 pooling", {"model_args": {"pool": "non_overlapping"}}),
+        paper={"top1": 0.4, "top5": 0.3}),
+    Experiment(
+        "pca-lighting", "PCA colour augmentation helps", "4.1",
+        "Adding multiples of the principal components of the RGB pixel values to each training image "
+        "(colour and intensity of the illumination) lowers top-1 error by over 1%.",
+        "errors", Arm("PCA lighting 0.1", {"lighting": 0.1}), Arm("no PCA lighting", {"lighting": 0.0}),
+        paper={"top1": 1.0, "top5": None}),
+    Experiment(
+        "dropout", "Dropout prevents overfitting", "4.2",
+        "Without dropout the network exhibits substantial overfitting; dropout roughly doubles the "
+        "number of iterations required to converge.",
+        "errors", Arm("dropout 0.5", {"model_args": {"dropout": 0.5}}), Arm("no dropout", {"model_args": {"dropout": 0.0}}),
+        paper={"top1": None, "top5": None}),
+    Experiment(
+        "ten-crop", "Averaging ten views at test time helps", "4.1",
+        "At test time the network averages its softmax over ten 224x224 patches: the four corners and "
+        "the centre of the image, and their horizontal reflections. The paper gives no number for it.",
+        "views", Arm("ten views", view="tencrop"), Arm("centre view", view="center"),
+        paper={"top1": None, "top5": None}),
+)}
+
+
+def names() -> list[str]:
+    return list(EXPERIMENTS)
+
+
+def get(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise UsageError(f"unknown experiment {name!r}; choose from: {', '.join(EXPERIMENTS)}, all")
+    return EXPERIMENTS[name]
+
+
+def get_scale(name: str) -> Scale:
+    if name not in SCALES:
+        raise UsageError(f"unknown scale {name!r}; choose from: {', '.join(SCALES)}")
+    return SCALES[name]
+
+
+def is_large(data: str) -> bool:
+    """Data of full-size photographs (ImageNet, a folder tree), where the base net is alexnet2012."""
+    return data.split(":", 1)[0].strip().lower() in ("imagenet", "folder", "imagefolder")
+
+
+def base_config(exp: Experiment, scale: Scale, data: str) -> dict[str, Any]:
+    """The config fields every run of `exp` shares, at `scale`, on `data` (before the arm's changes)."""
+    common = {
+        "data": data, "train_images": scale.train_images, "val_images": scale.val_images,
+        "batch_size": scale.batch_size, "tensorboard": False, "val_fraction": 0.1,
+    }
+    if exp.base == "figure1":
+        # "No regularization of any kind": no weight decay, no dropout, no augmentation. The lr
+        # here is a placeholder: each arm picks its own from Experiment.lr_grid, as the paper did.
+        return {**common, "model": "convnet4", "model_args": {"activation": "relu"}, "image_size": 32,
+                "augment": "none", "flip": False, "lighting": 0.0, "epochs": scale.figure1_epochs,
+                "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
+                "schedule": "constant", "warmup_epochs": 0.0, "label_smoothing": 0.0, "tta": "center"}
+    large = is_large(data)
+    switches = {"towers": 2, "conv_width": 1.0, "activation": "relu", "lrn": True, "pool": "overlapping", "dropout": 0.5}
+    # The paper's recipe (section 5) with a schedule that fits a short run: SGD, momentum 0.9, weight
+    # decay 0.0005, batch 128; the lr warms up for half an epoch and decays linearly to zero instead
+    # of being divided by 10 three times over 90 epochs. 0.02 is the largest peak lr at which
+    # alexnet_mini's ReLUs did not die (see models/small.py); alexnet2012 uses the paper's 0.01.
+    return {**common, "model": "alexnet2012" if large else "alexnet_mini", "model_args": switches, "image_size": 0,
+            "augment": "paper", "flip": True, "lighting": 0.1, "epochs": scale.epochs,
+            "optimizer": "sgd", "lr": 0.01 if large else 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
+            "schedule": "onecycle", "warmup_epochs": 0.5, "label_smoothing": 0.0, "tta": "tencrop"}
+
+
+def arm_config(exp: Experiment, arm: Arm, scale: Scale, data: str) -> dict[str, Any]:
+    """The whole training config of one arm: the base with the arm's changes."""
+    config = base_config(exp, scale, data)
+    for key, value in arm.changes.items():
+        config[key] = {**config[key], **value} if key == "model_args" else value
+    return config

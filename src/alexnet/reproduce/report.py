@@ -1,0 +1,281 @@
+"""What an experiment leaves for a reader: report.md, its pictures, results.json, and the one-table summary.
+
+report.md says what the paper claims, how it was tested here (scale, data, the one factor that
+differs, the seeds, the command), the table of measured errors, the effect with its interval and
+the verdict. curves.png redraws the per-epoch errors of both arms (figure 1 itself for
+relu-vs-tanh); errors.png shows every seed's final error, so the spread behind a verdict is seen.
+The summary (docs/paper.md) gathers every experiment's latest results.json into one table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from alexnet.atomic import atomic_path
+from alexnet.reproduce.runner import FIGURE1_ERROR
+from alexnet.reproduce.stats import mean_std
+from alexnet.viz.figure import pyplot, save
+
+COLOURS = ("tab:blue", "tab:red")  # the arm "with" the paper's feature, then "without"
+
+
+def write_report(result: dict[str, Any], folder: Path, command: str) -> list[Path]:
+    """Write report.md, curves.png, errors.png (not for relu-vs-tanh) and results.json into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [plot_curves(result, folder / "curves.png")]
+    if result["kind"] != "speed":
+        written.append(plot_errors(result, folder / "errors.png"))
+    _write(folder / "results.json", json.dumps({**result, "command": command}, indent=1))
+    _write(folder / "report.md", report_text(result, command, [p.name for p in written]))
+    return [folder / "report.md", *written, folder / "results.json"]
+
+
+def _write(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def _pm(values: list[float]) -> str:
+    m, s = mean_std(values)
+    return f"{m:.2f} ± {s:.2f}"
+
+
+def _signed(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.2f}"
+
+
+def report_text(result: dict[str, Any], command: str, pictures: list[str]) -> str:
+    arms = list(result["arms"])
+    scale = result["scale"]
+    a_with, a_without = (result["arms"][k] for k in arms)
+    config = a_with["config"]
+    n_train = f"{scale['train_images']:,}" if scale["train_images"] else "all"
+    n_val = f"{scale['val_images']:,}" if scale["val_images"] else "all"
+    lines = [
+        f"# {result['title']} (section {result['section']})",
+        "",
+        f"**Verdict: {result['verdict']}.** {result['why'][0].upper() + result['why'][1:]}.",
+        "",
+        "## What the paper says",
+        "",
+        f"> {result['claim']}",
+        "",
+        "## How it was tested",
+        "",
+        f"- Data: `{result['data']}`, {n_train} training images and {n_val} test images "
+        f"(fixed class-balanced subsets, the same for every run).",
+        f"- Net: `{config['model']}` with {_args(config['model_args'])}; {config['epochs']} epochs, batch {config['batch_size']}, "
+        f"{config['optimizer']} lr {_lr(result)} ({config['schedule']}), momentum {config['momentum']:g}, weight decay {config['weight_decay']:g}, "
+        f"augmentation `{config['augment']}`" + (f" with PCA lighting {config['lighting']:g}" if config["augment"] == "paper" else "") + ".",
+        f"- The two arms differ only in: {_difference(result)}.",
+        f"- {result['seeds']} seed(s) per arm (the seed sets the weights, the data order and the augmentation); "
+        "± is the standard deviation over seeds.",
+        f"- Command: `{command}`",
+        "",
+        "Differences from the paper's setup: " + " ".join(filter(None, [_base_differences(config), result.get("differences", "")])),
+        "",
+    ]
+    if result["kind"] == "speed":
+        lines += _speed_section(result, arms)
+    else:
+        lines += _errors_section(result, arms)
+    lines += ["", "## Pictures", ""] + [f"![{p}]({p})" for p in pictures]
+    lines += ["", f"Trained in {result['seconds_trained'] / 60:.1f} min on {_devices(result)}; "
+              "every run's folder (checkpoints, metrics.jsonl, config.yaml) is in the runs/ folder beside this report's folder.", ""]
+    return "\n".join(lines)
+
+
+def _base_differences(config: dict[str, Any]) -> str:
+    if config["model"] == "alexnet_mini":
+        return (f"the net is alexnet_mini (the paper's layout at a quarter of its conv widths, for 32x32 images) on "
+                f"`{config['data']}` instead of alexnet2012 on ImageNet, and it trains for {config['epochs']} epochs with a "
+                "warm-up and linear decay of the lr instead of 90 epochs with the lr divided by 10 on plateaus.")
+    if config["model"] == "alexnet2012":
+        return (f"{config['epochs']} epochs with a warm-up and linear decay of the lr instead of 90 epochs with the lr "
+                "divided by 10 on plateaus.")
+    return ""
+
+
+def _lr(result: dict[str, Any]) -> str:
+    lrs = {label: arm["config"]["lr"] for label, arm in result["arms"].items()}
+    if len(set(lrs.values())) == 1:
+        return f"{next(iter(lrs.values())):g}"
+    return ", ".join(f"{lr:g} ({label})" for label, lr in lrs.items())
+
+
+def _args(model_args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in model_args.items()) or "its defaults"
+
+
+def _difference(result: dict[str, Any]) -> str:
+    arms = list(result["arms"].values())
+    if result["kind"] == "views":
+        return "the test-time views (the same trained runs, evaluated two ways: " + " vs ".join(f"`{a['view']}`" for a in arms) + ")"
+    parts = []
+    for label, arm in result["arms"].items():
+        parts.append(f"{label}: " + ", ".join(f"`{k}={v}`" for k, v in _flat(arm["changes"]).items()))
+    tuned = " (and the learning rate, which each arm picked for itself, see below)" if any(a.get("lr_pilot") for a in result["arms"].values()) else ""
+    return "; ".join(parts) + tuned
+
+
+def _flat(changes: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in changes.items():
+        if isinstance(v, dict):
+            out.update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _errors_section(result: dict[str, Any], arms: list[str]) -> list[str]:
+    lines = ["## What we measured", "", "| arm | view | top-1 error % | top-5 error % | training error % (last epoch) | per seed, top-1 |",
+             "|---|---|---|---|---|---|"]
+    for label in arms:
+        arm, numbers = result["arms"][label], result["measured"][label]
+        lines.append(f"| {label} | {arm['view']} | {_pm(numbers['top1'])} | {_pm(numbers['top5'])} | {_pm(numbers['train_error'])} | "
+                     + ", ".join(f"{v:.2f}" for v in numbers["top1"]) + " |")
+    lines += ["", "Effect of the paper's feature, in percentage points of error (without − with; positive: the feature helps):", "",
+              "| metric | measured | 95% interval | paper | verdict |", "|---|---|---|---|---|"]
+    for m, e in result["effects"].items():
+        interval = "—" if e["lo"] is None else f"[{e['lo']:+.2f}, {e['hi']:+.2f}]"
+        lines.append(f"| {m} | {e['diff']:+.2f} | {interval} | {_signed(e['paper'])} | {e['verdict']} |")
+    kind = "paired t interval over seeds (both views of one run)" if result["kind"] == "views" else "Welch t interval (two independent sets of runs)"
+    lines += ["", f"Intervals: {kind}."]
+    return lines
+
+
+def _speed_section(result: dict[str, Any], arms: list[str]) -> list[str]:
+    lines = ["## What we measured", "",
+             f"Epochs until the training error (measured over each epoch, as in figure 1) first reaches {FIGURE1_ERROR:.0%}, "
+             "linearly interpolated between epochs:", "", "| arm | epochs to 25%, per seed | mean |", "|---|---|---|"]
+    for label in arms:
+        reach = result["epochs_to_25"][label]
+        shown = ", ".join("not reached" if x is None else f"{x:.2f}" for x in reach)
+        got = [x for x in reach if x is not None]
+        mean = f"{mean_std(got)[0]:.2f}" + ("" if len(got) == len(reach) else f" ({len(got)} of {len(reach)} seeds)") if got else "—"
+        lines.append(f"| {label} | {shown} | {mean} |")
+    ratio = result["ratio"]
+    shown = "—" if ratio is None else (f"at least {ratio:.1f}x" if result["ratio_is_lower_bound"] else f"{ratio:.1f}x")
+    lines += ["", f"tanh's epochs over ReLU's: **{shown}** (the paper: about {result['paper']['speedup']:.0f}x). "
+              f"Runs stopped after {result['max_epochs']} epochs; a seed that never got there counts as that many, so the ratio is then a lower bound."]
+    pilots = {label: arm.get("lr_pilot") or [] for label, arm in result["arms"].items()}
+    if any(pilots.values()):
+        lrs = [t["lr"] for t in next(p for p in pilots.values() if p)]
+        lines += ["", f"As in the paper, each net's learning rate was chosen on its own to make training as fast as possible: a pilot run "
+                  f"(seed 0, {result['scale']['pilot_epochs']} epochs) at each rate, the lowest training error after it winning. "
+                  "Training error % after the pilot:", "",
+                  "| arm | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen |", "|---|" + "---|" * (len(lrs) + 1)]
+        for label, trials in pilots.items():
+            lines.append(f"| {label} | " + " | ".join(f"{100 * t['train_error']:.1f}" for t in trials)
+                         + f" | {result['arms'][label]['config']['lr']:g} |")
+    return lines
+
+
+def _devices(result: dict[str, Any]) -> str:
+    return ", ".join(sorted({r["device"] for arm in result["arms"].values() for r in arm["runs"]}))
+
+
+def _mean_curve(runs: list[dict[str, Any]], key: str) -> tuple[list[int], list[float], list[float], list[float]]:
+    epochs = [p["epoch"] for p in runs[0]["curve"]]
+    per_epoch = list(zip(*[[100 * p[key] for p in r["curve"]] for r in runs]))
+    return epochs, [sum(v) / len(v) for v in per_epoch], [min(v) for v in per_epoch], [max(v) for v in per_epoch]
+
+
+def plot_curves(result: dict[str, Any], path: Path) -> Path:
+    """Per-epoch error of both arms, mean over seeds with the min-max band; figure 1's axes for relu-vs-tanh."""
+    plt = pyplot()
+    speed = result["kind"] == "speed"
+    keys = [("train_error", "training error")] if speed else [("train_error", "training error"), ("val_error", "test error (centre view)")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.8), squeeze=False)
+    for ax, (key, name) in zip(axes[0], keys):
+        for colour, (label, arm) in zip(COLOURS, result["arms"].items()):
+            epochs, mean, lo, hi = _mean_curve(arm["runs"], key)
+            style = "-" if colour == COLOURS[0] else "--"
+            ax.plot(epochs, mean, style, color=colour, label=label, marker="o", markersize=3)
+            ax.fill_between(epochs, lo, hi, color=colour, alpha=0.15, linewidth=0)
+        if speed:
+            ax.axhline(100 * FIGURE1_ERROR, color="gray", linewidth=0.8, linestyle=":")
+        ax.set_xlabel("epochs")
+        ax.set_ylabel(f"{name} (%)")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{result['title']} — {result['seeds']} seed(s), mean and range")
+    return save(fig, path)
+
+
+def plot_errors(result: dict[str, Any], path: Path) -> Path:
+    """Every seed's final top-1 and top-5 error per arm, with the mean as a bar."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+    labels = list(result["arms"])
+    for ax, m in zip(axes, ("top1", "top5")):
+        for i, (colour, label) in enumerate(zip(COLOURS, labels)):
+            values = result["measured"][label][m]
+            ax.bar(i, mean_std(values)[0], color=colour, alpha=0.35, width=0.6)
+            ax.plot([i] * len(values), values, "o", color=colour)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_ylabel(f"{m.replace('top', 'top-')} error (%)")
+        low = min(v for label in labels for v in result["measured"][label][m])
+        ax.set_ylim(bottom=max(0.0, low - 5))
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{result['title']}: final error per seed (bar: mean)")
+    return save(fig, path)
+
+
+def _training_time(runs_dir: Path) -> str:
+    """The summed training time of every run kept under `runs_dir` (each run's own clock), and where it ran."""
+    results = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*/result.json"))]
+    if not results:
+        return ""
+    minutes = sum(r["seconds"] for r in results) / 60
+    devices = ", ".join(sorted({r.get("device", "?") for r in results}))
+    return f"Their {len(results)} runs trained in {minutes:.0f} min in all ({devices}, each run's own clock)."
+
+
+def write_summary(out: Path, summary_path: Path) -> Path:
+    """The table of every experiment under `out` that has a results.json, against the paper's numbers."""
+    from alexnet.reproduce.experiments import EXPERIMENTS
+
+    rows = ["| claim | section | paper | measured | 95% interval | verdict | scale, seeds | report |", "|---|---|---|---|---|---|---|---|"]
+    found = 0
+    for name in EXPERIMENTS:
+        path = out / name / "results.json"
+        if not path.is_file():
+            continue
+        found += 1
+        r = json.loads(path.read_text())
+        link = os.path.relpath(out / name / "report.md", summary_path.parent)
+        scale = f"{r['scale_name']}, {r['seeds']}"
+        if r["kind"] == "speed":
+            paper = f"{r['paper']['speedup']:.0f}x faster"
+            ratio = r["ratio"]
+            measured = "—" if ratio is None else (f"≥ {ratio:.1f}x faster" if r["ratio_is_lower_bound"] else f"{ratio:.1f}x faster")
+            rows.append(f"| {r['title']} | {r['section']} | {paper} | {measured} | — | {r['verdict']} | {scale} | [report]({link}) |")
+            continue
+        e = r["effects"]["top1"]
+        paper = "direction only" if e["paper"] is None else f"{e['paper']:+.1f} pts top-1"
+        interval = "—" if e["lo"] is None else f"[{e['lo']:+.2f}, {e['hi']:+.2f}]"
+        rows.append(f"| {r['title']} | {r['section']} | {paper} | {e['diff']:+.2f} pts top-1 | {interval} | {r['verdict']} | {scale} | [report]({link}) |")
+    text = "\n".join([
+        "# The paper's claims, measured",
+        "",
+        "Each row is one `alexnet reproduce` experiment: the effect of one of the paper's choices on test error, in percentage "
+        "points (error without it minus error with it; positive means it helps), or for ReLU vs tanh, how many times sooner "
+        "ReLU reaches 25% training error. The verdict is reproduced when the 95% interval over seeds lies on the paper's side "
+        "of zero, not reproduced when it lies on the other side or below the paper's number, inconclusive otherwise. Each "
+        "report says what was run and why the verdict is what it is.",
+        "",
+        *rows,
+        "",
+        f"{found} of {len(EXPERIMENTS)} experiments have results. {_training_time(out / 'runs')} "
+        "Regenerated by every `alexnet reproduce` run.",
+        "",
+    ])
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    _write(summary_path, text)
+    return summary_path

@@ -1,0 +1,78 @@
+"""The experiment definitions: each pair of arms differs only in the factor it ablates, and shares the base runs."""
+
+import pytest
+
+from alexnet.models import build_model, model_options
+from alexnet.reproduce.experiments import EXPERIMENTS, SCALES, arm_config, base_config, get, get_scale
+from alexnet.errors import UsageError
+
+# The factor each experiment ablates, as config fields and model arguments. towers is the paper's
+# own comparison: one tower with half the kernels (section 3.2), so two model arguments change.
+FACTORS = {
+    "relu-vs-tanh": {"activation"},
+    "towers": {"towers", "conv_width"},
+    "lrn": {"lrn"},
+    "overlapping-pooling": {"pool"},
+    "pca-lighting": {"lighting"},
+    "dropout": {"dropout"},
+    "ten-crop": set(),
+}
+
+
+def flat(config):
+    out = {k: v for k, v in config.items() if k != "model_args"}
+    out.update(config["model_args"])
+    return out
+
+
+@pytest.mark.parametrize("data", ["cifar10", "imagenet:/data/imagenet"])
+@pytest.mark.parametrize("scale", list(SCALES))
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_arms_differ_only_in_the_ablated_factor(name, scale, data):
+    exp = EXPERIMENTS[name]
+    a = flat(arm_config(exp, exp.with_arm, SCALES[scale], data))
+    b = flat(arm_config(exp, exp.without_arm, SCALES[scale], data))
+    assert a.keys() == b.keys()
+    assert {k for k in a if a[k] != b[k]} == FACTORS[name]
+    if exp.kind == "views":  # the same runs, two evaluations
+        assert exp.with_arm.view != exp.without_arm.view
+    else:
+        assert exp.with_arm.view == exp.without_arm.view
+
+
+def test_every_experiment_is_listed():
+    assert set(EXPERIMENTS) == set(FACTORS)
+
+
+@pytest.mark.parametrize("name", [n for n, e in EXPERIMENTS.items() if e.base == "paper-net"])
+def test_the_with_arm_is_the_base_net_so_its_runs_are_shared(name):
+    exp = EXPERIMENTS[name]
+    scale = SCALES["cpu"]
+    assert arm_config(exp, exp.with_arm, scale, "cifar10") == base_config(exp, scale, "cifar10")
+
+
+@pytest.mark.parametrize("data, model", [("cifar10", "alexnet_mini"), ("imagenet:/x", "alexnet2012"), ("folder:/x", "alexnet2012")])
+def test_base_net_fits_the_data_and_its_switches_exist(data, model):
+    for exp in EXPERIMENTS.values():
+        for arm in (exp.with_arm, exp.without_arm):
+            config = arm_config(exp, arm, SCALES["smoke"], data)
+            if exp.base == "paper-net":
+                assert config["model"] == model
+            assert set(config["model_args"]) <= set(model_options(config["model"]))
+            build_model(config["model"], **config["model_args"])  # a valid net
+
+
+def test_paper_recipe_in_the_base():
+    config = base_config(EXPERIMENTS["lrn"], SCALES["cpu"], "cifar10")
+    assert (config["optimizer"], config["momentum"], config["weight_decay"], config["batch_size"]) == ("sgd", 0.9, 5e-4, 128)
+    assert config["augment"] == "paper" and config["tta"] == "tencrop"
+    fig1 = base_config(EXPERIMENTS["relu-vs-tanh"], SCALES["cpu"], "cifar10")
+    assert fig1["weight_decay"] == 0 and fig1["augment"] == "none"  # "no regularization of any kind"
+    assert EXPERIMENTS["relu-vs-tanh"].lr_grid  # each unit gets its own lr, as in the paper
+
+
+def test_unknown_names_are_usage_errors():
+    with pytest.raises(UsageError, match="unknown experiment 'lrm'.*lrn"):
+        get("lrm")
+    with pytest.raises(UsageError, match="unknown scale"):
+        get_scale("huge")

@@ -1,0 +1,106 @@
+"""`alexnet reproduce` end to end at the smoke scale: every experiment writes its report files, runs are shared and kept."""
+
+import json
+import re
+
+import pytest
+
+from alexnet.cli import main
+from alexnet.reproduce.experiments import EXPERIMENTS
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    assert main(["reproduce", "all", "--scale", "smoke", "--data", "shapes:train=300,test=100", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_experiment_writes_its_report(smoke, name):
+    folder = smoke / name
+    exp = EXPERIMENTS[name]
+    expected = {"report.md", "curves.png", "results.json"} | ({"errors.png"} if exp.kind != "speed" else set())
+    assert {p.name for p in folder.iterdir()} == expected
+    for png in folder.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = json.loads((folder / "results.json").read_text())
+    assert result["experiment"] == name and result["seeds"] == 2 and result["scale_name"] == "smoke"
+    assert result["verdict"] in ("reproduced", "not reproduced", "inconclusive")
+    arms = list(result["arms"].values())
+    assert [len(a["runs"]) for a in arms] == [2, 2]
+    assert all(len(r["curve"]) == a["config"]["epochs"] for a in arms for r in a["runs"])
+    report = (folder / "report.md").read_text()
+    for heading in ("## What the paper says", "## How it was tested", "## What we measured", "## Pictures"):
+        assert heading in report
+    assert f"**Verdict: {result['verdict']}.**" in report
+    assert exp.claim in report
+    if exp.kind == "speed":
+        assert set(result["epochs_to_25"]) == set(result["arms"])
+        assert all(len(a["lr_pilot"]) == len(exp.lr_grid) for a in arms)
+    else:
+        for m in ("top1", "top5"):
+            e = result["effects"][m]
+            label_with, label_without = list(result["arms"])
+            means = [sum(v) / len(v) for v in (result["measured"][label_with][m], result["measured"][label_without][m])]
+            assert e["diff"] == pytest.approx(means[1] - means[0])  # without - with
+            assert e["lo"] <= e["diff"] <= e["hi"]
+
+
+def test_measured_errors_are_the_runs_own(smoke):
+    result = json.loads((smoke / "lrn" / "results.json").read_text())
+    for label, arm in result["arms"].items():
+        run_dirs = [smoke / "runs" / r["run_dir"] for r in arm["runs"]]
+        for run, folder, err in zip(arm["runs"], run_dirs, result["measured"][label]["top1"]):
+            last = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
+            assert run["center"]["top1_error"] == pytest.approx(1 - last["val_top1"])
+            assert err == pytest.approx(100 * run["tencrop"]["top1_error"])
+
+
+def test_base_runs_are_shared(smoke):
+    runs = {p.name for p in (smoke / "runs").iterdir()}
+    # 6 paper-net configs (the base + 5 ablations) and figure 1's 2 arms + 8 lr pilots, 2 seeds each but the pilots
+    assert len(runs) == 6 * 2 + 2 * 2 + 8
+
+
+def test_summary_table_has_a_row_per_experiment(smoke):
+    table = (smoke / "paper.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "report.md" in line]
+    assert len(rows) == len(EXPERIMENTS)
+    for name in EXPERIMENTS:
+        assert f"]({name}/report.md)" in table
+
+
+def test_a_second_run_trains_nothing(smoke, capsys):
+    before = {p: p.stat().st_mtime_ns for p in (smoke / "runs").rglob("result.json")}
+    assert main(["reproduce", "lrn", "--scale", "smoke", "--data", "shapes:train=300,test=100", "--out", str(smoke)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(done before)") == 4 and "training " not in out
+    assert {p: p.stat().st_mtime_ns for p in (smoke / "runs").rglob("result.json")} == before
+
+
+def test_list(capsys):
+    assert main(["reproduce", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in EXPERIMENTS) and "+1.4" in out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["lrm"], "unknown experiment 'lrm'"),
+    (["all", "--scale", "huge"], "invalid choice: 'huge'"),
+    (["lrn", "--seeds", "0"], "--seeds: must be in [1, 100]"),
+    (["lrn", "--data", "nosuch"], "unknown dataset 'nosuch'"),
+])
+def test_bad_input_is_one_line_exit_2(args, words, capsys):
+    assert main(["reproduce", *args, "--out", "/nonexistent/never-written"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(re.escape(words), err) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    assert main(["reproduce", "lrn", "--scale", "smoke", "--data", "shapes", "--out", str(f)]) == 2
+    assert "is a file" in capsys.readouterr().err and f.read_text() == "keep me"
