@@ -43,7 +43,7 @@ OUT_OF_RANGE = {
     "val_fraction": [0.0, 1.0], "image_size": [4, 1025], "lighting": [-0.1, float("inf")], "epochs": [0],
     "batch_size": [0, -5], "lr": [0.0, float("nan"), float("inf")], "momentum": [-0.1, 1.0], "weight_decay": [-1e-4, float("inf")],
     "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1], "max_lr_drops": [-1], "label_smoothing": [-0.1, 1.0],
-    "seed": [-1, 2**32], "workers": [-2], "max_steps": [-1],
+    "seed": [-1, 2**32], "workers": [-2], "max_steps": [-1], "train_images": [-1], "val_images": [-3],
 }
 
 

@@ -7,7 +7,7 @@ import torch
 
 from alexnet.config import make_config, read_yaml
 from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from alexnet.engine.train import fit, make_plateau_schedule, make_step_schedule
+from alexnet.engine.train import fit, make_plateau_schedule, make_step_schedule, open_training_data
 from alexnet.errors import UsageError
 
 SMALL = "shapes:train=640,test=160,size=32"
@@ -63,6 +63,16 @@ def test_refuses_to_overwrite_a_run(tmp_path):
 def test_max_steps_stops_early(tmp_path):
     result = fit(small_config(tmp_path, epochs=5, max_steps=3))
     assert result["steps"] == 3
+
+
+def test_train_and_val_images_limit_what_a_run_sees(tmp_path):
+    """--train-images / --val-images: steps per epoch follow the subset, and validation counts its images."""
+    result = fit(small_config(tmp_path, epochs=1, train_images=128, val_images=50))
+    assert result["steps"] == 128 // 64
+    log = read_log(tmp_path / "run")
+    assert log[0]["images"] == 128
+    source = open_training_data(small_config(tmp_path, train_images=128, val_images=50))
+    assert (len(source.split("train")), len(source.split("val"))) == (128, 50)
 
 
 def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):

@@ -89,6 +89,9 @@ class Experiment:
     """'paper-net' (the base config) or 'figure1' (the four-layer net of figure 1)."""
     differences: str = ""
     """How the setup here differs from the paper's, beyond the scale (said in the report)."""
+    overfitting: bool = False
+    """The claim is about overfitting: the verdict first asks whether the arm without the feature
+    overfit at all (its test error above its training error, by a 95% interval over seeds)."""
     lr_grid: tuple[float, ...] = ()
     """Learning rates each arm tries in a pilot run (seed 0, Scale.pilot_epochs); the one with the
     lowest training error after it trains the arm. Empty: the base config's lr."""
@@ -137,7 +140,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "Without dropout the network exhibits substantial overfitting; dropout roughly doubles the "
         "number of iterations required to converge.",
         "errors", Arm("dropout 0.5", {"model_args": {"dropout": 0.5}}), Arm("no dropout", {"model_args": {"dropout": 0.0}}),
-        paper={"top1": None, "top5": None}),
+        paper={"top1": None, "top5": None}, overfitting=True),
     Experiment(
         "ten-crop", "Averaging ten views at test time helps", "4.1",
         "At test time the network averages its softmax over ten 224x224 patches: the four corners and "

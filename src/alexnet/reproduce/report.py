@@ -84,7 +84,7 @@ def report_text(result: dict[str, Any], command: str, pictures: list[str]) -> st
         lines += _errors_section(result, arms)
     lines += ["", "## Pictures", ""] + [f"![{p}]({p})" for p in pictures]
     lines += ["", f"Trained in {result['seconds_trained'] / 60:.1f} min on {_devices(result)}; "
-              "every run's folder (checkpoints, metrics.jsonl, config.yaml) is in the runs/ folder beside this report's folder.", ""]
+              "the runs' own folders (checkpoints, metrics.jsonl, config.yaml) are in runs/ beside this report's folder where the command ran.", ""]
     return "\n".join(lines)
 
 
@@ -144,7 +144,14 @@ def _errors_section(result: dict[str, Any], arms: list[str]) -> list[str]:
         interval = "—" if e["lo"] is None else f"[{e['lo']:+.2f}, {e['hi']:+.2f}]"
         lines.append(f"| {m} | {e['diff']:+.2f} | {interval} | {_signed(e['paper'])} | {e['verdict']} |")
     kind = "paired t interval over seeds (both views of one run)" if result["kind"] == "views" else "Welch t interval (two independent sets of runs)"
-    lines += ["", f"Intervals: {kind}."]
+    lines += ["", f"Intervals: {kind}. The training error is the one measured while training over the last epoch "
+              "(augmented images, dropout on), as the paper's curves are."]
+    if "overfitting" in result:
+        gap = result["overfitting"]
+        interval = "no interval (one seed)" if gap["lo"] is None else f"95% interval [{gap['lo']:+.2f}, {gap['hi']:+.2f}]"
+        lines += ["", f"Overfitting of the arm without the feature, test error minus training error (paired per seed): "
+                  f"**{gap['diff']:+.2f} points**, {interval}. The paper's claim needs this to be well above zero; "
+                  "the verdict asks that first, then whether the feature lowered the test error."]
     return lines
 
 
@@ -188,6 +195,8 @@ def _mean_curve(runs: list[dict[str, Any]], key: str) -> tuple[list[int], list[f
 def plot_curves(result: dict[str, Any], path: Path) -> Path:
     """Per-epoch error of both arms, mean over seeds with the min-max band; figure 1's axes for relu-vs-tanh."""
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     speed = result["kind"] == "speed"
     keys = [("train_error", "training error")] if speed else [("train_error", "training error"), ("val_error", "test error (centre view)")]
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.8), squeeze=False)
@@ -200,6 +209,7 @@ def plot_curves(result: dict[str, Any], path: Path) -> Path:
         if speed:
             ax.axhline(100 * FIGURE1_ERROR, color="gray", linewidth=0.8, linestyle=":")
         ax.set_xlabel("epochs")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{name} (%)")
         ax.set_title(name)
         ax.grid(alpha=0.3)
@@ -209,21 +219,22 @@ def plot_curves(result: dict[str, Any], path: Path) -> Path:
 
 
 def plot_errors(result: dict[str, Any], path: Path) -> Path:
-    """Every seed's final top-1 and top-5 error per arm, with the mean as a bar."""
+    """Every seed's final top-1 and top-5 error per arm, and their mean ± std."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.9))
     labels = list(result["arms"])
     for ax, m in zip(axes, ("top1", "top5")):
         for i, (colour, label) in enumerate(zip(COLOURS, labels)):
             values = result["measured"][label][m]
-            ax.bar(i, mean_std(values)[0], color=colour, alpha=0.35, width=0.6)
-            ax.plot([i] * len(values), values, "o", color=colour)
+            mean, std = mean_std(values)
+            # no bars: their base would be an axis cut at some error, which exaggerates differences
+            ax.plot([i - 0.08] * len(values), values, "o", color=colour, alpha=0.6)
+            ax.errorbar(i + 0.08, mean, yerr=std, fmt="D", color=colour, capsize=4)
         ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlim(-0.6, len(labels) - 0.4)
         ax.set_ylabel(f"{m.replace('top', 'top-')} error (%)")
-        low = min(v for label in labels for v in result["measured"][label][m])
-        ax.set_ylim(bottom=max(0.0, low - 5))
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"{result['title']}: final error per seed (bar: mean)")
+    fig.suptitle(f"{result['title']}\nfinal error: each seed (dots), mean ± std (diamond)", fontsize=10)
     return save(fig, path)
 
 

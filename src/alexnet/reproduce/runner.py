@@ -134,7 +134,24 @@ def measure(exp: Experiment, results: dict[str, list[dict[str, Any]]]) -> dict[s
         diff, lo, hi = interval(arms[exp.with_arm.label][m], arms[exp.without_arm.label][m])
         word, why = stats.verdict(diff, lo, hi, exp.paper.get(m))
         effects[m] = {"diff": diff, "lo": lo, "hi": hi, "paper": exp.paper.get(m), "verdict": word, "why": why}
-    return {"measured": arms, "effects": effects, "verdict": effects["top1"]["verdict"], "why": effects["top1"]["why"]}
+    word, why = effects["top1"]["verdict"], effects["top1"]["why"]
+    numbers: dict[str, Any] = {"measured": arms, "effects": effects}
+    if exp.overfitting:
+        gap = _overfitting(arms[exp.without_arm.label])
+        numbers["overfitting"] = gap
+        if gap["lo"] is None or gap["lo"] <= 0:
+            word = "not reproduced" if gap["lo"] is not None else "inconclusive"
+            why = (f"without {exp.with_arm.label.split()[0]} the net did not overfit here: its test error minus its training error "
+                   f"is {gap['diff']:+.2f} points (95% interval " + ("none" if gap["lo"] is None else f"[{gap['lo']:+.2f}, {gap['hi']:+.2f}]")
+                   + f"), so there was no overfitting to prevent; with it the test error was {abs(effects['top1']['diff']):.2f} points "
+                   + ("higher" if effects["top1"]["diff"] < 0 else "lower"))
+    return {**numbers, "verdict": word, "why": why}
+
+
+def _overfitting(arm: dict[str, list[float]]) -> dict[str, float | None]:
+    """Test error minus training error of one arm's runs (paired per seed), in points: above zero is overfitting."""
+    diff, lo, hi = stats.paired_interval(arm["train_error"], arm["top1"])
+    return {"diff": diff, "lo": lo, "hi": hi}
 
 
 def _measure_speed(exp: Experiment, fast: list[dict[str, Any]], slow: list[dict[str, Any]]) -> dict[str, Any]:
