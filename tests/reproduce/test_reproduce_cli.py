@@ -36,6 +36,7 @@ def test_every_experiment_writes_its_report(smoke, name):
     for heading in ("## What the paper says", "## How it was tested", "## What we measured", "## Pictures"):
         assert heading in report
     assert f"**Verdict: {result['verdict']}.**" in report
+    assert f"Command: `alexnet reproduce all --scale smoke --data shapes:train=300,test=100 --out {smoke}`" in report
     assert exp.claim in report
     if exp.kind == "speed":
         assert set(result["epochs_to_25"]) == set(result["arms"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from alexnet.reproduce.report import write_report, write_summary
     from alexnet.reproduce.runner import run_experiment
 
-    command = "alexnet reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"alexnet reproduce {args.name}"
+    command = _command(args)
     started = time.perf_counter()
     for name in chosen:
         exp = experiments.get(name)
@@ -75,3 +74,13 @@ def run(args: argparse.Namespace) -> int:
     write_summary(out, summary)
     print(f"summary: {summary}  ({(time.perf_counter() - started) / 60:.1f} min)")
     return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that repeats this run, as the reports quote it (options left at their defaults omitted)."""
+    parts = ["alexnet", "reproduce", args.name, "--scale", args.scale]
+    for flag, value, default in (("--seeds", args.seeds, None), ("--data", args.data, "cifar10"), ("--out", args.out, None),
+                                 ("--summary", args.summary, None), ("--device", args.device, "auto")):
+        if value != default:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
