@@ -105,3 +105,19 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
     f.write_text("keep me")
     assert main(["reproduce", "lrn", "--scale", "smoke", "--data", "shapes", "--out", str(f)]) == 2
     assert "is a file" in capsys.readouterr().err and f.read_text() == "keep me"
+
+
+def test_summary_that_is_a_folder_is_refused_before_training(tmp_path, capsys):
+    assert main(["reproduce", "lrn", "--scale", "smoke", "--data", "shapes", "--out", str(tmp_path / "out"), "--summary", str(tmp_path)]) == 2
+    assert "--summary" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_report_folder_is_one_line(tmp_path):
+    from alexnet.errors import UsageError
+    from alexnet.reproduce.report import write_summary
+
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    with pytest.raises(UsageError, match="cannot write"):
+        write_summary(tmp_path, blocker / "paper.md")  # its parent is a file
+    assert blocker.read_text() == "keep me"

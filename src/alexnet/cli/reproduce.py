@@ -50,13 +50,15 @@ def run(args: argparse.Namespace) -> int:
             paper = ", ".join(f"{k} {v:+g}" if k != "speedup" else f"{v:g}x" for k, v in e.paper.items() if v is not None) or "direction only"
             print(f"{e.name:20s} section {e.section:14s} {e.title} (paper: {paper})")
         return 0
-    chosen = experiments.names() if args.name == "all" else [experiments.get(args.name).name]
+    chosen = list(experiments.EXPERIMENTS.values()) if args.name == "all" else [experiments.get(args.name)]
     scale = experiments.get_scale(args.scale)
     seeds = args.seeds or scale.seeds
     out = Path(args.out or f"reproduce/{args.scale}")
     summary = Path(args.summary) if args.summary else out / "paper.md"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
+    if summary.is_dir():
+        raise UsageError(f"--summary {summary} is a folder; give the table's file name, e.g. {summary / 'paper.md'}")
     from alexnet.data import open_dataset
 
     open_dataset(args.data)  # a bad --data fails here, in one line, before anything is trained
@@ -65,11 +67,10 @@ def run(args: argparse.Namespace) -> int:
 
     command = _command(args)
     started = time.perf_counter()
-    for name in chosen:
-        exp = experiments.get(name)
+    for exp in chosen:
         result = run_experiment(exp, scale, args.scale, data=args.data, seeds=seeds, runs_dir=out / "runs", device=args.device)
-        written = write_report(result, out / name, command)
-        print(f"{name}: {result['verdict']} — {result['why']}")
+        written = write_report(result, out / exp.name, command)
+        print(f"{exp.name}: {result['verdict']} — {result['why']}")
         print(f"  report: {written[0]}")
     write_summary(out, summary)
     print(f"summary: {summary}  ({(time.perf_counter() - started) / 60:.1f} min)")
@@ -78,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _command(args: argparse.Namespace) -> str:
     """The command line that repeats this run, as the reports quote it (options left at their defaults omitted)."""
+    from alexnet.reproduce.experiments import DEFAULT_DATA
+
     parts = ["alexnet", "reproduce", args.name, "--scale", args.scale]
-    for flag, value, default in (("--seeds", args.seeds, None), ("--data", args.data, "cifar10"), ("--out", args.out, None),
+    for flag, value, default in (("--seeds", args.seeds, None), ("--data", args.data, DEFAULT_DATA), ("--out", args.out, None),
                                  ("--summary", args.summary, None), ("--device", args.device, "auto")):
         if value != default:
             parts += [flag, str(value)]

@@ -43,9 +43,9 @@ def balanced_indices(targets: list[int], n: int) -> list[int]:
 
 def take(split: Dataset, n: int) -> Dataset:
     """A class-balanced subset of n images of `split` (all of it when n is 0 or at least its size)."""
-    targets = list(getattr(split, "targets", []))
     if n <= 0 or n >= len(split):
         return split
+    targets = list(getattr(split, "targets", []))
     if not targets:
         raise UsageError(f"cannot take a class-balanced subset of {split!r}: it has no labels")
     idx = balanced_indices(targets, n)

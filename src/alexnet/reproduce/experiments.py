@@ -51,9 +51,9 @@ class Scale:
 
 
 # cpu: measured on this project's 2-core machine (2026-12-01): alexnet_mini with two towers trains
-# at about 1,360 images/s and evaluates ten views of 5,000 images in about 20 s, so a base run is
-# about 3 minutes; `reproduce all` trains 18 of them, 8 lr pilots of convnet4 (about 2,150
-# img/s, 10 s an epoch) and its 6 runs of 20 epochs.
+# at about 1,360 images/s (1,190 in the committed run, the CPU shared) and evaluates ten views of
+# 5,000 images in 34 s, so a base run took 227 s; `reproduce all` trains 18 runs of
+# alexnet_mini (89-227 s each), 8 lr pilots of convnet4 (about 2,150 img/s, 10 s an epoch) and its 6 runs of 20 epochs: 80.6 min.
 SCALES: dict[str, Scale] = {
     "smoke": Scale(train_images=200, val_images=100, epochs=2, figure1_epochs=2, seeds=2, pilot_epochs=1, batch_size=50),
     "cpu": Scale(train_images=20_000, val_images=5_000, epochs=10, figure1_epochs=20, seeds=3, pilot_epochs=3),

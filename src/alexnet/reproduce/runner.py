@@ -50,7 +50,8 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
         return json.loads(done.read_text())
     resume = ""
     if (folder / "last.pt").is_file():
-        state = load_checkpoint(str(folder / "last.pt"))
+        # the folder, as fit resumes it: a damaged last.pt falls back to best.pt there too
+        state = load_checkpoint(folder, prefer="last")
         if int(state["epoch"]) < int(config["epochs"]):
             resume = str(folder)
             say(f"  resuming {folder} at epoch {int(state['epoch']) + 1}")
@@ -185,7 +186,6 @@ def _measure_speed(exp: Experiment, fast: list[dict[str, Any]], slow: list[dict[
 def run_experiment(exp: Experiment, scale: Scale, scale_name: str, *, data: str, seeds: int, runs_dir: Path, device: str = "auto",
                    say: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (or read) every run of `exp` and measure it: the content of its results.json."""
-    started = time.perf_counter()
     results: dict[str, list[dict[str, Any]]] = {exp.with_arm.label: [], exp.without_arm.label: []}
     pilots = {arm.label: pilot_lr(exp, arm, scale, data, runs_dir, device=device, say=say) for arm in (exp.with_arm, exp.without_arm)}
     todo = arm_runs(exp, scale, data, seeds, {label: lr for label, (lr, _) in pilots.items()})
@@ -204,5 +204,4 @@ def run_experiment(exp: Experiment, scale: Scale, scale_name: str, *, data: str,
         **numbers,
         "seconds_trained": sum({r["run_dir"]: r["seconds"] for rs in results.values() for r in rs}.values())
         + sum(t["seconds"] for _, trials in pilots.values() for t in trials),
-        "seconds": time.perf_counter() - started,
     }
