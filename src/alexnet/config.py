@@ -113,6 +113,12 @@ class TrainConfig:
     """Channels-last (NHWC) weights and activations, which tensor-core convolutions want: auto (on for CUDA), on, off."""
     compile: str = "auto"
     """torch.compile the training model (fused kernels, LRN included): auto (on for CUDA), on, off; falls back to eager if compiling fails."""
+    cuda_graphs: str = "auto"
+    """Replay the compiled training step as CUDA graphs (torch.compile mode reduce-overhead): auto (on when compiling on CUDA in one process), on, off."""
+    cache_images: str = "auto"
+    """Decode and prepare image files (folder:, imagenet:) once into memory before training: auto (when they take under a quarter of the free memory, one process), on, off."""
+    device_decode: str = "auto"
+    """Decode JPEG files on the training device, a batch per call (nvJPEG on a GPU): auto (on for CUDA), on, off (PIL in the loader workers)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -127,6 +133,9 @@ class TrainConfig:
         _choice("backend", self.backend, BACKENDS)
         _choice("channels_last", self.channels_last, SWITCHES)
         _choice("compile", self.compile, SWITCHES)
+        _choice("cuda_graphs", self.cuda_graphs, SWITCHES)
+        _choice("device_decode", self.device_decode, SWITCHES)
+        _choice("cache_images", self.cache_images, SWITCHES)
         for name, f in FIELDS.items():  # NaN passes no comparison below, but inf passes ">= 0"
             if f.type == "float" and not math.isfinite(getattr(self, name)):
                 raise UsageError(f"{name} must be a finite number; got {getattr(self, name)!r}")

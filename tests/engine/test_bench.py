@@ -169,6 +169,24 @@ def test_data_mode_against_imagefolder(jpeg_folder: Path, capsys):
     check_ratios(r)
 
 
+def test_data_mode_with_jpegs_decoded_in_the_main_process(jpeg_folder: Path, capsys):
+    """--device-decode on the CPU runs the device path (data/jpeg.py) with torchvision's CPU decoder."""
+    code = main(["bench", "--mode", "data", "--data", f"folder:{jpeg_folder}", "--device-decode", "--workers", "0",
+                 "--batch-size", "4", "--image-size", "64", "--json", *QUICK])
+    assert code == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["device_decode"] is True and r["results"]["data"]["device_decode"] is True
+    check_entry(r["results"]["data"])
+
+
+def test_cuda_graphs_without_cuda_are_noted_not_used(capsys):
+    code = main(["bench", "--mode", "infer", "--model", "alexnet_mini", "--image-size", "32", "--cuda-graphs", "--json", *QUICK])
+    assert code == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["cuda_graphs"] is False and r["results"]["infer"]["cuda_graphs"] is False
+    assert "CUDA graphs need --compile and a CUDA device; measured without them" in r["notes"]
+
+
 @pytest.mark.parametrize("args,words", [
     (["--mode", "data"], "--mode data needs --data"),
     (["--batch-size", "0"], "--batch-size"),

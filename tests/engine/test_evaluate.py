@@ -47,3 +47,21 @@ def test_known_answers():
     assert math.isclose(r["loss"], float(-p[y].log().mean()), rel_tol=1e-6)
     assert r["per_class"][0] == 1.0 and r["per_class"][1] == 0.0
     assert r["confusion"][:, 0].tolist() == [3, 2, 1, 1, 1, 2]
+
+
+def test_amp_evaluation_agrees_with_float32(tmp_path):
+    """eval --amp holds the weights in bfloat16 (engine/evaluate.py): the same answers as float32,
+    to within bfloat16's rounding, on a trained checkpoint."""
+    from alexnet.config import make_config
+    from alexnet.engine.checkpoint import load_checkpoint
+    from alexnet.engine.evaluate import evaluate_checkpoint
+    from alexnet.engine.train import fit
+
+    fit(make_config(model="alexnet_simple", data="shapes:train=256,test=128,size=32", epochs=2, batch_size=64, workers=0,
+                    tensorboard=False, out=str(tmp_path / "run")))
+    ckpt = load_checkpoint(tmp_path / "run")
+    fp32 = evaluate_checkpoint(ckpt, workers=0)
+    bf16 = evaluate_checkpoint(ckpt, workers=0, amp=True)
+    assert fp32["n"] == bf16["n"] == 128
+    assert abs(bf16["top1"] - fp32["top1"]) <= 3 / 128
+    assert math.isclose(bf16["loss"], fp32["loss"], rel_tol=0.03)

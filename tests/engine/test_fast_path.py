@@ -44,6 +44,41 @@ def test_channels_last_and_compile_train_the_same_numbers(tmp_path):
     assert not any(k.startswith(("_orig_mod", "module")) for k in saved)  # the plain model is saved
 
 
+def test_cuda_graphs_resolve_per_device_and_world():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    graphs = engine.use_cuda_graphs
+    assert graphs(make_config(), cuda) == (True, None)  # auto: with compile on CUDA in one process
+    assert graphs(make_config(), cpu) == (False, None) and graphs(make_config(), cuda, 2) == (False, None)
+    assert graphs(make_config(compile="off"), cuda) == (False, None)
+    assert graphs(make_config(cuda_graphs="off"), cuda) == (False, None)
+    for cfg, device, world, why in ((make_config(cuda_graphs="on", compile="on"), cpu, 1, "need a CUDA device"),
+                                    (make_config(cuda_graphs="on", compile="off"), cuda, 1, "come with compiling"),
+                                    (make_config(cuda_graphs="on"), cuda, 2, "DistributedDataParallel")):
+        used, note = graphs(cfg, device, world)
+        assert not used and note.startswith("cuda_graphs on is ignored") and why in note
+
+
+def test_jpegs_decoded_in_the_main_process_train_the_same_numbers(tmp_path, capsys):
+    """--device-decode on (here on the CPU: torchvision's decoder instead of PIL in the workers)
+    feeds the same pixels in the same order: the same losses, to the last bit."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b", "c"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(12):
+            h, w = int(rng.integers(30, 50)), int(rng.integers(30, 50))
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "data" / c / f"{i}.jpg")
+    folder = dict(PLAIN, data=f"folder:{tmp_path / 'data'}", image_size=32, batch_size=8, augment="paper", lighting=0.1)
+    runs = {}
+    for decode in ("off", "on"):
+        fit(make_config(read_yaml("fast"), out=str(tmp_path / decode), **folder, device_decode=decode, cuda_graphs="on"))
+        runs[decode] = losses(tmp_path / decode)
+    assert runs["on"] == runs["off"]
+    assert "cuda_graphs on is ignored: they need a CUDA device" in capsys.readouterr().err
+
+
 def test_a_compiler_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
     def broken(net, *args, **kwargs):
         raise RuntimeError("InductorError: no working C++ compiler found")

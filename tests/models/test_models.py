@@ -221,6 +221,22 @@ def test_lrn_gradient_matches_torch(size):
     torch.testing.assert_close(grad_ours, grad_torch)
 
 
+def test_lrn_compiles_into_one_graph_with_torchs_numbers():
+    """torch.compile takes the whole LRN (forward and the hand-written backward) as one graph,
+    fullgraph=True: no break hands it back to eager code, so Inductor fuses its window sum and
+    power into few kernels (the fused LRN of issue 6). Checked against torch's own module."""
+    torch.manual_seed(0)
+    a = (torch.randn(2, 8, 5, 6) * 20).requires_grad_()
+    g = torch.randn(2, 8, 5, 6)
+    ours = torch.compile(LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=1.0, towers=2), fullgraph=True)
+    per_tower = [nn.LocalResponseNorm(5, 1e-2, 0.75, 1.0)(t) for t in a.split(4, dim=1)]
+    expected = torch.cat(per_tower, dim=1)
+    torch.testing.assert_close(ours(a), expected)
+    (grad_ours,) = torch.autograd.grad(ours(a), a, g)
+    (grad_torch,) = torch.autograd.grad(expected, a, g)
+    torch.testing.assert_close(grad_ours, grad_torch)
+
+
 # ----------------------------------------------------------------------------- paper init
 
 

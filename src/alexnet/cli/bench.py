@@ -26,9 +26,9 @@ EPILOG = """examples:
 
 defaults that depend on the device: batch 64 on the CPU, 256 on a GPU; precision bf16 where the
 device computes it natively (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX), else fp32;
-channels-last on; torch.compile on CUDA only (on this project's 2-core CPU it gained nothing and
-took 30-60 s to compile); timing 2 warm-up steps + 3 windows of 2 steps on the CPU, 10 + 5 x 20 on
-a GPU."""
+channels-last on; torch.compile, CUDA graphs and JPEG decoding on the device on CUDA only (on
+this project's 2-core CPU compiling gained nothing and took 30-60 s); timing 2 warm-up steps +
+3 windows of 2 steps on the CPU, 10 + 5 x 20 on a GPU."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision of ours (default auto: bf16 where native, else fp32)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC model and inputs (default on)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile ours (default: on for CUDA only)")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay ours as CUDA graphs, compile mode reduce-overhead (default: on when compiling on CUDA)")
+    p.add_argument("--device-decode", action=argparse.BooleanOptionalAction, default=None,
+                   help="--mode data: decode JPEGs on the device, a batch per call (default: on for CUDA)")
     p.add_argument("--data", default="", metavar="SPEC", help="dataset for --mode data, e.g. folder:DIR (a folder of class folders)")
     p.add_argument("--workers", type=number(int, -1), default=-1, metavar="N", help="data-loading processes for --mode data, both loaders (-1: auto)")
     p.add_argument("--baseline", action="store_true", help="also measure torchvision's alexnet the standard way, and the ratios ours/theirs")
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(
         model=args.model, mode=args.mode, batch_size=args.batch_size or 0, image_size=args.image_size or 0,
         precision=args.precision, channels_last=args.channels_last, compile=args.compile, data=args.data,
+        cuda_graphs=args.cuda_graphs, device_decode=args.device_decode,
         workers=args.workers, baseline=args.baseline, device=args.device,
         warmup=-1 if args.warmup is None else args.warmup, windows=args.windows or 0, steps=args.steps or 0,
         peak_tflops=args.peak_tflops or 0.0,
@@ -86,6 +91,8 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as a small aligned table, one row per mode and run."""
     r = report
     switches = [r["precision"], "channels-last" if r["channels_last"] else "contiguous", "compiled" if r["compile"] else "eager"]
+    switches += ["CUDA graphs"] if r.get("cuda_graphs") else []
+    switches += ["JPEGs decoded on the device"] if r.get("device_decode") else []
     t = r["timing"]
     lines = [f"{r['model']}, batch {r['batch_size']}, {r['image_size']}x{r['image_size']}, {', '.join(switches)}; "
              f"{r['device']} ({r['device_name']}); torch {r['torch']}, torchvision {r['torchvision']}",

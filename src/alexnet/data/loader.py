@@ -1,12 +1,14 @@
 """Batches of prepared uint8 images: broken images dropped and reported, order seeded per epoch.
 
-Two paths give the same `Batch`es:
+Three paths give the same `Batch`es:
 - images decoded into memory (`TensorImages`: shapes, IDX, CIFAR, ...): whole batches are sliced
   out of the uint8 tensor and prepared in one call, with no per-sample Python and no workers;
 - image files: a DataLoader whose workers decode and prepare each file. An unreadable file comes
   back as a `BadImage`; the collate function drops it and hands it to the main process in
   `Batch.bad`, where the engine counts it (or, with --strict, stops naming the path). Workers do
   not raise for it, because an exception from a worker reaches the user as a traceback dump.
+- image files with their JPEGs decoded on the training device (`DeviceDecoded`, data/jpeg.py):
+  the workers read the bytes, the main process decodes a whole batch in one call on the GPU.
 
 Order is a pure function of (seed, epoch): call `set_epoch` before each epoch, and a resumed run
 sees the same batches as an uninterrupted one. With several training processes (torchrun; see
@@ -26,8 +28,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from alexnet.data.datasets import TensorImages
+from alexnet.data.datasets import ImageFiles, TensorImages
 from alexnet.data.images import BadImage
+from alexnet.data.jpeg import Encoded, EncodedBatch, EncodedFiles, collate_encoded, decode_jpegs, prepare_on_device
 from alexnet.errors import DataError
 
 
@@ -99,6 +102,40 @@ class TensorBatches:
             yield Batch(self.prepare(self.data.images[idx]), self.targets[idx], [])
 
 
+class DeviceDecoded:
+    """A DataLoader of `EncodedBatch`es made into `Batch`es whose images are on `device`: the
+    JPEGs decoded there in one call and prepared there, the worker-decoded images moved to it."""
+
+    def __init__(self, loader: DataLoader, prepare: Callable[[Tensor], Tensor], device: torch.device) -> None:
+        self.loader, self.prepare, self.device = loader, prepare, device
+        self.batch_size, self.num_workers = loader.batch_size, loader.num_workers
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for batch in self.loader:
+            yield self.to_batch(batch)
+
+    def to_batch(self, batch: EncodedBatch) -> Batch:
+        """The batch's JPEGs decoded (one call) and prepared on the device, in the sampler's order."""
+        at = [i for i, x in enumerate(batch.items) if isinstance(x, Encoded)]
+        images: list[Tensor | BadImage] = [x.to(self.device, non_blocking=True) if isinstance(x, Tensor) else x  # type: ignore[misc]
+                                           for x in batch.items]
+        if at:
+            for i, x in zip(at, decode_jpegs([batch.items[i] for i in at], self.device)):  # type: ignore[misc]
+                images[i] = x  # uint8 C,H,W as decoded, or a BadImage
+            ok = [i for i in at if isinstance(images[i], Tensor)]
+            for i, x in zip(ok, prepare_on_device([images[i] for i in ok], self.prepare)):  # type: ignore[misc]
+                images[i] = x  # C,R,R
+        keep = [i for i, x in enumerate(images) if isinstance(x, Tensor)]
+        bad = list(batch.bad) + [x for x in images if isinstance(x, BadImage)]
+        if not keep:
+            return Batch(torch.empty(0, dtype=torch.uint8, device=self.device), torch.empty(0, dtype=torch.long), bad)
+        labels = torch.tensor([batch.labels[i] for i in keep], dtype=torch.long)
+        return Batch(torch.stack([images[i] for i in keep]), labels, bad)  # type: ignore[misc]  # N,C,R,R on the device
+
+
 class _Prepared(Dataset):
     def __init__(self, base: Dataset, prepare: Callable[[object], Tensor]) -> None:
         self.base, self.prepare = base, prepare
@@ -108,7 +145,7 @@ class _Prepared(Dataset):
 
     def __getitem__(self, index: int) -> tuple[object, int]:
         image, label = self.base[index]
-        return (image if isinstance(image, BadImage) else self.prepare(image)), label
+        return (image if isinstance(image, (BadImage, Encoded)) else self.prepare(image)), label
 
 
 def collate(items: Sequence[tuple[object, int]]) -> Batch:
@@ -153,30 +190,34 @@ def default_workers() -> int:
     return max(0, min(8, cores - 1))
 
 
-Loader = TensorBatches | DataLoader
+Loader = TensorBatches | DataLoader | DeviceDecoded
 
 
 def make_loader(dataset: Dataset, prepare: Callable[[object], Tensor], *, batch_size: int, shuffle: bool,
                 workers: int, seed: int = 0, pin_memory: bool = False, shard: Shard = ONE,
-                device: torch.device | None = None) -> Loader:
+                device: torch.device | None = None, decode_on: torch.device | None = None) -> Loader:
     """Batches of `prepare`d images from `dataset`; call `set_epoch(loader, e)` before each epoch.
 
     `batch_size` is the global batch: with a `shard` of several processes each yields its part.
     In-memory data moves to `device` whole when it takes under a quarter of its free memory.
+    With `decode_on`, the JPEGs of image files are decoded and prepared there, a batch at a time
+    (data/jpeg.py), and the batches arrive on it.
     """
     if isinstance(dataset, TensorImages):
         keep = device if device is not None and _fits(dataset.images, device) else None
         return TensorBatches(dataset, prepare, batch_size=batch_size, shuffle=shuffle, seed=seed, shard=shard, device=keep)
-    return DataLoader(
-        _Prepared(dataset, prepare),
+    encoded = decode_on is not None and isinstance(dataset, ImageFiles)
+    loader = DataLoader(
+        _Prepared(EncodedFiles(dataset) if encoded else dataset, prepare),  # type: ignore[arg-type]
         batch_size=shard.local_batch(batch_size),
         sampler=_EpochSampler(len(dataset), shuffle=shuffle, seed=seed, shard=shard),  # type: ignore[arg-type]
         num_workers=workers,
-        collate_fn=collate,
-        pin_memory=pin_memory,
+        collate_fn=collate_encoded if encoded else collate,
+        pin_memory=pin_memory and not encoded,  # encoded batches are lists: pinning copies them for nothing
         worker_init_fn=_init_worker if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),
     )
+    return DeviceDecoded(loader, prepare, decode_on) if encoded else loader
 
 
 def _fits(images: Tensor, device: torch.device) -> bool:
@@ -192,6 +233,8 @@ def set_epoch(loader: Loader, epoch: int) -> None:
     if isinstance(loader, TensorBatches):
         loader.epoch = epoch
         return
+    if isinstance(loader, DeviceDecoded):
+        loader = loader.loader
     sampler = loader.sampler
     assert isinstance(sampler, _EpochSampler)
     sampler.epoch = epoch

@@ -90,6 +90,10 @@ class BenchConfig:
     """Channels-last (NHWC) model and inputs; None: on (measured faster on this project's CPU; the GPU fast path)."""
     compile: bool | None = None
     """torch.compile the model; None: on for CUDA, off elsewhere (no gain on this project's CPU, and 30-60 s to compile)."""
+    cuda_graphs: bool | None = None
+    """Replay the compiled step as CUDA graphs (compile mode reduce-overhead); None: on when compiling on CUDA."""
+    device_decode: bool | None = None
+    """Data mode: decode JPEGs on the device a batch per call (data/jpeg.py); None: on for CUDA."""
     data: str = ""
     """Dataset spec for data mode, e.g. folder:DIR."""
     workers: int = -1
@@ -149,13 +153,16 @@ def resolve(cfg: BenchConfig) -> tuple[BenchConfig, torch.device]:
     model_size = model_input_size(cfg.model)
     size = cfg.image_size or model_size[1]
     check_size(cfg.model, size)
+    compiling = gpu if cfg.compile is None else cfg.compile
     return replace(
         cfg,
         batch_size=cfg.batch_size or (256 if gpu else 64),
         image_size=size,
         precision=cfg.precision if cfg.precision != "auto" else ("bf16" if bf16_native(device) else "fp32"),
         channels_last=True if cfg.channels_last is None else cfg.channels_last,
-        compile=gpu if cfg.compile is None else cfg.compile,
+        compile=compiling,
+        cuda_graphs=(gpu and compiling) if cfg.cuda_graphs is None else cfg.cuda_graphs,
+        device_decode=gpu if cfg.device_decode is None else cfg.device_decode,
         warmup=warmup if cfg.warmup < 0 else cfg.warmup,
         windows=cfg.windows or windows,
         steps=cfg.steps or steps,
@@ -380,6 +387,11 @@ def autocast(device: torch.device, precision: str) -> tuple[contextlib.AbstractC
     return torch.autocast(device.type, dtype=dtype), scaler
 
 
+def inference_dtype(precision: str) -> torch.dtype:
+    """The dtype inference keeps its weights in for `precision` (fp32, bf16, fp16)."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+
+
 def sgd(model: nn.Module) -> torch.optim.Optimizer:
     """SGD with momentum 0.9 as one fused update where this torch has it for the device, else foreach."""
     params = list(model.parameters())
@@ -398,9 +410,10 @@ def synthetic_batch(batch_size: int, channels: int, side: int, num_classes: int,
     return images.to(device), labels.to(device)
 
 
-def compile_or_eager(model: nn.Module, first_call: Callable[[nn.Module], None], notes: list[str]) -> tuple[nn.Module, bool]:
-    """torch.compile(model), compiled now by `first_call`; the eager model and a one-line note if that fails."""
-    net, failure = compile_now(model, first_call)
+def compile_or_eager(model: nn.Module, first_call: Callable[[nn.Module], None], notes: list[str],
+                     mode: str | None = None) -> tuple[nn.Module, bool]:
+    """torch.compile(model, mode=mode), compiled now by `first_call`; the eager model and a one-line note if that fails."""
+    net, failure = compile_now(model, first_call, mode)
     if failure:
         notes.append(f"torch.compile failed ({failure}); measured eagerly")
     return net, failure is None
@@ -421,12 +434,15 @@ def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) ->
     model.to(memory_format=layout)
     amp, scaler = autocast(device, cfg.precision)
     stats = dict(size=size, channels=channels, mean=MEAN, std=STD)
+    graphs = bool(cfg.compile and cfg.cuda_graphs and device.type == "cuda")
     if kind == "train":
-        augment = TrainAugment("paper", **stats).to(device)
+        augment = TrainAugment("paper", channels_last=bool(cfg.channels_last), **stats).to(device)
         optimizer = sgd(model)
 
         def train_step(net: nn.Module) -> int:
-            x = augment(images).contiguous(memory_format=layout)  # N,C,S,S float, normalised
+            x = augment(images)  # N,C,S,S float, normalised, in the model's memory layout
+            if graphs:  # a new step: the graphs may reuse the previous step's output memory
+                torch.compiler.cudagraph_mark_step_begin()
             with amp:
                 loss = F.cross_entropy(net(x).float(), labels)
             optimizer.zero_grad(set_to_none=True)
@@ -436,19 +452,25 @@ def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) ->
         step = train_step
     else:
         model.eval()
-        views = EvalViews(tta="center", **stats).to(device)
+        # inference holds its weights in the autocast dtype, as deployed nets do; torchvision's
+        # loop keeps fp32 weights, which autocast casts again at every batch (61 M of them, fc6
+        # alone 38 M). On this project's CPU bf16 weights took alexnet_owt's forward alone from
+        # 433 to 646 images/s (batch 64, channels-last, 2026-12-01)
+        model.to(inference_dtype(cfg.precision))
+        views = EvalViews(tta="center", channels_last=bool(cfg.channels_last), **stats).to(device)
 
         def infer_step(net: nn.Module) -> int:
             with torch.inference_mode(), amp:
-                net(views(images).contiguous(memory_format=layout))  # N,K from N,C,S,S
+                net(views(images))  # N,K from N,C,S,S
             return images.shape[0]
 
         step = infer_step
-    info: dict[str, Any] = {"channels_last": bool(cfg.channels_last), "compile": False}
+    info: dict[str, Any] = {"channels_last": bool(cfg.channels_last), "compile": False, "cuda_graphs": False}
     net = model
     if cfg.compile:
         started = time.perf_counter()
-        net, info["compile"] = compile_or_eager(model, step, notes)
+        net, info["compile"] = compile_or_eager(model, step, notes, "reduce-overhead" if graphs else None)
+        info["cuda_graphs"] = graphs and info["compile"]
         synchronize(device)
         info["compile_s"] = time.perf_counter() - started  # the first step, compiling included
     flops = forward_flops(lambda: build_model(cfg.model), (channels, size, size))
@@ -535,7 +557,8 @@ def ours_data(cfg: BenchConfig, device: torch.device, source: Any, workers: int)
     if len(train) == 0:
         raise UsageError(f"{cfg.data}: the training split has no images")
     loader = make_loader(train, Prepare("paper", size, channels), batch_size=cfg.batch_size, shuffle=True,
-                         workers=workers, seed=cfg.seed, pin_memory=device.type == "cuda")
+                         workers=workers, seed=cfg.seed, pin_memory=device.type == "cuda",
+                         decode_on=device if cfg.device_decode else None)
     augment = TrainAugment("paper", size=size, channels=channels, mean=source.mean, std=source.std).to(device)
     batches = endless(loader, set_epoch)
 
@@ -546,7 +569,8 @@ def ours_data(cfg: BenchConfig, device: torch.device, source: Any, workers: int)
         x = augment(batch.images.to(device, non_blocking=True))  # uint8 N,C,R,R -> float N,C,S,S
         return x.shape[0]
 
-    return Runner("ours", step, "fp32", None, info={"workers": workers, "images_in_split": len(train)}, close=batches.close)
+    info = {"workers": workers, "images_in_split": len(train), "device_decode": bool(cfg.device_decode)}
+    return Runner("ours", step, "fp32", None, info=info, close=batches.close)
 
 
 def imagefolder_root(source: Any) -> Path | None:
@@ -606,6 +630,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
 
         source = open_dataset(cfg.data, seed=cfg.seed)
     notes: list[str] = []
+    if cfg.cuda_graphs and not (cfg.compile and device.type == "cuda") and {"train", "infer"} & set(modes):
+        notes.append("CUDA graphs need --compile and a CUDA device; measured without them")
     results: dict[str, Any] = {}
     baselines: dict[str, Any] = {}
     ratios: dict[str, Any] = {}
@@ -648,6 +674,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
         "channels_last": bool(cfg.channels_last),
         "compile": all(compiled) if compiled else bool(cfg.compile),
         "compile_requested": bool(cfg.compile),
+        "cuda_graphs": any(r.get("cuda_graphs", False) for r in results.values()),
+        "device_decode": bool(cfg.device_decode) if "data" in modes else None,
         "timing": {"warmup": cfg.warmup, "windows": cfg.windows, "steps": cfg.steps,
                    "clock": "cuda_events" if device.type == "cuda" else "perf_counter"},
         "memory_kinds": MEMORY_KINDS,

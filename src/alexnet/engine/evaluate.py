@@ -114,6 +114,8 @@ def evaluate_checkpoint(
     loader = make_loader(source.split(split), prepare, batch_size=batch_size, shuffle=False,
                          workers=default_workers() if workers < 0 else workers)
     autocast, _ = autocast_for(device, amp)
+    if amp:  # weights held in the autocast dtype, not cast from float32 again at every batch
+        model.to(autocast.fast_dtype)  # type: ignore[attr-defined]
     with explain_out_of_memory(batch_size, device, doing="evaluating", amp=amp):
         result = evaluate(model, loader, device=device, num_classes=len(classes), views=views, autocast=autocast, strict=strict)
     if result["n"] == 0:

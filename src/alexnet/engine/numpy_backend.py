@@ -304,7 +304,7 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
             "init_filters": init_filters, "rng": rng_state(), "partial": None,
         }
 
-    bad: list = []
+    bad: list = list(pipe.bad)  # files found unreadable while caching the splits
     val: dict[str, Any] = {}
     train_rates: list[float] = []
     restore_rng(resume.get("rng") if resume is not None else None)  # as when the checkpoint was written

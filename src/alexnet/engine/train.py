@@ -33,11 +33,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from alexnet.atomic import remove_leftovers
 from alexnet.config import TrainConfig, save_config, to_dict
 from alexnet.data import DataSource, open_dataset
+from alexnet.data.datasets import ImageFiles
+from alexnet.data.decoded import decode_split, fits, prepared_bytes
+from alexnet.data.images import BadImage
 from alexnet.data.subset import limit
 from alexnet.data.loader import Loader, Shard, default_workers, make_loader, note_bad, set_epoch
 from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare
@@ -185,8 +189,9 @@ def switch(value: str, device: torch.device) -> bool:
     return value == "on" or (value == "auto" and device.type == "cuda")
 
 
-def compiled(net: nn.Module, example: torch.Tensor, autocast: contextlib.AbstractContextManager | None) -> nn.Module:
-    """torch.compile(net), compiled now on one forward and backward of `example`; `net` if that fails.
+def compiled(net: nn.Module, example: torch.Tensor, autocast: contextlib.AbstractContextManager | None,
+             mode: str | None = None) -> nn.Module:
+    """torch.compile(net, mode=mode), compiled now on one forward and backward of `example`; `net` if that fails.
 
     Compiling happens on the first call; doing it here, under a forked RNG, keeps the training's
     random draws unchanged and turns a failure (no C++ compiler, an unsupported op) into a note
@@ -197,21 +202,42 @@ def compiled(net: nn.Module, example: torch.Tensor, autocast: contextlib.Abstrac
         with torch.random.fork_rng(devices=devices), autocast or contextlib.nullcontext():
             fast(example).float().sum().backward()
 
-    net, failure = compile_now(net, first_call)
+    net, failure = compile_now(net, first_call, mode)
     if failure:
         log(f"torch.compile failed ({failure}); training eagerly")
     return net
 
 
-def compile_now(net: nn.Module, first_call: Callable[[nn.Module], None]) -> tuple[nn.Module, str | None]:
-    """(torch.compile(net), None) compiled by `first_call(compiled)`; (net, why) if compiling fails."""
+def compile_now(net: nn.Module, first_call: Callable[[nn.Module], None], mode: str | None = None) -> tuple[nn.Module, str | None]:
+    """(torch.compile(net, mode=mode), None) compiled by `first_call(compiled)`; (net, why) if compiling fails."""
     try:
-        fast = torch.compile(net)
+        fast = torch.compile(net, mode=mode)
         first_call(fast)
         return fast, None
     except Exception as e:  # noqa: BLE001 - any compiler failure (no C++ compiler, no Triton, an unsupported op)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         return net, f"{type(e).__name__}: {first}"
+
+
+def use_cuda_graphs(cfg: TrainConfig, device: torch.device, world_size: int = 1) -> tuple[bool, str | None]:
+    """Whether the compiled training step is replayed as CUDA graphs, and a note when cfg asked
+    for graphs it cannot have.
+
+    A graph replays a whole step's kernels with one launch: at the 70,000 images/s issue 6 aims
+    for, a step of 256 images lasts under 4 ms, in which the CPU would otherwise launch every
+    kernel of the forward, the backward and the update one by one.
+    Graphs come with compiling (mode "reduce-overhead"), need CUDA, and stay off under
+    DistributedDataParallel, whose gradient all-reduce runs from hooks outside any graph.
+    """
+    compiling = switch(cfg.compile, device)
+    possible = compiling and device.type == "cuda" and world_size == 1
+    if cfg.cuda_graphs == "off" or (cfg.cuda_graphs == "auto" and not possible):
+        return False, None
+    if possible:
+        return True, None
+    why = ("they need a CUDA device" if device.type != "cuda" else "they come with compiling (--compile on)" if not compiling
+           else "DistributedDataParallel's all-reduce runs outside them")
+    return False, f"cuda_graphs on is ignored: {why}"
 
 
 def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
@@ -271,6 +297,7 @@ def train_one_epoch(
     stop: StopRequest | None = None,
     skip_nonfinite: bool = False,
     partial: dict[str, Any] | None = None,
+    cuda_graphs: bool = False,
 ) -> dict[str, Any]:
     """One pass over `loader` (or until global step `max_steps`); returns the epoch's training metrics.
 
@@ -304,6 +331,8 @@ def train_one_epoch(
         x = batch.images.to(device, non_blocking=True)  # uint8 N,C,R,R
         x = augment(x) if augment is not None else x  # float N,C,S,S
         y = batch.labels.to(device, non_blocking=True)  # N
+        if cuda_graphs:  # a new step: the graphs may reuse the previous step's output memory
+            torch.compiler.cudagraph_mark_step_begin()
         with autocast or contextlib.nullcontext():
             logits = model(x)  # N,K
             loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
@@ -450,6 +479,7 @@ class Pipeline(NamedTuple):
     augment: TrainAugment  # uint8 N,C,R,R -> float N,C,S,S, random
     views: EvalViews  # uint8 N,C,R,R -> float N,C,S,S, the centre view
     prep: dict[str, Any]  # saved in checkpoints: input_size, mean, std, augment
+    bad: tuple = ()  # unreadable files found while decoding the splits into memory beforehand
 
 
 def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device: torch.device, world: World = World()) -> Pipeline:
@@ -459,14 +489,41 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
     workers = default_workers() if cfg.workers < 0 else cfg.workers
     pin = device.type == "cuda"
     prepare = Prepare(cfg.augment, size, channels)
-    train = make_loader(source.split("train"), prepare, batch_size=cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed,
-                        pin_memory=pin, shard=shards[0], device=device)
-    val = make_loader(source.split("val"), prepare, batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
-                      pin_memory=pin, shard=shards[1], device=device)
-    augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, **stats).to(device)
-    views = EvalViews(tta="center", **stats).to(device)
+    decode_on = device if switch(cfg.device_decode, device) else None
+    (train_split, val_split), bad = cached_splits(cfg, source, prepare, workers, decode_on, world)
+    train = make_loader(train_split, prepare, batch_size=cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed,
+                        pin_memory=pin, shard=shards[0], device=device, decode_on=decode_on)
+    val = make_loader(val_split, prepare, batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
+                      pin_memory=pin, shard=shards[1], device=device, decode_on=decode_on)
+    nhwc = switch(cfg.channels_last, device)  # batches laid out as the model's weights are
+    augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, channels_last=nhwc, **stats).to(device)
+    views = EvalViews(tta="center", channels_last=nhwc, **stats).to(device)
     prep = {"input_size": [channels, size, size], "mean": list(source.mean), "std": list(source.std), "augment": cfg.augment}
-    return Pipeline(train, val, augment, views, prep)
+    return Pipeline(train, val, augment, views, prep, tuple(bad))
+
+
+def cached_splits(cfg: TrainConfig, source: DataSource, prepare: Prepare, workers: int, decode_on: torch.device | None,
+                  world: World = World()) -> tuple[list[Dataset], list[BadImage]]:
+    """The train and val splits, image files among them decoded and prepared into memory first
+    where cfg.cache_images says so (data/decoded.py), and the unreadable files met doing it.
+
+    auto caches when the prepared images take at most a quarter of the memory available, in one
+    process (under torchrun every process would hold its own copy)."""
+    splits = [source.split("train"), source.split("val")]
+    files = [s for s in splits if isinstance(s, ImageFiles)]
+    if not files or cfg.cache_images == "off":
+        return splits, []
+    size = sum(prepared_bytes(f, prepare) for f in files)
+    if cfg.cache_images == "auto" and (world.size > 1 or not fits(size)):
+        return splits, []
+    log(f"decoding {sum(len(f) for f in files)} image files once into memory ({size / 1e6:,.0f} MB; "
+        f"--cache-images off reads them in every epoch)")
+    bad: list[BadImage] = []
+    for i, (name, split) in enumerate(zip(("train", "val"), splits)):
+        if isinstance(split, ImageFiles):
+            splits[i] = decode_split(split, prepare, workers=workers, decode_on=decode_on, strict=cfg.strict, what=f"{name} images")
+            bad += splits[i].bad  # type: ignore[attr-defined]
+    return splits, bad
 
 
 def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -516,10 +573,13 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     step_schedule = make_step_schedule(optimizer, cfg, total_steps, steps_per_epoch)
     plateau = make_plateau_schedule(optimizer, cfg)
     autocast, scaler = autocast_for(device, cfg.amp)
+    graphs, graphs_note = use_cuda_graphs(cfg, device, world.size)
+    if graphs_note:
+        log(graphs_note)
     if switch(cfg.compile, device):
         side = prep["input_size"][1]
         example = torch.zeros(train_loader.batch_size, model.input_size[0], side, side, device=device)  # N,C,S,S
-        net = compiled(net, example, autocast)
+        net = compiled(net, example, autocast, "reduce-overhead" if graphs else None)
 
     epoch, step, best_top1, run_dir = 0, 0, -1.0, None
     partial: dict[str, Any] | None = None  # the progress of an epoch stopped by a signal
@@ -555,7 +615,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
             "init_filters": init_filters, "rng": rng_state(), "partial": partial,
         }
 
-    bad: list = []
+    bad: list = list(pipe.bad)  # files found unreadable while caching the splits
     val: dict[str, Any] = {}
     train_rates: list[float] = []
     record: dict[str, Any] = dict(resume.get("metrics") or {}) if resume is not None else {}
@@ -573,7 +633,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
                     net, train_loader, optimizer, device=device, augment=pipe.augment, step_schedule=step_schedule, autocast=autocast,
                     scaler=scaler, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
                     strict=cfg.strict, bad=bad, progress=f"epoch {epoch + 1}/{cfg.epochs}",
-                    stop=stop, skip_nonfinite=cfg.skip_nonfinite, partial=partial,
+                    stop=stop, skip_nonfinite=cfg.skip_nonfinite, partial=partial, cuda_graphs=graphs,
                 )
                 step, partial = train.pop("step"), train.pop("partial")
                 if partial is not None:  # stopped by a signal mid-epoch: save the progress, epoch not counted
