@@ -119,3 +119,17 @@ def test_train_then_eval_end_to_end(tmp_path):
     assert Path(metrics["confusion_png"]).is_file()
     human = alexnet("eval", str(run), "--workers", "0")
     assert human.returncode == 0 and "top-1" in human.stdout and "per-class accuracy" in human.stdout
+
+
+def test_a_folder_with_one_image_per_class_trains_and_says_it_has_no_validation(tmp_path, capsys):
+    from PIL import Image
+
+    for i, name in enumerate(("ant", "bee", "cat")):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.new("RGB", (40, 30), (80 * i, 40, 200)).save(tmp_path / "data" / name / "only.jpg")
+    code = main(["train", "--data", f"folder:{tmp_path / 'data'}", "--model", "alexnet_simple", "--image-size", "32",
+                 "--epochs", "1", "--workers", "0", "--no-tensorboard", "--out", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "has no validation images" in err and "no validation images to score it on" in out and "-100" not in out
+    assert (tmp_path / "run" / "last.pt").exists() and not (tmp_path / "run" / "best.pt").exists()

@@ -112,3 +112,17 @@ def test_imagenet_photographs_decode_as_pil_decodes_them():
     device = batches(files, prepare, decode_on=CPU)
     for p, d in zip(pil, device):
         assert torch.equal(d.labels, p.labels) and torch.equal(d.images, p.images)
+
+
+def test_a_decoder_that_cannot_run_costs_speed_not_the_run(tmp_path, monkeypatch):
+    import torchvision.io
+
+    def broken(*args, **kwargs):
+        raise NotImplementedError("torchvision was built without nvJPEG")
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", broken)
+    files = ImageFiles([photo(tmp_path / f"{i}.jpg", seed=i, orientation=6 if i == 1 else None) for i in range(3)], [0, 1, 2])
+    prepare = Prepare("paper", 28, 3)
+    (pil,) = batches(files, prepare)
+    (device,) = batches(files, prepare, decode_on=CPU)  # every file handed to PIL in the main process
+    assert torch.equal(device.images, pil.images) and torch.equal(device.labels, pil.labels) and not device.bad

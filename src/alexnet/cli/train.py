@@ -96,10 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}))
     else:
-        print(
-            f"{result['model']} on {result['data']}: {result['epochs']} epochs in {result['seconds']:.1f} s, "
-            f"best top-1 {result['best_top1']:.2%}, final top-1 {result['final_top1']:.2%}, top-5 {result['final_top5']:.2%}"
-        )
+        scores = (f"best top-1 {result['best_top1']:.2%}, final top-1 {result['final_top1']:.2%}, top-5 {result['final_top5']:.2%}"
+                  if result["best_top1"] >= 0 and not math.isnan(result["final_top1"]) else "no validation images to score it on")
+        print(f"{result['model']} on {result['data']}: {result['epochs']} epochs in {result['seconds']:.1f} s, {scores}")
         print(f"run folder: {result['run_dir']}")
         print(f"evaluate it with: alexnet eval {result['run_dir']}")
     return 0

@@ -131,15 +131,17 @@ def decode_jpegs(encoded: Sequence[Encoded], device: torch.device) -> list[Tenso
             warnings.simplefilter("ignore", DeprecationWarning)
             return decode_jpeg(datas, mode=mode, device=device)  # type: ignore[return-value]
 
+    # Any exception, not only the RuntimeError a corrupt file raises: a decoder that cannot run at
+    # all (a torchvision built without nvJPEG) must cost speed, never the run.
     try:
         return [upright(x, e.orientation) for x, e in zip(decode([e.data for e in encoded]), encoded)]
-    except (RuntimeError, ValueError):  # one bad file fails the whole call: find it
+    except Exception:  # noqa: BLE001 - one bad file fails the whole call: find it
         pass
     images: list[Tensor | BadImage] = []
     for e in encoded:
         try:
             images.append(upright(decode([e.data])[0], e.orientation))
-        except (RuntimeError, ValueError):
+        except Exception:  # noqa: BLE001 - PIL decides, and names the reason if it fails too
             images.append(_with_pil(e.path, device))
     return images
 

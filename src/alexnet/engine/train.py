@@ -450,6 +450,9 @@ def announce(cfg: TrainConfig, source: DataSource, where: str, run_dir: Path) ->
         f"{len(source.classes)} classes) {where}; run folder {run_dir}")
     if cfg.batch_size > n_train:  # valid (each epoch is one smaller batch), but rarely what was meant
         log(f"note: batch_size {cfg.batch_size} is larger than the {n_train} training images: each epoch is one step of {n_train}")
+    if len(source.split("val")) == 0:  # a folder with one image per class holds none out
+        log(f"note: {cfg.data} has no validation images, so no validation figures (nan) and no best.pt; "
+            "give the folder a val/ split, or more images per class")
 
 
 def open_training_data(cfg: TrainConfig) -> DataSource:
