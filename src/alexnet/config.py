@@ -30,6 +30,8 @@ TTA_MODES = ("center", "flip", "tencrop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("torch", "numpy")
 SWITCHES = ("auto", "on", "off")  # auto: on where it helps (the device decides)
+# the fields that take a switch; on the command line `--amp` means on and `--no-amp` off
+SWITCH_FIELDS = ("amp", "channels_last", "compile", "cuda_graphs", "cache_images", "device_decode")
 # The largest input side accepted: 4.5x the paper's 227. Larger is rarely meant (a typo such as
 # 2240) and its batches alone take gigabytes (128 x 3 x 2048^2 bytes = 1.6 GB).
 MAX_IMAGE_SIZE = 1024
@@ -89,8 +91,8 @@ class TrainConfig:
     """Seed of the weights, the data order and the augmentation."""
     device: str = "auto"
     """auto (cuda, then mps, then cpu), cpu, cuda, or mps."""
-    amp: bool = False
-    """Mixed precision (bfloat16 autocast; float16 with loss scaling on GPUs without bf16)."""
+    amp: str = "auto"
+    """Mixed precision, bfloat16 autocast (float16 with loss scaling on GPUs without bf16): auto (on for CUDA), on, off."""
     workers: int = -1
     """Data-loading worker processes; -1 picks from the cores available."""
     out: str = ""
@@ -131,11 +133,8 @@ class TrainConfig:
         _choice("tta", self.tta, TTA_MODES)
         _choice("device", self.device, DEVICES)
         _choice("backend", self.backend, BACKENDS)
-        _choice("channels_last", self.channels_last, SWITCHES)
-        _choice("compile", self.compile, SWITCHES)
-        _choice("cuda_graphs", self.cuda_graphs, SWITCHES)
-        _choice("device_decode", self.device_decode, SWITCHES)
-        _choice("cache_images", self.cache_images, SWITCHES)
+        for name in SWITCH_FIELDS:
+            _choice(name, getattr(self, name), SWITCHES)
         for name, f in FIELDS.items():  # NaN passes no comparison below, but inf passes ">= 0"
             if f.type == "float" and not math.isfinite(getattr(self, name)):
                 raise UsageError(f"{name} must be a finite number; got {getattr(self, name)!r}")

@@ -133,3 +133,20 @@ def test_a_folder_with_one_image_per_class_trains_and_says_it_has_no_validation(
     assert code == 0
     assert "has no validation images" in err and "no validation images to score it on" in out and "-100" not in out
     assert (tmp_path / "run" / "last.pt").exists() and not (tmp_path / "run" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("given,expected", [
+    ([], "auto"), (["--amp"], "on"), (["--amp", "off"], "off"), (["--no-amp"], "off"), (["--amp", "auto"], "auto"),
+])
+def test_switch_options_take_a_bare_flag_a_value_or_no(given, expected):
+    from alexnet.cli.train import resolve
+
+    args = build_parser().parse_args(["train", *given, "--compile", "--no-cuda-graphs", "--epochs", "2"])
+    cfg = resolve(args)
+    assert (cfg.amp, cfg.compile, cfg.cuda_graphs, cfg.epochs) == (expected, "on", "off", 2)
+
+
+def test_a_switch_with_a_wrong_value_is_one_line_exit_2(capsys):
+    assert main(["train", "--amp", "sometimes"]) == 2
+    err = capsys.readouterr().err
+    assert "amp must be one of auto, on, off; got 'sometimes'" in err and len(err.strip().splitlines()) == 1

@@ -9,8 +9,10 @@ from torchvision.transforms.v2 import functional as TF
 from alexnet.data.transforms import (
     IMAGENET_EIGVAL,
     IMAGENET_EIGVEC,
+    EvalViews,
     Lighting,
     ToChannels,
+    TrainAugment,
     eval_transform,
     resize_for,
     train_transform,
@@ -134,3 +136,19 @@ def test_crops_by_slicing_and_by_gather_are_the_same_patches():
     expected = torch.stack([x[i, :, int(oy[i]):int(oy[i]) + 8, int(ox[i]):int(ox[i]) + 8] for i in range(5)])
     assert torch.equal(crops_by_slicing(x, oy, ox, 8), expected)
     assert torch.equal(crops_by_gather(x, oy, ox, 8), expected)
+
+
+@pytest.mark.parametrize("preset", ["paper", "small", "none"])
+def test_channels_last_batches_hold_the_same_numbers(preset):
+    """channels_last changes the memory layout the model reads, nothing else (same draws, same values)."""
+    x = torch.randint(0, 256, (4, 3, 37, 37), dtype=torch.uint8)  # N,C,R,R
+    stats = dict(size=32, channels=3, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    torch.manual_seed(0)
+    plain = TrainAugment(preset, **stats)(x)
+    torch.manual_seed(0)
+    nhwc = TrainAugment(preset, channels_last=True, **stats)(x)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and torch.equal(nhwc, plain)
+    views = EvalViews(channels_last=True, **stats)(x)
+    assert views.is_contiguous(memory_format=torch.channels_last) and torch.equal(views, EvalViews(**stats)(x))
+    expected = (x[..., 2:34, 2:34].float() / 255 - torch.tensor([0.5, 0.4, 0.3])[:, None, None]) / torch.tensor([0.2, 0.25, 0.3])[:, None, None]
+    torch.testing.assert_close(views, expected)  # the centre patch, normalised by the formula

@@ -83,7 +83,7 @@ def check_numpy_config(cfg: TrainConfig) -> None:
         raise UsageError(f"the numpy backend has SGD only: use --optimizer sgd (got {cfg.optimizer})")
     if cfg.device not in ("auto", "cpu"):
         raise UsageError(f"the numpy backend runs on the CPU only: use --device cpu or auto (got {cfg.device})")
-    if cfg.amp:
+    if cfg.amp == "on":  # auto: off, as on any CPU
         raise UsageError("the numpy backend computes in float32 only: drop --amp")
     if cfg.model not in scratch.list_models():
         raise UsageError(f"model {cfg.model!r} has no NumPy version; the numpy backend trains: {', '.join(scratch.list_models())}")

@@ -575,7 +575,8 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     total_steps = cfg.epochs * steps_per_epoch if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
     step_schedule = make_step_schedule(optimizer, cfg, total_steps, steps_per_epoch)
     plateau = make_plateau_schedule(optimizer, cfg)
-    autocast, scaler = autocast_for(device, cfg.amp)
+    amp = switch(cfg.amp, device)
+    autocast, scaler = autocast_for(device, amp)
     graphs, graphs_note = use_cuda_graphs(cfg, device, world.size)
     if graphs_note:
         log(graphs_note)
@@ -625,7 +626,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     # the RNG states as they were when the checkpoint was written (building the model drew from them)
     restore_rng(resume.get("rng") if resume is not None else None)
     try:
-        with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, device, amp=cfg.amp):
+        with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, device, amp=amp):
             while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
                 set_epoch(train_loader, epoch)
                 if world.size > 1:  # each process its own crops, flips and dropout; reproducible per epoch
@@ -664,7 +665,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     final = val
     if cfg.tta != "center":
         tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device, world)
-        with explain_out_of_memory(cfg.batch_size, device, doing=f"evaluating with {cfg.tta}", amp=cfg.amp):
+        with explain_out_of_memory(cfg.batch_size, device, doing=f"evaluating with {cfg.tta}", amp=amp):
             final = evaluate(model, tta_loader, device=device, num_classes=len(source.classes), views=tta_views, autocast=autocast, strict=cfg.strict)
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
     return finish_run(cfg, run_dir, model, device, epoch=epoch, step=step, best_top1=best_top1, final=final,
