@@ -3,9 +3,10 @@ path, against torchvision's `alexnet` run the standard way, in the same process.
 
 Ours is what `alexnet train` / `eval` run: a model from `build_model`, uint8 N,C,R,R batches
 already on the device, our batched augmentation (`TrainAugment`, or the centre view of
-`EvalViews`) and normalisation on the device, optional channels-last and torch.compile, autocast
-for the precision, SGD with momentum 0.9 as one fused update, `zero_grad(set_to_none=True)`, and
-inference under `torch.inference_mode()`. The baselines are `torchvision.models.alexnet()` fed
+`EvalViews`) and normalisation on the device, optional channels-last, torch.compile and CUDA
+graphs, autocast for the precision, SGD with momentum 0.9 as one fused update,
+`zero_grad(set_to_none=True)`, and inference under `torch.inference_mode()` with the weights in
+the precision's dtype (as `alexnet eval --amp` holds them). The baselines are `torchvision.models.alexnet()` fed
 float32 batches already normalised on the device, as torchvision's reference training script
 feeds them, in a plain eager loop: fp32, and under autocast (bf16 where supported).
 
