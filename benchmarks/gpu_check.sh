@@ -12,7 +12,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--prepare" ]; then
-    rm -rf .carry && mkdir -p .carry/photos .carry/fashion-mnist
+    for need in ../shared/datasets/imagenet-sample /usr/share/datasets/fashion-mnist; do
+        [ -d "$need" ] || { echo "gpu_check.sh --prepare: $need is missing (fashion-mnist: apt-get install -y dataset-fashion-mnist)" >&2; exit 2; }
+    done
+    rm -rf .carry && mkdir -p .carry/photos .carry/fashion-mnist  # .carry holds only what this script copied
     # 200 ImageNet photographs, one per class folder (about 22 MB), replicated on the device
     ls -d ../shared/datasets/imagenet-sample/n* | head -200 | while read -r d; do
         mkdir -p ".carry/photos/$(basename "$d")" && cp "$d"/* ".carry/photos/$(basename "$d")/"

@@ -92,7 +92,8 @@ class BenchConfig:
     compile: bool | None = None
     """torch.compile the model; None: on for CUDA, off elsewhere (no gain on this project's CPU, and 30-60 s to compile)."""
     cuda_graphs: bool | None = None
-    """Replay the compiled step as CUDA graphs (compile mode reduce-overhead); None: on when compiling on CUDA."""
+    """Replay the compiled step as CUDA graphs (compile mode reduce-overhead); None: on when compiling on CUDA.
+    They need both: `resolve` leaves this on only where they can run."""
     device_decode: bool | None = None
     """Data mode: decode JPEGs on the device a batch per call (data/jpeg.py); None: on for CUDA."""
     data: str = ""
@@ -162,7 +163,7 @@ def resolve(cfg: BenchConfig) -> tuple[BenchConfig, torch.device]:
         precision=cfg.precision if cfg.precision != "auto" else ("bf16" if bf16_native(device) else "fp32"),
         channels_last=True if cfg.channels_last is None else cfg.channels_last,
         compile=compiling,
-        cuda_graphs=(gpu and compiling) if cfg.cuda_graphs is None else cfg.cuda_graphs,
+        cuda_graphs=gpu and compiling and cfg.cuda_graphs is not False,
         device_decode=gpu if cfg.device_decode is None else cfg.device_decode,
         warmup=warmup if cfg.warmup < 0 else cfg.warmup,
         windows=cfg.windows or windows,
@@ -435,7 +436,7 @@ def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) ->
     model.to(memory_format=layout)
     amp, scaler = autocast(device, cfg.precision)
     stats = dict(size=size, channels=channels, mean=MEAN, std=STD)
-    graphs = bool(cfg.compile and cfg.cuda_graphs and device.type == "cuda")
+    graphs = bool(cfg.cuda_graphs)  # resolved: only where compiling on CUDA
     if kind == "train":
         augment = TrainAugment("paper", channels_last=bool(cfg.channels_last), **stats).to(device)
         optimizer = sgd(model)
@@ -619,6 +620,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
 
     from alexnet.engine.memory import explain_out_of_memory
 
+    asked_for_graphs = bool(cfg.cuda_graphs)
     cfg, device = resolve(cfg)
     modes = ["train", "infer"] if cfg.mode == "all" else [] if cfg.mode == "data" else [cfg.mode]
     if cfg.data and cfg.mode in ("data", "all"):
@@ -631,7 +633,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
 
         source = open_dataset(cfg.data, seed=cfg.seed)
     notes: list[str] = []
-    if cfg.cuda_graphs and not (cfg.compile and device.type == "cuda") and {"train", "infer"} & set(modes):
+    if asked_for_graphs and not cfg.cuda_graphs and {"train", "infer"} & set(modes):
         notes.append("CUDA graphs need --compile and a CUDA device; measured without them")
     results: dict[str, Any] = {}
     baselines: dict[str, Any] = {}
