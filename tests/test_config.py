@@ -31,6 +31,8 @@ def test_overrides_win_and_are_coerced():
     ("batch_size", 0, "batch_size"), ("momentum", 1.5, "momentum"), ("augment", "fancy", "augment must be one of"),
     ("schedule", "step", "schedule"), ("tta", "x", "tta"), ("device", "tpu", "device"), ("epochs", 2.5, "epochs expects int"),
     ("image_size", 4, "image_size"), ("workers", -3, "workers"), ("flip", "maybe", "flip expects bool"),
+    ("input_norm", "zscore", "input_norm must be one of auto, mean_image, channel"),
+    ("momentum_form", "caffe", "momentum_form must be one of torch, paper"), ("bias_decay", "sometimes", "bias_decay expects bool"),
 ])
 def test_invalid_values_name_the_field(field, value, words):
     with pytest.raises(UsageError, match=words):
@@ -44,6 +46,7 @@ OUT_OF_RANGE = {
     "batch_size": [0, -5], "lr": [0.0, float("nan"), float("inf")], "momentum": [-0.1, 1.0], "weight_decay": [-1e-4, float("inf")],
     "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1], "max_lr_drops": [-1], "label_smoothing": [-0.1, 1.0],
     "seed": [-1, 2**32], "workers": [-2], "max_steps": [-1], "train_images": [-1], "val_images": [-3],
+    "bias_lr_mult": [0.0, -1.0, float("nan")], "stop_train_error": [-0.1, 1.0], "train_eval_images": [-1],
 }
 
 
@@ -94,3 +97,12 @@ def test_parse_kv():
 
 def test_defaults_are_valid():
     TrainConfig()
+
+
+def test_the_paper_preset_is_the_paper_in_effect():
+    from alexnet.config import read_yaml, resolved_input_norm
+
+    cfg = make_config(read_yaml("paper"))
+    assert (cfg.input_norm, cfg.momentum_form, cfg.bias_lr_mult, cfg.bias_decay) == ("mean_image", "paper", 2.0, False)
+    assert resolved_input_norm(make_config(model="alexnet2012")) == "mean_image"  # alexnet2012's default anywhere
+    assert resolved_input_norm(make_config(read_yaml("fast"))) == "channel"

@@ -27,6 +27,8 @@ AUGMENT_PRESETS = ("paper", "small", "none")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("plateau", "cosine", "onecycle", "constant")
 TTA_MODES = ("center", "flip", "tencrop")
+INPUT_NORMS = ("auto", "mean_image", "channel")
+MOMENTUM_FORMS = ("torch", "paper")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("torch", "numpy")
 SWITCHES = ("auto", "on", "off")  # auto: on where it helps (the device decides)
@@ -58,7 +60,9 @@ class TrainConfig:
     augment: str = "small"
     """Training augmentation: paper (256 resize, random crops, flips, PCA lighting), small (pad-crop, flip), none."""
     lighting: float = 0.1
-    """Std of the PCA colour-noise coefficients, section 4.1 (paper preset); 0 turns it off."""
+    """Std of the PCA colour-noise coefficients alpha, section 4.1 (paper augmentation), on the training set's own RGB eigen-decomposition; 0 turns it off."""
+    input_norm: str = "auto"
+    """mean_image (section 2: raw 0-255 pixels minus the training set's per-pixel mean image), channel (per-channel standardisation), auto (mean_image for alexnet2012)."""
     flip: bool = True
     """Random horizontal flips (paper and small presets)."""
     epochs: int = 10
@@ -75,6 +79,12 @@ class TrainConfig:
     """Nesterov momentum."""
     weight_decay: float = 5e-4
     """L2 weight decay (the paper: 0.0005)."""
+    bias_lr_mult: float = 1.0
+    """Learning-rate multiplier of the biases (cuda-convnet's epsB = 2 epsW, Caffe's lr_mult 2: 2)."""
+    bias_decay: bool = True
+    """Weight decay on the biases too (cuda-convnet and Caffe: no)."""
+    momentum_form: str = "torch"
+    """SGD momentum as torch has it (v = m v + g + wd w; w -= lr v) or as the paper writes it (v = m v - wd lr w - lr g; w += v, section 5); they differ after an lr change."""
     schedule: str = "plateau"
     """plateau (divide by 10 when validation error stops improving, the paper's), cosine, onecycle, constant."""
     warmup_epochs: float = 0.0
@@ -85,6 +95,10 @@ class TrainConfig:
     """How many times the plateau schedule may divide the lr (the paper: three)."""
     label_smoothing: float = 0.0
     """Label smoothing of the cross-entropy loss (0: the paper's plain loss)."""
+    train_eval_images: int = 0
+    """Each epoch, also measure the error on this many training images (a fixed class-balanced subset) in eval mode with the test's view: no augmentation, no dropout (0: off)."""
+    stop_train_error: float = 0.0
+    """Stop after the first epoch whose (running) training error is at or below this fraction (0: off; figure 1 stops at 0.25)."""
     tta: str = "center"
     """Test-time views for the final evaluation: center, flip, or tencrop (section 4.1)."""
     seed: int = 0
@@ -133,6 +147,8 @@ class TrainConfig:
         _choice("tta", self.tta, TTA_MODES)
         _choice("device", self.device, DEVICES)
         _choice("backend", self.backend, BACKENDS)
+        _choice("input_norm", self.input_norm, INPUT_NORMS)
+        _choice("momentum_form", self.momentum_form, MOMENTUM_FORMS)
         for name in SWITCH_FIELDS:
             _choice(name, getattr(self, name), SWITCHES)
         for name, f in FIELDS.items():  # NaN passes no comparison below, but inf passes ">= 0"
@@ -143,6 +159,9 @@ class TrainConfig:
         _check("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")
         _check("momentum", self.momentum, 0 <= self.momentum < 1, "must be in [0, 1)")
         _check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
+        _check("bias_lr_mult", self.bias_lr_mult, self.bias_lr_mult > 0, "must be > 0")
+        _check("stop_train_error", self.stop_train_error, 0 <= self.stop_train_error < 1, "must be in [0, 1)")
+        _check("train_eval_images", self.train_eval_images, self.train_eval_images >= 0, "must be >= 0 (0: off)")
         _check("lighting", self.lighting, self.lighting >= 0, "must be >= 0")
         _check("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "must be in [0, 1)")
         _check("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "must be in (0, 1)")
@@ -159,6 +178,14 @@ class TrainConfig:
             raise UsageError(f"model_args must be a mapping, got {self.model_args!r}")
         if not self.data:
             raise UsageError("data must not be empty")
+
+
+def resolved_input_norm(cfg: TrainConfig) -> str:
+    """cfg.input_norm with auto decided: the paper's mean image for alexnet2012, whose init and LRN
+    constants were set for 0-255 inputs (docs/fidelity.md), channel standardisation elsewhere."""
+    if cfg.input_norm != "auto":
+        return cfg.input_norm
+    return "mean_image" if cfg.model == "alexnet2012" else "channel"
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -7,8 +7,8 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from alexnet.data.transforms import (
-    IMAGENET_EIGVAL,
-    IMAGENET_EIGVEC,
+    IMAGENET_PCA_STD,
+    IMAGENET_PCA_VEC,
     EvalViews,
     Lighting,
     ToChannels,
@@ -85,12 +85,13 @@ def test_lighting_covariance_matches_pca_formula():
     torch.manual_seed(0)
     n, sigma = 40000, 0.1
     x = torch.zeros(n, 3, 1, 1)
+    # without statistics of its own: cuda-convnet2's ImageNet components, 0-255 units
     shift = Lighting(sigma)(x)[:, :, 0, 0]  # N,3
-    V, lam = torch.tensor(IMAGENET_EIGVEC), torch.tensor(IMAGENET_EIGVAL)
-    expected = V @ torch.diag((lam * sigma) ** 2) @ V.T  # Cov(V (alpha*lam)) with alpha ~ N(0, sigma^2)
+    V, std = torch.tensor(IMAGENET_PCA_VEC), torch.tensor(IMAGENET_PCA_STD)
+    expected = V @ torch.diag((std * sigma) ** 2) @ V.T  # Cov(V (alpha*sqrt(lambda))) with alpha ~ N(0, sigma^2)
     cov = torch.cov(shift.T)
-    torch.testing.assert_close(cov, expected, atol=2e-6, rtol=0.05)
-    assert shift.mean(0).abs().max() < 3e-4
+    torch.testing.assert_close(cov, expected, atol=0.05, rtol=0.05)
+    assert shift.mean(0).abs().max() < 0.25  # 4 standard errors of a mean of 40,000 (std 12.2 / 200)
     # one draw per image: every pixel of an image shifts by the same amount
     img = torch.rand(3, 8, 8)
     diff = Lighting(sigma)(img) - img

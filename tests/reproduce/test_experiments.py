@@ -63,12 +63,38 @@ def test_base_net_fits_the_data_and_its_switches_exist(data, model):
 
 
 def test_paper_recipe_in_the_base():
-    config = base_config(EXPERIMENTS["lrn"], SCALES["cpu"], "cifar10")
+    config = base_config(EXPERIMENTS["towers"], SCALES["cpu"], "cifar10")
     assert (config["optimizer"], config["momentum"], config["weight_decay"], config["batch_size"]) == ("sgd", 0.9, 5e-4, 128)
     assert config["augment"] == "paper" and config["tta"] == "tencrop"
     fig1 = base_config(EXPERIMENTS["relu-vs-tanh"], SCALES["cpu"], "cifar10")
     assert fig1["weight_decay"] == 0 and fig1["augment"] == "none"  # "no regularization of any kind"
     assert EXPERIMENTS["relu-vs-tanh"].lr_grid  # each unit gets its own lr, as in the paper
+
+
+@pytest.mark.parametrize("data", ["cifar10", "imagenet:/x"])
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_run_updates_as_the_reference_code_does(name, data):
+    config = base_config(EXPERIMENTS[name], SCALES["cpu"], data)
+    assert (config["momentum_form"], config["bias_lr_mult"], config["bias_decay"]) == ("paper", 2.0, False)
+
+
+def test_figure1_and_lrn_run_cuda_convnets_nets_on_its_inputs():
+    fig1 = base_config(EXPERIMENTS["relu-vs-tanh"], SCALES["cpu"], "cifar10")
+    assert fig1["model"] == "convnet4" and fig1["input_norm"] == "mean_image"
+    assert fig1["train_images"] == 0 and fig1["stop_train_error"] == 0.25 and fig1["epochs"] == 60  # all 50,000, to 25% or 60
+    lrn = base_config(EXPERIMENTS["lrn"], SCALES["cpu"], "cifar10")
+    assert lrn["model"] == "convnet_local" and lrn["input_norm"] == "mean_image"
+    assert base_config(EXPERIMENTS["lrn"], SCALES["cpu"], "imagenet:/x")["model"] == "alexnet2012"
+    assert base_config(EXPERIMENTS["towers"], SCALES["cpu"], "imagenet:/x")["input_norm"] == "mean_image"
+
+
+def test_dropout_is_measured_on_clean_training_images_at_a_scale_that_can_overfit():
+    exp = EXPERIMENTS["dropout"]
+    config = base_config(exp, SCALES["cpu"], "cifar10")
+    towers = base_config(EXPERIMENTS["towers"], SCALES["cpu"], "cifar10")
+    assert config["train_eval_images"] == config["train_images"] < towers["train_images"]
+    assert config["epochs"] > towers["epochs"]
+    assert exp.with_arm.view == exp.without_arm.view == "center"  # the training error's view
 
 
 def test_unknown_names_are_usage_errors():

@@ -75,3 +75,22 @@ def test_verdict_rule(diff, lo, hi, paper, word):
     assert got == word and "\n" not in why
     if lo is not None:
         assert f"{lo:+.2f}" in why and f"{hi:+.2f}" in why
+
+
+def result(top1_with, top1_without, classes=10):
+    runs = lambda errs: [{"center": {"top1_error": e / 100, "top5_error": e / 200}, "curve": [{"train_error": e / 100}],
+                          "num_classes": classes} for e in errs]
+    return {"with LRN": runs(top1_with), "without LRN": runs(top1_without)}
+
+
+def test_no_verdict_from_nets_that_did_not_learn():
+    from alexnet.reproduce.experiments import get
+    from alexnet.reproduce.runner import measure
+
+    exp = get("lrn")
+    at_chance = measure(exp, result([89.5, 90.0], [90.0, 90.5]))
+    assert at_chance["verdict"] == "inconclusive" and "did not learn" in at_chance["why"]
+    same = measure(exp, result([40.0, 40.0], [42.0, 42.0]))  # no spread in either arm: the interval is [+2, +2]
+    assert same["verdict"] == "inconclusive" and "zero width" in same["why"]
+    learned = measure(exp, result([30.0, 31.0, 30.5], [35.0, 36.0, 35.5]))
+    assert learned["verdict"] == "reproduced"

@@ -37,7 +37,13 @@ def run(args: argparse.Namespace) -> int:
     check = result["check"]
     c, h, w = result["input_size"]
     print(f"wrote {result['path']} ({result['format']}, {result['model_name']}, {len(result['classes'])} classes)")
-    print(f"  input: float32 N,{c},{h},{w}, normalised with mean {result['mean']} and std {result['std']}; output: logits N,{len(result['classes'])}")
+    if result["input_norm"] == "mean_image" and result["format"] != "safetensors":
+        units = "raw 0-255 pixels of the centre patch (the file subtracts the training set's mean image itself)"
+    elif result["input_norm"] == "mean_image":
+        units = "raw 0-255 pixels minus the training mean image (stored in the file as _alexnet_input.mean_image)"
+    else:
+        units = f"normalised with mean {result['mean']} and std {result['std']}"
+    print(f"  input: float32 N,{c},{h},{w}, {units}; output: logits N,{len(result['classes'])}")
     if check.get("checker") is None:
         print(f"  not checked: {check['note']}")
     elif "inputs" in check:

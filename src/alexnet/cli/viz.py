@@ -124,10 +124,10 @@ def _normalised(ckpt: dict[str, Any], views: list[Any], device: Any) -> Any:
     """uint8 C,S,S views -> the float N,C,S,S batch the net takes."""
     import torch
 
-    from alexnet.data.transforms import EvalViews
+    from alexnet.data.transforms import EvalViews, prep_stats
 
     c, s = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
-    norm = EvalViews(size=s, channels=c, mean=ckpt["mean"], std=ckpt["std"]).to(device)
+    norm = EvalViews(size=s, channels=c, **prep_stats(ckpt)).to(device)
     return norm(torch.stack(views).to(device))
 
 
@@ -406,7 +406,7 @@ def _args_augment(q: argparse.ArgumentParser) -> None:
 
 def _run_augment(args: argparse.Namespace) -> Path:
     from alexnet.data.images import BadImage, load_image
-    from alexnet.data.transforms import Prepare, TrainAugment
+    from alexnet.data.transforms import Prepare, TrainAugment, prep_pca, prep_stats
     from alexnet.viz.augment import augment_examples, plot_augmentations
 
     ckpt = _net(args, untrained_ok=True)
@@ -416,7 +416,7 @@ def _run_augment(args: argparse.Namespace) -> Path:
     if isinstance(image, BadImage):
         raise UsageError(f"cannot read {args.image}: {image.reason}")
     prepared = Prepare(preset, size, channels)(image)  # uint8 C,R,R
-    augment = TrainAugment(preset, size=size, channels=channels, mean=ckpt["mean"], std=ckpt["std"], lighting=args.lighting)
+    augment = TrainAugment(preset, size=size, channels=channels, lighting=args.lighting, pca=prep_pca(ckpt), **prep_stats(ckpt))
     examples = augment_examples(prepared, augment, args.n, ckpt["mean"], ckpt["std"], seed=args.seed)
     what = {"paper": f"random {size}x{size} crop + horizontal flip + PCA lighting (alpha std {args.lighting:g})",
             "small": f"reflect-pad {max(size // 8, 1)} + random {size}x{size} crop + horizontal flip", "none": "no augmentation"}[preset]

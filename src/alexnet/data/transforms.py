@@ -1,13 +1,32 @@
-"""The paper's input pipeline (section 4.1) and the small-image presets, in two stages.
+"""The paper's input pipeline (sections 2 and 4.1) and the small-image presets, in two stages.
 
 1. `prepare` (per sample, in the loader's workers): decode result -> uint8 C,R,R with the model's
-   channel count. "paper": shorter side to R = size*256/224, centre square (section 2: "we
-   down-sampled the images to a fixed resolution of 256x256"); "small"/"none": resize to size.
-2. `TrainAugment` / `EvalViews` (per batch, on the training device): the random size x size
-   patch and its horizontal reflection (section 4.1, first form of augmentation), the PCA colour
-   noise (second form), normalisation; at test time the centre patch, the patch and its mirror,
-   or the ten patches (four corners and centre, and their reflections) whose softmax outputs
-   the network averages.
+   channel count. "paper": shorter side to R = 256, then the central 256x256 (section 2: "we
+   down-sampled the images to a fixed resolution of 256x256 ... rescaled the image such that the
+   shorter side was of length 256, and then cropped out the central 256x256 patch"); crops other
+   than the paper's keep its ratio, R = size*256/224. "small"/"none": resize to size.
+2. `TrainAugment` / `EvalViews` (per batch, on the training device): the pixels in the net's
+   units, the random size x size patch and its horizontal reflection (section 4.1, first form of
+   augmentation), the PCA colour noise (second form); at test time the centre patch, the patch
+   and its mirror, or the ten patches (four corners and centre, and their reflections) whose
+   softmax outputs the network averages.
+
+The net's units (`input_norm`): "mean_image" is the paper's, raw 0-255 values minus the training
+set's per-pixel mean image (data/stats.py), subtracted from the whole R-square before cropping,
+so each patch loses the mean at its own place, as Caffe's data_transformer.cpp does with a
+mean_file (cuda-convnet2's convdata.py subtracts the mean's central crop from every patch, which
+differs by the mean's slight spatial variation). The paper's N(0, 0.01) init and LRN constants
+(k=2, alpha=1e-4) were set for these units: with inputs standardised to unit variance, 58x
+smaller, LRN's alpha/n*sum(a^2) stays below 1e-4 of k and the layer is a constant scale
+(docs/fidelity.md). "channel" is the common modern choice, (x/255 - mean) / std per channel,
+kept for the small-data presets and for torchvision's weights, which were trained with it.
+
+224 or 227: the paper says 224x224 patches. cuda-convnet2 takes 224 and rounds conv1's output
+size up (its modulesX covers the image with the last window hanging over the edge), so 224 gives
+conv1 55x55 there; PyTorch's convolution rounds down, so an unpadded 11x11/4 conv1 gives 55 from
+227 and 54 from 224. This package crops 227, as Caffe's bvlc_alexnet (crop_size: 227) does: the
+same 55x55 maps as figure 2 with every window inside the image, and 29x29 = 841 crop positions
+per image where 224 gives 1,089 (both "translations" of section 4.1).
 
 Splitting it this way moves the random work off the per-sample Python path: on this project's
 2-core CPU the per-sample torchvision v2 chain cost about 1 ms per 32 px image, more than the
@@ -16,13 +35,14 @@ smaller to move, and on a GPU the augmentation runs there.
 
 torchvision supplies resize, crops, flips and grayscale conversion (transforms.v2.functional);
 written here is what it lacks: per-image random crops and flips over a whole batch, `Lighting`
-(the PCA noise with ImageNet's eigen-decomposition, as fb.resnet.torch and cuda-convnet used
-it), and `ToChannels` (1 <-> 3 channels so any picture fits any model).
+(the PCA noise in pixel units from the training set's own eigen-decomposition, as
+cuda-convnet2 adds it), and `ToChannels` (1 <-> 3 channels so any picture fits any model).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -30,50 +50,65 @@ from torchvision.transforms.v2 import functional as F
 
 from alexnet.errors import UsageError
 
-# Eigenvalues and eigenvectors (columns) of the 3x3 covariance of ImageNet's RGB pixel values,
-# in [0,1] units, as published with fb.resnet.torch and used by most AlexNet reimplementations.
-IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
-IMAGENET_EIGVEC = (
-    (-0.5675, 0.7192, 0.4009),
-    (-0.5808, -0.0045, -0.8140),
-    (-0.5836, -0.6948, 0.4203),
+# The principal components of ImageNet's RGB pixel values that cuda-convnet2 adds its colour noise
+# along (akrizhevsky/cuda-convnet2, make-data/input_meta, 'color_pca': the standard deviations in
+# 0-255 units and the eigenvectors as columns; convdata.py multiplies N(0,1) draws by the
+# stdevs). Used only where a net carries no statistics of its own training set: weights trained
+# elsewhere, checkpoints from before data/stats.py, the benchmark's synthetic data. (fb.resnet.torch
+# publishes the same decomposition in [0,1] units, eigval 0.2175, 0.0188, 0.0045.)
+IMAGENET_PCA_STD = (121.78006099, 37.09388853, 19.72083305)  # descending
+IMAGENET_PCA_VEC = (  # columns, in the order of IMAGENET_PCA_STD
+    (-0.56351045, -0.71257945, 0.41795513),
+    (-0.5761844, -0.02354167, -0.81698062),
+    (-0.59200296, 0.70119634, 0.39731118),
 )
 
 PRESETS = ("paper", "small", "none")
 TTA_MODES = ("center", "flip", "tencrop")
 
-# The paper crops 224 (really 227) patches out of 256x256 images: the resize is size * 256/224.
-PAPER_RESIZE_RATIO = 256 / 224
+# Section 2's fixed resolution, and the patch size the paper names (224) for other crop sizes' ratio.
+PAPER_SIDE = 256
+PAPER_RESIZE_RATIO = PAPER_SIDE / 224
+
+
+def imagenet_pca() -> tuple[Tensor, Tensor]:
+    """cuda-convnet2's ImageNet components as (variances in 0-255 units, eigenvectors as columns)."""
+    return torch.tensor(IMAGENET_PCA_STD) ** 2, torch.tensor(IMAGENET_PCA_VEC)
 
 
 class Lighting(nn.Module):
-    """PCA colour augmentation (section 4.1): add sum_i alpha_i * lambda_i * p_i to every pixel.
+    """PCA colour augmentation (section 4.1): add sum_i alpha_i * sqrt(lambda_i) * p_i to every pixel.
 
+    p_i and lambda_i are the eigenvectors and eigenvalues of the covariance of the training set's
+    pixel values (data/stats.py), in the units of the images this is applied to (0-255 here);
     alpha_i ~ N(0, alphastd) is drawn once per image, so the whole image shifts along the
-    principal components of natural-image colour: "object identity is invariant to changes in
-    the intensity and color of the illumination". Works on float images in [0,1], C,H,W or
-    N,C,H,W. One-channel images get the mean of the RGB shift (the first component is almost
-    exactly the grey axis), so Fashion-MNIST can use it too.
+    principal components of its colours: "object identity is invariant to changes in the
+    intensity and color of the illumination". The paper writes alpha_i * lambda_i; cuda-convnet2,
+    the code that trained it, scales by the components' standard deviations, sqrt(lambda_i)
+    (docs/fidelity.md), which is also the only form whose shift has the units of a pixel. With
+    alphastd 0.1 the shift along the first component of ImageNet has a std of 0.1 x 122 = 12 grey
+    levels. Works on float N,C,H,W or C,H,W. Images with another channel count than the
+    statistics (a grey image, RGB statistics) get the mean of the RGB shift.
     """
 
-    def __init__(
-        self,
-        alphastd: float = 0.1,
-        eigval: Sequence[float] = IMAGENET_EIGVAL,
-        eigvec: Sequence[Sequence[float]] = IMAGENET_EIGVEC,
-    ) -> None:
+    def __init__(self, alphastd: float = 0.1, eigval: Sequence[float] | Tensor | None = None,
+                 eigvec: Sequence[Sequence[float]] | Tensor | None = None) -> None:
         super().__init__()
+        if eigval is None or eigvec is None:
+            eigval, eigvec = imagenet_pca()
         self.alphastd = alphastd
-        self.register_buffer("eigval", torch.tensor(eigval, dtype=torch.float32), persistent=False)
-        self.register_buffer("eigvec", torch.tensor(eigvec, dtype=torch.float32), persistent=False)
+        std = torch.as_tensor(eigval, dtype=torch.float32).clamp_min(0).sqrt()
+        self.register_buffer("component_std", std, persistent=False)  # C
+        self.register_buffer("eigvec", torch.as_tensor(eigvec, dtype=torch.float32), persistent=False)  # C,C
 
     def forward(self, img: Tensor) -> Tensor:
         if self.alphastd == 0:
             return img
         x = img if img.ndim == 4 else img.unsqueeze(0)  # N,C,H,W
-        alpha = torch.randn(x.shape[0], 3, device=x.device) * self.alphastd  # N,3
-        rgb = (alpha * self.eigval) @ self.eigvec.T  # N,3: each image's RGB shift
-        shift = rgb if x.shape[1] == 3 else rgb.mean(dim=1, keepdim=True)  # N,C
+        k = self.component_std.shape[0]
+        alpha = torch.randn(x.shape[0], k, device=x.device) * self.alphastd  # N,K
+        shift = (alpha * self.component_std) @ self.eigvec.T  # N,K: each image's colour shift
+        shift = shift if x.shape[1] == k else shift.mean(dim=1, keepdim=True).expand(-1, x.shape[1])  # N,C
         out = x + shift.to(x.dtype)[:, :, None, None]
         return out if img.ndim == 4 else out[0]
 
@@ -103,8 +138,13 @@ class ToChannels(nn.Module):
 
 
 def resize_for(size: int, preset: str) -> int:
-    """R, the side of the stored square an image is prepared to before cropping `size` out of it."""
-    return round(size * PAPER_RESIZE_RATIO) if preset == "paper" else size
+    """R, the side of the stored square an image is prepared to before cropping `size` out of it.
+
+    paper: 256 for the paper's patch sizes (224 to 256: 224 in the paper and cuda-convnet2, 227 in
+    Caffe); other sizes keep the ratio 256/224 (37 for 32 px)."""
+    if preset != "paper":
+        return size
+    return PAPER_SIDE if 224 <= size <= PAPER_SIDE else round(size * PAPER_RESIZE_RATIO)
 
 
 class Prepare(nn.Module):
@@ -203,25 +243,65 @@ def random_flips(x: Tensor) -> Tensor:
     return torch.where(flip, x.flip(-1), x)
 
 
+class MeanImage(nn.Module):
+    """Subtract the training set's mean image (C,R,R, 0-255 units): uint8 or float N,C,H,W -> float N,C,H,W.
+
+    An input of another side than the mean's (a test-time preparation at another R) gets the mean
+    resized to it."""
+
+    def __init__(self, mean_image: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("image", torch.as_tensor(mean_image, dtype=torch.float32), persistent=False)  # C,R,R
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = self.image
+        if tuple(x.shape[-2:]) != tuple(mean.shape[-2:]):
+            mean = F.resize(mean[None], list(x.shape[-2:]), antialias=True)[0]
+        return fresh_float(x).sub_(mean)
+
+    def extra_repr(self) -> str:
+        return f"side={self.image.shape[-1]}"
+
+
+def prep_stats(prep: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of `TrainAugment` / `EvalViews` that a checkpoint's preparation fixes: mean and
+    std per channel, and the mean image when the net takes the paper's mean-subtracted pixels."""
+    mean_image = prep.get("mean_image") if prep.get("input_norm") == "mean_image" else None
+    return {"mean": prep["mean"], "std": prep["std"], "mean_image": mean_image}
+
+
+def prep_pca(prep: Mapping[str, Any]) -> tuple[Tensor, Tensor] | None:
+    """The (eigval, eigvec) a checkpoint's training used for PCA lighting; None: ImageNet's fallback."""
+    pca = prep.get("pca")
+    return (pca["eigval"], pca["eigvec"]) if pca else None
+
+
 class TrainAugment(nn.Module):
     """Batched training augmentation: uint8 N,C,R,R -> float N,C,size,size.
 
-    paper: random size-patch of the R-square, flip, lighting, normalise (section 4.1).
-    small: reflect-pad by size/8, random size-patch, flip, normalise (the CIFAR practice).
-    none:  normalise only (the d2l recipe).
-    With `channels_last` the output is NHWC in memory, as a channels-last model reads it: the
-    uint8 patches are reordered, a quarter of the bytes of the float batch.
+    paper: random size-patch of the R-square, flip, PCA lighting (section 4.1).
+    small: reflect-pad by size/8, random size-patch, flip (the CIFAR practice).
+    none:  the pixels in the net's units only (the d2l recipe).
+    With `mean_image` (C,R,R, 0-255) the output is raw pixels minus it (section 2), else
+    (x/255 - mean) / std per channel. PCA lighting is added in 0-255 pixel units either way, from
+    `pca` = (eigval, eigvec) of the training set (data/stats.py; default: ImageNet's).
+    With `channels_last` the output is NHWC in memory, as a channels-last model reads it.
     """
 
     def __init__(self, preset: str, *, size: int, channels: int, mean: Sequence[float], std: Sequence[float],
-                 lighting: float = 0.1, flip: bool = True, channels_last: bool = False) -> None:
+                 lighting: float = 0.1, flip: bool = True, channels_last: bool = False,
+                 mean_image: Tensor | None = None, pca: tuple[Tensor, Tensor] | None = None) -> None:
         super().__init__()
         _check_preset(preset)
         self.preset, self.size, self.flip, self.channels_last = preset, size, flip and preset != "none", channels_last
-        self.lighting = Lighting(lighting) if preset == "paper" and lighting > 0 else None
+        eig = pca or (None, None)
+        self.lighting = Lighting(lighting, *eig) if preset == "paper" and lighting > 0 else None
         self.normalise = _Normalise(mean, std, channels)
+        self.mean_image = MeanImage(mean_image) if mean_image is not None else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.mean_image is not None:
+            x = self.mean_image(x)  # N,C,R,R float, pixel units minus the mean at each place
         if self.preset == "small":
             pad = max(self.size // 8, 1)
             x = torch.nn.functional.pad(x.float(), (pad, pad, pad, pad), mode="reflect")  # N,C,S+2p,S+2p
@@ -230,10 +310,11 @@ class TrainAugment(nn.Module):
             x = random_flips(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.mean_image is not None:
+            return self.lighting(x) if self.lighting is not None else x
         if self.lighting is None:
             return self.normalise(x)
-        x = self.lighting(fresh_float(x).div_(255))  # N,C,S,S in [0,1], shifted in colour
-        return x.sub_(self.normalise.mean).div_(self.normalise.std)
+        return self.normalise(self.lighting(fresh_float(x)))  # shifted in 0-255 units, then standardised
 
     def extra_repr(self) -> str:
         return f"preset={self.preset}, size={self.size}, flip={self.flip}" + (", channels_last=True" if self.channels_last else "")
@@ -252,25 +333,30 @@ class EvalViews(nn.Module):
 
     center: the centre patch; flip: it and its mirror image (V=2); tencrop: the four corner
     patches and the centre patch, and the same five of the mirrored image (V=10), section 4.1.
-    With `channels_last` the centre view comes out NHWC in memory (see `TrainAugment`).
+    Pixels in the net's units as `TrainAugment` makes them (the mean image subtracted, or
+    standardised per channel). With `channels_last` the centre view comes out NHWC in memory.
     """
 
     def __init__(self, *, size: int, channels: int, mean: Sequence[float], std: Sequence[float], tta: str = "center",
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, mean_image: Tensor | None = None) -> None:
         super().__init__()
         if tta not in TTA_MODES:
             raise UsageError(f"unknown test-time augmentation '{tta}'; choose from: {', '.join(TTA_MODES)}")
         self.size, self.tta, self.channels_last = size, tta, channels_last
         self.normalise = _Normalise(mean, std, channels)
+        self.mean_image = MeanImage(mean_image) if mean_image is not None else None
 
     def forward(self, x: Tensor) -> Tensor:
+        units = self.normalise if self.mean_image is None else (lambda t: t)
+        if self.mean_image is not None:
+            x = self.mean_image(x)  # N,C,R,R float
         if self.tta == "tencrop":
             views = torch.stack(five_crops(x, self.size) + five_crops(x.flip(-1), self.size), dim=1)  # N,10,C,S,S
-            return self.normalise(views)
-        centre = five_crops(x, self.size)[4]  # N,C,S,S uint8
+            return units(views)
+        centre = five_crops(x, self.size)[4]  # N,C,S,S
         if self.channels_last and centre.dim() == 4:
             centre = centre.contiguous(memory_format=torch.channels_last)
-        centre = self.normalise(centre)
+        centre = units(centre)
         return torch.stack([centre, centre.flip(-1)], dim=1) if self.tta == "flip" else centre
 
     def extra_repr(self) -> str:

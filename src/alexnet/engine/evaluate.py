@@ -94,7 +94,7 @@ def evaluate_checkpoint(
     "split", "tta" and "classes" to `evaluate`'s result."""
     from alexnet.data import open_dataset
     from alexnet.data.loader import default_workers, make_loader
-    from alexnet.data.transforms import EvalViews, eval_prepare
+    from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
     from alexnet.engine.checkpoint import model_from_checkpoint
     from alexnet.engine.train import autocast_for
     from alexnet.errors import UsageError
@@ -110,7 +110,7 @@ def evaluate_checkpoint(
     model = model_from_checkpoint(ckpt).to(device)
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
     prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta)
-    views = EvalViews(size=size, channels=channels, mean=ckpt["mean"], std=ckpt["std"], tta=tta).to(device)
+    views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(ckpt)).to(device)
     loader = make_loader(source.split(split), prepare, batch_size=batch_size, shuffle=False,
                          workers=default_workers() if workers < 0 else workers)
     autocast, _ = autocast_for(device, amp)

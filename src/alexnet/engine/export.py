@@ -1,7 +1,10 @@
 """Exporting a trained net for use without this package: ONNX, TorchScript or safetensors.
 
 Every format takes the net's input as prepared for it: float32 N,C,S,S, normalised with the
-checkpoint's mean and std (see `describe`), and gives the logits N,K. Each export is checked
+checkpoint's mean and std (see `describe`), and gives the logits N,K. A net trained on the
+paper's mean-subtracted pixels (input_norm mean_image) takes raw 0-255 pixels of the centre
+patch instead: ONNX and TorchScript files subtract the central crop of the training mean image
+themselves, and the safetensors file carries the mean image as a tensor. Each export is checked
 after it is written: the ONNX file is run in onnxruntime (when installed) and the TorchScript
 file in torch.jit on random inputs against the PyTorch model, the safetensors file is read back
 and compared tensor by tensor. The class names and preparation travel with the file: in the
@@ -21,7 +24,7 @@ from torch import nn
 
 from alexnet.atomic import atomic_path
 from alexnet.engine.checkpoint import model_from_checkpoint
-from alexnet.engine.weights import load_weights, save_safetensors
+from alexnet.engine.weights import INPUT_PREFIX, load_weights, save_safetensors
 from alexnet.errors import UsageError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts.pt", "safetensors": ".safetensors"}
@@ -31,7 +34,26 @@ CHECK_BATCH = 3  # random inputs per check; not 1 or 2, so a batch size baked in
 
 def describe(ckpt: dict[str, Any]) -> dict[str, Any]:
     """What a user of the exported file needs to feed it and read its output."""
-    return {key: ckpt[key] for key in ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")}
+    info = {key: ckpt[key] for key in ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")}
+    return info | {"input_norm": "mean_image" if _mean_image(ckpt) is not None else "channel"}
+
+
+def _mean_image(ckpt: dict[str, Any]) -> torch.Tensor | None:
+    return ckpt.get("mean_image") if ckpt.get("input_norm") == "mean_image" else None
+
+
+class SubtractMean(nn.Module):
+    """Raw 0-255 pixels N,C,S,S minus the centre SxS crop of the training mean image, then the net."""
+
+    def __init__(self, net: nn.Module, mean_image: torch.Tensor, size: int) -> None:
+        super().__init__()
+        from alexnet.data.transforms import five_crops
+
+        self.net = net
+        self.register_buffer("mean", five_crops(torch.as_tensor(mean_image, dtype=torch.float32), size)[4].contiguous()[None])  # 1,C,S,S
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x - self.mean)
 
 
 def default_out(ckpt: dict[str, Any], fmt: str) -> Path:
@@ -57,6 +79,8 @@ def export(source: Any, fmt: str, out: str | os.PathLike | None = None, *, model
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
     net = model_from_checkpoint(ckpt).eval()
+    if _mean_image(ckpt) is not None and fmt != "safetensors":
+        net = SubtractMean(net, _mean_image(ckpt), int(ckpt["input_size"][1])).eval()
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(CHECK_BATCH, *ckpt["input_size"], generator=generator)  # N,C,S,S
     with torch.no_grad():
@@ -127,7 +151,7 @@ def _check_torchscript(path: Path, x: torch.Tensor, expected: torch.Tensor) -> d
 def _check_safetensors(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    back = load_file(str(path))
+    back = {k: v for k, v in load_file(str(path)).items() if not k.startswith(INPUT_PREFIX)}  # the net's tensors only
     diff = max((float((back[k] - v).abs().max()) for k, v in ckpt["model"].items() if v.numel()), default=0.0)
     if set(back) != set(ckpt["model"]) or diff != 0.0:
         raise UsageError(f"{path}: the tensors read back differ from the checkpoint's")

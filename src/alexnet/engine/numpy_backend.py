@@ -50,6 +50,7 @@ from alexnet.data.loader import note_bad, set_epoch
 from alexnet.engine.checkpoint import load_checkpoint, model_state
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import MetricsLog
+from alexnet.engine.optim import make_optimizer
 from alexnet.engine.train import (
     StopRequest,
     announce,
@@ -59,7 +60,6 @@ from alexnet.engine.train import (
     end_epoch,
     finish_run,
     log,
-    make_optimizer,
     make_plateau_schedule,
     make_step_schedule,
     open_training_data,
@@ -87,6 +87,11 @@ def check_numpy_config(cfg: TrainConfig) -> None:
         raise UsageError("the numpy backend computes in float32 only: drop --amp")
     if cfg.model not in scratch.list_models():
         raise UsageError(f"model {cfg.model!r} has no NumPy version; the numpy backend trains: {', '.join(scratch.list_models())}")
+    if cfg.momentum_form != "torch" or cfg.bias_lr_mult != 1 or not cfg.bias_decay:
+        raise UsageError("the numpy backend's SGD is torch's form with one lr and decay for all parameters: "
+                         "use --momentum-form torch --bias-lr-mult 1 --bias-decay, or --backend torch")
+    if cfg.train_eval_images or cfg.stop_train_error:
+        raise UsageError("train_eval_images and stop_train_error are options of the torch backend: use --backend torch")
 
 
 def smoothed_cross_entropy(logits: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> tuple[float, np.ndarray]:

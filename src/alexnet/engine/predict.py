@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from alexnet.data.images import BadImage, load_image, normalise_image
-from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare
+from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint, unwrap
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.errors import UsageError
@@ -84,7 +84,7 @@ def predict_iter(
     classes = list(ckpt["classes"])
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
     prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta)
-    views = EvalViews(size=size, channels=channels, mean=ckpt["mean"], std=ckpt["std"], tta=tta).to(device)
+    views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(ckpt)).to(device)
     k = min(topk, len(classes))
     items = expand_inputs([images] if _is_single(images) else images)
     for start in range(0, len(items), batch_size):

@@ -37,20 +37,22 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from alexnet.atomic import remove_leftovers
-from alexnet.config import TrainConfig, save_config, to_dict
+from alexnet.config import TrainConfig, resolved_input_norm, save_config, to_dict
 from alexnet.data import DataSource, open_dataset
 from alexnet.data.datasets import ImageFiles
 from alexnet.data.decoded import decode_split, fits, prepared_bytes
 from alexnet.data.images import BadImage
-from alexnet.data.subset import limit
+from alexnet.data.stats import PixelStats, cached_pixel_stats
+from alexnet.data.subset import limit, take
 from alexnet.data.loader import Loader, Shard, default_workers, make_loader, note_bad, set_epoch
-from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare
+from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare, prep_pca, prep_stats
 from alexnet.engine import distributed
 from alexnet.engine.checkpoint import load_checkpoint, model_state, save_checkpoint
 from alexnet.engine.distributed import World
 from alexnet.engine.evaluate import evaluate
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import MetricsLog
+from alexnet.engine.optim import make_optimizer
 from alexnet.errors import Interrupted, TrainingDiverged, UsageError
 from alexnet.models import build_model, check_input_size
 
@@ -169,16 +171,6 @@ def autocast_for(device: torch.device, enabled: bool) -> tuple[contextlib.Abstra
     return torch.autocast(device.type, dtype=dtype), None
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # CUDA: one fused kernel for the whole update instead of a few per tensor group
-    fused = True if params and params[0].is_cuda else None
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                           weight_decay=cfg.weight_decay, fused=fused)
-
-
 def switch(value: str, device: torch.device) -> bool:
     """A fast-path switch (auto, on, off) for `device`: auto is on for CUDA only.
 
@@ -274,8 +266,9 @@ def make_plateau_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) ->
     if cfg.schedule != "plateau":
         return None
     # min_lr a hair below lr/10^drops: the last allowed drop lands on it, the next one changes nothing.
-    floor = cfg.lr * 0.1**cfg.max_lr_drops * (1 - 1e-6)
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=cfg.plateau_patience, min_lr=floor)
+    # One floor per parameter group (the biases may have their own lr).
+    floors = [float(g["lr"]) * 0.1**cfg.max_lr_drops * (1 - 1e-6) for g in optimizer.param_groups]
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=cfg.plateau_patience, min_lr=floors)
 
 
 def train_one_epoch(
@@ -481,14 +474,17 @@ class Pipeline(NamedTuple):
     val: Loader
     augment: TrainAugment  # uint8 N,C,R,R -> float N,C,S,S, random
     views: EvalViews  # uint8 N,C,R,R -> float N,C,S,S, the centre view
-    prep: dict[str, Any]  # saved in checkpoints: input_size, mean, std, augment
+    prep: dict[str, Any]  # saved in checkpoints: input_size, mean, std, augment, input_norm, mean_image, pca
     bad: tuple = ()  # unreadable files found while decoding the splits into memory beforehand
+    train_eval: Loader | None = None  # a fixed subset of the training images, evaluated as the test is
 
 
-def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device: torch.device, world: World = World()) -> Pipeline:
+def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device: torch.device, world: World = World(),
+                  known: dict[str, Any] | None = None) -> Pipeline:
+    """Loaders, batch transforms and the preparation record of a run; `known` is a resumed
+    checkpoint, whose pixel statistics are reused rather than computed again."""
     channels, size = model.input_size[0], cfg.image_size or model.input_size[1]
     shards = Shard(world.rank, world.size, cfg.batch_size), Shard(world.rank, world.size)  # train, val
-    stats = dict(size=size, channels=channels, mean=source.mean, std=source.std)
     workers = default_workers() if cfg.workers < 0 else cfg.workers
     pin = device.type == "cuda"
     prepare = Prepare(cfg.augment, size, channels)
@@ -498,11 +494,40 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
                         pin_memory=pin, shard=shards[0], device=device, decode_on=decode_on)
     val = make_loader(val_split, prepare, batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
                       pin_memory=pin, shard=shards[1], device=device, decode_on=decode_on)
+    norm = resolved_input_norm(cfg)
+    prep: dict[str, Any] = {"input_size": [channels, size, size], "mean": list(source.mean), "std": list(source.std),
+                            "augment": cfg.augment, "input_norm": norm, "mean_image": None, "pca": None}
+    if norm == "mean_image" or (cfg.augment == "paper" and cfg.lighting > 0):
+        stats = pixel_stats_for(train_split, prepare, known, workers=workers, decode_on=decode_on)
+        prep["pca"] = {"eigval": stats.eigval, "eigvec": stats.eigvec}
+        if norm == "mean_image":
+            # mean/std that turn (x/255 - mean)/std into x minus the mean image's channel means: what a
+            # consumer that knows only per-channel statistics (an exported file's user) can apply
+            prep.update(mean_image=stats.mean_image, mean=(stats.mean_image.mean(dim=(1, 2)) / 255).tolist(), std=[1 / 255] * channels)
     nhwc = switch(cfg.channels_last, device)  # batches laid out as the model's weights are
-    augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, channels_last=nhwc, **stats).to(device)
-    views = EvalViews(tta="center", channels_last=nhwc, **stats).to(device)
-    prep = {"input_size": [channels, size, size], "mean": list(source.mean), "std": list(source.std), "augment": cfg.augment}
-    return Pipeline(train, val, augment, views, prep, tuple(bad))
+    stats_kw = dict(size=size, channels=channels, **prep_stats(prep))
+    augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, channels_last=nhwc, pca=prep_pca(prep), **stats_kw).to(device)
+    views = EvalViews(tta="center", channels_last=nhwc, **stats_kw).to(device)
+    train_eval = None
+    if cfg.train_eval_images:
+        train_eval = make_loader(take(train_split, cfg.train_eval_images), prepare, batch_size=cfg.batch_size, shuffle=False,
+                                 workers=workers, seed=cfg.seed, pin_memory=pin, shard=shards[1], device=device, decode_on=decode_on)
+    return Pipeline(train, val, augment, views, prep, tuple(bad), train_eval)
+
+
+def pixel_stats_for(split: Dataset, prepare: Prepare, known: dict[str, Any] | None, *, workers: int,
+                    decode_on: torch.device | None = None) -> PixelStats:
+    """The training split's mean image and RGB components (data/stats.py): a resumed run's own, or computed (cached)."""
+    if known is not None and known.get("pca"):
+        side = prepare.side
+        mean_image = known.get("mean_image")
+        if mean_image is None:
+            mean_image = torch.zeros(len(known["pca"]["eigval"]), side, side)
+        return PixelStats(mean_image, known["pca"]["eigval"], known["pca"]["eigvec"], 0)
+    loader = make_loader(split, prepare, batch_size=256, shuffle=False, workers=workers, decode_on=decode_on)
+    channels = prepare.to_channels.channels
+    return cached_pixel_stats(split, lambda: iter(loader), channels=channels, side=prepare.side, preset=prepare.preset,
+                              total=len(loader))
 
 
 def cached_splits(cfg: TrainConfig, source: DataSource, prepare: Prepare, workers: int, decode_on: torch.device | None,
@@ -563,7 +588,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     model.to(device)
     if switch(cfg.channels_last, device):
         model.to(memory_format=torch.channels_last)
-    pipe = data_pipeline(cfg, model, source, device, world)
+    pipe = data_pipeline(cfg, model, source, device, world, known=resume)
     train_loader, val_loader, prep = pipe.train, pipe.val, pipe.prep
     if len(train_loader) == 0:  # data-parallel drops the last incomplete global batch
         raise UsageError(f"{cfg.data}: {len(source.split('train'))} training images make no full batch of {cfg.batch_size}")
@@ -627,7 +652,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     restore_rng(resume.get("rng") if resume is not None else None)
     try:
         with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, device, amp=amp):
-            while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
+            while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps) and not reached(cfg, record):
                 set_epoch(train_loader, epoch)
                 if world.size > 1:  # each process its own crops, flips and dropout; reproducible per epoch
                     torch.manual_seed((cfg.seed * 1_000_003 + epoch) * 1_000 + world.rank)
@@ -647,6 +672,10 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
                 train_rates.append(train["images_per_s"])
                 val = evaluate(model, val_loader, device=device, num_classes=len(source.classes), views=pipe.views, autocast=autocast, strict=cfg.strict)
                 bad.extend(val["bad"])
+                if pipe.train_eval is not None:  # the training images as the test sees them: no augmentation, no dropout
+                    clean = evaluate(model, pipe.train_eval, device=device, num_classes=len(source.classes), views=pipe.views,
+                                     autocast=autocast, strict=cfg.strict)
+                    train.update(train_eval_loss=clean["loss"], train_eval_top1=clean["top1"])
                 epoch += 1
                 if plateau is not None:
                     plateau.step(val["top1"])
@@ -654,6 +683,8 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
                                               train=train, val=val, best_top1=best_top1)
                 if on_epoch is not None:
                     on_epoch(record)
+                if reached(cfg, record):
+                    log(f"training error {1 - record['train_top1']:.2%} is at or below stop_train_error {cfg.stop_train_error:.2%}: stopping after epoch {epoch}")
                 if distributed.agree(torch.zeros(()), bool(stop))[1] and epoch < cfg.epochs:  # a signal came during validation or saving
                     raise interrupted(stop, run_dir, f"after epoch {epoch}")
     except TrainingDiverged as e:
@@ -670,6 +701,11 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
     return finish_run(cfg, run_dir, model, device, epoch=epoch, step=step, best_top1=best_top1, final=final,
                       train_rates=train_rates, bad=bad, started=started, write=world.main)
+
+
+def reached(cfg: TrainConfig, record: dict[str, Any]) -> bool:
+    """Whether the last epoch's running training error is at or below cfg.stop_train_error (when set)."""
+    return bool(cfg.stop_train_error) and "train_top1" in record and 1 - float(record["train_top1"]) <= cfg.stop_train_error
 
 
 def end_epoch(run_dir: Path, metrics_log: MetricsLog | None, make_state: Callable[[dict[str, Any], float], dict[str, Any]], *,
@@ -703,7 +739,7 @@ def tta_pipeline(cfg: TrainConfig, source: DataSource, prep: dict[str, Any], wor
                  world: World = World()) -> tuple[Loader, EvalViews]:
     """The val loader and views of the final evaluation with cfg.tta (flip, or the ten patches)."""
     channels, size = prep["input_size"][0], prep["input_size"][1]
-    views = EvalViews(size=size, channels=channels, mean=source.mean, std=source.std, tta=cfg.tta).to(device)
+    views = EvalViews(size=size, channels=channels, tta=cfg.tta, **prep_stats(prep)).to(device)
     loader = make_loader(source.split("val"), eval_prepare(cfg.augment, size=size, channels=channels, tta=cfg.tta),
                          batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
                          shard=Shard(world.rank, world.size))
@@ -733,6 +769,7 @@ def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, device: torch.
         "final_top5": final.get("top5", float("nan")),
         "final_loss": final.get("loss", float("nan")),
         "tta": cfg.tta,
+        "num_classes": int(getattr(model, "num_classes", 0)),
         "train_images_per_s": float(np.median(train_rates)) if train_rates else 0.0,
         "bad_images": len({b.path for b in bad}),
         "seconds": time.perf_counter() - started,

@@ -135,12 +135,21 @@ def describe_model(net: nn.Module, *, source: str, classes: list[str] | None = N
     }
 
 
+INPUT_PREFIX = "_alexnet_input."  # safetensors keys of the input statistics, not of the net
+
+
 def save_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write a checkpoint's weights as .safetensors with its description in the header metadata."""
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in ckpt["model"].items()}
     meta = {key: ckpt[key] for key in ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")}
+    meta["input_norm"] = ckpt.get("input_norm") or "channel"
+    # the training set's pixel statistics travel as tensors beside the weights (INPUT_PREFIX keys)
+    if ckpt.get("mean_image") is not None:
+        state[INPUT_PREFIX + "mean_image"] = torch.as_tensor(ckpt["mean_image"]).float().contiguous()
+    if ckpt.get("pca"):
+        state.update({INPUT_PREFIX + k: torch.as_tensor(ckpt["pca"][k]).float().contiguous() for k in ("eigval", "eigvec")})
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(state, tmp, metadata={SAFETENSORS_KEY: json.dumps(meta), "format": "pt"})
@@ -157,6 +166,7 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
         state = load_file(str(path))
     except Exception as e:  # SafetensorError on a truncated or foreign file
         raise UsageError(f"cannot read {path}: {' '.join(str(e).split())[:120]}") from None
+    inputs = {k[len(INPUT_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(INPUT_PREFIX)}
     if SAFETENSORS_KEY not in meta:
         return from_state_dict(state, model, source=str(path))
     try:
@@ -170,7 +180,9 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
     check_state(net, state, str(path))
     return {"format": FORMAT, "version": VERSION, "model_name": name, "model_args": args, "model": state,
             "classes": list(info["classes"]), "input_size": list(info["input_size"]), "mean": list(info["mean"]),
-            "std": list(info["std"]), "augment": str(info["augment"]), "data": None, "path": str(path)}
+            "std": list(info["std"]), "augment": str(info["augment"]), "data": None, "path": str(path),
+            "input_norm": str(info.get("input_norm", "channel")), "mean_image": inputs.get("mean_image"),
+            "pca": {"eigval": inputs["eigval"], "eigvec": inputs["eigvec"]} if "eigval" in inputs and "eigvec" in inputs else None}
 
 
 def _load_torch_file(path: Path) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from alexnet.errors import UsageError
 from alexnet.models.alexnet2012 import alexnet2012
 from alexnet.models.alexnet_d2l import alexnet_d2l
 from alexnet.models.alexnet_owt import alexnet_owt
-from alexnet.models.small import alexnet_mini, alexnet_simple, convnet4
+from alexnet.models.cudaconvnet import convnet4, convnet_local
+from alexnet.models.small import alexnet_mini, alexnet_simple
 from alexnet.models.vgg import vgg11, vgg13, vgg16, vgg19, vgg_small
 
 
@@ -34,7 +35,8 @@ MODELS: dict[str, ModelEntry] = {
     "alexnet_d2l": ModelEntry(alexnet_d2l, "Dive into Deep Learning's AlexNet for Fashion-MNIST"),
     "alexnet_mini": ModelEntry(alexnet_mini, "AlexNet at 1/4 width for CIFAR-10, with the paper's switches"),
     "alexnet_simple": ModelEntry(alexnet_simple, "three-conv teaching net with the paper's switches"),
-    "convnet4": ModelEntry(convnet4, "the four-layer CIFAR-10 net of the paper's figure 1 (ReLU vs tanh)"),
+    "convnet4": ModelEntry(convnet4, "the four-layer CIFAR-10 net of the paper's figure 1 (ReLU vs tanh), cuda-convnet's layout and init"),
+    "convnet_local": ModelEntry(convnet_local, "cuda-convnet's CIFAR-10 net of section 3.3 (11% with LRN, 13% without)"),
     "vgg11": ModelEntry(vgg11, "VGG configuration A, torchvision layout"),
     "vgg13": ModelEntry(vgg13, "VGG configuration B, torchvision layout"),
     "vgg16": ModelEntry(vgg16, "VGG configuration D, torchvision layout"),

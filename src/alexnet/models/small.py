@@ -12,11 +12,6 @@ changes one factor only.
 alexnet_simple is the teaching notebook's three-conv net (32-64-128, 3x3, each followed by a
 pool) with one hidden fc layer and the same switches; LRN is off by default.
 
-convnet4 is the "four-layer convolutional neural network" of the paper's figure 1 (ReLU vs tanh
-on CIFAR-10, "no regularization of any kind"): three 5x5 conv layers of 32, 32 and 64 kernels,
-each followed by a 3/2 max-pool, and one fc layer, the layout of cuda-convnet's layers-18pct
-CIFAR-10 net (Krizhevsky's own code) without its response normalisation.
-
 alexnet_mini can be split into the paper's two towers (section 3.2, figure 2): conv2, conv4
 and conv5 grouped in two, each LRN within its tower, conv3 and the fc layers crossing, as in
 alexnet2012. conv_width scales conv1-conv4 for the paper's comparison net, "a net with half as
@@ -131,21 +126,6 @@ def alexnet_simple(
         ("drop4", nn.Dropout(dropout)),
         ("fc5", nn.Linear(512, num_classes)),  # N,num_classes
     ]))
-    model = ConvNet(features, classifier, input_size=(in_channels, 32, 32))
-    init_kaiming(model, activation)
-    return model
-
-
-def convnet4(*, num_classes: int = 10, in_channels: int = 3, activation: str = "relu") -> ConvNet:
-    """The four-layer net of figure 1: three conv layers (32-32-64, 5x5) with 3/2 pools, one fc layer."""
-    _check_switches(num_classes, in_channels, activation, False, "overlapping", 0.0)
-    a = activation
-    features = nn.Sequential(OrderedDict(
-        _conv_block(1, nn.Conv2d(in_channels, 32, 5, padding=2), a, False, "overlapping")  # N,32,16,16
-        + _conv_block(2, nn.Conv2d(32, 32, 5, padding=2), a, False, "overlapping")  # N,32,8,8
-        + _conv_block(3, nn.Conv2d(32, 64, 5, padding=2), a, False, "overlapping")  # N,64,4,4
-    ))
-    classifier = nn.Sequential(OrderedDict([("fc4", nn.Linear(64 * 4 * 4, num_classes))]))  # N,num_classes
     model = ConvNet(features, classifier, input_size=(in_channels, 32, 32))
     init_kaiming(model, activation)
     return model

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from alexnet.errors import UsageError
+from alexnet.models.local import LocallyConnected2d
 
 
 def _macs(module: nn.Module, output: torch.Tensor) -> int:
@@ -24,6 +25,8 @@ def _macs(module: nn.Module, output: torch.Tensor) -> int:
         return output.numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
     if isinstance(module, nn.Linear):
         return output.numel() * module.in_features
+    if isinstance(module, LocallyConnected2d):  # a conv's arithmetic with a kernel per position
+        return output.numel() * module.in_channels * module.kernel_size**2
     return 0
 
 

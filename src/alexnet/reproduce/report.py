@@ -55,10 +55,8 @@ def _signed(x: float | None) -> str:
 
 def report_text(result: dict[str, Any], command: str, pictures: list[str]) -> str:
     arms = list(result["arms"])
-    scale = result["scale"]
     config = result["arms"][arms[0]]["config"]  # the arm with the paper's feature
-    n_train = f"{scale['train_images']:,}" if scale["train_images"] else "all"
-    n_val = f"{scale['val_images']:,}" if scale["val_images"] else "all"
+    n_train, n_val = _n(config["train_images"]), _n(config["val_images"])  # the runs' own (figure 1 takes all)
     lines = [
         f"# {result['title']} (section {result['section']})",
         "",
@@ -71,10 +69,12 @@ def report_text(result: dict[str, Any], command: str, pictures: list[str]) -> st
         "## How it was tested",
         "",
         f"- Data: `{result['data']}`, {n_train} training images and {n_val} test images "
-        f"(fixed class-balanced subsets, the same for every run).",
-        f"- Net: `{config['model']}` with {_args(config['model_args'])}; {config['epochs']} epochs, batch {config['batch_size']}, "
-        f"{config['optimizer']} lr {_lr(result)} ({config['schedule']}), momentum {config['momentum']:g}, weight decay {config['weight_decay']:g}, "
-        f"augmentation `{config['augment']}`" + (f" with PCA lighting {config['lighting']:g}" if config["augment"] == "paper" else "") + ".",
+        "(fixed class-balanced subsets where not all, the same for every run).",
+        f"- Net: `{config['model']}` with {_args(config['model_args'])}; {_epochs(config)}, batch {config['batch_size']}, "
+        f"{config['optimizer']} lr {_lr(result)} ({config['schedule']}), momentum {config['momentum']:g}"
+        f" ({_update(config)}), weight decay {config['weight_decay']:g}, "
+        f"augmentation `{config['augment']}`" + (f" with PCA lighting {config['lighting']:g}" if config["augment"] == "paper" else "")
+        + f"; inputs {_inputs(config)}.",
         f"- The two arms differ only in: {_difference(result)}.",
         f"- {result['seeds']} seed(s) per arm (the seed sets the weights, the data order and the augmentation); "
         "± is the standard deviation over seeds.",
@@ -95,13 +95,34 @@ def report_text(result: dict[str, Any], command: str, pictures: list[str]) -> st
 
 def _base_differences(config: dict[str, Any]) -> str:
     if config["model"] == "alexnet_mini":
-        return (f"the net is alexnet_mini (the paper's layout at a quarter of its conv widths, for 32x32 images) on "
-                f"`{config['data']}` instead of alexnet2012 on ImageNet, and it trains for {config['epochs']} epochs with a "
-                "warm-up and linear decay of the lr instead of 90 epochs with the lr divided by 10 on plateaus.")
+        return (f"the net is alexnet_mini (the paper's layout at a quarter of its conv widths, for 32x32 images, Kaiming-"
+                f"initialised, on standardised inputs) on `{config['data']}` instead of alexnet2012 on ImageNet, and it trains for "
+                f"{config['epochs']} epochs with a warm-up and linear decay of the lr instead of 90 epochs with the lr divided "
+                "by 10 on plateaus.")
     if config["model"] == "alexnet2012":
         return (f"{config['epochs']} epochs with a warm-up and linear decay of the lr instead of 90 epochs with the lr "
                 "divided by 10 on plateaus.")
     return ""
+
+
+def _epochs(config: dict[str, Any]) -> str:
+    stop = config.get("stop_train_error") or 0
+    return f"{config['epochs']} epochs" + (f" at most, stopping once the training error reaches {stop:.0%}" if stop else "")
+
+
+def _update(config: dict[str, Any]) -> str:
+    form = "the paper's form v <- m v - wd lr w - lr g" if config.get("momentum_form") == "paper" else "torch's form"
+    mult = float(config.get("bias_lr_mult", 1.0))
+    biases = (f"biases at {mult:g}x the lr" if mult != 1 else "biases at the same lr") + \
+        ("" if config.get("bias_decay", True) else " and without weight decay")
+    return f"{form}, {biases}"
+
+
+def _inputs(config: dict[str, Any]) -> str:
+    norm = config.get("input_norm", "channel")
+    if norm == "mean_image" or (norm == "auto" and config["model"] == "alexnet2012"):
+        return "raw 0-255 pixels minus the training set's mean image (section 2)"
+    return "standardised per channel"
 
 
 def _lr(result: dict[str, Any]) -> str:
@@ -149,14 +170,30 @@ def _errors_section(result: dict[str, Any], arms: list[str]) -> list[str]:
         interval = "—" if e["lo"] is None else f"[{e['lo']:+.2f}, {e['hi']:+.2f}]"
         lines.append(f"| {m} | {e['diff']:+.2f} | {interval} | {_signed(e['paper'])} | {e['verdict']} |")
     kind = "paired t interval over seeds (both views of one run)" if result["kind"] == "views" else "Welch t interval (two independent sets of runs)"
-    lines += ["", f"Intervals: {kind}. The training error is the one measured while training over the last epoch "
+    lines += ["", f"Intervals: {kind}. The training error in the table is the one measured while training over the last epoch "
               "(augmented images, dropout on), as the paper's curves are."]
+    clean = {label: result["measured"][label].get("train_eval_error") for label in arms}
+    if all(clean.values()):
+        lines += ["", "Training error in eval mode (no dropout) on the un-augmented training images with the test's view, "
+                  "after the last epoch: " + "; ".join(f"{label} {_pm(v)} %" for label, v in clean.items()) + "."]
     if "overfitting" in result:
         gap = result["overfitting"]
         interval = "no interval (one seed)" if gap["lo"] is None else f"95% interval [{gap['lo']:+.2f}, {gap['hi']:+.2f}]"
-        lines += ["", f"Overfitting of the arm without the feature, test error minus training error (paired per seed): "
+        which = "the eval-mode training error above" if gap.get("measure") == "train_eval_error" else "the running training error"
+        lines += ["", f"Overfitting of the arm without the feature, test error minus {which} (paired per seed): "
                   f"**{gap['diff']:+.2f} points**, {interval}. The paper's claim needs this to be well above zero; "
                   "the verdict asks that first, then whether the feature lowered the test error."]
+    conv = result.get("convergence")
+    if conv:
+        def show(xs: list) -> str:
+            return ", ".join("not reached" if x is None else f"{x:.1f}" for x in xs)
+        ratio = "—" if conv["ratio"] is None else f"{conv['ratio']:.2f}x"
+        lines += ["", f"Iterations to converge (the paper: dropout \"roughly doubles\" them): epochs until the training error "
+                  f"({'eval mode' if conv['measure'] == 'train_eval_error' else 'running'}) first reaches "
+                  f"{100 * conv['target']:.2f}%, where the arm with dropout ends: with dropout {show(conv['epochs']['with'])}, "
+                  f"without {show(conv['epochs']['without'])}; ratio **{ratio}**. With a learning rate that decays to zero by "
+                  "the last epoch, the arm with dropout reaches its own final error near the end by construction, so the "
+                  "ratio says how much sooner the arm without dropout got there."]
     return lines
 
 
@@ -176,15 +213,19 @@ def _speed_section(result: dict[str, Any], arms: list[str]) -> list[str]:
               f"Runs stopped after {result['max_epochs']} epochs; a seed that never got there counts as that many, so the ratio is then a lower bound."]
     pilots = {label: arm.get("lr_pilot") or [] for label, arm in result["arms"].items()}
     if any(pilots.values()):
-        lrs = [t["lr"] for t in next(p for p in pilots.values() if p)]
         lines += ["", f"As in the paper, each net's learning rate was chosen on its own to make training as fast as possible: a pilot run "
-                  f"(seed 0, {result['scale']['pilot_epochs']} epochs) at each rate, the lowest training error after it winning. "
-                  "Training error % after the pilot:", "",
-                  "| arm | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen |", "|---|" + "---|" * (len(lrs) + 1)]
+                  f"(seed 0, {result['scale']['pilot_epochs']} epoch(s), {_n(result['arms'][arms[0]]['config']['train_images'])} "
+                  "training images) at each rate of a grid, widened until the best rate had a worse one on either side; "
+                  "the lowest training error after the pilot wins. Training error % after the pilot:", "",
+                  "| arm | training error % at each lr | chosen |", "|---|---|---|"]
         for label, trials in pilots.items():
-            lines.append(f"| {label} | " + " | ".join(f"{100 * t['train_error']:.1f}" for t in trials)
-                         + f" | {result['arms'][label]['config']['lr']:g} |")
+            shown = ", ".join(f"{t['lr']:g}: {100 * t['train_error']:.1f}" for t in trials)
+            lines.append(f"| {label} | {shown} | {result['arms'][label]['config']['lr']:g} |")
     return lines
+
+
+def _n(images: int) -> str:
+    return f"{images:,}" if images else "all"
 
 
 def _devices(result: dict[str, Any]) -> str:
@@ -204,6 +245,8 @@ def plot_curves(result: dict[str, Any], path: Path) -> Path:
 
     speed = result["kind"] == "speed"
     keys = [("train_error", "training error")] if speed else [("train_error", "training error"), ("val_error", "test error (centre view)")]
+    if not speed and all("train_eval_error" in r["curve"][-1] for arm in result["arms"].values() for r in arm["runs"]):
+        keys.insert(1, ("train_eval_error", "training error, eval mode"))
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.8), squeeze=False)
     for ax, (key, name) in zip(axes[0], keys):
         for colour, (label, arm) in zip(COLOURS, result["arms"].items()):

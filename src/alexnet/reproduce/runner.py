@@ -65,8 +65,10 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
         "seed": seed,
         "config": config,
         "run_dir": folder.name,
+        "num_classes": summary["num_classes"],
         "curve": [{"epoch": r["epoch"], "train_error": 1 - r["train_top1"], "val_error": 1 - r["val_top1"],
-                   "val_top5_error": 1 - r["val_top5"], "train_loss": r["train_loss"], "val_loss": r["val_loss"]} for r in records],
+                   "val_top5_error": 1 - r["val_top5"], "train_loss": r["train_loss"], "val_loss": r["val_loss"],
+                   **({"train_eval_error": 1 - r["train_eval_top1"]} if "train_eval_top1" in r else {})} for r in records],
         "center": {"top1_error": 1 - last["val_top1"], "top5_error": 1 - last["val_top5"]},
         "tencrop": ({"top1_error": 1 - summary["final_top1"], "top5_error": 1 - summary["final_top5"]}
                     if summary["tta"] == "tencrop" else None),
@@ -79,27 +81,47 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
     return result
 
 
+# At most this many rates are added beyond either end of an experiment's lr grid when the best
+# rate sits at its edge (each step a factor of sqrt(10), so the grid stays evenly spaced in log).
+MAX_WIDEN = 3
+
+
 def pilot_lr(exp: Experiment, arm: Arm, scale: Scale, data: str, runs_dir: Path, *, device: str = "auto",
              say: Callable[[str], None] = print) -> tuple[float | None, list[dict[str, Any]]]:
-    """The lr of exp.lr_grid with the lowest training error after a pilot of scale.pilot_epochs (seed 0).
+    """The lr with the lowest training error after a pilot of scale.pilot_epochs (seed 0), from
+    exp.lr_grid widened until the best rate is inside it: when the best is the grid's smallest
+    (largest) rate, the next smaller (larger) one is tried too, up to MAX_WIDEN more, so that the
+    chosen rate is bracketed on both sides by worse ones.
 
-    Returns (lr, [{"lr", "train_error"}, ...]); (None, []) when the experiment tunes nothing.
-    Ties go to the smaller lr; a pilot that diverged (NaN loss) counts as error 1.
+    Returns (lr, [{"lr", "train_error", "seconds"}, ...] sorted by lr); (None, []) when the
+    experiment tunes nothing. Ties go to the smaller lr; a pilot that diverged (NaN loss) counts as
+    error 1, and a diverged largest rate needs no larger one.
     """
     if not exp.lr_grid:
         return None, []
     from alexnet.errors import TrainingDiverged
 
-    trials = []
-    for lr in exp.lr_grid:
-        config = {**arm_config(exp, arm, scale, data), "lr": lr, "epochs": scale.pilot_epochs}
+    def trial(lr: float) -> dict[str, Any]:
+        config = {**arm_config(exp, arm, scale, data), "lr": lr, "epochs": scale.pilot_epochs, "stop_train_error": 0.0}
         say(f"{exp.name}: lr pilot, {arm.label}, lr {lr:g}")
         try:
             result = train_run(config, 0, runs_dir, device=device, say=say)
-            error, seconds = result["curve"][-1]["train_error"], result["seconds"]
+            return {"lr": lr, "train_error": result["curve"][-1]["train_error"], "seconds": result["seconds"]}
         except TrainingDiverged:
-            error, seconds = 1.0, 0.0
-        trials.append({"lr": lr, "train_error": error, "seconds": seconds})
+            return {"lr": lr, "train_error": 1.0, "seconds": 0.0}
+
+    trials = [trial(lr) for lr in exp.lr_grid]
+    step = 10 ** 0.5
+    for _ in range(MAX_WIDEN):
+        trials.sort(key=lambda t: t["lr"])
+        best = min(trials, key=lambda t: (t["train_error"], t["lr"]))
+        if best is trials[0]:
+            trials.append(trial(float(f"{trials[0]['lr'] / step:.3g}")))
+        elif best is trials[-1] and best["train_error"] < 1.0:
+            trials.append(trial(float(f"{trials[-1]['lr'] * step:.3g}")))
+        else:
+            break
+    trials.sort(key=lambda t: t["lr"])
     best = min(trials, key=lambda t: (t["train_error"], t["lr"]))
     return best["lr"], trials
 
@@ -128,6 +150,8 @@ def measure(exp: Experiment, results: dict[str, list[dict[str, Any]]]) -> dict[s
     for arm, runs in ((exp.with_arm, with_runs), (exp.without_arm, without_runs)):
         arms[arm.label] = {m: [100 * r[arm.view][f"{m}_error"] for r in runs] for m in ("top1", "top5")}
         arms[arm.label]["train_error"] = [100 * r["curve"][-1]["train_error"] for r in runs]
+        if all("train_eval_error" in r["curve"][-1] for r in runs):  # eval mode, un-augmented, the test's view
+            arms[arm.label]["train_eval_error"] = [100 * r["curve"][-1]["train_eval_error"] for r in runs]
     effects = {}
     interval = stats.paired_interval if exp.kind == "views" else stats.welch_interval
     for m in ("top1", "top5"):
@@ -137,27 +161,65 @@ def measure(exp: Experiment, results: dict[str, list[dict[str, Any]]]) -> dict[s
         effects[m] = {"diff": diff, "lo": lo, "hi": hi, "paper": exp.paper.get(m), "verdict": word, "why": why}
     word, why = effects["top1"]["verdict"], effects["top1"]["why"]
     numbers: dict[str, Any] = {"measured": arms, "effects": effects}
+    idle = not_learned(exp, arms, with_runs + without_runs, effects["top1"])
     if exp.overfitting:
         gap = _overfitting(arms[exp.without_arm.label])
         numbers["overfitting"] = gap
-        if gap["lo"] is None or gap["lo"] <= 0:
-            word = "not reproduced" if gap["lo"] is not None else "inconclusive"
-            why = (f"without {exp.with_arm.label.split()[0]} the net did not overfit here: its test error minus its training error "
-                   f"is {gap['diff']:+.2f} points (95% interval " + ("none" if gap["lo"] is None else f"[{gap['lo']:+.2f}, {gap['hi']:+.2f}]")
-                   + f"), so there was no overfitting to prevent; with it the test error was {abs(effects['top1']['diff']):.2f} points "
+        numbers["convergence"] = _convergence(with_runs, without_runs)
+        if idle is None and (gap["lo"] is None or gap["lo"] <= 0):
+            # no verdict on a claim about overfitting from nets that did not measurably overfit
+            word = "inconclusive"
+            why = (f"without {exp.with_arm.label.split()[0]} the net did not measurably overfit at this scale: its test error minus its "
+                   f"training error is {gap['diff']:+.2f} points (95% interval " + ("none" if gap["lo"] is None else f"[{gap['lo']:+.2f}, {gap['hi']:+.2f}]")
+                   + f", not above zero), so this scale cannot test the claim; with dropout the test error was {abs(effects['top1']['diff']):.2f} points "
                    + ("higher" if effects["top1"]["diff"] < 0 else "lower"))
+    if idle is not None:
+        word, why = "inconclusive", f"the nets did not learn: {idle}"
     return {**numbers, "verdict": word, "why": why}
 
 
+def not_learned(exp: Experiment, arms: dict[str, dict[str, list[float]]], runs: list[dict[str, Any]],
+                top1: dict[str, Any]) -> str | None:
+    """Why no verdict can be drawn from these runs (None: they learned): an arm's test error within
+    2 points of chance (1 - 1/K), or runs so alike that the interval has zero width."""
+    k = max((int(r.get("num_classes") or 0) for r in runs), default=0)
+    if k > 1:
+        chance = 100 * (1 - 1 / k)
+        for label, numbers in arms.items():
+            mean = stats.mean_std(numbers["top1"])[0]
+            if mean >= chance - 2:
+                return f"{label} ended at {mean:.1f}% top-1 error, chance is {chance:.1f}%"
+    if top1.get("lo") is not None and top1["lo"] == top1["hi"]:
+        return f"every run of both arms gave the same error difference ({top1['diff']:+.2f} points), an interval of zero width"
+    return None
+
+
 def _overfitting(arm: dict[str, list[float]]) -> dict[str, float | None]:
-    """Test error minus training error of one arm's runs (paired per seed), in points: above zero is overfitting."""
-    diff, lo, hi = stats.paired_interval(arm["train_error"], arm["top1"])
-    return {"diff": diff, "lo": lo, "hi": hi}
+    """Test error minus training error of one arm's runs (paired per seed), in points: above zero is overfitting.
+
+    The training error is the eval-mode pass over un-augmented training images where the runs
+    measured it (train_eval_images), else the running error of the last epoch."""
+    train = arm.get("train_eval_error") or arm["train_error"]
+    diff, lo, hi = stats.paired_interval(train, arm["top1"])
+    return {"diff": diff, "lo": lo, "hi": hi, "measure": "train_eval_error" if arm.get("train_eval_error") else "train_error"}
+
+
+def _convergence(with_runs: list[dict[str, Any]], without_runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The paper's "dropout roughly doubles the number of iterations required to converge", measured:
+    epochs each arm takes to reach the training error the arm with dropout ends at (mean over
+    seeds, eval-mode training error where measured), and their ratio (with over without)."""
+    key = "train_eval_error" if all("train_eval_error" in r["curve"][-1] for r in with_runs + without_runs) else "train_error"
+    target = stats.mean_std([r["curve"][-1][key] for r in with_runs])[0]
+    reach = {name: [stats.epochs_to([p[key] for p in r["curve"]], target) for r in runs]
+             for name, runs in (("with", with_runs), ("without", without_runs))}
+    got = {name: [x for x in xs if x is not None] for name, xs in reach.items()}
+    ratio = (stats.mean_std(got["with"])[0] / stats.mean_std(got["without"])[0]) if got["with"] and got["without"] else None
+    return {"measure": key, "target": target, "epochs": reach, "ratio": ratio}
 
 
 def _measure_speed(exp: Experiment, fast: list[dict[str, Any]], slow: list[dict[str, Any]]) -> dict[str, Any]:
     """Figure 1: epochs to 25% training error per seed, and tanh's over ReLU's (a lower bound if tanh never got there)."""
-    epochs = len(fast[0]["curve"])
+    epochs = int(fast[0]["config"]["epochs"])  # the most a run may take (runs stop once they reach 25%)
     reach = {label: [stats.epochs_to([p["train_error"] for p in r["curve"]], FIGURE1_ERROR) for r in runs]
              for label, runs in ((exp.with_arm.label, fast), (exp.without_arm.label, slow))}
     a, b = reach[exp.with_arm.label], reach[exp.without_arm.label]
