@@ -190,7 +190,7 @@ def _errors_section(result: dict[str, Any], arms: list[str]) -> list[str]:
         ratio = "—" if conv["ratio"] is None else f"{conv['ratio']:.2f}x"
         lines += ["", f"Iterations to converge (the paper: dropout \"roughly doubles\" them): epochs until the training error "
                   f"({'eval mode' if conv['measure'] == 'train_eval_error' else 'running'}) first reaches "
-                  f"{100 * conv['target']:.2f}%, where the arm with dropout ends: with dropout {show(conv['epochs']['with'])}, "
+                  f"{100 * conv['target']:.2f}%, where the arm with dropout ends (its worst seed): with dropout {show(conv['epochs']['with'])}, "
                   f"without {show(conv['epochs']['without'])}; ratio **{ratio}**. With a learning rate that decays to zero by "
                   "the last epoch, the arm with dropout reaches its own final error near the end by construction, so the "
                   "ratio says how much sooner the arm without dropout got there."]
@@ -210,7 +210,8 @@ def _speed_section(result: dict[str, Any], arms: list[str]) -> list[str]:
     ratio = result["ratio"]
     shown = "—" if ratio is None else (f"at least {ratio:.1f}x" if result["ratio_is_lower_bound"] else f"{ratio:.1f}x")
     lines += ["", f"tanh's epochs over ReLU's: **{shown}** (the paper: about {result['paper']['speedup']:.0f}x). "
-              f"Runs stopped after {result['max_epochs']} epochs; a seed that never got there counts as that many, so the ratio is then a lower bound."]
+              f"A run stops once its training error reaches {FIGURE1_ERROR:.0%}, or after {result['max_epochs']} epochs; a seed that never got "
+              "there counts as that many, so the ratio is then a lower bound."]
     pilots = {label: arm.get("lr_pilot") or [] for label, arm in result["arms"].items()}
     if any(pilots.values()):
         lines += ["", f"As in the paper, each net's learning rate was chosen on its own to make training as fast as possible: a pilot run "
