@@ -25,8 +25,8 @@ kept for the small-data presets and for torchvision's weights, which were traine
 size up (its modulesX covers the image with the last window hanging over the edge), so 224 gives
 conv1 55x55 there; PyTorch's convolution rounds down, so an unpadded 11x11/4 conv1 gives 55 from
 227 and 54 from 224. This package crops 227, as Caffe's bvlc_alexnet (crop_size: 227) does: the
-same 55x55 maps as figure 2 with every window inside the image, and 29x29 = 841 crop positions
-per image where 224 gives 1,089 (both "translations" of section 4.1).
+same 55x55 maps as figure 2 with every window inside the image, and 30x30 = 900 crop positions
+per 256-square where 224 gives 33x33 = 1,089 (both "translations" of section 4.1).
 
 Splitting it this way moves the random work off the per-sample Python path: on this project's
 2-core CPU the per-sample torchvision v2 chain cost about 1 ms per 32 px image, more than the

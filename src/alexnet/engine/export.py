@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from alexnet.atomic import atomic_path
+from alexnet.data.transforms import five_crops, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.engine.weights import INPUT_PREFIX, load_weights, save_safetensors
 from alexnet.errors import UsageError
@@ -35,11 +36,7 @@ CHECK_BATCH = 3  # random inputs per check; not 1 or 2, so a batch size baked in
 def describe(ckpt: dict[str, Any]) -> dict[str, Any]:
     """What a user of the exported file needs to feed it and read its output."""
     info = {key: ckpt[key] for key in ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")}
-    return info | {"input_norm": "mean_image" if _mean_image(ckpt) is not None else "channel"}
-
-
-def _mean_image(ckpt: dict[str, Any]) -> torch.Tensor | None:
-    return ckpt.get("mean_image") if ckpt.get("input_norm") == "mean_image" else None
+    return info | {"input_norm": "mean_image" if prep_stats(ckpt)["mean_image"] is not None else "channel"}
 
 
 class SubtractMean(nn.Module):
@@ -47,8 +44,6 @@ class SubtractMean(nn.Module):
 
     def __init__(self, net: nn.Module, mean_image: torch.Tensor, size: int) -> None:
         super().__init__()
-        from alexnet.data.transforms import five_crops
-
         self.net = net
         self.register_buffer("mean", five_crops(torch.as_tensor(mean_image, dtype=torch.float32), size)[4].contiguous()[None])  # 1,C,S,S
 
@@ -79,8 +74,9 @@ def export(source: Any, fmt: str, out: str | os.PathLike | None = None, *, model
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
     net = model_from_checkpoint(ckpt).eval()
-    if _mean_image(ckpt) is not None and fmt != "safetensors":
-        net = SubtractMean(net, _mean_image(ckpt), int(ckpt["input_size"][1])).eval()
+    mean_image = prep_stats(ckpt)["mean_image"]
+    if mean_image is not None and fmt != "safetensors":
+        net = SubtractMean(net, mean_image, int(ckpt["input_size"][1])).eval()
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(CHECK_BATCH, *ckpt["input_size"], generator=generator)  # N,C,S,S
     with torch.no_grad():

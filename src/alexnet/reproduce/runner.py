@@ -161,7 +161,7 @@ def measure(exp: Experiment, results: dict[str, list[dict[str, Any]]]) -> dict[s
         effects[m] = {"diff": diff, "lo": lo, "hi": hi, "paper": exp.paper.get(m), "verdict": word, "why": why}
     word, why = effects["top1"]["verdict"], effects["top1"]["why"]
     numbers: dict[str, Any] = {"measured": arms, "effects": effects}
-    idle = not_learned(exp, arms, with_runs + without_runs, effects["top1"])
+    idle = not_learned(arms, with_runs + without_runs, effects["top1"])
     if exp.overfitting:
         gap = _overfitting(arms[exp.without_arm.label])
         numbers["overfitting"] = gap
@@ -178,8 +178,7 @@ def measure(exp: Experiment, results: dict[str, list[dict[str, Any]]]) -> dict[s
     return {**numbers, "verdict": word, "why": why}
 
 
-def not_learned(exp: Experiment, arms: dict[str, dict[str, list[float]]], runs: list[dict[str, Any]],
-                top1: dict[str, Any]) -> str | None:
+def not_learned(arms: dict[str, dict[str, list[float]]], runs: list[dict[str, Any]], top1: dict[str, Any]) -> str | None:
     """Why no verdict can be drawn from these runs (None: they learned): an arm's test error within
     2 points of chance (1 - 1/K), or runs so alike that the interval has zero width."""
     k = max((int(r.get("num_classes") or 0) for r in runs), default=0)
@@ -204,7 +203,7 @@ def _overfitting(arm: dict[str, list[float]]) -> dict[str, float | None]:
     return {"diff": diff, "lo": lo, "hi": hi, "measure": "train_eval_error" if arm.get("train_eval_error") else "train_error"}
 
 
-def _convergence(with_runs: list[dict[str, Any]], without_runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _convergence(with_runs: list[dict[str, Any]], without_runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The paper's "dropout roughly doubles the number of iterations required to converge", measured:
     epochs each arm takes to reach the training error the arm with dropout ends at (its worst seed's,
     so every seed reaches it; eval-mode training error where measured), and the ratio of their means
