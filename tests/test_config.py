@@ -45,8 +45,9 @@ OUT_OF_RANGE = {
     "val_fraction": [0.0, 1.0], "image_size": [4, 1025], "lighting": [-0.1, float("inf")], "epochs": [0],
     "batch_size": [0, -5], "lr": [0.0, float("nan"), float("inf")], "momentum": [-0.1, 1.0], "weight_decay": [-1e-4, float("inf")],
     "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1], "max_lr_drops": [-1], "label_smoothing": [-0.1, 1.0],
-    "seed": [-1, 2**32], "workers": [-2], "max_steps": [-1], "train_images": [-1], "val_images": [-3],
+    "seed": [-1, 2**32], "workers": [-2], "max_steps": [-1], "train_images": [-1], "val_images": [-2, -3],
     "bias_lr_mult": [0.0, -1.0, float("nan")], "stop_train_error": [-0.1, 1.0], "train_eval_images": [-1],
+    "accum_steps": [0, 129],  # more micro-batches than the default batch of 128 has images
 }
 
 
@@ -106,3 +107,18 @@ def test_the_paper_preset_is_the_paper_in_effect():
     assert (cfg.input_norm, cfg.momentum_form, cfg.bias_lr_mult, cfg.bias_decay) == ("mean_image", "paper", 2.0, False)
     assert resolved_input_norm(make_config(model="alexnet2012")) == "mean_image"  # alexnet2012's default anywhere
     assert resolved_input_norm(make_config(read_yaml("fast"))) == "channel"
+
+
+def test_val_images_auto_bounds_a_smoke_run_only():
+    from alexnet.config import SMOKE_VAL_IMAGES, resolved_val_images
+
+    assert resolved_val_images(make_config()) == 0  # all
+    assert resolved_val_images(make_config(max_steps=3)) == SMOKE_VAL_IMAGES
+    assert resolved_val_images(make_config(max_steps=3, val_images=0)) == 0  # asked for all
+    assert resolved_val_images(make_config(max_steps=3, val_images=50)) == 50
+
+
+def test_tencrop_without_training_crops_is_refused_before_training():
+    with pytest.raises(UsageError, match="tta tencrop takes its views where training cropped, and augment none takes no crops"):
+        make_config(tta="tencrop", augment="none")
+    assert make_config(tta="flip", augment="none").tta == "flip"

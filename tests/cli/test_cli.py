@@ -121,18 +121,57 @@ def test_train_then_eval_end_to_end(tmp_path):
     assert human.returncode == 0 and "top-1" in human.stdout and "per-class accuracy" in human.stdout
 
 
-def test_a_folder_with_one_image_per_class_trains_and_says_it_has_no_validation(tmp_path, capsys):
+def test_a_folder_with_one_image_per_class_trains_says_why_and_suggests_a_command_that_works(tmp_path, capsys):
     from PIL import Image
 
     for i, name in enumerate(("ant", "bee", "cat")):
         (tmp_path / "data" / name).mkdir(parents=True)
         Image.new("RGB", (40, 30), (80 * i, 40, 200)).save(tmp_path / "data" / name / "only.jpg")
-    code = main(["train", "--data", f"folder:{tmp_path / 'data'}", "--model", "alexnet_simple", "--image-size", "32",
+    code = main(["train", "--data", f"folder:{tmp_path / 'data'}", "--model", "alexnet_simple", "--image-size", "32", "--val-fraction", "0.5",
                  "--epochs", "1", "--workers", "0", "--no-tensorboard", "--out", str(tmp_path / "run")])
     out, err = capsys.readouterr()
     assert code == 0
-    assert "has no validation images" in err and "no validation images to score it on" in out and "-100" not in out
+    assert "has no validation images" in err and "3 of its 3 classes have a single image" in err and "val_fraction (0.5)" in err
+    assert "no val images" in err and "nan" not in (out + err).lower()
+    assert "no validation images to score it on" in out and "-100" not in out and "1 epoch in" in out
     assert (tmp_path / "run" / "last.pt").exists() and not (tmp_path / "run" / "best.pt").exists()
+    suggested = out.strip().splitlines()[-1]
+    assert "alexnet eval" not in out and suggested.startswith("classify pictures with it: alexnet predict")
+    assert main(suggested.split(": ", 1)[1].split()[1:]) == 0  # the suggested command works
+    assert "only.jpg" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "run"), "--workers", "0"]) == 2
+    assert "(val) has no images: score the net on a labelled set with --data SPEC" in capsys.readouterr().err
+
+
+def test_a_smoke_run_says_so_and_bounds_its_validation(tmp_path, capsys):
+    code = main(["train", "--data", "shapes:train=256,test=1500", "--max-steps", "2", "--batch-size", "32", "--workers", "0",
+                 "--no-tensorboard", "--out", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "1500 train" not in err and "(256 train / 1000 val images" in err  # SMOKE_VAL_IMAGES of the 1500
+    assert "a smoke run: it stops after 2 steps (--max-steps)" in err and "--val-images 0 takes them all" in err
+    assert "epoch 1/10 (stops at step 2, --max-steps)" in err and "1 epoch (2 steps, --max-steps) in" in out
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["step"] == 2 and record["images"] == 64
+
+
+def test_the_epoch_line_gives_the_lr_at_its_first_and_last_step_and_resume_counts_all_sessions(tmp_path, capsys):
+    common = ["--data", "shapes:train=128,test=32", "--batch-size", "32", "--workers", "0", "--no-tensorboard", "--schedule", "cosine",
+              "--lr", "0.05", "--warmup-epochs", "0"]
+    assert main(["train", *common, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "2"]) == 0
+    out, err = capsys.readouterr()
+    first, second = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # cosine over 2 x 4 steps (the resumed config's): the second epoch's steps 5..8 take the
+    # formula's lr at 4/8 .. 7/8, not the 1-epoch run's last (0)
+    import math
+    assert second["lr"] == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * 4 / 8)))
+    assert second["lr_end"] == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * 7 / 8)))
+    assert f"lr {second['lr']:.3g} -> {second['lr_end']:.3g}" in err
+    assert "2 epochs, 1 of them in this session (" in out and "s in all sessions)" in out
+    ckpt = __import__("torch").load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["elapsed"] > first["seconds"] + second["seconds"]  # training and everything around it, both sessions
 
 
 @pytest.mark.parametrize("given,expected", [
@@ -150,3 +189,13 @@ def test_a_switch_with_a_wrong_value_is_one_line_exit_2(capsys):
     assert main(["train", "--amp", "sometimes"]) == 2
     err = capsys.readouterr().err
     assert "amp must be one of auto, on, off; got 'sometimes'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_reader_that_closes_the_pipe_stops_the_command_quietly():
+    """`alexnet models | head -1`: the reader is gone before the output is written."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "alexnet", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipe" not in err, err

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ from alexnet.config import make_config, read_yaml
 from alexnet.data import open_dataset
 from alexnet.engine.checkpoint import load_checkpoint
 from alexnet.engine.train import fit
+from alexnet.viz.figure import layout_problems
 
 SMALL = "shapes:train=320,test=80,size=32"
 
@@ -38,6 +43,21 @@ def photos(run: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every figure a viz module saves, kept so its text can be measured after the PNG is written."""
+    figs: list[Any] = []
+    for name in ("filters", "features", "predictions", "heatmap", "neighbors", "curves", "augment", "confusion"):
+        module = importlib.import_module(f"alexnet.viz.{name}")
+
+        def keep(fig: Any, path: Any, _real: Any = module.save, **kw: Any) -> Any:
+            figs.append(fig)
+            return _real(fig, path, **kw)
+
+        monkeypatch.setattr(module, "save", keep)
+    return figs
+
+
 def _png(path: Path) -> tuple[int, int]:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as img:
@@ -53,7 +73,8 @@ def test_training_leaves_curves_filters_and_initial_kernels(run: Path) -> None:
     assert ckpt["init_filters"].shape == first.shape and not torch.equal(ckpt["init_filters"], first)
 
 
-def test_every_verb_writes_a_png(run: Path, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_every_verb_writes_a_png(run: Path, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                 drawn: list[Any]) -> None:
     one = str(next(photos.glob("*/*.png")))
     calls = {
         "filters": ["--checkpoint", str(run)],
@@ -76,6 +97,8 @@ def test_every_verb_writes_a_png(run: Path, photos: Path, tmp_path: Path, capsys
                     if name.split("-")[0] != "curves" else ["viz", "curves", *args, "--out", str(out)]) == 0, name
         assert f"wrote {out}" in capsys.readouterr().out
         _png(out)
+        # no text cut at the figure's edges, over an image or over other text, none under 7 pt
+        assert layout_problems(drawn[-1]) == [], name
 
 
 def test_filters_tile_is_the_trained_kernel(run: Path, tmp_path: Path) -> None:
@@ -108,3 +131,56 @@ def test_usage_errors_are_one_line(run: Path, photos: Path, args: list[str], mes
     assert main(["viz", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.fixture(scope="module")
+def long_run(run: Path) -> Path:
+    """The test run under the kind of name `alexnet train` gives a run folder (model-data-date-time)."""
+    folder = run.parent / "alexnet_mini-shapes-20261201-101530"
+    if not folder.exists():
+        shutil.copytree(run, folder, ignore=shutil.ignore_patterns("tb"))
+    return folder
+
+
+def test_a_run_named_as_train_names_it_fits_every_title(long_run: Path, photos: Path, tmp_path: Path,
+                                                        drawn: list[Any]) -> None:
+    """`viz filters --checkpoint RUN` cut "alexnet_mini-shapes-…" at both edges of its narrow figure."""
+    one = str(next(photos.glob("*/*.png")))
+    for verb, args in [("filters", []), ("predictions", [one]), ("heatmap", [one]), ("features", [one]),
+                       ("predictions", [one, "--style", "top5"])]:
+        out = str(tmp_path / "x.png")
+        assert main(["viz", verb, *args, "--checkpoint", str(long_run), "--device", "cpu", "--out", out]) == 0
+        fig = drawn[-1]
+        assert layout_problems(fig) == [], verb
+        heading = re.sub(r"\s+", "", fig._suptitle.get_text())
+        assert long_run.name in heading, verb  # wrapped to fit, not shortened
+
+
+def test_predictions_tiles_name_their_files(run: Path, photos: Path, tmp_path: Path, drawn: list[Any]) -> None:
+    files = sorted(photos.glob("*/*.png"))
+    out = str(tmp_path / "p.png")
+    assert main(["viz", "predictions", str(photos), "--checkpoint", str(run), "--device", "cpu", "--out", out]) == 0
+    fig = drawn[-1]
+    shown = [ax.texts[0].get_text() for ax in fig.axes]
+    assert sorted(shown) == sorted(f.name for f in files)  # every file, each over its own tile
+    for ax in fig.axes:
+        assert re.fullmatch(r"\S.* (\d+%|<1%)\ntrue: .+", ax.get_title())  # then the prediction and the truth
+    assert layout_problems(fig) == []
+
+
+def test_before_after_states_the_change_of_the_checkpoint(run: Path, tmp_path: Path, drawn: list[Any]) -> None:
+    """The number in the picture is ||W - W0|| / ||W0|| of the run's own conv1 kernels, computed here in numpy."""
+    from alexnet.cli.viz import conv_weights
+    from alexnet.engine.checkpoint import model_from_checkpoint
+
+    assert main(["viz", "filters", "--before-after", str(run), "--device", "cpu", "--out", str(tmp_path / "b.png")]) == 0
+    ckpt = load_checkpoint(run)
+    w0 = ckpt["init_filters"].double().numpy()
+    w = conv_weights(model_from_checkpoint(ckpt))[0][1].double().numpy()
+    expected = np.linalg.norm(w - w0) / np.linalg.norm(w0)
+    fig = drawn[-1]
+    texts = fig._suptitle.get_text() + "\n" + fig.axes[2].get_title()  # the heading and the change panel
+    stated = [float(x) / 100 for x in re.findall(r"‖W₀‖ = ([0-9.e+-]+)%", texts)]
+    assert len(stated) == 2 and stated == [pytest.approx(expected, rel=5e-3)] * 2
+    assert 0 < expected
+    assert layout_problems(fig) == []

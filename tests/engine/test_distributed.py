@@ -45,8 +45,13 @@ def train(tmp_path: Path, processes: int, out: str, *extra: str) -> subprocess.C
     return done
 
 
-def test_two_processes_follow_the_one_process_loss_curve_and_resume(tmp_path):
-    train(tmp_path, 1, "one", "--epochs", "3")
+def test_two_processes_step_bit_for_bit_as_one_process_with_two_micro_batches_and_resume(tmp_path):
+    # Two processes each take the mean loss over their 32 images and DDP averages the two
+    # gradients; one process with --accum-steps 2 does the same arithmetic in the same order (a
+    # factor 1/2 is exact), so the weights must be equal, not close: a tolerance would have to
+    # guess another CPU's reduction order (issue 15 saw 4.2e-4 on one machine where 2e-4 was
+    # allowed).
+    train(tmp_path, 1, "one", "--epochs", "3", "--accum-steps", "2")
     two = train(tmp_path, 2, "two", "--epochs", "2")
     assert two.stdout.count("run folder:") == 1  # rank 0 alone reports, logs and writes
     assert two.stderr.count("epoch 1/2") == 1 and "2 processes" in two.stderr
@@ -54,9 +59,10 @@ def test_two_processes_follow_the_one_process_loss_curve_and_resume(tmp_path):
     assert "resuming" in again.stderr
     a, b = records(tmp_path / "one"), records(tmp_path / "two")
     assert [r["epoch"] for r in b] == [1, 2, 3] and [r["images"] for r in b] == [320] * 3
-    for ra, rb in zip(a, b):  # the same global batches and the averaged gradient: the same curve
+    for ra, rb in zip(a, b):  # logged sums are added across processes in another order: 1e-6 of a loss
         for key in ("train_loss", "val_loss"):
-            assert rb[key] == pytest.approx(ra[key], rel=2e-3), (key, ra["epoch"], ra[key], rb[key])
+            assert rb[key] == pytest.approx(ra[key], rel=1e-5), (key, ra["epoch"], ra[key], rb[key])
     ca, cb = load_checkpoint(tmp_path / "one", prefer="last"), load_checkpoint(tmp_path / "two", prefer="last")
-    for key, value in ca["model"].items():  # a plain (unwrapped) model's keys, weights close
-        torch.testing.assert_close(cb["model"][key], value, rtol=2e-3, atol=2e-4)
+    assert ca["model"].keys() == cb["model"].keys()  # a plain (unwrapped) model's keys
+    for key, value in ca["model"].items():
+        assert torch.equal(cb["model"][key], value), (key, (cb["model"][key] - value).abs().max())

@@ -4,7 +4,6 @@ the arithmetic beyond float rounding; a compiler failure falls back to eager tra
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
 from alexnet.config import make_config, read_yaml
@@ -34,12 +33,24 @@ def test_switches_resolve_per_device():
     assert make_config({"compile": True}).compile == "on"  # YAML's bare `on` arrives as a bool
 
 
+def gap(a: list[float], b: list[float]) -> float:
+    """The greatest relative difference of two loss curves."""
+    assert len(a) == len(b)
+    return max(abs(x - y) / abs(y) for x, y in zip(a, b))
+
+
 def test_channels_last_and_compile_train_the_same_numbers(tmp_path):
     eager = losses(run(tmp_path, "eager", channels_last="off", compile="off"))
+    # What the order of the sums alone does on this machine: the same batches in 2 and 4
+    # micro-batches (measured here: 2e-5 and 9e-8 of the loss). Another layout or fused kernels
+    # only sum in another order, so they must stay within ten times that; the floor is 8 float32
+    # epsilons, for a machine where both orders happen to agree.
+    spread = max(gap(losses(run(tmp_path, f"accum{k}", channels_last="off", compile="off", accum_steps=k)), eager) for k in (2, 4))
+    allowed = 10 * max(spread, 1e-6)
     nhwc = losses(run(tmp_path, "nhwc", channels_last="on", compile="off"))
     fast = losses(run(tmp_path, "compiled", channels_last="on", compile="on"))
-    assert nhwc == pytest.approx(eager, rel=1e-4)
-    assert fast == pytest.approx(eager, rel=1e-3)
+    assert gap(nhwc, eager) <= allowed, (nhwc, eager, spread)
+    assert gap(fast, eager) <= allowed, (fast, eager, spread)
     saved = load_checkpoint(tmp_path / "compiled", prefer="last")["model"]
     assert not any(k.startswith(("_orig_mod", "module")) for k in saved)  # the plain model is saved
 

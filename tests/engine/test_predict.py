@@ -104,11 +104,10 @@ def test_odd_modes_convert_and_a_bad_file_is_an_entry(tmp_path: Path, tv_weights
 
 
 def test_python_api_takes_modules_tensors_and_pil(tv_weights) -> None:
-    from alexnet.models import build_model
+    from alexnet.engine.checkpoint import model_from_checkpoint
 
-    model, _ = tv_weights
-    ours = build_model("alexnet_owt")
-    ours.load_state_dict(model.state_dict())
+    model, weights = tv_weights
+    ours = model_from_checkpoint(load_weights(weights, "alexnet_owt"))  # carries ImageNet's names and statistics
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (256, 256, 3), dtype=np.uint8))
     as_tensor = v2.functional.pil_to_tensor(image)
     a, b = predict([image, as_tensor], ours, topk=2)
@@ -148,3 +147,31 @@ def test_cli_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureF
     assert main(["predict", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_carries_its_run_preparation_and_a_bare_model_is_refused(tmp_path: Path) -> None:
+    """Issue 15: a model rebuilt from a run classifies as the run does (its class names, its own
+    statistics); a model that carries neither is refused in one line, never given ImageNet's."""
+    from alexnet.config import make_config
+    from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from alexnet.engine.export import export
+    from alexnet.engine.train import fit
+    from alexnet.errors import UsageError
+    from alexnet.models import build_model
+
+    run = tmp_path / "run"
+    fit(make_config(data="shapes:train=256,test=64,size=32", epochs=1, batch_size=64, workers=0, tensorboard=False, out=str(run)))
+    ckpt = load_checkpoint(run)
+    rng = np.random.default_rng(0)
+    images = [torch.from_numpy(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)) for _ in range(6)]
+    model = model_from_checkpoint(ckpt)
+    assert model.classes == list(ckpt["classes"]) and model.prep["mean"] == ckpt["mean"]
+    by_run, by_model = predict(images, run, topk=3), predict(images, model, topk=3)
+    assert by_model == by_run and {e["class"] for r in by_run for e in r["topk"]} <= set(ckpt["classes"])
+    assert export(model, "safetensors", tmp_path / "net.safetensors")["check"] is not None
+    bare = build_model("alexnet_mini", num_classes=len(ckpt["classes"]))
+    bare.load_state_dict(ckpt["model"])
+    for consumer in (lambda: predict(images, bare), lambda: export(bare, "onnx", tmp_path / "bare.onnx")):
+        with pytest.raises(UsageError, match="carries no class names or input preparation: pass its run folder"):
+            consumer()
+    assert not (tmp_path / "bare.onnx").exists()

@@ -144,3 +144,37 @@ def test_a_corrupt_image_is_skipped_counted_and_reported(tmp_path):
     assert "broken.png" in report
     with pytest.raises(UsageError, match="broken.png"):
         fit(make_config(cfg.__dict__ | {"out": str(tmp_path / "run2"), "strict": True}))
+
+
+@pytest.mark.parametrize("accum_steps", [1, 3, 7])
+def test_micro_batches_add_up_to_the_whole_batchs_gradient(accum_steps):
+    """--accum-steps: each micro-batch's backward takes its share n_i/N of the mean loss (uneven
+    pieces too: 7 images in 3 are 3+2+2), so .grad is the gradient of F.cross_entropy over the
+    whole batch, which torch autograd gives independently."""
+    from alexnet.engine.train import forward_backward
+    from alexnet.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("alexnet_simple", num_classes=5, dropout=0.0)
+    x, y = torch.randn(7, 3, 32, 32), torch.randint(0, 5, (7,))
+    model.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y, label_smoothing=0.1).backward()
+    expected = {k: p.grad.clone() for k, p in model.named_parameters()}
+    model.zero_grad()
+    loss, logits = forward_backward(model, x, y, accum_steps=accum_steps, label_smoothing=0.1)
+    with torch.no_grad():
+        whole = model(x)
+    assert logits.shape == (7, 5) and torch.allclose(logits, whole, atol=1e-5)
+    assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(whole, y, label_smoothing=0.1)), rel=1e-5)
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, expected[k], rtol=1e-4, atol=1e-6)
+
+
+def test_accum_steps_is_refused_where_it_cannot_run():
+    from alexnet.engine.numpy_backend import check_numpy_config
+    from alexnet.engine.train import use_cuda_graphs
+
+    with pytest.raises(UsageError, match="accum_steps are options of the torch backend"):
+        check_numpy_config(make_config(read_yaml("numpy"), backend="numpy", accum_steps=2))
+    used, note = use_cuda_graphs(make_config(cuda_graphs="on", compile="on", accum_steps=2), torch.device("cuda"))
+    assert not used and "micro-batches" in note

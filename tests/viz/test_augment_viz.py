@@ -5,7 +5,6 @@ import pytest
 import torch
 from PIL import Image
 
-import alexnet.viz.augment as A
 from alexnet.data.transforms import TrainAugment
 from alexnet.errors import UsageError
 from alexnet.viz.augment import augment_examples, plot_augmentations
@@ -15,16 +14,9 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @pytest.fixture
-def drawn(monkeypatch):
-    figs = []
-    real = A.save
-
-    def keep(fig, path, **kw):
-        figs.append(fig)
-        return real(fig, path, **kw)
-
-    monkeypatch.setattr(A, "save", keep)
-    return figs
+def drawn(drawn_by):
+    """The figures alexnet.viz.augment saves (tests/viz/conftest.py)."""
+    return drawn_by.setdefault("augment", [])
 
 
 def image(side: int, channels: int = 3, seed: int = 0) -> torch.Tensor:

@@ -3,6 +3,7 @@
 import pytest
 from PIL import Image
 
+import alexnet.viz.curves as C
 from alexnet.errors import UsageError
 from alexnet.viz.curves import plot_curves
 
@@ -32,3 +33,14 @@ def test_errors(tmp_path):
     with pytest.raises(UsageError, match=".png"):
         plot_curves([("ok", records(2))], tmp_path / "c.svg")
     assert not list(tmp_path.iterdir())
+
+
+def test_one_epoch_is_ticked_as_a_whole_epoch(tmp_path, monkeypatch):
+    """A first short run has one epoch: its x axis read 0.945 .. 1.050 in fractions of an epoch."""
+    figs = []
+    real = C.save
+    monkeypatch.setattr(C, "save", lambda fig, path, **kw: (figs.append(fig), real(fig, path, **kw))[1])
+    plot_curves([("one", records(1))], tmp_path / "one.png")
+    for ax in figs[0].axes:
+        assert list(ax.get_xticks()) == [1.0]
+        assert ax.get_xlim() == (0.5, 1.5)

@@ -1,14 +1,23 @@
 """viz.filters: kernel tiles and their grid (Figure 3), checked against an independent min-max scaling."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from alexnet.errors import UsageError
-from alexnet.viz.filters import filter_tiles, plot_filters, tile_grid
+from alexnet.viz.figure import layout_problems
+from alexnet.viz.filters import change_tiles, filter_tiles, plot_filters, relative_change, tile_grid
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def drawn(drawn_by):
+    """The figures alexnet.viz.filters saves (tests/viz/conftest.py)."""
+    return drawn_by.setdefault("filters", [])
 
 
 def scaled(x: np.ndarray) -> np.ndarray:
@@ -85,7 +94,8 @@ def test_plot_filters_layouts(tmp_path):
     # 16 columns x 0.45 inch + margins = 7.5 inch at 120 dpi; 6 rows of tiles make it about 8:3 wide
     assert 850 <= plain[0] <= 950 and 350 <= plain[1] <= 500
     assert towers[0] == plain[0] and plain[1] < towers[1] <= 650  # two panels, each with a subtitle
-    assert 1700 <= both[0] <= 1900 and both[1] == towers[1]  # before | after side by side
+    # initial | trained | change side by side: three panels of 5 inches (15 inches shared) + margins
+    assert 1800 <= both[0] <= 1900 and both[1] < towers[1]
     grey = png_size(plot_filters(torch.randn(96, 1, 11, 11), tmp_path / "g.png"))
     assert 850 <= grey[0] <= 950
     with pytest.raises(UsageError, match="equal towers"):
@@ -94,3 +104,77 @@ def test_plot_filters_layouts(tmp_path):
         plot_filters(w, tmp_path / "x.png", before=torch.randn(64, 3, 11, 11))
     with pytest.raises(UsageError, match=".png"):
         plot_filters(w, tmp_path / "f.jpg")
+
+
+def test_a_long_title_wraps_inside_the_figure(tmp_path, drawn):
+    """The run-name title of `alexnet viz filters --checkpoint RUN` was cut at both edges of the narrow figure."""
+    title = "alexnet_mini (alexnet_mini-shapes-20261201-101530): features.conv1, 24 kernels of 5x5x3"
+    plot_filters(torch.randn(24, 3, 5, 5), tmp_path / "f.png", title=title)
+    fig = drawn[0]
+    assert layout_problems(fig) == []
+    heading = fig._suptitle.get_text()
+    assert "\n" in heading.split("RGB")[0]  # wrapped, not shrunk or cut
+    assert re.sub(r"\s+", "", title) in re.sub(r"\s+", "", heading)
+
+
+def percents(text: str) -> list[float]:
+    return [float(x) / 100 for x in re.findall(r"‖W₀‖ = ([0-9.e+-]+)%", text)]
+
+
+def test_before_after_states_the_measured_change(tmp_path, drawn):
+    """Heading and change panel state ||W - W0|| / ||W0||, equal to numpy's from the two tensors."""
+    rng = np.random.default_rng(3)
+    before = rng.normal(size=(24, 3, 5, 5))
+    after = before + 0.03 * rng.normal(size=before.shape)
+    plot_filters(torch.tensor(after), tmp_path / "b.png", before=torch.tensor(before), title="run")
+    fig = drawn[0]
+    assert layout_problems(fig) == []
+    expected = np.linalg.norm(after - before) / np.linalg.norm(before)
+    (stated,) = percents(fig._suptitle.get_text())
+    assert stated == pytest.approx(expected, rel=5e-3)  # printed to 3 significant digits
+    assert relative_change(before, after) == pytest.approx(expected, rel=1e-12)
+    initial, trained, change = fig.axes
+    assert (initial.get_title(), trained.get_title()) == ("initial", "trained")
+    assert percents(change.get_title()) == [stated]
+    amp = float(re.search(r"×([0-9.]+)", change.get_title()).group(1))
+    # the change panel's tile 7 is 0.5 + amp * (after - before) / (the initial tile's range), as its title says
+    cols = 8  # 24 tiles at about 8:3
+    got = cut(change.images[0].get_array(), 7, cols, 5, 5, 1)
+    d, b = (after[7] - before[7]).transpose(1, 2, 0), before[7]
+    np.testing.assert_allclose(got, np.clip(0.5 + amp * d / (b.max() - b.min()), 0, 1), atol=1e-12)
+
+
+def test_before_after_per_tower_change(tmp_path, drawn):
+    rng = np.random.default_rng(4)
+    before = rng.normal(size=(8, 3, 3, 3))
+    after = before.copy()
+    after[4:] += 0.2 * rng.normal(size=(4, 3, 3, 3))  # only the second tower learns
+    plot_filters(after, tmp_path / "t.png", before=before, towers=2)
+    fig = drawn[0]
+    assert layout_problems(fig) == []
+    changes = [ax for ax in fig.axes if "‖ΔW‖" in ax.get_title()]
+    assert [percents(ax.get_title()) for ax in changes] == [[0.0], [pytest.approx(
+        np.linalg.norm(after[4:] - before[4:]) / np.linalg.norm(before[4:]), rel=5e-3)]]
+    assert "tower 2" in changes[1].get_title()
+
+
+def test_change_tiles_amplification():
+    rng = np.random.default_rng(5)
+    before = rng.normal(size=(16, 3, 4, 4))
+    tiles, amp, saturated = change_tiles(before, before)
+    assert np.all(tiles == 0.5) and amp == 1.0 and saturated == 0.0  # nothing moved: all mid-grey
+    after = before + 0.001 * rng.normal(size=before.shape)
+    tiles, amp, saturated = change_tiles(before, after)
+    assert tiles.shape == (16, 4, 4, 3) and 0.0 <= tiles.min() and tiles.max() <= 1.0
+    decade = 10 ** np.floor(np.log10(amp))
+    mantissa = round(amp / decade, 9)
+    assert mantissa in (1.0, 2.0, 5.0)  # a round factor a reader can take in
+    bigger = {1.0: 2.0, 2.0: 5.0, 5.0: 10.0}[mantissa] * decade
+    span = np.ptp(before.transpose(0, 2, 3, 1).reshape(16, -1), axis=1)[:, None, None, None]
+    rel = (after - before).transpose(0, 2, 3, 1) / span
+    assert np.mean(np.abs(amp * rel) > 0.5) == pytest.approx(saturated) and saturated <= 0.02
+    assert np.mean(np.abs(bigger * rel) > 0.5) > 0.02  # the next round factor would saturate too much
+    with pytest.raises(UsageError, match="all zero"):
+        relative_change(np.zeros((2, 3, 3, 3)), np.ones((2, 3, 3, 3)))
+    with pytest.raises(UsageError, match="shape"):
+        change_tiles(before, before[:4])

@@ -14,16 +14,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def drawn(monkeypatch):
-    figs = []
-    real = NB.save
-
-    def keep(fig, path, **kw):
-        figs.append(fig)
-        return real(fig, path, **kw)
-
-    monkeypatch.setattr(NB, "save", keep)
-    return figs
+def drawn(drawn_by):
+    """The figures alexnet.viz.neighbors saves (tests/viz/conftest.py)."""
+    return drawn_by.setdefault("neighbors", [])
 
 
 def brute(q: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

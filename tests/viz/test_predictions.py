@@ -8,24 +8,17 @@ from PIL import Image
 
 import alexnet.viz.predictions as P
 from alexnet.errors import UsageError
-from alexnet.viz.predictions import plot_prediction_grid, plot_top5
+from alexnet.viz.figure import layout_problems
+from alexnet.viz.predictions import file_labels, plot_prediction_grid, plot_top5
 
 PNG = b"\x89PNG\r\n\x1a\n"
 LONG = "African hunting dog, hyena dog, Cape hunting dog, Lycaon pictus"
 
 
 @pytest.fixture
-def drawn(monkeypatch):
-    """The figures the module saves, kept (their artists stay readable after the file is written)."""
-    figs = []
-    real = P.save
-
-    def keep(fig, path, **kw):
-        figs.append(fig)
-        return real(fig, path, **kw)
-
-    monkeypatch.setattr(P, "save", keep)
-    return figs
+def drawn(drawn_by):
+    """The figures alexnet.viz.predictions saves (tests/viz/conftest.py)."""
+    return drawn_by.setdefault("predictions", [])
 
 
 def images(n: int) -> list:
@@ -63,11 +56,10 @@ def test_grid_titles_colours_and_score(tmp_path, drawn):
     out = plot_prediction_grid(images(4), topks, tmp_path / "g.png", true=true, cols=3)
     assert out == tmp_path / "g.png"
     w, h = png_size(out)
-    # 3 columns x 2.4 in, 2 rows of (2.4 + 2 title lines) in + heading, at 120 dpi
-    assert (w, h) == (round(3 * 2.4 * 120), round(((2.4 + 0.4) * 2 + 0.4) * 120))
+    assert w == round((3 * P.CELL + 2 * P.GAP + 2 * P.EDGE) * 120)  # 3 columns of 2.4 in at 120 dpi
     fig = drawn[0]
     axes = fig.axes
-    assert len(axes) == 6  # 2 rows x 3 columns, two left empty
+    assert len(axes) == 4  # 2 rows x 3 columns, the last two cells not drawn
     titles = [ax.get_title() for ax in axes[:4]]
     assert titles[0] == "tabby cat 87%\ntrue: tabby cat"
     assert titles[1] == "African hunting dog 60%\ntrue: dingo"  # first synonym only
@@ -76,18 +68,18 @@ def test_grid_titles_colours_and_score(tmp_path, drawn):
     colours = [rgb(ax.title.get_color()) for ax in axes[:4]]
     assert colours == [rgb(P.RIGHT), rgb(P.WRONG), rgb(P.RIGHT), rgb(P.NEUTRAL)]
     assert fig._suptitle.get_text() == "4 images, 3 labelled: 2 right (67%)"
-    assert not axes[4].images and not axes[5].images
     assert axes[1].images[0].get_clim() == (0, 255)  # a grey image is not contrast-stretched
+    assert layout_problems(fig) == []
 
 
 def test_grid_without_labels_and_with_title(tmp_path, drawn):
     out = plot_prediction_grid(images(5), [topk(("x", 0.5))] * 5, tmp_path / "g.png", title="my photos")
     w, h = png_size(out)
-    assert (w, h) == (round(4 * 2.4 * 120), round(((2.4 + 0.2) * 2 + 0.4) * 120))
+    assert w == round((4 * P.CELL + 3 * P.GAP + 2 * P.EDGE) * 120)
     assert drawn[0]._suptitle.get_text() == "my photos\n5 images"
     assert all(rgb(ax.title.get_color()) == rgb("black") for ax in drawn[0].axes[:5])
     one = plot_prediction_grid(images(1), [topk(("x", 0.5))], tmp_path / "one.png", true=["y"])
-    assert png_size(one) == (round(2.4 * 120), round(((2.4 + 0.4) + 0.4) * 120))  # cols capped at n
+    assert png_size(one)[0] == round((P.CELL + 2 * P.EDGE) * 120)  # cols capped at n
     assert drawn[1]._suptitle.get_text() == "1 image: 0 right (0%)"
 
 
@@ -130,6 +122,8 @@ def test_bad_input_is_a_usage_error(tmp_path, plot):
         plot([], [], tmp_path / "a.png")
     with pytest.raises(UsageError, match="true labels"):
         plot(images(2), [topk(("x", 1.0))] * 2, tmp_path / "a.png", true=["x"])
+    with pytest.raises(UsageError, match="2 images but 1 names"):
+        plot(images(2), [topk(("x", 1.0))] * 2, tmp_path / "a.png", names=["a.png"])
     with pytest.raises(UsageError, match="PNG"):
         plot(images(1), [topk(("x", 1.0))], tmp_path / "a.jpg")
     assert not list(tmp_path.iterdir())
@@ -138,3 +132,46 @@ def test_bad_input_is_a_usage_error(tmp_path, plot):
 def test_grid_needs_a_column(tmp_path):
     with pytest.raises(UsageError, match="column"):
         plot_prediction_grid(images(1), [topk(("x", 1.0))], tmp_path / "a.png", cols=0)
+
+
+def test_grid_tiles_are_titled_with_their_file_names(tmp_path, drawn):
+    """Each tile: its file name (black, shortened in the middle when wider than the image), then the prediction."""
+    names = ["0000.jpg", "cat/0001.jpg", "n02123045_tabby_with_a_very_long_file_name_indeed.JPEG", "x.png"]
+    topks = [topk(("tabby cat", 0.87))] * 4
+    plot_prediction_grid(images(4), topks, tmp_path / "g.png", true=["tabby cat", "dog", None, "tabby cat"], names=names, cols=2)
+    fig = drawn[0]
+    for ax, name in zip(fig.axes, names):
+        (shown,) = [t.get_text() for t in ax.texts]
+        assert rgb(ax.texts[0].get_color()) == rgb(P.NEUTRAL)
+        assert ax.get_title().startswith("tabby cat 87%")  # the prediction still titles the tile, in its colour
+        if name == names[2]:
+            head, tail = shown.split("…")
+            assert name.startswith(head) and name.endswith(tail) and tail.endswith(".JPEG") and len(shown) < len(name)
+        else:
+            assert shown == name
+    assert layout_problems(fig) == []
+
+
+def test_grid_rows_keep_clear_of_the_images_above(tmp_path, drawn):
+    """One-, two- and three-line titles: none may reach the row of images above (they touched before)."""
+    square = [np.zeros((32, 32, 3), dtype=np.uint8)] * 6  # as `alexnet viz predictions --count 6` drew them
+    for i, extra in enumerate([{}, {"true": ["cross", "circle"] * 3},
+                               {"true": ["cross"] * 6, "names": [f"{i}.jpg" for i in range(6)]}]):
+        plot_prediction_grid(square, [topk(("cross", 0.29))] * 6, tmp_path / f"{i}.png", title="alexnet_mini (run)", **extra)
+        assert layout_problems(drawn[i]) == [], extra
+
+
+def test_top5_images_are_titled_with_their_file_names(tmp_path, drawn):
+    names = ["airplane/0000.jpg", "n02123045_tabby_with_a_very_long_file_name_indeed.JPEG"]
+    plot_top5(images(2), [topk(("tabby cat", 0.5))] * 2, tmp_path / "t.png", true=["tabby cat", None], names=names)
+    pics = drawn[0].axes[0::2]
+    assert pics[0].get_title() == names[0]
+    head, tail = pics[1].get_title().split("…")
+    assert names[1].startswith(head) and names[1].endswith(tail)
+    assert layout_problems(drawn[0]) == []
+
+
+def test_file_labels_tell_repeated_file_names_apart():
+    assert file_labels(["a/1.png", "b/2.png"]) == ["1.png", "2.png"]
+    assert file_labels(["test/cat/0000.jpg", "test/dog/0000.jpg", "test/dog/0001.jpg"]) == [
+        "cat/0000.jpg", "dog/0000.jpg", "dog/0001.jpg"]  # CIFAR has a 0000.jpg in every class folder

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import warnings
 from importlib import import_module
@@ -77,7 +78,12 @@ def print_any_file_name() -> None:
 def run_verb(args: argparse.Namespace) -> int:
     """Run the verb; the errors a user can meet become one line and an exit code."""
     try:
-        return int(import_module(f"alexnet.cli.{args.verb}").run(args) or 0)
+        code = int(import_module(f"alexnet.cli.{args.verb}").run(args) or 0)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
+    except BrokenPipeError:  # the reader went away (`alexnet eval RUN | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
     except RunFailed as e:  # valid input, but the run blew up or ran out of memory: not a usage error
         print(f"alexnet {args.verb}: error: {e}", file=sys.stderr)
         return 1

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR", help="a .pt checkpoint, or a run folder (its best.pt)")
     p.add_argument("--data", default=None, metavar="SPEC", help="dataset spec (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="val", choices=("val", "test"), help="which held-out split (default val)")
-    p.add_argument("--tta", default="center", choices=TTA_MODES, help="test-time views: center, flip, tencrop (section 4.1)")
+    p.add_argument("--tta", default="center", choices=TTA_MODES, help="test-time views: center, flip, tencrop (section 4.1; where training cropped)")
     p.add_argument("--batch-size", type=number(int, 1), default=100, metavar="N", help="images per batch (default 100)")
     p.add_argument("--workers", type=number(int, -1), default=-1, metavar="N", help="data-loading processes (-1: auto)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))

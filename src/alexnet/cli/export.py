@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     elif result["input_norm"] == "mean_image":
         units = "raw 0-255 pixels minus the training mean image (stored in the file as _alexnet_input.mean_image)"
     else:
-        units = f"normalised with mean {result['mean']} and std {result['std']}"
+        # 4 significant digits are at most 5e-5 off, 1/80 of a 0-255 grey level; --json prints them whole
+        mean, std = (", ".join(f"{v:.4g}" for v in result[key]) for key in ("mean", "std"))
+        units = f"normalised with mean ({mean}) and std ({std})"
     print(f"  input: float32 N,{c},{h},{w}, {units}; output: logits N,{len(result['classes'])}")
     if check.get("checker") is None:
         print(f"  not checked: {check['note']}")

@@ -100,10 +100,30 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}))
     else:
-        scores = (f"best top-1 {result['best_top1']:.2%}, final top-1 {result['final_top1']:.2%}, top-5 {result['final_top5']:.2%}"
-                  if result["best_top1"] >= 0 and not math.isnan(result["final_top1"]) else "no validation images to score it on")
-        print(f"{result['model']} on {result['data']}: {result['epochs']} epochs in {result['seconds']:.1f} s, {scores}")
-        print(f"run folder: {result['run_dir']}")
-        print(f"evaluate it with: alexnet eval {result['run_dir']}")
+        for line in closing_lines(cfg, result):
+            print(line)
     return 0
+
+
+def closing_lines(cfg: Any, result: dict[str, Any]) -> list[str]:
+    """What the run did, where it is, and a next command that works on it."""
+    scored = result["best_top1"] >= 0 and not math.isnan(result["final_top1"])
+    scores = (f"best top-1 {result['best_top1']:.2%}, final top-1 {result['final_top1']:.2%}, top-5 {result['final_top5']:.2%}"
+              if scored else "no validation images to score it on")
+    n, first = result["epochs"], result.get("first_epoch", 0)
+    done = f"{n} epoch{'' if n == 1 else 's'}"
+    if cfg.max_steps and result["steps"] >= cfg.max_steps:
+        done += f" ({result['steps']} steps, --max-steps)"
+    if first:  # resumed: this session's part, and the whole run's time
+        done += (f", {n - first} of them in this session ({result['seconds']:.1f} s; "
+                 f"{result['total_seconds']:.1f} s in all sessions)")
+    else:
+        done += f" in {result['seconds']:.1f} s"
+    lines = [f"{result['model']} on {result['data']}: {done}, {scores}", f"run folder: {result['run_dir']}"]
+    if scored:
+        lines.append(f"evaluate it with: alexnet eval {result['run_dir']}")
+    else:  # `alexnet eval` would find nothing to score: classify the training pictures instead
+        where = cfg.data.partition(":")[2] if cfg.data.startswith(("folder:", "imagenet:")) else "IMAGE"
+        lines.append(f"classify pictures with it: alexnet predict --checkpoint {result['run_dir']} {where}")
+    return lines
 

@@ -152,7 +152,8 @@ def _args_filters(q: argparse.ArgumentParser) -> None:
     q.add_argument("--mode", default="auto", choices=("auto", "rgb", "sum", "channels"),
                    help="rgb: 3-channel kernels as colour; sum: summed over input channels; channels: every slice")
     q.add_argument("--before-after", metavar="RUN_DIR", default=None,
-                   help="a run folder: its initial and trained first-layer kernels side by side")
+                   help="a run folder: its initial and trained first-layer kernels, their difference (amplified) "
+                        "and how far training moved them, ||W - W0|| / ||W0||")
 
 
 def conv_weights(net: Any) -> list[tuple[str, Any]]:
@@ -264,7 +265,7 @@ def true_label(path: str, classes: list[str]) -> str | None:
 
 def _run_predictions(args: argparse.Namespace) -> Path:
     from alexnet.engine.predict import predict
-    from alexnet.viz.predictions import plot_prediction_grid, plot_top5
+    from alexnet.viz.predictions import file_labels, plot_prediction_grid, plot_top5
 
     ckpt = _net(args)
     count = min(args.count, 8) if args.style == "top5" else args.count
@@ -278,9 +279,11 @@ def _run_predictions(args: argparse.Namespace) -> Path:
     truth = [true_label(f, list(ckpt["classes"])) for f in files]
     truth_or_none = truth if any(t is not None for t in truth) else None
     topks = [r["topk"] for _, r in ok]
+    names = file_labels(files)
     if args.style == "top5":
-        return plot_top5(views, topks, args.out, title=_title(args, f"{_who(ckpt)}: top-5 predictions"), true=truth_or_none)
-    return plot_prediction_grid(views, topks, args.out, title=_title(args, f"{_who(ckpt)}"), true=truth_or_none)
+        return plot_top5(views, topks, args.out, title=_title(args, f"{_who(ckpt)}: top-5 predictions"), true=truth_or_none,
+                         names=names)
+    return plot_prediction_grid(views, topks, args.out, title=_title(args, f"{_who(ckpt)}"), true=truth_or_none, names=names)
 
 
 def _evenly(files: list[str], count: int) -> list[str]:

@@ -105,11 +105,23 @@ def _load_file(file: Path) -> dict[str, Any]:
     return ckpt
 
 
+# How a checkpoint's net wants its inputs: side, statistics, preparation (data/transforms.py)
+PREP_KEYS = ("input_size", "mean", "std", "augment", "input_norm", "mean_image", "pca")
+
+
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
-    """Rebuild the model a checkpoint was saved from and load its weights."""
+    """Rebuild the model a checkpoint was saved from and load its weights.
+
+    The model carries what classifying with it needs beside the weights: `model.classes` (the
+    class names) and `model.prep` (the checkpoint's PREP_KEYS: input size, statistics, mean
+    image), so `alexnet.predict(images, model)`, eval, viz and export prepare its inputs as its
+    training did. A model without them (from `build_model`) is refused there, never guessed.
+    """
     model = build_model(ckpt["model_name"], **ckpt["model_args"])
     check_state(model, ckpt["model"], ckpt.get("path", "checkpoint"))
     model.load_state_dict(ckpt["model"])
+    model.classes = list(ckpt["classes"])
+    model.prep = {key: ckpt.get(key) for key in PREP_KEYS}
     return model
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from alexnet.atomic import atomic_path
 from alexnet.data.transforms import five_crops, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
-from alexnet.engine.weights import INPUT_PREFIX, load_weights, save_safetensors
+from alexnet.engine.weights import INPUT_PREFIX, as_checkpoint, save_safetensors
 from alexnet.errors import UsageError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts.pt", "safetensors": ".safetensors"}
@@ -60,14 +60,15 @@ def default_out(ckpt: dict[str, Any], fmt: str) -> Path:
 
 def export(source: Any, fmt: str, out: str | os.PathLike | None = None, *, model: str | None = None,
            force: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Write the net of `source` (checkpoint dict, checkpoint, run folder or weights file) as `fmt`.
+    """Write the net of `source` (checkpoint dict, checkpoint, run folder, weights file, or a model
+    from `model_from_checkpoint`) as `fmt`.
 
     Returns {"path", "format", "check"}: check says how the file was verified and the largest
     absolute difference found (None where no checker is installed).
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
-    ckpt = source if isinstance(source, dict) else load_weights(source, model)
+    ckpt = as_checkpoint(source, model)
     path = Path(out) if out is not None else default_out(ckpt, fmt)
     if path.exists() and not force:
         raise UsageError(f"{path} exists; pass --force to replace it, or another --out")

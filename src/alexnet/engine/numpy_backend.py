@@ -55,9 +55,11 @@ from alexnet.engine.train import (
     StopRequest,
     announce,
     build_for_data,
+    continue_step_schedule,
     current_lr,
     data_pipeline,
     end_epoch,
+    epoch_label,
     finish_run,
     log,
     make_plateau_schedule,
@@ -90,8 +92,8 @@ def check_numpy_config(cfg: TrainConfig) -> None:
     if cfg.momentum_form != "torch" or cfg.bias_lr_mult != 1 or not cfg.bias_decay:
         raise UsageError("the numpy backend's SGD is torch's form with one lr and decay for all parameters: "
                          "use --momentum-form torch --bias-lr-mult 1 --bias-decay, or --backend torch")
-    if cfg.train_eval_images or cfg.stop_train_error:
-        raise UsageError("train_eval_images and stop_train_error are options of the torch backend: use --backend torch")
+    if cfg.train_eval_images or cfg.stop_train_error or cfg.accum_steps > 1:
+        raise UsageError("train_eval_images, stop_train_error and accum_steps are options of the torch backend: use --backend torch")
 
 
 def smoothed_cross_entropy(logits: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> tuple[float, np.ndarray]:
@@ -132,7 +134,7 @@ def train_one_epoch_numpy(
     `stop` ends the pass after the current step ("interrupted": True); a non-finite loss raises
     TrainingDiverged before the update, or with `skip_nonfinite` skips the batch ("nonfinite").
     """
-    nonfinite, cut = 0, False
+    nonfinite, cut, used_lr = 0, False, None
     loss_sum, correct, images, step = 0.0, 0, 0, start_step
     bad = [] if bad is None else bad
     started = time.perf_counter()
@@ -152,6 +154,7 @@ def train_one_epoch_numpy(
             refuse_nonfinite(float(loss), step=step, lr=opt.lr, skip=skip_nonfinite, count=nonfinite)
         else:
             opt.step(net.backward(dlogits, caches))
+            used_lr = opt.lr
             if step_schedule is not None:
                 with warnings.catch_warnings():
                     # lr_holder is never stepped (NumPy does the updates): torch would warn that the
@@ -180,6 +183,7 @@ def train_one_epoch_numpy(
         "seconds": seconds,
         "images_per_s": images / seconds if seconds > 0 else 0.0,
         "step": step,
+        "lr_last": used_lr,  # the lr of the epoch's last step (None: no step)
         "interrupted": cut,
     }
     if skip_nonfinite:
@@ -193,7 +197,7 @@ def evaluate_numpy(net: scratch.Net, loader: Iterable, views: Callable[[torch.Te
     outputs are averaged over the views, and the loss is the NLL of the averaged probabilities."""
     loss_sum, correct1, correct5, n = 0.0, 0, 0, 0
     bad: list = []
-    for batch in loader:
+    for batch in tqdm(loader, desc="validating", leave=False, file=sys.stderr, disable=None, dynamic_ncols=True):
         note_bad(batch.bad, bad, strict=strict)
         if batch.labels.numel() == 0:
             continue
@@ -264,6 +268,7 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
     plateau = make_plateau_schedule(optimizer, cfg)
 
     epoch, step, best_top1 = 0, 0, -1.0
+    earlier = 0.0  # the seconds the run took before this session
     if resume is None:
         copy_to_torch(net, opt, model, optimizer)  # the twin starts from the NumPy init
         init_filters = torch.from_numpy(net.params["features.conv1.weight"].copy())
@@ -281,10 +286,12 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
         for sched, key in ((step_schedule, "step_schedule"), (plateau, "plateau")):
             if sched is not None and resume.get(key):
                 sched.load_state_dict(resume[key])
+        continue_step_schedule(step_schedule, optimizer)
         copy_from_torch(model, optimizer, net, opt)
         init_filters = resume.get("init_filters")
         run_dir = Path(resume["path"]).parent
         epoch, step, best_top1 = int(resume["epoch"]), int(resume["step"]), float(resume["best_top1"])
+        earlier = float(resume.get("elapsed") or 0.0)
         if epoch >= cfg.epochs:
             raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; pass a larger --epochs to continue")
         log(f"resuming {run_dir} at epoch {epoch + 1}/{cfg.epochs} (step {step})")
@@ -307,6 +314,7 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
             "scaler": None,
             "epoch": epoch, "step": step, "best_top1": best_top1, "config": to_dict(cfg), "metrics": metrics,
             "init_filters": init_filters, "rng": rng_state(), "partial": None,
+            "elapsed": earlier + time.perf_counter() - started,
         }
 
     bad: list = list(pipe.bad)  # files found unreadable while caching the splits
@@ -322,10 +330,10 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
                     net, train_loader, opt, lr_holder=optimizer, augment=pipe.augment,
                     rng=np.random.default_rng([cfg.seed % 2**63, epoch]),  # dropout masks; per epoch, so a resumed run draws the same
                     step_schedule=step_schedule, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
-                    strict=cfg.strict, bad=bad, progress=f"epoch {epoch + 1}/{cfg.epochs}",
+                    strict=cfg.strict, bad=bad, progress=epoch_label(cfg, epoch + 1),
                     stop=stop, skip_nonfinite=cfg.skip_nonfinite,
                 )
-                step = train.pop("step")
+                step, lr_end = train.pop("step"), train.pop("lr_last")
                 if train.pop("interrupted"):  # this epoch's progress is dropped: resume redoes it
                     raise interrupted(stop, run_dir, f"in epoch {epoch + 1}", saved=f"epoch {epoch + 1} will be redone from its start;"
                                       f" the last finished epoch ({epoch}) is in")
@@ -335,8 +343,8 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
                 epoch += 1
                 if plateau is not None:
                     plateau.step(val["top1"])
-                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, epochs=cfg.epochs, step=step, lr=lr,
-                                              train=train, val=val, best_top1=best_top1)
+                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, label=epoch_label(cfg, epoch), step=step, lr=lr,
+                                              lr_end=lr if lr_end is None else lr_end, train=train, val=val, best_top1=best_top1)
                 if on_epoch is not None:
                     on_epoch(record)
                 if stop and epoch < cfg.epochs:
@@ -346,6 +354,7 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
     finally:
         metrics_log.close()
 
+    first_epoch = int(resume["epoch"]) if resume is not None else 0
     final = val
     if cfg.tta != "center":
         tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device)
@@ -353,4 +362,5 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
     copy_to_torch(net, opt, model, optimizer)
     return finish_run(cfg, run_dir, model, device, epoch=epoch, step=step, best_top1=best_top1, final=final,
-                      train_rates=train_rates, bad=bad, started=started)
+                      train_rates=train_rates, bad=bad, started=started, first_epoch=first_epoch, earlier=earlier,
+                      val_images=len(source.split("val")))

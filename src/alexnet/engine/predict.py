@@ -7,7 +7,7 @@ ImageNet nets), and, with tta="tencrop", classified from the ten patches of sect
 their softmax outputs averaged. A file that cannot be read gives an entry with an "error" in
 place of "topk"; the others are still classified.
 
-    results = alexnet.predict(["cat.jpg", "photos/"], "runs/RUN")
+    results = alexnet.predict(["cat.jpg", "photos/"], "runs/RUN")   # or a model from model_from_checkpoint
     results[0] == {"path": "cat.jpg", "topk": [{"class": "tabby", "index": 281, "prob": 0.62}, ...]}
 """
 
@@ -23,8 +23,9 @@ from torch import Tensor, nn
 
 from alexnet.data.images import BadImage, load_image, normalise_image
 from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare, prep_stats
-from alexnet.engine.checkpoint import model_from_checkpoint, unwrap
+from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.engine.memory import explain_out_of_memory
+from alexnet.engine.weights import as_checkpoint
 from alexnet.errors import UsageError
 
 ImageInput = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
@@ -42,24 +43,6 @@ def expand_inputs(inputs: Iterable[ImageInput]) -> list[ImageInput]:
         else:
             out.append(item)
     return out
-
-
-def as_checkpoint(model: Any) -> dict[str, Any]:
-    """A checkpoint dict for `model`: a checkpoint dict, a path (checkpoint, run folder, weights
-    file with its description), or a module from `alexnet.build_model` (class names "0".."K-1",
-    ImageNet statistics)."""
-    if isinstance(model, dict):
-        return model
-    if isinstance(model, (str, os.PathLike)):
-        from alexnet.engine.weights import load_weights
-
-        return load_weights(model)
-    if isinstance(model, nn.Module):
-        from alexnet.engine.weights import describe_model
-
-        plain = unwrap(model)
-        return describe_model(plain, source=f"{plain.arch} (in memory)")
-    raise UsageError(f"cannot classify with a {type(model).__name__}; give a checkpoint, a run folder or a model")
 
 
 def predict_iter(

@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from alexnet.atomic import remove_leftovers
-from alexnet.config import TrainConfig, resolved_input_norm, save_config, to_dict
+from alexnet.config import TrainConfig, resolved_input_norm, resolved_val_images, save_config, to_dict
 from alexnet.data import DataSource, open_dataset
 from alexnet.data.datasets import ImageFiles
 from alexnet.data.decoded import decode_split, fits, prepared_bytes
@@ -222,24 +222,58 @@ def use_cuda_graphs(cfg: TrainConfig, device: torch.device, world_size: int = 1)
     DistributedDataParallel, whose gradient all-reduce runs from hooks outside any graph.
     """
     compiling = switch(cfg.compile, device)
-    possible = compiling and device.type == "cuda" and world_size == 1
+    possible = compiling and device.type == "cuda" and world_size == 1 and cfg.accum_steps == 1
     if cfg.cuda_graphs == "off" or (cfg.cuda_graphs == "auto" and not possible):
         return False, None
     if possible:
         return True, None
     why = ("they need a CUDA device" if device.type != "cuda" else "they come with compiling (--compile on)" if not compiling
-           else "DistributedDataParallel's all-reduce runs outside them")
+           else "DistributedDataParallel's all-reduce runs outside them" if world_size > 1
+           else "a step of several micro-batches (--accum-steps) would overwrite the graphs' outputs")
     return False, f"cuda_graphs on is ignored: {why}"
 
 
+def forward_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, accum_steps: int = 1,
+                     autocast: contextlib.AbstractContextManager | None = None, scaler: torch.amp.GradScaler | None = None,
+                     label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's mean loss and its logits (both detached), with the loss's gradient added into .grad.
+
+    With `accum_steps` > 1 the batch goes through in that many micro-batches, each backward taking
+    its share n_i/N of the mean, so .grad ends as the whole batch's gradient. Micro-batches of
+    equal size are the arithmetic of data-parallel processes: each takes the mean over its part
+    and the parts' gradients are averaged (a factor 1/2 or 1/4 is exact in floating point), which
+    is why one process with --accum-steps 2 and two processes step bit for bit alike on the CPU
+    (tests/engine/test_distributed.py). Under DDP only the last micro-batch all-reduces.
+    """
+    n = y.shape[0]
+    pieces = [(xi, yi) for xi, yi in zip(x.tensor_split(accum_steps), y.tensor_split(accum_steps)) if yi.numel()]
+    losses, outputs = [], []
+    for i, (xi, yi) in enumerate(pieces):  # xi: float n_i,C,S,S
+        hold = i < len(pieces) - 1 and isinstance(model, nn.parallel.DistributedDataParallel)
+        with model.no_sync() if hold else contextlib.nullcontext():  # type: ignore[operator]
+            with autocast or contextlib.nullcontext():
+                logits = model(xi)  # n_i,K
+                loss = F.cross_entropy(logits.float(), yi, label_smoothing=label_smoothing)
+            share = loss if len(pieces) == 1 else loss * (yi.shape[0] / n)
+            (scaler.scale(share) if scaler is not None else share).backward()
+        losses.append(share.detach())
+        outputs.append(logits.detach())
+    loss = losses[0] if len(losses) == 1 else torch.stack(losses).sum()
+    return loss, outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+
 def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
-    """The update from `loss`: backward and optimizer step, through the fp16 loss scaler when there is one."""
+    """The update from `loss` (bench's loops): backward, then the optimizer step."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    optimizer_step(optimizer, scaler)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """The update from the gradients in .grad, through the fp16 loss scaler when there is one."""
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
     else:
-        loss.backward()
         optimizer.step()
 
 
@@ -259,6 +293,16 @@ def make_step_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total
         return max(0.0, 1 - t)  # onecycle: linear down to 0, as airbench does
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def continue_step_schedule(schedule: torch.optim.lr_scheduler.LambdaLR | None, optimizer: torch.optim.Optimizer) -> None:
+    """After loading a per-step schedule's state: set the lr of the next step from this run's
+    schedule. The optimizer's saved lr is the old schedule's; resumed with more epochs (a longer
+    cosine) it would be wrong for the next step, and 0 where the old schedule had ended."""
+    if schedule is None:
+        return
+    for group, base, factor in zip(optimizer.param_groups, schedule.base_lrs, schedule.lr_lambdas):
+        group["lr"] = base * factor(schedule.last_epoch)  # the expression LambdaLR.step uses: the same float
 
 
 def make_plateau_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
@@ -291,6 +335,7 @@ def train_one_epoch(
     skip_nonfinite: bool = False,
     partial: dict[str, Any] | None = None,
     cuda_graphs: bool = False,
+    accum_steps: int = 1,
 ) -> dict[str, Any]:
     """One pass over `loader` (or until global step `max_steps`); returns the epoch's training metrics.
 
@@ -309,7 +354,7 @@ def train_one_epoch(
     correct = part["correct"].to(device) if "correct" in part else torch.zeros((), dtype=torch.long, device=device)
     images, step = int(part.get("images", 0)), start_step
     done, nonfinite, earlier = int(part.get("batches", 0)), int(part.get("nonfinite", 0)), float(part.get("seconds", 0.0))
-    total, batches, cut = len(loader), 0, None  # type: ignore[arg-type]
+    total, batches, cut, used_lr = len(loader), 0, None, None  # type: ignore[arg-type]
     bad = [] if bad is None else bad
     started = time.perf_counter()
     quiet = None if not distributed.active() or torch.distributed.get_rank() == 0 else True  # None: only on a terminal
@@ -326,9 +371,9 @@ def train_one_epoch(
         y = batch.labels.to(device, non_blocking=True)  # N
         if cuda_graphs:  # a new step: the graphs may reuse the previous step's output memory
             torch.compiler.cudagraph_mark_step_begin()
-        with autocast or contextlib.nullcontext():
-            logits = model(x)  # N,K
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss, logits = forward_backward(model, x, y, accum_steps=accum_steps, autocast=autocast, scaler=scaler,
+                                        label_smoothing=label_smoothing)  # N,K logits
         # one device sync per step: the price of never stepping the optimizer on a NaN/inf loss;
         # data-parallel processes agree here on the loss and on stopping (engine/distributed.py)
         value, halt = distributed.agree(loss, bool(stop))
@@ -336,8 +381,8 @@ def train_one_epoch(
             nonfinite += 1
             refuse_nonfinite(value, step=step, lr=current_lr(optimizer), skip=skip_nonfinite, count=nonfinite)
         else:
-            optimizer.zero_grad(set_to_none=True)
-            backward_and_step(loss, optimizer, scaler)
+            used_lr = current_lr(optimizer)  # this step's; the schedule below sets the next one's
+            optimizer_step(optimizer, scaler)
             if step_schedule is not None:
                 step_schedule.step()
             step += 1
@@ -347,7 +392,7 @@ def train_one_epoch(
             if step % 10 == 0 or step == start_step + 1:
                 rate = images / max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(loss=f"{float(loss_sum) / images:.3f}", acc=f"{int(correct) / images:.3f}",
-                                lr=f"{current_lr(optimizer):.2g}", ips=f"{rate:.0f}")
+                                lr=f"{used_lr:.2g}", ips=f"{rate:.0f}")
             if max_steps and step >= max_steps:
                 break
         if (halt if distributed.active() else stop) and batches < total:
@@ -365,6 +410,7 @@ def train_one_epoch(
         "seconds": seconds,
         "images_per_s": images / seconds if seconds > 0 else 0.0,
         "step": step,
+        "lr_last": used_lr,  # the lr of the epoch's last step (None: no step)
         "partial": None if cut is None else {"batches": cut, "loss_sum": loss_sum.detach().cpu(), "correct": correct.detach().cpu(),
                                              "images": images, "nonfinite": nonfinite, "seconds": seconds},
     }
@@ -437,20 +483,41 @@ def draw_run_pictures(run_dir: Path, model: nn.Module) -> None:
 
 
 def announce(cfg: TrainConfig, source: DataSource, where: str, run_dir: Path) -> None:
-    """The run's first line: model, data sizes, device and run folder; and a batch-size note."""
-    n_train = len(source.split("train"))
-    log(f"training {cfg.model} on {cfg.data} ({n_train} train / {len(source.split('val'))} val images, "
+    """The run's first lines: model, data sizes, device and run folder; notes on what bounds the run."""
+    n_train, n_val = len(source.split("train")), len(source.split("val"))
+    log(f"training {cfg.model} on {cfg.data} ({n_train} train / {n_val} val images, "
         f"{len(source.classes)} classes) {where}; run folder {run_dir}")
+    if cfg.max_steps:
+        log(f"a smoke run: it stops after {cfg.max_steps} step{plural(cfg.max_steps)} (--max-steps), "
+            f"{cfg.max_steps * cfg.batch_size / max(n_train, 1):.2g} of an epoch of {n_train} images")
+    if cfg.val_images < 0 and resolved_val_images(cfg) and n_val:
+        log(f"validating on a fixed class-balanced {n_val} val images, as a --max-steps run does; --val-images 0 takes them all")
     if cfg.batch_size > n_train:  # valid (each epoch is one smaller batch), but rarely what was meant
         log(f"note: batch_size {cfg.batch_size} is larger than the {n_train} training images: each epoch is one step of {n_train}")
-    if len(source.split("val")) == 0:  # a folder with one image per class holds none out
-        log(f"note: {cfg.data} has no validation images, so no validation figures (nan) and no best.pt; "
-            "give the folder a val/ split, or more images per class")
+    if n_val == 0:
+        log(f"note: {cfg.data} has no validation images, so the epochs are not scored and no best.pt is kept; {why_no_val(cfg, source)}")
+
+
+def why_no_val(cfg: TrainConfig, source: DataSource) -> str:
+    """What to do about an empty validation split: a folder whose classes are too small to split."""
+    targets = list(getattr(source.split("train"), "targets", []))
+    counts = np.bincount(targets, minlength=len(source.classes)) if targets else np.zeros(0)
+    single = int((counts <= 1).sum())
+    if cfg.data.startswith("folder:") and single:
+        return (f"{single} of its {len(source.classes)} classes have a single image, and val_fraction ({cfg.val_fraction:g}) "
+                "holds out a share of each class's images, so a class needs two to give one; give the folder a val/ split "
+                "(folder/train/CLASS, folder/val/CLASS), or more images per class")
+    return "give the data a val/ split, or more images per class"
+
+
+def plural(n: int) -> str:
+    return "" if n == 1 else "s"
 
 
 def open_training_data(cfg: TrainConfig) -> DataSource:
     """The dataset cfg.data names, cut to cfg.train_images / cfg.val_images; refuses an empty training split."""
-    source = limit(open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction), train=cfg.train_images, val=cfg.val_images)
+    source = limit(open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction), train=cfg.train_images,
+                   val=resolved_val_images(cfg))
     if len(source.split("train")) == 0:
         raise UsageError(f"{cfg.data}: the training split has no images")
     return source
@@ -607,10 +674,12 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         log(graphs_note)
     if switch(cfg.compile, device):
         side = prep["input_size"][1]
-        example = torch.zeros(train_loader.batch_size, model.input_size[0], side, side, device=device)  # N,C,S,S
+        micro = -(-train_loader.batch_size // cfg.accum_steps)  # the size each forward sees
+        example = torch.zeros(micro, model.input_size[0], side, side, device=device)  # n,C,S,S
         net = compiled(net, example, autocast, "reduce-overhead" if graphs else None)
 
     epoch, step, best_top1, run_dir = 0, 0, -1.0, None
+    first_epoch, earlier = 0, 0.0  # where this session starts, and the seconds the run took before it
     partial: dict[str, Any] | None = None  # the progress of an epoch stopped by a signal
     if resume is not None:
         run_dir = Path(resume["path"]).parent
@@ -618,8 +687,10 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         for sched, key in ((step_schedule, "step_schedule"), (plateau, "plateau"), (scaler, "scaler")):
             if sched is not None and resume.get(key):
                 sched.load_state_dict(resume[key])
+        continue_step_schedule(step_schedule, optimizer)
         epoch, step, best_top1 = int(resume["epoch"]), int(resume["step"]), float(resume["best_top1"])
         partial = resume.get("partial")
+        first_epoch, earlier = epoch, float(resume.get("elapsed") or 0.0)
         if epoch >= cfg.epochs:
             raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; pass a larger --epochs to continue")
         within = f", batch {int(partial['batches']) + 1}" if partial else ""
@@ -642,6 +713,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
             "scaler": scaler.state_dict() if scaler else None,
             "epoch": epoch, "step": step, "best_top1": best_top1, "config": to_dict(cfg), "metrics": metrics,
             "init_filters": init_filters, "rng": rng_state(), "partial": partial,
+            "elapsed": earlier + time.perf_counter() - started,
         }
 
     bad: list = list(pipe.bad)  # files found unreadable while caching the splits
@@ -661,16 +733,18 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
                 train = train_one_epoch(
                     net, train_loader, optimizer, device=device, augment=pipe.augment, step_schedule=step_schedule, autocast=autocast,
                     scaler=scaler, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
-                    strict=cfg.strict, bad=bad, progress=f"epoch {epoch + 1}/{cfg.epochs}",
+                    strict=cfg.strict, bad=bad, progress=epoch_label(cfg, epoch + 1),
                     stop=stop, skip_nonfinite=cfg.skip_nonfinite, partial=partial, cuda_graphs=graphs,
+                    accum_steps=cfg.accum_steps,
                 )
-                step, partial = train.pop("step"), train.pop("partial")
+                step, partial, lr_end = train.pop("step"), train.pop("partial"), train.pop("lr_last")
                 if partial is not None:  # stopped by a signal mid-epoch: save the progress, epoch not counted
                     if world.main:
                         save_checkpoint(run_dir / "last.pt", checkpoint(record, best_top1, {**partial, "lr": lr}))
                     raise interrupted(stop, run_dir, f"at step {step} (epoch {epoch + 1}, batch {partial['batches']} of {len(train_loader)})")
                 train_rates.append(train["images_per_s"])
-                val = evaluate(model, val_loader, device=device, num_classes=len(source.classes), views=pipe.views, autocast=autocast, strict=cfg.strict)
+                val = evaluate(model, val_loader, device=device, num_classes=len(source.classes), views=pipe.views, autocast=autocast,
+                               strict=cfg.strict, progress=f"validating epoch {epoch + 1}")
                 bad.extend(val["bad"])
                 if pipe.train_eval is not None:  # the training images as the test sees them: no augmentation, no dropout
                     clean = evaluate(model, pipe.train_eval, device=device, num_classes=len(source.classes), views=pipe.views,
@@ -679,8 +753,8 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
                 epoch += 1
                 if plateau is not None:
                     plateau.step(val["top1"])
-                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, epochs=cfg.epochs, step=step, lr=lr,
-                                              train=train, val=val, best_top1=best_top1)
+                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, label=epoch_label(cfg, epoch), step=step, lr=lr,
+                                              lr_end=lr if lr_end is None else lr_end, train=train, val=val, best_top1=best_top1)
                 if on_epoch is not None:
                     on_epoch(record)
                 if reached(cfg, record):
@@ -700,7 +774,8 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
             final = evaluate(model, tta_loader, device=device, num_classes=len(source.classes), views=tta_views, autocast=autocast, strict=cfg.strict)
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
     return finish_run(cfg, run_dir, model, device, epoch=epoch, step=step, best_top1=best_top1, final=final,
-                      train_rates=train_rates, bad=bad, started=started, write=world.main)
+                      train_rates=train_rates, bad=bad, started=started, write=world.main, first_epoch=first_epoch,
+                      earlier=earlier, val_images=len(source.split("val")))
 
 
 def reached(cfg: TrainConfig, record: dict[str, Any]) -> bool:
@@ -708,16 +783,23 @@ def reached(cfg: TrainConfig, record: dict[str, Any]) -> bool:
     return bool(cfg.stop_train_error) and "train_top1" in record and 1 - float(record["train_top1"]) <= cfg.stop_train_error
 
 
+def epoch_label(cfg: TrainConfig, epoch: int) -> str:
+    """"epoch 2/10", and in a --max-steps run the step limit beside it."""
+    return f"epoch {epoch}/{cfg.epochs}" + (f" (stops at step {cfg.max_steps}, --max-steps)" if cfg.max_steps else "")
+
+
 def end_epoch(run_dir: Path, metrics_log: MetricsLog | None, make_state: Callable[[dict[str, Any], float], dict[str, Any]], *,
-              epoch: int, epochs: int, step: int, lr: float, train: dict[str, Any], val: dict[str, Any],
+              epoch: int, label: str, step: int, lr: float, lr_end: float, train: dict[str, Any], val: dict[str, Any],
               best_top1: float) -> tuple[dict[str, Any], float]:
     """Record, checkpoint (last.pt; best.pt when val top-1 improved) and log one finished epoch.
 
     Returns the epoch's record and the best val top-1 so far; make_state(record, best) is the checkpoint.
-    Without a `metrics_log` (a data-parallel process other than rank 0) nothing is written.
+    `lr` and `lr_end` are the learning rate at the epoch's first and last step (the progress bar
+    shows the current one). Without a `metrics_log` (a data-parallel process other than rank 0)
+    nothing is written.
     """
     record = {
-        "epoch": epoch, "step": step, "lr": lr, **train,
+        "epoch": epoch, "step": step, "lr": lr, "lr_end": lr_end, **train,
         "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
     }
     improved = val["top1"] > best_top1
@@ -729,9 +811,11 @@ def end_epoch(run_dir: Path, metrics_log: MetricsLog | None, make_state: Callabl
     save_checkpoint(run_dir / "last.pt", state)
     if improved:
         save_checkpoint(run_dir / "best.pt", state)
-    log(f"epoch {epoch}/{epochs}  train loss {train['train_loss']:.4f} top1 {train['train_top1']:.2%}  "
-        f"val loss {val['loss']:.4f} top1 {val['top1']:.2%} top5 {val['top5']:.2%}  "
-        f"lr {lr:.3g}  {train['images_per_s']:.0f} img/s  {train['seconds']:.1f} s")
+    scored = (f"val loss {val['loss']:.4f} top1 {val['top1']:.2%} top5 {val['top5']:.2%}" if val.get("n", 1) and math.isfinite(val["loss"])
+              else "no val images")
+    rates = f"lr {lr:.3g}" if f"{lr:.3g}" == f"{lr_end:.3g}" else f"lr {lr:.3g} -> {lr_end:.3g}"
+    log(f"{label}  train loss {train['train_loss']:.4f} top1 {train['train_top1']:.2%}  {scored}  "
+        f"{rates}  {train['images_per_s']:.0f} img/s  {train['seconds']:.1f} s")
     return record, best_top1
 
 
@@ -748,8 +832,11 @@ def tta_pipeline(cfg: TrainConfig, source: DataSource, prep: dict[str, Any], wor
 
 def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, device: torch.device, *, epoch: int, step: int,
                best_top1: float, final: dict[str, Any], train_rates: list[float], bad: list, started: float,
-               write: bool = True) -> dict[str, Any]:
-    """Draw the run's pictures, list the unreadable images (unless not `write`), and return the run's summary."""
+               write: bool = True, first_epoch: int = 0, earlier: float = 0.0, val_images: int = -1) -> dict[str, Any]:
+    """Draw the run's pictures, list the unreadable images (unless not `write`), and return the run's summary.
+
+    A resumed run's summary counts its epochs from the start (`epochs`) and this session's from
+    `first_epoch`; `seconds` is this session's time, `total_seconds` adds the sessions before it."""
     if write:
         draw_run_pictures(run_dir, model)
     if bad and write:
@@ -772,5 +859,8 @@ def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, device: torch.
         "num_classes": int(getattr(model, "num_classes", 0)),
         "train_images_per_s": float(np.median(train_rates)) if train_rates else 0.0,
         "bad_images": len({b.path for b in bad}),
+        "val_images": val_images,
+        "first_epoch": first_epoch,
         "seconds": time.perf_counter() - started,
+        "total_seconds": earlier + time.perf_counter() - started,
     }

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from alexnet.atomic import atomic_path
-from alexnet.engine.checkpoint import FORMAT, VERSION, check_state, load_checkpoint, model_state
+from alexnet.engine.checkpoint import FORMAT, PREP_KEYS, VERSION, check_state, load_checkpoint, model_state, unwrap
 from alexnet.errors import UsageError
 from alexnet.models import build_model
 
@@ -133,6 +133,25 @@ def describe_model(net: nn.Module, *, source: str, classes: list[str] | None = N
         "std": list(IMAGENET_STD if c == 3 else (0.5,) * c), "augment": "paper" if h >= 224 else "small",
         "data": None, "path": source,
     }
+
+
+def as_checkpoint(source: Any, model: str | None = None) -> dict[str, Any]:
+    """A checkpoint dict for `source`: a checkpoint dict as it is, a path as `load_weights(source,
+    model)`, or a module from `model_from_checkpoint` (which carries its class names and input
+    preparation). A module without them is refused: its inputs' statistics would be a guess."""
+    if isinstance(source, dict):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return load_weights(source, model)
+    if isinstance(source, nn.Module):
+        plain = unwrap(source)
+        classes, prep = getattr(plain, "classes", None), getattr(plain, "prep", None)
+        if classes is None or not isinstance(prep, dict):
+            raise UsageError(f"this {getattr(plain, 'arch', type(plain).__name__)} carries no class names or input preparation: "
+                             "pass its run folder or checkpoint, or a model from alexnet.model_from_checkpoint")
+        return {"format": FORMAT, "version": VERSION, **model_state(plain), "classes": list(classes),
+                **{key: prep.get(key) for key in PREP_KEYS}, "data": None, "path": f"{plain.arch} (in memory)"}
+    raise UsageError(f"expected a checkpoint, a run folder, a weights file or a model; got a {type(source).__name__}")
 
 
 INPUT_PREFIX = "_alexnet_input."  # safetensors keys of the input statistics, not of the net

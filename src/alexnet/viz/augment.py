@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, to_display
+from alexnet.viz.figure import pyplot, save, to_display, wrap
 
 
 def augment_examples(image: Any, augment: Callable[[torch.Tensor], torch.Tensor], n: int,
@@ -78,7 +77,8 @@ def plot_augmentations(original: Any, examples: Sequence[Any], path: str | os.Pa
     grid_w = cols * cell + (cols - 1) * gap
     box = max(grid_h, 2.6)
     width = edge + box + between + grid_w + edge
-    lines = textwrap.wrap(caption, width=max(int((width - 2 * edge) / 0.08), 20)) if caption else []
+    lines = wrap(caption, width - 2 * edge, 9).split("\n") if caption else []  # measured, not counted in characters
+    heading = wrap(heading, width - 2 * edge, 11)
     top = 0.3 + 0.25 * (heading.count("\n") + 1)  # the heading, then the pictures' own titles
     bottom = 0.15 + (0.2 * len(lines) + 0.1 if lines else 0)
     height = top + box + bottom

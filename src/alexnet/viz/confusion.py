@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from alexnet.viz.figure import pyplot, save
+from alexnet.viz.figure import pyplot, save, wrap
 
 
 def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, title: str = "") -> Path:
@@ -31,5 +31,7 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, ti
                                 color="white" if rates[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title or "confusion matrix")
+    # a data spec can be a long path: the title spans the whole figure (not just the matrix, where
+    # it would run over the colourbar's ticks) and wraps to its width rather than lose its ends
+    fig.suptitle(wrap(title or "confusion matrix", side + 1.2, 12), fontsize=12)
     return save(fig, path)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, short
+from alexnet.viz.figure import pyplot, save, short, wrap
 
 MARKERS_UP_TO = 30  # epochs per run drawn with point markers; more would clutter the lines
 
@@ -61,8 +61,13 @@ def plot_curves(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str 
     # a log axis shows the paper's divide-by-10 steps as equal drops
     if lrs and min(lrs) > 0 and max(lrs) / min(lrs) > 10:
         ax_lr.set_yscale("log")
+    epochs = [x for _, records in runs for x in _series(records, "epoch")[0]]
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if epochs and max(epochs) - min(epochs) < 1:
+            # one epoch: matplotlib would zoom to +-5% and tick 0.945 .. 1.050, fractions of an epoch
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+            ax.set_xticks(sorted(set(epochs)))
         ax.grid(True, alpha=0.3)
 
     run_handles = [Line2D([], [], color=colours(i % colours.N), linewidth=2.5, label=short(label, 40))
@@ -73,5 +78,5 @@ def plot_curves(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str 
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=9,
                frameon=False, title="colour = run, solid = train, dashed = validation", title_fontsize=9)
     names = ", ".join(short(label, 30) for label, _ in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
-    fig.suptitle(title or f"training curves: {names}", fontsize=11)
+    fig.suptitle(wrap(title or f"training curves: {names}", 14.5, 11), fontsize=11)
     return save(fig, path, tight=False)

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, to_display
+from alexnet.viz.figure import pyplot, save, text_height, to_display, wrap
+
+HEAD = 9  # the heading's font size (points)
 
 
 def _maps(maps: Any) -> np.ndarray:
@@ -55,16 +57,23 @@ def plot_features(image: Any, maps: Any, path: str | Path, *, title: str = "", m
     # big grids so the figure stays under ~16 inches wide.
     cell = min(0.85, 11.0 / cols)
     labelled = cell >= 0.45  # below that a channel number would crowd the next map's label
-    label_h = 0.16 if labelled else 0.0
+    label_h = 0.18 if labelled else 0.0  # a 7 pt number, its pad, and a gap to the map above
     gap = 0.06
     cell_h = cell * h / w
-    margin, head_h = 0.2, 0.75 if title else 0.6
+    margin = 0.2
     pic = to_display(image)
     img_w = 3.0
     img_h = img_w * pic.shape[0] / pic.shape[1]
     grid_w = cols * cell + (cols - 1) * gap
     grid_h = rows * (label_h + cell_h) + (rows - 1) * gap
     fig_w = margin + img_w + 3 * margin + grid_w + margin
+    name = layer or "layer"
+    what = f"{name}: {c} maps of {h} x {w}"
+    if n < c:
+        what += f", the {n} with the largest mean shown"
+    note = "each map scaled to its own range (viridis)" + ("; numbers are channel indices" if labelled else "")
+    heading = wrap(f"{title}\n{what}\n{note}" if title else f"{what}\n{note}", fig_w - 2 * margin, HEAD)
+    head_h = text_height(heading.count("\n") + 1, HEAD) + 0.3  # the heading wraps to the figure's width
     fig_h = head_h + max(grid_h, img_h + 0.25) + margin
     fig = plt.figure(figsize=(fig_w, fig_h))
 
@@ -89,13 +98,7 @@ def plot_features(image: Any, maps: Any, path: str | Path, *, title: str = "", m
         sub.set_xticks([])
         sub.set_yticks([])
         if labelled:
-            sub.set_title(str(int(idx[i])), fontsize=6, pad=1.5)
+            sub.set_title(str(int(idx[i])), fontsize=7, pad=3)
 
-    name = layer or "layer"
-    what = f"{name}: {c} maps of {h} x {w}"
-    if n < c:
-        what += f", the {n} with the largest mean shown"
-    note = "each map scaled to its own range (viridis)" + ("; numbers are channel indices" if labelled else "")
-    fig.suptitle(f"{title}\n{what}\n{note}" if title else f"{what}\n{note}", fontsize=9,
-                 y=1 - 0.06 / fig_h, va="top")
+    fig.suptitle(heading, fontsize=HEAD, y=1 - 0.06 / fig_h, va="top")
     return save(fig, path, tight=False)

@@ -14,7 +14,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, short, to_display
+from alexnet.viz.figure import pyplot, save, short, text_height, text_width, to_display, wrap
+
+HEAD, LIST = 11, 11  # font sizes (points) of the heading and of the list of top classes
+SPACING = 1.4  # the list's line spacing
+EDGE = 0.2  # the figure's margin (inches)
 
 
 def grid_shape(k: int) -> tuple[int, int]:
@@ -54,7 +58,8 @@ def plot_heatmap(probs: Any, classes: Sequence[str], path: str | Path, *, title:
                  image: Any = None) -> Path:
     """Draw the softmax grid, the `top` classes numbered on it and listed with their probability.
 
-    `classes` names the K outputs in order; `image` (optional) is drawn on the left.
+    `classes` names the K outputs in order; `image` (optional) is drawn on the left, the list of
+    the top classes under it.
     """
     plt = pyplot()
     p = _probs(probs)  # K
@@ -68,39 +73,60 @@ def plot_heatmap(probs: Any, classes: Sequence[str], path: str | Path, *, title:
     rows, cols = grid.shape
     best = np.argsort(-p, kind="stable")[:top]  # top; ties keep the lower class index
 
-    # about 0.2 inch per cell for 40 columns, bigger cells for small K; the list column fits 22+ chars
-    grid_w = min(max(cols * 0.2, 3.5), 9.0)
+    names = [short(classes[int(c)]) for c in best]
+    width = max((len(n) for n in names), default=0)
+    lines = [f"{rank:>{len(str(top))}}. {name:<{width}}  {p[int(c)]:6.1%}"  # monospace: the columns line up
+             for rank, (name, c) in enumerate(zip(names, best), start=1)]
+    # Placed by hand in inches (save(tight=False)): the picture with the ranked list under it on the
+    # left, the grid and its colourbar on the right, all top-aligned, so no column is left half empty.
+    # About 0.2 inch per cell for 40 columns; a small K gets bigger cells, as tall as the left column.
+    pic_side = 3.0 if image is not None else 0.0
+    list_w = max(text_width("\n".join(lines), LIST, family="monospace"), text_width(f"top {top}", LIST)) if top else 0.0
+    list_h = text_height(top + 1, LIST) * SPACING / 1.2 if top else 0.0
+    left_w = max(pic_side, list_w)
+    above = 0.35  # a 9 pt axes title and its pad
+    left_h = (pic_side + (above if top else 0.0) if image is not None else 0.0) + list_h
+    under = 0.6  # tick labels and the x label under the grid
+    grid_w = min(max(cols * 0.2, (left_h - under) * cols / rows, 4.5), 9.0)
     grid_h = grid_w * rows / cols
-    img_w = 2.6 if image is not None else 0.0
-    list_w = 2.6 if top else 0.0
-    fig_h = max(grid_h, img_w, 0.22 * top + 0.6, 2.0) + 1.2
-    ratios = ([img_w] if image is not None else []) + [grid_w + 1.0] + ([list_w] if top else [])
-    fig, axes = plt.subplots(1, len(ratios), figsize=(sum(ratios) + 0.6, fig_h),
-                             gridspec_kw={"width_ratios": ratios}, squeeze=False)
-    axes = list(axes[0])
+    right_h = grid_h + under
+    gap, ylab = 0.2, 0.6  # between the columns; the grid's y tick labels and y label
+    # the grid, a 0.08 gap, the 0.18 colourbar, 0.7 for its ticks and label
+    width = EDGE + (left_w + gap if left_w else 0.0) + ylab + grid_w + 0.08 + 0.18 + 0.7 + EDGE
+    heading = wrap(title or "softmax output", width - 2 * EDGE, HEAD)
+    head_h = text_height(heading.count("\n") + 1, HEAD) + 0.25
+    height = head_h + above + max(left_h, right_h) + EDGE
+    fig = plt.figure(figsize=(width, height))
 
+    def axes(left: float, top_: float, w: float, h: float) -> Any:  # inches from the top-left corner
+        return fig.add_axes((left / width, 1 - (top_ + h) / height, w / width, h / height))
+
+    y0 = head_h + above
     if image is not None:
-        ax = axes.pop(0)
+        ax = axes(EDGE + (left_w - pic_side) / 2, y0, pic_side, pic_side)
         pic = to_display(image)
         ax.imshow(pic, cmap="gray" if pic.ndim == 2 else None)
         ax.set_title("input", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
 
-    ax = axes.pop(0)
+    x = EDGE + (left_w + gap if left_w else 0.0) + ylab
+    ax = axes(x, y0, grid_w, grid_h)
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")  # cells past K: blank
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0.0, vmax=max(float(p.max()), 1e-12),
-                   interpolation="nearest")
-    cax = ax.inset_axes((1.02, 0.0, 0.025, 1.0))  # exactly the grid's height, whatever its aspect
-    fig.colorbar(im, cax=cax, label="probability")
+                   interpolation="nearest", aspect="auto")
+    cax = axes(x + grid_w + 0.08, y0, 0.18, grid_h)  # exactly the grid's height
+    bar = fig.colorbar(im, cax=cax)
+    bar.set_label("probability", fontsize=9)
+    bar.ax.tick_params(labelsize=8)
     # y ticks name the class index of each row's first cell, so a cell's class = row start + column
     step = max(1, rows // 8)
-    ax.set_yticks(range(0, rows, step), [str(r * cols) for r in range(0, rows, step)], fontsize=7)
+    ax.set_yticks(range(0, rows, step), [str(r * cols) for r in range(0, rows, step)], fontsize=8)
     xstep = max(1, cols // 8)
-    ax.set_xticks(range(0, cols, xstep), [str(c) for c in range(0, cols, xstep)], fontsize=7)
-    ax.set_xlabel("column (class index = row start + column)", fontsize=8)
-    ax.set_ylabel("row start (class index)", fontsize=8)
-    size = 7 if cols >= 30 else 9
+    ax.set_xticks(range(0, cols, xstep), [str(c) for c in range(0, cols, xstep)], fontsize=8)
+    ax.set_xlabel("column (class index = row start + column)", fontsize=9)
+    ax.set_ylabel("row start (class index)", fontsize=9)
+    size = 7 if cols >= 30 else 11
     for rank, cls in enumerate(best, start=1):
         r, c = divmod(int(cls), cols)
         # a white numbered box stays readable on any cell colour
@@ -109,11 +135,10 @@ def plot_heatmap(probs: Any, classes: Sequence[str], path: str | Path, *, title:
     ax.set_title(f"{k} softmax outputs as {rows} x {cols} (row-major)", fontsize=9)
 
     if top:
-        ax = axes.pop(0)
-        ax.axis("off")
-        lines = [f"{rank:>2}. {short(classes[int(c)])}  {p[int(c)]:.2f}" for rank, c in enumerate(best, start=1)]
-        ax.text(0.0, 1.0, f"top {top}\n" + "\n".join(lines), transform=ax.transAxes, ha="left", va="top",
-                fontsize=8, family="monospace", linespacing=1.5)
+        list_top = y0 + (pic_side + above if image is not None else 0.0)
+        fig.text(EDGE / width, 1 - list_top / height, f"top {top}", ha="left", va="top", fontsize=LIST, fontweight="bold")
+        fig.text(EDGE / width, 1 - (list_top + text_height(1, LIST) * SPACING / 1.2) / height, "\n".join(lines),
+                 ha="left", va="top", fontsize=LIST, family="monospace", linespacing=SPACING)
 
-    fig.suptitle(title or "softmax output", fontsize=10)
-    return save(fig, path)
+    fig.suptitle(heading, fontsize=HEAD, y=1 - 0.1 / height, va="top")
+    return save(fig, path, tight=False)

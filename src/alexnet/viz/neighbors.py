@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, short, to_display
+from alexnet.viz.figure import pyplot, save, short, text_height, to_display, wrap
 
 SAME, OTHER = "#1a7f37", "black"  # neighbour title: same label as the query / not
 CHUNK = 1 << 24  # distance-matrix elements computed at a time (128 MiB of float64)
+HEAD = 11  # the heading's font size (points)
 
 
 def nearest(queries: Any, bank: Any, k: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +102,11 @@ def plot_neighbors(query_images: Sequence[Any], neighbor_images: Sequence[Sequen
     plt = pyplot()
     # the layout in inches: square cells, room above each row for a two-line title, a narrow
     # empty column between the query and its neighbours that carries the dividing line
-    cell, divider, gap, row_gap, top, edge = 1.6, 0.3, 0.1, 0.5, 0.95, 0.1
+    cell, divider, gap, row_gap, edge = 1.6, 0.3, 0.1, 0.5, 0.1
     width = cell * (k + 1) + divider + gap * (k + 1) + 2 * edge
+    heading = wrap(title or f"{nq} quer{'ies' if nq != 1 else 'y'} and {k} nearest neighbour{'s' if k != 1 else ''} "
+                   "in feature space", width - 2 * edge, HEAD)  # a narrow figure (small k) wraps its heading
+    top = text_height(heading.count("\n") + 1, HEAD) + 0.2 + 0.55  # the heading, then the first row's two-line titles
     height = cell * nq + row_gap * (nq - 1) + top + edge
     fig = plt.figure(figsize=(width, height))
     grid = fig.add_gridspec(nq, k + 2, width_ratios=[cell, divider] + [cell] * k,
@@ -123,8 +127,7 @@ def plot_neighbors(query_images: Sequence[Any], neighbor_images: Sequence[Sequen
     line.axis("off")
     line.axvline(0.5, color="0.35", linewidth=2)
     line.set_xlim(0, 1)
-    fig.suptitle(title or f"{nq} quer{'ies' if nq != 1 else 'y'} and {k} nearest neighbour{'s' if k != 1 else ''} "
-                 "in feature space", fontsize=11, y=1 - 0.12 / height, va="top")
+    fig.suptitle(heading, fontsize=HEAD, y=1 - 0.12 / height, va="top")
     # the grid's margins are set above; tight_layout would squeeze the narrow divider column
     return save(fig, path, tight=False)
 
