@@ -76,10 +76,13 @@ def test_cli_export_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) 
     from alexnet.engine.checkpoint import save_checkpoint
 
     ckpt = _ckpt("alexnet_mini")
+    ckpt["mean"], ckpt["std"] = [0.4913996827602386, 0.48215827, 0.44653124], [0.24703233, 0.24348505, 0.26158768]  # CIFAR-10's
     save_checkpoint(tmp_path / "best.pt", {k: v for k, v in ckpt.items() if k not in ("format", "version", "path")})
     assert main(["export", str(tmp_path), "--format", "onnx"]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "best.onnx").is_file() and "wrote" in out
+    # the statistics a user copies, to 4 significant digits (within 1/80 of a grey level), not float64's 17
+    assert "normalised with mean (0.4914, 0.4822, 0.4465) and std (0.247, 0.2435, 0.2616)" in out
     assert ("largest absolute difference" in out) or ("not checked: onnxruntime is not installed" in out)
     before = (tmp_path / "best.onnx").read_bytes()
     assert main(["export", str(tmp_path), "--format", "onnx"]) == 2  # never replaces a file unasked
