@@ -1,5 +1,7 @@
 """Config: presets, overrides, validation, and the field docstrings that become --help."""
 
+import re
+
 import pytest
 import yaml
 
@@ -41,12 +43,13 @@ def test_invalid_values_name_the_field(field, value, words):
 
 # one out-of-range value for every numeric field; the test below fails when a new numeric field
 # has no entry here (and so, probably, no range check)
+BILLION = 10**9 + 1  # one past MAX_COUNT, the bound of every count without a tighter one
 OUT_OF_RANGE = {
-    "val_fraction": [0.0, 1.0], "image_size": [4, 1025], "lighting": [-0.1, float("inf")], "epochs": [0],
-    "batch_size": [0, -5], "lr": [0.0, float("nan"), float("inf")], "momentum": [-0.1, 1.0], "weight_decay": [-1e-4, float("inf")],
-    "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1], "max_lr_drops": [-1], "label_smoothing": [-0.1, 1.0],
-    "seed": [-1, 2**32], "workers": [-2], "max_steps": [-1], "train_images": [-1], "val_images": [-2, -3],
-    "bias_lr_mult": [0.0, -1.0, float("nan")], "stop_train_error": [-0.1, 1.0], "train_eval_images": [-1],
+    "val_fraction": [0.0, 1.0], "image_size": [4, 1025], "lighting": [-0.1, float("inf")], "epochs": [0, BILLION],
+    "batch_size": [0, -5, 2**20 + 1, 10**26], "lr": [0.0, float("nan"), float("inf")], "momentum": [-0.1, 1.0], "weight_decay": [-1e-4, float("inf")],
+    "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1, BILLION], "max_lr_drops": [-1, BILLION], "label_smoothing": [-0.1, 1.0],
+    "seed": [-1, 2**32], "workers": [-2, 257], "max_steps": [-1, BILLION], "train_images": [-1, BILLION], "val_images": [-2, -3, BILLION],
+    "bias_lr_mult": [0.0, -1.0, float("nan")], "stop_train_error": [-0.1, 1.0], "train_eval_images": [-1, BILLION],
     "accum_steps": [0, 129],  # more micro-batches than the default batch of 128 has images
 }
 
@@ -122,3 +125,73 @@ def test_tencrop_without_training_crops_is_refused_before_training():
     with pytest.raises(UsageError, match="tta tencrop takes its views where training cropped, and augment none takes no crops"):
         make_config(tta="tencrop", augment="none")
     assert make_config(tta="flip", augment="none").tta == "flip"
+
+
+# ---- every YAML a user gives is bounded and typed (issue 16) ----------------------------------
+
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh")) + "data: *h\n"  # 9**8 = 43 million strings
+
+BAD_CONFIGS = [
+    ("billion laughs", LAUGHS.encode(), "more than 10,000 values once its YAML aliases are expanded"),
+    ("an alias inside itself", b"model_args: &a {x: *a}\n", "a YAML alias contains itself"),
+    ("not UTF-8", "epochs: 3  # caf\xe9\n".encode("latin-1"), "is not UTF-8 text (byte 0xe9 at offset 16)"),
+    ("UTF-16", "epochs: 3\n".encode("utf-16"), "is not UTF-8 text"),
+    ("binary", bytes(range(256)), "not UTF-8"),
+    ("nested without end", b"[" * 5000 + b"]" * 5000, "YAML nested too deeply"),
+    ("unclosed bracket", b"epochs: [1, 2\n", "not valid YAML"),
+    ("a tab", b"epochs:\n\t- 1\n", "not valid YAML"),
+    ("larger than 1 MiB", b"# " + b"x" * 2**20 + b"\n", "too large"),
+    ("max_steps true", b"max_steps: true\n", "max_steps must be an integer; got True"),
+    ("epochs true", b"epochs: yes\n", "epochs must be an integer"),
+    ("lr true", b"lr: true\n", "lr must be a number"),
+    ("epochs infinite", b"epochs: .inf\n", "epochs expects int"),
+    ("batch_size huge", b"batch_size: 99999999999999999999999999\n", "batch_size must be in [1, 1048576]"),
+    ("workers huge", b"workers: 100000\n", "workers must be in [0, 256]"),
+    ("epochs huge", b"epochs: 10000000000\n", "epochs must be at most"),
+    ("data a list", b"data: [shapes, mnist]\n", "data expects str, got a list of 2"),
+    ("model_args a list", b"model_args: [1, 2]\n", "model_args must be a mapping"),
+    ("model_args nested", b"model_args: {towers: [1]}\n", "model_args must map names to single values"),
+    ("model_args num_classes", b"model_args: {num_classes: abc}\n", "model_args num_classes must be an integer"),
+    ("a list", b"- 1\n- 2\n", "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("content,words", [r[1:] for r in BAD_CONFIGS], ids=[r[0] for r in BAD_CONFIGS])
+def test_every_bad_config_file_is_one_line(tmp_path, capsys, content, words):
+    from alexnet.cli import main
+
+    f = tmp_path / "mine.yaml"
+    f.write_bytes(content)
+    with pytest.raises(UsageError, match=re.escape(words)) as err:
+        make_config(read_yaml(str(f)))
+    assert "\n" not in str(err.value)
+    assert main(["train", "--config", str(f), "--out", str(tmp_path / "run")]) == 2
+    out = capsys.readouterr().err
+    assert len(out.strip().splitlines()) == 1 and words in out and "Traceback" not in out
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("value,words", [
+    ("towers=[1", "'towers=[1': not valid YAML (expected ',' or ']', but got '<stream end>' at line 1, column 3)"),
+    ("towers={", "not valid YAML"),
+    ("towers=*nowhere", "not valid YAML"),
+    ("towers=!!python/object/apply:os.system [ls]", "not valid YAML"),
+    ("towers=&a [*a]", "a YAML alias contains itself"),
+])
+def test_every_bad_model_args_value_is_one_line(tmp_path, capsys, value, words):
+    from alexnet.cli import main
+
+    with pytest.raises(UsageError, match=re.escape(words)):
+        parse_kv(value)
+    for argv in (["train", "--model-args", value, "--out", str(tmp_path / "run")], ["summary", "alexnet_mini", "--model-args", value]):
+        assert main(argv) == 2
+        out = capsys.readouterr().err
+        assert len(out.strip().splitlines()) == 1 and words in out, out
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bool_is_not_a_number_even_given_directly():
+    for name in ("max_steps", "epochs", "lr", "seed"):
+        with pytest.raises(UsageError, match=f"^{name} must be"):
+            TrainConfig(**{name: True})

@@ -2,30 +2,40 @@
 
 Used for everything the package writes that a user keeps: checkpoints, exported nets, pictures,
 a run's config and metrics. A process killed outright (SIGKILL, power loss) leaves its temporary
-file behind, named `.NAME.XXXXXXXX.tmp`; `remove_leftovers` clears them when the run continues.
+file behind, named `.NAME.XXXXXXXX.tmp`; `remove_leftovers` clears a run's own when it continues.
 The temporary file gets the permissions a plain open() would have given (0666 less the umask;
 mkstemp alone would make it 0600, private to its owner).
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from alexnet.errors import UsageError
+
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
     """Yield a temporary file name beside `path`; when the block succeeds it becomes `path`.
 
     If the block (or the fsync and rename) fails, the temporary file is removed and whatever
-    was at `path` before is untouched.
+    was at `path` before is untouched. A failure to write (an OSError, or another library's
+    error on a full or read-only disk) is a one-line UsageError, "cannot write [what] PATH:
+    reason; the previous NAME is intact" (or "no file was written").
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    label = f"{what} {path}" if what else str(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UsageError(f"cannot write {label}: {e.strerror or e}; {_kept(path)}") from None
     os.close(fd)
     try:
         yield tmp
@@ -33,22 +43,55 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        raise UsageError(f"cannot write {label}: {e.strerror or e}; {_kept(path)}") from None
+    except Exception as e:  # torch's zip writer, safetensors and onnx report a full disk as their own errors
+        reason = disk_trouble(path.parent)
+        if reason is None:
+            raise
+        raise UsageError(f"cannot write {label}: {reason}; {_kept(path)}") from e
     finally:
         Path(tmp).unlink(missing_ok=True)
 
 
-def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files that killed writers left in `folder` (one writer per folder)."""
+def disk_trouble(folder: Path) -> str | None:
+    """Why writing into `folder` fails, if its filesystem is read-only or (nearly) full; else None.
+
+    torch.save on a full tmpfs raises `RuntimeError: [enforce fail at inline_container.cc:672]
+    unexpected pos` rather than an OSError, so the filesystem itself is asked.
+    """
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return os.strerror(errno.EROFS)
+    if st.f_bavail * st.f_frsize < 1 << 20:  # under 1 MiB left: what a failed write leaves behind
+        return os.strerror(errno.ENOSPC)
+    return None
+
+
+def _kept(path: Path) -> str:
+    return f"the previous {path.name} is intact" if path.exists() else "no file was written"
+
+
+def remove_leftovers(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """Delete the temporary files that killed writers of the files `names` left in `folder`.
+
+    Only `.NAME.XXXXXXXX.tmp` for a NAME in `names`: another program's hidden temporary file
+    of the same shape is not ours to delete.
+    """
     gone = []
-    for tmp in Path(folder).glob(".*.tmp"):
-        if tmp.is_file() and _TEMP_NAME.fullmatch(tmp.name):
-            tmp.unlink(missing_ok=True)
-            gone.append(tmp)
+    for name in names:
+        for tmp in Path(folder).glob(f".{glob.escape(name)}.*.tmp"):
+            if tmp.is_file() and not tmp.is_symlink() and _TEMP_NAME.fullmatch(tmp.name[len(name) + 1:]):
+                tmp.unlink(missing_ok=True)
+                gone.append(tmp)
     return gone
 
 
-# mkstemp's names: the prefix, eight characters from [a-z0-9_], the suffix
-_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+# what mkstemp adds to the prefix ".NAME.": eight characters from [a-z0-9_], then the suffix
+_TEMP_NAME = re.compile(r"\.[a-z0-9_]{8}\.tmp")
 
 
 def _umask() -> int:

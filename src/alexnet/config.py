@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from alexnet.atomic import atomic_path
-from alexnet.errors import UsageError
+from alexnet.errors import UsageError, brief
 
 AUGMENT_PRESETS = ("paper", "small", "none")
 OPTIMIZERS = ("sgd", "adamw")
@@ -37,6 +37,26 @@ SWITCH_FIELDS = ("amp", "channels_last", "compile", "cuda_graphs", "cache_images
 # The largest input side accepted: 4.5x the paper's 227. Larger is rarely meant (a typo such as
 # 2240) and its batches alone take gigabytes (128 x 3 x 2048^2 bytes = 1.6 GB).
 MAX_IMAGE_SIZE = 1024
+# The most classes a net may have (models/build_model): ImageNet-21k's 21,841 fit 4.5 times over,
+# and alexnet2012's fc8 is then 4096 x 100,000 floats (1.6 GB). A checkpoint's
+# `num_classes: 10**11` asked for terabytes before any shape check (issue 16).
+MAX_CLASSES = 100_000
+# Upper bounds of the counts a user gives, so that no value reaches torch's int64 arguments (a
+# batch of 10**26 failed inside torch.split with "Overflow when unpacking long long", issue 16).
+# The largest ImageNet batch published is 65,536 (Ying et al. 2018, on a TPU pod): 2**20 is 16
+# times that. A DataLoader forks one process per worker: past a few hundred a machine runs out of
+# memory or process slots long before loading gets faster. Every other count (epochs, steps,
+# images, patience) stops at a billion, so a product of two of them still fits in int64.
+MAX_BATCH_SIZE = 2**20
+MAX_WORKERS = 256
+MAX_COUNT = 10**9
+# A config file is a few dozen lines (the presets are under 1 KB). YAML aliases let a few hundred
+# bytes stand for billions of values ("billion laughs": 9 levels of 9 aliases make 387 million
+# strings); the loader builds them as shared references in milliseconds, but any later str(),
+# copy or dump expands them (60 s and 2.9 GB, issue 16). So a file's size and its values counted
+# with every alias expanded are bounded before anything else reads them.
+MAX_CONFIG_BYTES = 2**20
+MAX_YAML_VALUES = 10_000
 
 
 @dataclass
@@ -153,12 +173,18 @@ class TrainConfig:
         _choice("momentum_form", self.momentum_form, MOMENTUM_FORMS)
         for name in SWITCH_FIELDS:
             _choice(name, getattr(self, name), SWITCHES)
-        for name, f in FIELDS.items():  # NaN passes no comparison below, but inf passes ">= 0"
-            if f.type == "float" and not math.isfinite(getattr(self, name)):
-                raise UsageError(f"{name} must be a finite number; got {getattr(self, name)!r}")
+        for name, f in FIELDS.items():
+            value = getattr(self, name)
+            # bool is an int subclass: `max_steps: true` is a mistake, not 1
+            if f.type in ("int", "float") and (isinstance(value, bool) or not isinstance(value, int if f.type == "int" else (int, float))):
+                raise UsageError(f"{name} must be {'an integer' if f.type == 'int' else 'a number'}; got {value!r}")
+            if f.type == "float" and not math.isfinite(value):  # NaN passes no comparison below, but inf passes ">= 0"
+                raise UsageError(f"{name} must be a finite number; got {value!r}")
+            if f.type == "int" and name not in ("seed", "batch_size", "workers") and value > MAX_COUNT:
+                raise UsageError(f"{name} must be at most {MAX_COUNT:,}; got {value!r}")
         _check("lr", self.lr, self.lr > 0, "must be > 0")
         _check("epochs", self.epochs, self.epochs >= 1, "must be >= 1")
-        _check("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")
+        _check("batch_size", self.batch_size, 1 <= self.batch_size <= MAX_BATCH_SIZE, f"must be in [1, {MAX_BATCH_SIZE}]")
         _check("accum_steps", self.accum_steps, 1 <= self.accum_steps <= self.batch_size, "must be in [1, batch_size]")
         _check("momentum", self.momentum, 0 <= self.momentum < 1, "must be in [0, 1)")
         _check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
@@ -172,7 +198,7 @@ class TrainConfig:
         _check("warmup_epochs", self.warmup_epochs, 0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]")
         _check("plateau_patience", self.plateau_patience, self.plateau_patience >= 0, "must be >= 0")
         _check("max_lr_drops", self.max_lr_drops, self.max_lr_drops >= 0, "must be >= 0")
-        _check("workers", self.workers, self.workers >= -1, "must be >= 0 (or -1 for auto)")
+        _check("workers", self.workers, -1 <= self.workers <= MAX_WORKERS, f"must be in [0, {MAX_WORKERS}] (or -1 for auto)")
         _check("train_images", self.train_images, self.train_images >= 0, "must be >= 0 (0: all)")
         _check("val_images", self.val_images, self.val_images >= -1, "must be >= 0 (0: all), or -1 (auto)")
         _check("max_steps", self.max_steps, self.max_steps >= 0, "must be >= 0")
@@ -182,6 +208,12 @@ class TrainConfig:
                              "use tta center or flip, or augment small or paper")
         if not isinstance(self.model_args, dict):
             raise UsageError(f"model_args must be a mapping, got {self.model_args!r}")
+        for key, value in self.model_args.items():  # builder keywords: names and plain values (models/)
+            if not isinstance(key, str) or not isinstance(value, (str, int, float, type(None))):
+                raise UsageError(f"model_args must map names to single values; got {key!r}: {value!r}")
+        given = self.model_args.get("num_classes")  # the data's count is compared with it before any build
+        if given is not None and (isinstance(given, bool) or not isinstance(given, int) or given < 1):
+            raise UsageError(f"model_args num_classes must be an integer >= 1; got {given!r}")
         if not self.data:
             raise UsageError("data must not be empty")
 
@@ -247,17 +279,72 @@ def read_yaml(source: str) -> dict[str, Any]:
         path = Path(source)
         if not path.is_file():
             raise UsageError(f"config '{source}' is neither a preset ({', '.join(preset_names())}) nor a YAML file")
-        text, where = path.read_text(), str(path)
-    try:
-        values = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise UsageError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+        text, where = _read_text(path), str(path)
+    values = load_yaml(text, where) or {}
     if not isinstance(values, dict):
         raise UsageError(f"{where}: expected a mapping of config fields, got {type(values).__name__}")
     unknown = [k for k in values if k not in FIELDS]
     if unknown:
         raise UsageError(f"{where}: unknown config key '{unknown[0]}'")
     return values
+
+
+def _read_text(path: Path) -> str:
+    """A config file's text: a regular file of at most MAX_CONFIG_BYTES, in UTF-8."""
+    from alexnet.data.limits import Refused, read_regular
+
+    try:
+        data = read_regular(path, MAX_CONFIG_BYTES)
+        return data.decode("utf-8")
+    except Refused as e:
+        raise UsageError(f"config {path}: {e}") from None
+    except OSError as e:
+        raise UsageError(f"cannot read config {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"config {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """yaml.safe_load of a user's text, or a one-line UsageError naming `where`: not YAML, nested
+    too deeply, an alias that contains itself, or more than MAX_YAML_VALUES values once every
+    alias is expanded."""
+    try:
+        value = yaml.safe_load(text)
+        _count_values(value, {}, set())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UsageError(f"{where}: not valid YAML ({problem}{at})") from None
+    except RecursionError:
+        raise UsageError(f"{where}: YAML nested too deeply") from None
+    except _Unbounded as e:
+        raise UsageError(f"{where}: {e}") from None
+    return value
+
+
+class _Unbounded(Exception):
+    pass
+
+
+def _count_values(value: Any, counted: dict[int, int], open_: set[int]) -> int:
+    """How many values `value` holds with every alias expanded; a shared list or mapping (an alias)
+    is counted once and its count reused, so a bomb is measured in the time its text takes to read."""
+    if not isinstance(value, (list, dict)):
+        return 1
+    key = id(value)
+    if key in counted:
+        return counted[key]
+    if key in open_:
+        raise _Unbounded("a YAML alias contains itself")
+    open_.add(key)
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    n = 1 + sum(_count_values(item, counted, open_) for item in items)
+    if n > MAX_YAML_VALUES:
+        raise _Unbounded(f"more than {MAX_YAML_VALUES:,} values once its YAML aliases are expanded (a config holds a few dozen)")
+    open_.discard(key)
+    counted[key] = n
+    return n
 
 
 def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
@@ -275,6 +362,8 @@ def _coerce(name: str, value: Any) -> Any:
     """YAML gives ints where floats are meant (lr: 1) and strings where users quote numbers."""
     kind = FIELDS[name].type
     try:
+        if kind in ("int", "float", "str") and isinstance(value, (list, dict)):
+            raise TypeError  # str() of a list is no spec, and an aliased one may be huge
         if kind == "float" and not isinstance(value, bool):
             return float(value)
         if kind == "int" and not isinstance(value, bool):
@@ -289,9 +378,10 @@ def _coerce(name: str, value: Any) -> Any:
             return "on" if value else "off"
         if kind == "str" and not isinstance(value, str):
             return str(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{name} expects {kind}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float('inf'))
+        raise UsageError(f"{name} expects {kind}, got {brief(value)}") from None
     return value
+
 
 
 def parse_bool(text: str) -> bool:
@@ -310,7 +400,7 @@ def parse_kv(text: str) -> dict[str, Any]:
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"expected key=value, got '{part}'")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        out[key.strip()] = load_yaml(value, f"'{part}'") if value.strip() else ""
     return out
 
 

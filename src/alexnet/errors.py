@@ -10,6 +10,17 @@ class UsageError(Exception):
     """Bad input from the user (an unknown name, an invalid option value, a missing file)."""
 
 
+def brief(value: object) -> str:
+    """A value as a message shows it, in at most 60 characters: repr for a scalar, the kind and
+    size for a container or tensor (whose repr could expand shared references without bound)."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, (list, tuple, dict, set)):
+        return f"a {type(value).__name__} of {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class DataError(UsageError):
     """Data that cannot be used: a missing or empty folder, a malformed dataset file."""
 

@@ -3,9 +3,13 @@
 The corpus is an image-folder dataset (train/ and test/ of class folders) holding, besides small
 good pictures, every kind of file a real photo collection turns up: broken ones (a truncated
 JPEG, a zero-byte file, a text file named .jpg, a PNG whose header claims 50,000 x 50,000 pixels,
-an unreadable file, a dangling symbolic link, a named pipe called .jpg) and odd but valid ones (CMYK, 16-bit, palette with
+an unreadable file, a dangling symbolic link, a named pipe called .jpg, a link to /dev/zero, a
+1 TiB sparse file) and odd but valid ones (CMYK, 16-bit, palette with
 transparency, grayscale, RGBA, EXIF-rotated, an animated GIF, a name that is not valid UTF-8),
-plus an empty class folder. Then malformed IDX files and a CIFAR batch of the wrong shape.
+plus an empty class folder; it goes through every decoding path (the cache, the workers, the
+device decoder). Then malformed IDX files (gzip bombs, headers claiming exabytes or 0x0 images),
+a CIFAR batch of the wrong shape, CIFAR-10 trees and archives with files that must not be read
+whole, and `folder:/proc`. Every broken file is left as it was.
 
 Every command runs as a subprocess, as a user runs it, under a time limit (a hang fails the test)
 and with its peak memory measured (``os.wait4``: the child's own rusage, workers included).
@@ -250,13 +254,26 @@ def write_broken(folder: Path, kind: str, tag: str = "") -> str | None:
     elif kind == "fifo":  # a named pipe with no writer: opening it to read would block forever
         path = folder / f"{stem}.jpg"
         os.mkfifo(path)
+    elif kind == "devzero":  # a link to a device that never ends: read whole, it filled 22 GB
+        path = folder / f"{stem}.jpg"
+        path.symlink_to("/dev/zero")
+    elif kind == "huge":  # a 1 TiB sparse file (no disk) that starts like a JPEG
+        path = folder / f"{stem}.jpg"
+        with open(path, "wb") as f:
+            f.write(b"\xff\xd8\xff\xe0")
+            f.truncate(2**40)
     else:
         raise ValueError(kind)
     return str(path)
 
 
 ODD_KINDS = ("cmyk", "16bit", "palette", "gray", "rgba", "exif", "gif", "non-utf8")
-BROKEN_KINDS = ("truncated", "empty", "text", "bomb", "unreadable", "dangling", "fifo")
+BROKEN_KINDS = ("truncated", "empty", "text", "bomb", "unreadable", "dangling", "fifo", "devzero", "huge")
+
+
+def file_state(paths) -> dict[str, tuple[int, int, str]]:
+    """{path: (lstat mode, lstat size, link target)}: the same before and after a command that left the files alone."""
+    return {str(p): (os.lstat(p).st_mode, os.lstat(p).st_size, os.readlink(p) if os.path.islink(p) else "") for p in paths}
 
 
 @dataclass
@@ -265,6 +282,7 @@ class Corpus:
     broken: dict[str, list[str]] = field(default_factory=lambda: {"train": [], "test": []})
     odd: dict[str, list[str]] = field(default_factory=lambda: {"train": [], "test": []})
     good: dict[str, list[str]] = field(default_factory=lambda: {"train": [], "test": []})
+    state: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # the broken files as written
 
     def usable(self, split: str) -> int:
         return len(self.good[split]) + len(self.odd[split])
@@ -302,8 +320,9 @@ def build_corpus(root: Path) -> Corpus:
         path = write_broken(root / "train" / CLASSES[i % len(CLASSES)], kind)
         if path:
             corpus.broken["train"].append(path)
-    for i, kind in enumerate(("truncated", "bomb", "dangling")):
-        corpus.broken["test"].append(write_broken(root / "test" / CLASSES[i], kind, tag="-t"))
+    for i, kind in enumerate(("truncated", "bomb", "dangling", "fifo", "devzero")):
+        corpus.broken["test"].append(write_broken(root / "test" / CLASSES[i % len(CLASSES)], kind, tag="-t"))
+    corpus.state = file_state(corpus.all_broken())
     return corpus
 
 
@@ -365,6 +384,7 @@ def check_training(run: Run, run_dir: Path, corpus: Corpus) -> None:
     assert (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file()
     # the empty class folder was dropped, so the net has the three real classes
     assert f"{len(CLASSES)} classes" in run.err and "empty_class" in run.err, str(run)
+    assert file_state(corpus.all_broken()) == corpus.state  # the broken files are as they were
 
 
 def test_train_skips_and_reports_broken_files(trained: tuple[Run, Path], corpus: Corpus):
@@ -375,6 +395,13 @@ def test_train_skips_and_reports_broken_files(trained: tuple[Run, Path], corpus:
 def test_train_with_worker_processes(corpus: Corpus, workdir: Path):
     run = train(corpus, workdir, "run2", "--workers", "2")
     check_training(run, workdir / "run2", corpus)
+
+
+def test_train_with_device_decoding_and_no_cache(corpus: Corpus, workdir: Path):
+    # issue 16's repro: the device-decode path (CUDA's default; here the same code on the CPU)
+    # read each file in the worker before any check, so the pipe hung it and /dev/zero filled memory
+    run = train(corpus, workdir, "run-dd", "--workers", "1", "--device-decode", "on", "--cache-images", "off")
+    check_training(run, workdir / "run-dd", corpus)
 
 
 def test_strict_stops_at_the_first_broken_file(corpus: Corpus, workdir: Path):
@@ -420,6 +447,18 @@ def test_predict_reports_each_broken_file_and_predicts_the_rest(trained: tuple[R
         assert 0.0 <= top[1]["prob"] <= top[0]["prob"] <= 1.0
     n_bad = len(corpus.all_broken())
     assert f"{n_bad} of {len(entries)} input(s) could not be read" in run.err, str(run)
+
+
+def test_viz_refuses_a_pipe_a_device_and_a_huge_file_on_one_line(corpus: Corpus, workdir: Path):
+    # viz opens its image through load_image, as predict does: no hang, no read, one line, exit 2
+    # (a link to /dev/zero meets the pipe's check: see tests/data/test_load_image.py)
+    for kind, reason in (("fifo", "not a regular file (a pipe or device)"), ("huge", "file is too large (1 TiB, over the limit of")):
+        path = next(p for p in corpus.broken["train"] if Path(p).name.startswith(f"bad-{kind}."))
+        run = alexnet("viz", "augment", path, "--model", "alexnet_mini", "--device", "cpu", "--out", str(workdir / "aug.png"),
+                      cwd=workdir, timeout=60)
+        assert_one_line_error(run, "viz", f"cannot read {path}: {reason}")
+    assert not (workdir / "aug.png").exists()
+    assert file_state(corpus.all_broken()) == corpus.state
 
 
 # --- a broken file whose name is not valid UTF-8 -----------------------------------------------
@@ -501,20 +540,35 @@ def write_idx_set(folder: Path) -> dict[str, Path]:
     return paths
 
 
-@pytest.mark.parametrize("defect", ["wrong-magic", "truncated-body"])
+@pytest.mark.parametrize("defect", ["wrong-magic", "truncated-body", "huge-claim", "huge-dims", "empty-images", "gzip-bomb"])
 def test_malformed_idx_file_is_a_one_line_error(tmp_path: Path, defect: str):
     paths = write_idx_set(tmp_path / "fm")
+    bad = paths["t10k-images-idx3-ubyte"]
+    five = np.zeros((5, 28, 28), np.uint8)
     if defect == "wrong-magic":  # a labels file whose magic says 3-D images
         bad = paths["train-labels-idx1-ubyte"]
         bad.write_bytes(gzip.compress(idx_bytes(np.zeros(12, np.uint8), magic=0x00000803)))
         words = (str(bad), "magic")
-    else:  # a header claiming 4 billion images (3 TB) over a body of 5: no allocation, no hang
-        bad = paths["t10k-images-idx3-ubyte"]
-        bad.write_bytes(gzip.compress(idx_bytes(np.zeros((5, 28, 28), np.uint8), shape=(4_000_000_000, 28, 28))))
+    elif defect == "truncated-body":  # a header claiming 50 images over a body of 5
+        bad.write_bytes(gzip.compress(idx_bytes(five, shape=(50, 28, 28))))
         words = (str(bad), "truncated")
+    elif defect == "huge-claim":  # a header claiming 4 billion images (3 TB) over a body of 5: no allocation, no hang
+        bad.write_bytes(gzip.compress(idx_bytes(five, shape=(4_000_000_000, 28, 28))))
+        words = (str(bad), "(4000000000x28x28) claims is too large (2.85 TiB, over the limit of 1 GiB)")
+    elif defect == "huge-dims":  # 2^31 x 2^31 x 4 = 2^64 bytes, which wraps to 0 in int64 and "matched" an empty body
+        bad.write_bytes(idx_bytes(np.zeros((0, 0, 0), np.uint8), shape=(2**31, 2**31, 4)))
+        words = (str(bad), "(2147483648x2147483648x4) claims is too large (16 EiB")
+    elif defect == "empty-images":  # images of 0x0 pixels
+        bad.write_bytes(idx_bytes(np.zeros((5, 0, 0), np.uint8)))
+        words = (str(bad), "5x0x0: a 0 leaves no values")
+    else:  # 6 MB that inflate to 6 GiB: the right values, then 6 GiB of zeros (one compressed MiB, repeated)
+        bad.write_bytes(gzip.compress(idx_bytes(five)) + gzip.compress(bytes(2**20)) * 6 * 1024)
+        words = (str(bad), "longer than the 3920 bytes the header (5x28x28) says: file has trailing bytes")
+    before = bad.read_bytes()
     run = alexnet("train", "--data", f"fashion-mnist:{tmp_path / 'fm'}", "--epochs", "1", "--workers", "0",
                   "--device", "cpu", "--no-tensorboard", "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert_one_line_error(run, "train", *words)
+    assert bad.read_bytes() == before
 
 
 def test_cifar_batch_of_the_wrong_shape_is_a_one_line_error(tmp_path: Path):
@@ -537,3 +591,76 @@ def test_cifar_batch_of_the_wrong_shape_is_a_one_line_error(tmp_path: Path):
     run = alexnet("train", "--data", f"cifar10:{folder}", "--epochs", "1", "--workers", "0", "--device", "cpu",
                   "--no-tensorboard", "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert_one_line_error(run, "train", str(bad), "3072")
+
+
+# --- CIFAR-10 trees and archives, and folders that are no dataset (issue 16) -------------------
+
+CIFAR_ARGS = ("--model", "alexnet_mini", "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0",
+              "--device", "cpu", "--no-tensorboard", "--json")
+
+
+def cifar_tree(root: Path) -> Path:
+    """A small CIFAR-10 JPEG tree: train/ and test/ with two classes of 32x32 pictures."""
+    rng = np.random.default_rng(5)
+    for split, n in (("train", 4), ("test", 2)):
+        for cls in ("airplane", "cat"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / cls / f"{i:04d}.jpg")
+    return root
+
+
+def test_cifar_tree_lists_pipes_devices_huge_files_and_pixel_bombs_in_bad_images(tmp_path: Path):
+    tree = cifar_tree(tmp_path / "cifar")
+    cat = tree / "train" / "cat"
+    bad = {str(cat / "bomb.png"): "too many pixels (decompression bomb?)",  # 20000 x 20000: 1.2 GB if decoded
+           str(cat / "pipe.jpg"): "not a regular file (a pipe or device)",
+           str(cat / "zero.jpg"): "not a regular file (a pipe or device)",
+           str(cat / "huge.jpg"): "file is too large (1 TiB, over the limit of 1 MiB)"}
+    (cat / "bomb.png").write_bytes(png_claiming(20_000, 20_000))
+    os.mkfifo(cat / "pipe.jpg")
+    (cat / "zero.jpg").symlink_to("/dev/zero")
+    with open(cat / "huge.jpg", "wb") as f:
+        f.truncate(2**40)
+    before = file_state(bad)
+    run = alexnet("train", "--data", f"cifar10:{tree}", *CIFAR_ARGS, "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert run.code == 0, str(run)
+    assert_clean(run)
+    assert read_report(tmp_path / "run") == bad
+    assert json.loads(run.out.strip().splitlines()[-1])["bad_images"] == 4
+    assert file_state(bad) == before
+
+
+def test_cifar_archive_that_is_not_gzip_is_a_one_line_error(tmp_path: Path):
+    archive = tmp_path / "cifar10-jpeg.tar.gz"
+    archive.write_bytes(b"<html>a download that went wrong</html>")
+    run = alexnet("train", "--data", f"cifar10:{archive}", *CIFAR_ARGS, "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert_one_line_error(run, "train", f"{archive}: cannot read the archive (not a tar file, nor a gzip, bzip2 or xz compressed one)")
+
+
+def test_cifar_archive_with_a_sparse_member_claiming_a_tib_lists_it_in_bad_images(tmp_path: Path):
+    # a real GNU tar --sparse archive, a few hundred bytes, whose member claims 1 TiB
+    try:
+        version = subprocess.run(["tar", "--version"], capture_output=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = b""
+    if b"GNU tar" not in version:
+        pytest.skip("GNU tar is not installed")
+    tree = cifar_tree(tmp_path / "src")
+    with open(tree / "train" / "cat" / "huge.jpg", "wb") as f:
+        f.truncate(2**40)
+    archive = tmp_path / "cifar10-jpeg.tar.gz"
+    subprocess.run(["tar", "--sparse", "-czf", str(archive), "-C", str(tree), "train", "test"], check=True, timeout=60)
+    before = archive.read_bytes()
+    run = alexnet("train", "--data", f"cifar10:{archive}", *CIFAR_ARGS, "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert run.code == 0, str(run)
+    assert_clean(run)
+    assert read_report(tmp_path / "run") == {"train/cat/huge.jpg": "file is too large (1 TiB, over the limit of 1 MiB)"}
+    assert archive.read_bytes() == before
+
+
+@pytest.mark.skipif(not Path("/proc/self/mountinfo").is_file(), reason="no /proc file system (not Linux)")
+def test_a_kernel_file_system_is_a_one_line_error_not_a_walk(tmp_path: Path):
+    # /proc/*/root links to every process's root folder: walking it walked the whole file system
+    run = alexnet("train", "--data", "folder:/proc", *CIFAR_ARGS, "--out", str(tmp_path / "run"), cwd=tmp_path, timeout=60)
+    assert_one_line_error(run, "train", "folder: /proc is on the proc file system, which holds no image files")

@@ -199,3 +199,56 @@ def test_a_reader_that_closes_the_pipe_stops_the_command_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipe" not in err, err
+
+
+# every number a user gives is bounded before any work: no run folder, no allocation (issue 16)
+HUGE = "99999999999999999999999999"
+
+
+@pytest.mark.parametrize("args,words", [
+    (["train", "--batch-size", HUGE], "batch_size must be in [1, 1048576]"),
+    (["train", "--workers", "100000"], "workers must be in [0, 256]"),
+    (["train", "--epochs", HUGE], "epochs must be at most 1,000,000,000"),
+    (["train", "--max-steps", "1e30"], "expected int"),
+    (["train", "--model-args", "in_channels=2"], "in_channels must be 1 or 3"),
+    (["train", "--model-args", "num_classes=100000000000"], "model_args num_classes=100000000000 but"),
+    (["train", "--data", "shapes:size=100000"], "shapes: size must be at most 1024"),
+    (["train", "--data", "shapes:noise=nan"], "noise a finite number"),
+    (["train", "--data", f"shapes:train={HUGE}"], "would take more than 4 GiB"),
+    (["eval", "run", "--batch-size", "1e20"], "argument --batch-size: must be in [1, 1,048,576], got '1e20'"),
+    (["eval", "run", "--batch-size", HUGE], "argument --batch-size: must be in [1, 1,048,576]"),
+    (["eval", "run", "--workers", "100000"], "argument --workers: must be in [-1, 256]"),
+    (["predict", "x.jpg", "--batch-size", HUGE], "argument --batch-size"),
+    (["predict", "x.jpg", "--topk", HUGE], "argument --topk: must be at most 1,000,000,000"),
+    (["summary", "alexnet_mini", "--input", "3x100000x100000"], "input size 3x100000x100000 is too large"),
+    (["summary", "alexnet_mini", "--num-classes", "1e14"], "argument --num-classes: must be in [1, 100,000], got '1e14'"),
+    (["summary", "alexnet_mini", "--num-classes", "100000000000000"], "argument --num-classes: must be in [1, 100,000]"),
+    (["summary", "alexnet_mini", "--model-args", "num_classes=100000000000000"], "num_classes must be at most 100,000"),
+    (["summary", "convnet_local", "--model-args", "local3=1000000"], "more than the 1,000,000,000 allowed"),
+    (["summary", "convnet_local", "--model-args", f"local3={HUGE}"], "cannot be built"),
+    (["summary", "alexnet_mini", "--model-args", "in_channels=4"], "in_channels must be 1 or 3"),
+])
+def test_huge_and_odd_numbers_are_one_line_before_any_work(args, words, tmp_path, capsys):
+    if args[0] == "train":
+        args = [*args, "--out", str(tmp_path / "run"), "--max-steps", "1"] if "--max-steps" not in args else [*args, "--out", str(tmp_path / "run")]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["eval", "/no/such/run", "--json"], "checkpoint not found: /no/such/run"),
+    (["train", "--json", "--epochs", "0"], "epochs must be >= 1"),
+    (["export", "/no/such.pt", "--format", "onnx", "--json"], "/no/such.pt"),
+    (["eval", "run", "--json", "--batch-size", "0"], "argument --batch-size: must be in [1, 1,048,576], got '0'"),  # argparse's
+    (["summary", "--json", "alexnet_mini", "--input", "3x9"], "--input '3x9' is not CxHxW"),
+])
+def test_with_json_an_error_is_also_one_json_object_on_stdout(args, words, capsys):
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and words in err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out
+    record = json.loads(lines[0])
+    assert record["exit_code"] == 2 and record["verb"] == args[0] and words in record["error"] and record["error"] in err

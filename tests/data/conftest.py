@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import struct
+import subprocess
+import sys
+import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +59,77 @@ def image_tree():
         return root
 
     return make
+
+
+# --- files no reader may open or read whole (issue 16) ----------------------------------------
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG of about 100 bytes whose header claims `width` x `height` RGB pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+
+
+def write_unopenable(folder: Path, huge_bytes: int, ext: str = ".jpg") -> dict[str, Path]:
+    """In `folder`: a named pipe with no writer (opening it to read blocks for ever), a link to
+    /dev/zero (reading it never ends) and a sparse file of `huge_bytes` that starts like a JPEG
+    (it takes no disk), each named ``*<ext>``; returns {'fifo' | 'zero' | 'huge': path}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"fifo": folder / f"pipe{ext}", "zero": folder / f"zero{ext}", "huge": folder / f"huge{ext}"}
+    os.mkfifo(paths["fifo"])
+    paths["zero"].symlink_to("/dev/zero")
+    with open(paths["huge"], "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0")
+        f.truncate(huge_bytes)
+    return paths
+
+
+def file_state(paths) -> list[tuple[str, int, int, str]]:
+    """(path, lstat mode, lstat size, link target) of each path: equal before and after a run when
+    the run left the files as they were."""
+    return [(str(p), os.lstat(p).st_mode, os.lstat(p).st_size, os.readlink(p) if os.path.islink(p) else "") for p in paths]
+
+
+def finishes(fn, timeout: float = 20.0):
+    """fn()'s result, failing the test if it does not return within `timeout` seconds (a hang on a
+    pipe): it runs in a daemon thread, which a blocked open cannot keep alive past the tests."""
+    result: list = []
+    errors: list = []
+
+    def run():
+        try:
+            result.append(fn())
+        except BaseException as err:  # re-raised in the test's thread
+            errors.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if errors:
+        raise errors[0]
+    if not result:
+        pytest.fail(f"did not finish in {timeout} s (blocked on a pipe, or reading a device?)")
+    return result[0]
+
+
+def peak_memory_growth(code: str, timeout: float = 120) -> tuple[dict, float]:
+    """Run `code` in a fresh Python (torch, PIL and alexnet.data already imported) and return (the
+    dict it leaves in `result`, how many MiB its peak resident memory grew while `code` ran). A
+    fresh process, because the peak of this one is already high from the tests before."""
+    script = (
+        "import json, resource, torch, PIL.Image, alexnet.data, alexnet.data.cifar, alexnet.data.idx\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "result = {}\n"
+        f"{code}\n"
+        "grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(json.dumps({'result': result, 'grew_kib': grew}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out["result"], out["grew_kib"] / 1024

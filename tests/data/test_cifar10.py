@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -11,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import cache_folder, write_image
+from conftest import cache_folder, file_state, finishes, peak_memory_growth, png_claiming, write_image, write_unopenable
 from PIL import Image
 
+import alexnet.data.archive as archive_module
 import alexnet.data.cifar as cifar
 from alexnet.data import BadImage, open_dataset
+from alexnet.data.limits import CIFAR_IMAGE_BYTES
 from alexnet.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -281,8 +285,11 @@ def test_archive_with_link_is_refused(tmp_path: Path):
 
 def test_not_an_archive(tmp_path: Path):
     (tmp_path / "cifar10-jpeg.tar.gz").write_bytes(b"this is not gzip")
-    with pytest.raises(DataError, match="cannot read the archive"):
+    with pytest.raises(DataError) as err:
         open_dataset(f"cifar10:{tmp_path / 'cifar10-jpeg.tar.gz'}")
+    # one line, not tarfile's five (one per decompression method it tried)
+    assert str(err.value) == (f"{tmp_path / 'cifar10-jpeg.tar.gz'}: cannot read the archive "
+                              "(not a tar file, nor a gzip, bzip2 or xz compressed one)")
 
 
 # --- finding nothing ---------------------------------------------------------------------------
@@ -308,3 +315,139 @@ def test_failed_download_lists_the_places_searched(monkeypatch: pytest.MonkeyPat
     message = str(err.value)
     assert "no route to host" in message and "shared/datasets/cifar10-jpeg.tar.gz" in message
     assert "\n" not in message
+
+
+# --- files and members that must not be read whole (issue 16) ---------------------------------
+
+
+def test_a_tree_refuses_pipes_devices_huge_files_and_pixel_bombs_before_reading(tmp_path: Path):
+    write_tree(tmp_path / "tree")
+    cat = tmp_path / "tree" / "train" / "cat"
+    hostile = write_unopenable(cat, huge_bytes=CIFAR_IMAGE_BYTES + 1)  # a pipe, a link to /dev/zero, a sparse file
+    (cat / "bomb.png").write_bytes(png_claiming(20_000, 20_000))  # 1.2 GB of pixels, over PIL's limit
+    (cat / "big.png").write_bytes(png_claiming(9_000, 9_000))  # 243 MB, under PIL's limit but not 32x32
+    before = file_state([*hostile.values(), cat / "bomb.png", cat / "big.png"])
+    result, grew_mib = peak_memory_growth(
+        f"train = alexnet.data.open_dataset({'cifar10:' + str(tmp_path / 'tree')!r}).split('train')\n"
+        "result['bad'] = {b.path: b.reason for b in train.bad}\n"
+        "result['n'] = len(train)")
+    assert result["n"] == 5  # the good ones
+    pipe_or_device = "not a regular file (a pipe or device)"
+    assert result["bad"] == {str(hostile["fifo"]): pipe_or_device, str(hostile["zero"]): pipe_or_device,
+                             str(hostile["huge"]): "file is too large (1 MiB, over the limit of 1 MiB)",
+                             str(cat / "bomb.png"): "too many pixels (decompression bomb?)",
+                             str(cat / "big.png"): "is 9000x9000 px, not 32x32"}
+    assert grew_mib < 64, f"peak memory grew {grew_mib:.0f} MiB: something was decoded"
+    assert file_state([*hostile.values(), cat / "bomb.png", cat / "big.png"]) == before
+
+
+def _tar_block(name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def _file_members(*names: str) -> bytes:
+    """Tar members holding a real 32x32 JPEG each, uncompressed."""
+    jpeg = io.BytesIO()
+    Image.new("RGB", (32, 32), (9, 99, 199)).save(jpeg, "JPEG")
+    data = jpeg.getvalue()
+    return b"".join(_tar_block(n, len(data)) + data + bytes(-len(data) % 512) for n in names)
+
+
+def test_an_archive_member_too_large_is_listed_and_never_read(tmp_path: Path):
+    # A 0.3 MB .tar.gz holding a 256 MiB member: gzip members may follow one another in a file
+    # (RFC 1952, 2.2), so the zeros are one compressed MiB repeated, streamed through gzip here.
+    zeros = gzip.compress(bytes(2**20))
+    archive = tmp_path / "cifar10-jpeg.tar.gz"
+    archive.write_bytes(gzip.compress(_file_members("train/cat/0.jpg", "test/cat/0.jpg") + _tar_block("train/cat/huge.jpg", 256 * 2**20))
+                        + zeros * 256 + gzip.compress(_file_members("test/cat/1.jpg") + bytes(1024)))
+    assert archive.stat().st_size < 2**20
+    before = archive.read_bytes()
+    result, grew_mib = peak_memory_growth(
+        f"source = alexnet.data.open_dataset({'cifar10:' + str(archive)!r})\n"
+        "result['bad'] = {b.path: b.reason for b in source.split('train').bad}\n"
+        "result['n'] = [len(source.split('train')), len(source.split('test'))]")
+    assert result == {"bad": {"train/cat/huge.jpg": "file is too large (256 MiB, over the limit of 1 MiB)"}, "n": [1, 2]}
+    assert grew_mib < 64, f"peak memory grew {grew_mib:.0f} MiB: the member was read"
+    assert archive.read_bytes() == before
+
+
+def _gnu_tar() -> bool:
+    try:
+        return b"GNU tar" in subprocess.run(["tar", "--version"], capture_output=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _sparse_tar(archive: Path, src: Path, name: str, islands: int = 0) -> Path:
+    """A real GNU tar --sparse archive of `src`, with `src/name` a 1 TiB file of holes (no disk)
+    but for `islands` runs of 10 bytes, one per MiB (more than 4 make tar extend the sparse map)."""
+    (src / name).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(src / name, "wb") as f:
+            for i in range(islands):
+                f.seek(i * 2**20)
+                f.write(b"x" * 10)
+            f.truncate(2**40)
+    except OSError as err:
+        pytest.skip(f"this file system holds no 1 TiB sparse file ({err})")
+    subprocess.run(["tar", "--sparse", "-czf", str(archive), "-C", str(src), "."], check=True, timeout=60)
+    assert archive.stat().st_size < 2**20  # well under a MiB that claims 1 TiB
+    return archive
+
+
+@pytest.mark.skipif(not _gnu_tar(), reason="GNU tar is not installed")
+def test_a_gnu_sparse_member_claiming_a_tib_is_listed_and_never_read(tmp_path: Path):
+    write_tree(tmp_path / "src")
+    archive = _sparse_tar(tmp_path / "cifar10-jpeg.tar.gz", tmp_path / "src", "train/cat/huge.jpg")
+    train = finishes(lambda: open_dataset(f"cifar10:{archive}").split("train"))
+    assert len(train) == 5
+    assert {b.path: b.reason for b in train.bad} == {"train/cat/huge.jpg": "file is too large (1 TiB, over the limit of 1 MiB)"}
+
+
+@pytest.mark.skipif(not _gnu_tar(), reason="GNU tar is not installed")
+def test_a_sparse_batch_claiming_a_tib_is_a_one_line_error(tmp_path: Path):
+    write_batches(tmp_path / "src" / "cifar-10-batches-py")
+    (tmp_path / "src" / "cifar-10-batches-py" / "data_batch_2").unlink()
+    archive = _sparse_tar(tmp_path / "cifar-10-python.tar.gz", tmp_path / "src", "cifar-10-batches-py/data_batch_2")
+    with pytest.raises(DataError) as err:
+        finishes(lambda: open_dataset(f"cifar10:{archive}"))
+    assert str(err.value) == f"{archive}:cifar-10-batches-py/data_batch_2: file is too large (1 TiB, over the limit of 256 MiB)"
+
+
+@pytest.mark.skipif(not _gnu_tar(), reason="GNU tar is not installed")
+def test_a_sparse_member_with_an_extended_map_refuses_the_archive(tmp_path: Path):
+    # tarfile reads a sparse map's extension blocks, as many as the archive has, before the member
+    write_tree(tmp_path / "src")
+    archive = _sparse_tar(tmp_path / "cifar10-jpeg.tar.gz", tmp_path / "src", "train/cat/holes.jpg", islands=10)
+    assert len(tarfile.open(archive).getmember("./train/cat/holes.jpg").sparse) == 10  # the map did need extending
+    with pytest.raises(DataError) as err:
+        open_dataset(f"cifar10:{archive}")
+    assert str(err.value) == f"{archive}: refusing the archive: member './train/cat/holes.jpg' is a sparse file with an extended map"
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME])
+def test_a_tar_header_claiming_a_tib_refuses_the_archive(tmp_path: Path, kind: bytes):
+    # tarfile reads a pax header or a GNU long name whole: 1 TiB was a MemoryError traceback
+    archive = tmp_path / "cifar10-jpeg.tar.gz"
+    archive.write_bytes(gzip.compress(_file_members("train/cat/0.jpg") + _tar_block("././@PaxHeader", 2**40, kind) + bytes(1024)))
+    with pytest.raises(DataError) as err:
+        open_dataset(f"cifar10:{archive}")
+    assert str(err.value) == (f"{archive}: refusing the archive: the header of member '././@PaxHeader' is too large "
+                              "(1 TiB, over the limit of 1 MiB)")
+
+
+def test_members_are_bounded_in_number_and_in_total(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # the limits themselves are far above CIFAR-10's (alexnet.data.limits); smaller ones show the checks
+    write_tree(tmp_path / "tree")
+    archive = write_tar(tmp_path / "cifar10-jpeg.tar.gz", tmp_path / "tree")
+    with monkeypatch.context() as m:
+        m.setattr(archive_module, "ARCHIVE_MEMBERS", 4)
+        with pytest.raises(DataError, match="refusing the archive: more than 4 members"):
+            open_dataset(f"cifar10:{archive}")
+    with monkeypatch.context() as m:
+        m.setattr(archive_module, "ARCHIVE_READ_BYTES", 2000)
+        with pytest.raises(DataError, match=r"refusing the archive: the data read from it is too large \(.* over the limit of 1.95 KiB\)"):
+            open_dataset(f"cifar10:{archive}")
+    assert len(open_dataset(f"cifar10:{archive}").split("train")) == 5

@@ -18,6 +18,7 @@ from alexnet.data.images import load_image
 from alexnet.data.transforms import Prepare
 from alexnet.engine.train import fit
 from alexnet.errors import DataError
+from conftest import file_state, finishes, write_unopenable
 
 
 def tree(root, per_class=10, broken=0):
@@ -85,3 +86,19 @@ def test_unreadable_files_are_counted_from_memory_too(tmp_path):
         assert result["bad_images"] == 2
         listed = (tmp_path / cache / "bad_images.txt").read_text().splitlines()
         assert sorted(line.split("\t")[0].rsplit("/", 1)[1] for line in listed) == ["broken0.jpg", "broken1.jpg"]
+
+
+def test_caching_refuses_pipes_devices_and_huge_files_without_reading_them(tmp_path):
+    root = tree(tmp_path / "t", per_class=2)
+    hostile = write_unopenable(root / "bees", huge_bytes=2**40)  # a pipe, a link to /dev/zero, a 1 TiB sparse file
+    before = file_state(hostile.values())
+    paths = sorted(str(p) for p in root.rglob("*.*"))
+    files = ImageFiles(paths, [0] * len(paths))
+    for decode_on in (None, torch.device("cpu")):  # PIL in the workers, or the batched (device) decoder
+        cached = finishes(lambda: decoded.decode_split(files, Prepare("small", 8, 3), workers=0, decode_on=decode_on))
+        assert len(cached) == len(paths) - 3
+        reasons = {b.path: b.reason for b in cached.bad}
+        assert set(reasons) == {str(p) for p in hostile.values()}
+        assert reasons[str(hostile["fifo"])] == reasons[str(hostile["zero"])] == "not a regular file (a pipe or device)"
+        assert reasons[str(hostile["huge"])].startswith("file is too large")
+    assert file_state(hostile.values()) == before

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from conftest import write_image
+from conftest import finishes, write_image
 from PIL import Image
 
 from alexnet.data import BadImage, open_dataset
+from alexnet.data.folder import list_images, special_filesystems
 from alexnet.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -104,3 +106,37 @@ def test_val_class_unknown_to_train(tmp_path: Path, image_tree):
     image_tree(tmp_path / "val", {"b": 1})
     with pytest.raises(DataError, match="not a class of the train folder"):
         open_dataset(f"folder:{tmp_path}")
+
+
+# --- links out of the tree and kernel file systems (issue 16) ---------------------------------
+
+
+def test_links_to_folders_are_followed_only_inside_the_tree(tmp_path: Path):
+    root = tmp_path / "data"
+    write_image(root / "cats" / "1.jpg")
+    write_image(root / "dogs" / "1.jpg")
+    write_image(root / "spare" / "cats" / "2.jpg")  # inside the tree: a link to it is followed
+    write_image(tmp_path / "elsewhere" / "3.jpg")  # outside: a link to it is not
+    (root / "cats" / "more").symlink_to(root / "spare" / "cats")
+    (root / "cats" / "out").symlink_to(tmp_path / "elsewhere")
+    (root / "dogs" / "everything").symlink_to("/")  # the whole file system, as /proc/*/root is
+    (root / "dogs" / "4.jpg").symlink_to(write_image(tmp_path / "elsewhere" / "4.jpg"))  # a link to a file: listed
+    with pytest.warns(UserWarning) as warned:
+        source = finishes(lambda: open_dataset(f"folder:{root}", val_fraction=0.5))
+    passed = sorted(str(w.message).split(", e.g. ")[1].split(" ")[0] for w in warned)
+    assert passed == [str(root / "cats" / "out"), str(root / "dogs" / "everything")]
+    assert all(f"not entering 1 folder(s) that lead out of {root} or onto a special file system" in str(w.message) for w in warned)
+    listed = sorted(str(Path(p).relative_to(root)) for p in source.split("train").paths + source.split("val").paths)
+    assert listed == ["cats/1.jpg", "cats/more/2.jpg", "dogs/1.jpg", "dogs/4.jpg", "spare/cats/2.jpg"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/mountinfo").is_file(), reason="no /proc file system (not Linux)")
+def test_kernel_file_systems_are_never_walked():
+    # /proc links to every process's root folder: `folder:/proc` walked the whole file system
+    special = special_filesystems()
+    assert special.get(os.stat("/proc").st_dev) == "proc" and special.get(os.stat("/sys").st_dev) == "sysfs"
+    with pytest.raises(DataError) as err:
+        finishes(lambda: open_dataset("folder:/proc"))
+    assert str(err.value) == "folder: /proc is on the proc file system, which holds no image files"
+    with pytest.warns(UserWarning, match="special file system"):  # nor is one entered from outside it
+        assert finishes(lambda: list_images(Path("/proc/self"), within=Path("/"))) == []

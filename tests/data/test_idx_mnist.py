@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from alexnet.data import open_dataset
 from alexnet.data.idx import read_idx
 from alexnet.errors import DataError
+from conftest import finishes, peak_memory_growth
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -151,3 +153,67 @@ def test_read_idx_short_and_foreign_files(tmp_path: Path):
     (tmp_path / "png").write_bytes(b"\x89PNG\r\n\x1a\n")
     with pytest.raises(DataError, match="magic"):
         read_idx(tmp_path / "png", ndim=3)
+
+
+# --- sizes read from the file are bounded before anything is allocated (issue 16) -------------
+
+
+def _zeros_gzip(mib: int) -> bytes:
+    """`mib` MiB of zeros as a gzip stream of about 1 KB per MiB: one compressed MiB repeated,
+    as gzip allows members to follow one another (RFC 1952, 2.2). Nothing large is ever made."""
+    return gzip.compress(bytes(2**20)) * mib
+
+
+def _header(*dims: int) -> bytes:
+    return (0x0800 | len(dims)).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+def test_a_gzip_bomb_is_never_inflated(tmp_path: Path):
+    # 6 MB that inflate to 6 GiB: a header for 10 images, their values, then 6 GiB of zeros
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(_header(10, 28, 28) + bytes(10 * 28 * 28)) + _zeros_gzip(6 * 1024))
+    assert bomb.stat().st_size < 7 * 2**20
+    result, grew_mib = peak_memory_growth(
+        "try:\n"
+        f"    alexnet.data.idx.read_idx({str(bomb)!r}, ndim=3)\n"
+        "except alexnet.errors.DataError as err:\n"
+        "    result['error'] = str(err)")
+    assert result["error"] == f"{bomb}: IDX body is longer than the 7840 bytes the header (10x28x28) says: file has trailing bytes"
+    assert grew_mib < 64, f"peak memory grew {grew_mib:.0f} MiB: the gzip was inflated"
+
+
+def test_a_header_claiming_more_than_the_limit_is_refused_before_reading(tmp_path: Path):
+    # 8 million images of 28x28 (6.3 GB), and 6 GiB of zeros behind them: refused from the header
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(_header(8_000_000, 28, 28)) + _zeros_gzip(6 * 1024))
+    result, grew_mib = peak_memory_growth(
+        "try:\n"
+        f"    alexnet.data.idx.read_idx({str(bomb)!r}, ndim=3)\n"
+        "except alexnet.errors.DataError as err:\n"
+        "    result['error'] = str(err)")
+    assert result["error"] == (f"{bomb}: the IDX data its header (8000000x28x28) claims is too large "
+                               "(5.84 GiB, over the limit of 1 GiB)")
+    assert grew_mib < 64
+
+
+@pytest.mark.parametrize("dims, words", [
+    ((2**31, 2**31, 4), "the IDX data its header (2147483648x2147483648x4) claims is too large (16 EiB"),  # 2^64: 0 in int64
+    ((2**32 - 1,) * 3, "claims is too large"),
+    ((5, 0, 0), "the IDX header gives the dimensions 5x0x0: a 0 leaves no values"),
+    ((0, 28, 28), "a 0 leaves no values"),
+])
+def test_huge_and_empty_dimensions_are_one_line_errors(tmp_path: Path, dims: tuple, words: str):
+    path = tmp_path / "odd-idx3-ubyte"
+    path.write_bytes(_header(*dims))  # no values at all: with int64 (2^31)^2 x 4 wrapped to 0 and "matched"
+    with pytest.raises(DataError) as err:
+        read_idx(path, ndim=3)
+    assert str(err.value).startswith(f"{path}: ") and words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_pipe_or_a_link_to_a_device_is_refused_without_blocking(tmp_path: Path):
+    os.mkfifo(tmp_path / "pipe-idx1-ubyte")
+    (tmp_path / "zero-idx1-ubyte").symlink_to("/dev/zero")
+    for name in ("pipe-idx1-ubyte", "zero-idx1-ubyte"):
+        with pytest.raises(DataError) as err:
+            finishes(lambda: read_idx(tmp_path / name, ndim=1))
+        assert str(err.value) == f"{tmp_path / name}: not a regular file (a pipe or device)"

@@ -19,7 +19,7 @@ from alexnet.data.loader import DeviceDecoded, make_loader, set_epoch
 from alexnet.data.subset import take
 from alexnet.data.transforms import Prepare
 
-from conftest import SHARED
+from conftest import SHARED, file_state, finishes, write_unopenable
 
 CPU = torch.device("cpu")
 
@@ -126,3 +126,22 @@ def test_a_decoder_that_cannot_run_costs_speed_not_the_run(tmp_path, monkeypatch
     (pil,) = batches(files, prepare)
     (device,) = batches(files, prepare, decode_on=CPU)  # every file handed to PIL in the main process
     assert torch.equal(device.images, pil.images) and torch.equal(device.labels, pil.labels) and not device.bad
+
+
+def test_pipes_devices_and_huge_files_are_not_read_by_the_device_path(tmp_path):
+    """The repro of issue 16: the worker read a file before load_image could check it, so a FIFO
+    named .jpg blocked for ever and a link to /dev/zero grew until the kernel killed the run."""
+    hostile = write_unopenable(tmp_path, huge_bytes=2**40)  # a pipe, a link to /dev/zero, a 1 TiB sparse file
+    before = file_state(hostile.values())
+    for path in hostile.values():
+        assert finishes(lambda: read_encoded(str(path))) is None  # not read: load_image says why
+    paths = [photo(tmp_path / "good.jpg"), *map(str, hostile.values())]
+    files = ImageFiles(paths, [0, 1, 2, 3])
+    (batch,) = finishes(lambda: batches(files, Prepare("small", 8, 3), decode_on=CPU))
+    assert batch.labels.tolist() == [0]
+    reasons = {b.path: b.reason for b in batch.bad}
+    assert reasons == {str(hostile["fifo"]): "not a regular file (a pipe or device)",
+                       str(hostile["zero"]): "not a regular file (a pipe or device)",
+                       str(hostile["huge"]): reasons[str(hostile["huge"])]}
+    assert reasons[str(hostile["huge"])].startswith("file is too large")
+    assert file_state(hostile.values()) == before

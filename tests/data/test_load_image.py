@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
-import struct
 import threading
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,23 +12,10 @@ import pytest
 from PIL import Image
 
 from alexnet.data import BadImage, load_image
+from alexnet.data.limits import IMAGE_FILE_BYTES
+from conftest import file_state, finishes, png_claiming, write_unopenable
 
 pytestmark = pytest.mark.usefixtures("isolated")
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG file whose header claims `width` x `height` RGB pixels."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 100))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 def _jpeg_bytes(size=(64, 64)) -> bytes:
@@ -72,7 +57,7 @@ def test_text_named_jpg(tmp_path: Path):
 
 def test_decompression_bomb_is_refused_without_allocating(tmp_path: Path):
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_claiming(50_000, 50_000))  # 7.5 GB if decoded
+    path.write_bytes(png_claiming(50_000, 50_000))  # 7.5 GB if decoded
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     result = load_image(path)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -83,7 +68,7 @@ def test_decompression_bomb_is_refused_without_allocating(tmp_path: Path):
 def test_image_just_over_the_pixel_limit_is_refused(tmp_path: Path):
     # between 1x and 2x PIL's limit PIL only warns; load_image refuses those too
     path = tmp_path / "big.png"
-    path.write_bytes(_png_claiming(10_000, 10_000))
+    path.write_bytes(png_claiming(10_000, 10_000))
     result = load_image(path)
     assert isinstance(result, BadImage) and "pixels" in result.reason
 
@@ -213,3 +198,25 @@ def test_a_named_pipe_is_refused_without_blocking(tmp_path: Path):
     reader.join(timeout=10)  # opening a pipe with no writer blocks; load_image must not open it
     assert result, "load_image blocked on a named pipe"
     assert isinstance(result[0], BadImage) and "not a regular file" in result[0].reason
+
+
+def test_a_link_to_dev_zero_and_a_huge_file_are_refused_without_reading(tmp_path: Path):
+    # a link to /dev/zero never ends; a 1 TiB sparse file (no disk) would take hours to read
+    files = write_unopenable(tmp_path, huge_bytes=2**40)
+    before = file_state(files.values())
+    results = finishes(lambda: {kind: load_image(path) for kind, path in files.items()})
+    assert results["fifo"] == BadImage(str(files["fifo"]), "not a regular file (a pipe or device)")
+    assert results["zero"] == BadImage(str(files["zero"]), "not a regular file (a pipe or device)")
+    huge = results["huge"]
+    assert isinstance(huge, BadImage) and huge.reason.startswith("file is too large (1 TiB, over the limit of")
+    assert file_state(files.values()) == before  # the files are as they were
+
+
+def test_the_image_file_limit_is_the_one_in_limits(tmp_path: Path):
+    # just over IMAGE_FILE_BYTES is refused; a real picture just under any sane size is read
+    path = tmp_path / "over.jpg"
+    with open(path, "wb") as f:
+        f.truncate(IMAGE_FILE_BYTES + 1)
+    assert "too large" in load_image(path).reason
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "ok.png")
+    assert load_image(tmp_path / "ok.png").getpixel((0, 0)) == (1, 2, 3)

@@ -157,3 +157,86 @@ def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path: Path) -> None:
         with pytest.raises(UsageError, match="cannot load"):
             select_model(checkpoint=path)
     assert not marker.exists()
+
+
+# ---- our safetensors' description and digest (issue 16) --------------------------------------
+
+def _ours(tmp_path: Path) -> tuple[dict, dict]:
+    """The tensors and header description of an alexnet_simple .safetensors written by save_safetensors."""
+    import json
+
+    from safetensors import safe_open
+
+    from alexnet.engine.weights import describe_model
+    from alexnet.models import build_model
+
+    torch.manual_seed(0)
+    path = save_safetensors(describe_model(build_model("alexnet_simple"), source="test"), tmp_path / "ours.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        info = json.loads(f.metadata()["alexnet"])
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    return state, info
+
+
+def _write_ours(path: Path, state: dict, info: dict | str) -> Path:
+    import json
+
+    save_file(state, str(path), metadata={"alexnet": info if isinstance(info, str) else json.dumps(info), "format": "pt"})
+    return path
+
+
+HEADER_ROWS = [
+    ("num_classes 1e11", "model_args", {"num_classes": 10**11}, "num_classes must be at most 100,000"),
+    ("in_channels 2", "model_args", {"in_channels": 2}, "in_channels must be 1 or 3"),
+    ("model_args a string", "model_args", "x", "model_args"),
+    ("model_name a number", "model_name", 5, "model_name"),
+    ("classes 5", "classes", 5, "classes must be a list"),
+    ("no classes", "classes", None, "has no 'classes'"),
+    ("input_size negative", "input_size", [3, -5, 0], "input_size"),
+    ("input_size a string", "input_size", "abc", "input_size"),
+    ("mean a string", "mean", "x", "mean"),
+    ("std zero", "std", [0, 0, 0], "std must be 1 or 3 finite numbers, each > 0"),
+    ("augment", "augment", "fancy", "augment"),
+    ("input_norm", "input_norm", 3, "input_norm"),
+]
+
+
+@pytest.mark.parametrize("key,value,words", [r[1:] for r in HEADER_ROWS], ids=[r[0] for r in HEADER_ROWS])
+def test_a_bad_safetensors_description_is_one_line(tmp_path: Path, capsys, key, value, words) -> None:
+    from alexnet.cli import main
+
+    state, info = _ours(tmp_path)
+    info = {k: v for k, v in info.items() if k != key} if value is None else {**info, key: value}
+    bad = _write_ours(tmp_path / "bad.safetensors", state, info)
+    with pytest.raises(UsageError, match=words):
+        load_weights(bad)
+    image = tmp_path / "x.png"
+    torchvision.transforms.functional.to_pil_image(torch.zeros(3, 40, 40)).save(image)
+    for argv in (["predict", str(image), "--weights", str(bad)], ["export", str(bad), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and words in err and str(bad) in err, err
+
+
+def test_a_damaged_safetensors_header_is_one_line(tmp_path: Path) -> None:
+    state, _ = _ours(tmp_path)
+    for header in ("{not json", "[1, 2]"):
+        with pytest.raises(UsageError, match="description in its header is damaged"):
+            load_weights(_write_ours(tmp_path / "bad.safetensors", state, header))
+
+
+def test_safetensors_digest_refuses_a_flipped_byte_and_old_files_still_load(tmp_path: Path) -> None:
+    state, info = _ours(tmp_path)
+    path = tmp_path / "ours.safetensors"
+    assert info["digest"].startswith("sha256:") and load_weights(path)["model_name"] == "alexnet_simple"
+    name = max(state, key=lambda k: state[k].numel())
+    data = state[name].numpy().tobytes()
+    raw = bytearray(path.read_bytes())
+    at = raw.find(data[:64])
+    raw[at + len(data) // 2] ^= 0x01
+    flipped = tmp_path / "flipped.safetensors"
+    flipped.write_bytes(bytes(raw))
+    with pytest.raises(UsageError, match=f"{flipped}: its tensors do not match the digest saved with them"):
+        load_weights(flipped)
+    old = _write_ours(tmp_path / "old.safetensors", state, {k: v for k, v in info.items() if k != "digest"})
+    assert torch.equal(load_weights(old)["model"][name], state[name])  # written before digests: loads as it did

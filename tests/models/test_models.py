@@ -343,6 +343,11 @@ def test_small_pools_give_the_same_sizes(name):
         ("alexnet2012", {"conv_width": "half"}, ["conv_width"]),
         ("convnet4", {"dropout": 0.5}, ["convnet4", "dropout", "activation"]),
         ("vgg16", {"activation": "tanh"}, ["vgg16", "activation", "num_classes"]),
+        # sizes out of bounds (issue 16), refused before any memory is taken: the first would be 1.6 TB of fc8
+        *[(name, {"num_classes": 10**11}, ["num_classes must be at most 100,000"]) for name in MODELS],
+        *[(name, {"in_channels": c}, ["in_channels must be 1 or 3"]) for name in ("alexnet2012", "alexnet_d2l", "vgg11") for c in (2, 4, 0, True)],
+        ("convnet_local", {"local3": 10**6}, ["55,360,129,866 weights, more than the 1,000,000,000 allowed"]),
+        ("convnet_local", {"local3": 10**30}, ["cannot be built", "Overflow"]),
     ],
 )
 def test_build_model_errors(name, kwargs, words):
@@ -464,3 +469,11 @@ def test_convnet4_is_three_convs_and_one_fc():
     assert [type(m).__name__ for m in layers] == ["Conv2d", "Conv2d", "Conv2d", "Linear"]
     assert sum(isinstance(m, nn.Tanh) for m in model.modules()) == 3
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_the_size_bounds_admit_their_limits():
+    from alexnet.models import MAX_CLASSES
+
+    with torch.device("meta"):  # shapes only: 4096 x 100,000 floats would be 1.6 GB
+        assert build_model("alexnet2012", num_classes=MAX_CLASSES).num_classes == MAX_CLASSES
+        assert build_model("alexnet_d2l", in_channels=3).input_size[0] == 3

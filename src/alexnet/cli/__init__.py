@@ -4,13 +4,15 @@ Errors a user can cause (UsageError) print one line, `alexnet VERB: error: ...`,
 (a run that failed on valid input, RunFailed: diverged or out of memory, exits 1; a run stopped
 by SIGINT/SIGTERM after saving, Interrupted, exits 130/143);
 argparse's own errors are shortened to one line too, and so are warnings (`alexnet VERB: warning:
-...`, without Python's source-line echo). Nothing past this package sees argparse.
+...`, without Python's source-line echo). With --json an error is also one JSON object on stdout,
+{"error": ..., "verb": ..., "exit_code": ...}. Nothing past this package sees argparse.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import warnings
@@ -35,7 +37,16 @@ class Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage dump) and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self._print_message(f"{self.prog}: error: {message} (see {self.prog} --help)\n", sys.stderr)
+        raise RefusedArguments(message, self.prog)
+
+
+class RefusedArguments(SystemExit):
+    """argparse's refusal (exit 2), carrying its message for --json."""
+
+    def __init__(self, message: str, prog: str) -> None:
+        super().__init__(2)
+        self.message, self.prog = message, prog
 
 
 def build_parser() -> Parser:
@@ -54,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or argparse's one-line error: its exit code
+        if isinstance(e, RefusedArguments) and "--json" in (sys.argv[1:] if argv is None else argv):
+            print_json_error(e.prog.partition(" ")[2] or None, e.message, 2)
         return int(e.code or 0)
     if args.verb is None:
         parser.print_help()
@@ -85,14 +98,27 @@ def run_verb(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail again
         return 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
     except RunFailed as e:  # valid input, but the run blew up or ran out of memory: not a usage error
-        print(f"alexnet {args.verb}: error: {e}", file=sys.stderr)
-        return 1
+        return refuse(args, str(e), 1)
     except UsageError as e:
-        print(f"alexnet {args.verb}: error: {e}", file=sys.stderr)
-        return 2
+        return refuse(args, str(e), 2)
+    except OSError as e:  # a file or disk error no writer above turned into a UsageError: still one line
+        return refuse(args, f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e), 2)
     except Interrupted as e:  # SIGINT/SIGTERM during training: state saved, 130 or 143
         print(f"alexnet {args.verb}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"alexnet {args.verb}: interrupted", file=sys.stderr)
         return 130
+
+
+def refuse(args: argparse.Namespace, message: str, code: int) -> int:
+    """The error's one line on stderr, and with --json the same as one JSON object on stdout
+    (a program reading the output then always gets JSON); returns the exit code."""
+    print(f"alexnet {args.verb}: error: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print_json_error(args.verb, message, code)
+    return code
+
+
+def print_json_error(verb: str | None, message: str, code: int) -> None:
+    print(json.dumps({"error": message, "verb": verb, "exit_code": code}), flush=True)

@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from alexnet.cli.common import number
-from alexnet.config import MAX_IMAGE_SIZE
+from alexnet.config import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_WORKERS
 
 EPILOG = """examples:
   alexnet bench --baseline                                  # alexnet_owt, train and infer, batch 64 on the CPU
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="alexnet_owt", metavar="NAME", help="model to measure (default alexnet_owt; see alexnet models)")
     p.add_argument("--mode", default="all", choices=MODES,
                    help="train step, inference, the input pipeline alone (needs --data), or all (default: train and infer, and data with --data)")
-    p.add_argument("--batch-size", type=number(int, 1), default=None, metavar="N", help="images per step (default 64 on the CPU, 256 on a GPU)")
+    p.add_argument("--batch-size", type=number(int, 1, MAX_BATCH_SIZE), default=None, metavar="N", help="images per step (default 64 on the CPU, 256 on a GPU)")
     p.add_argument("--image-size", type=number(int, 8, MAX_IMAGE_SIZE), default=None, metavar="S",
                    help="side of the square input (default: the model's own, 224 for alexnet_owt); smaller is quicker")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision of ours (default auto: bf16 where native, else fp32)")
@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device-decode", action=argparse.BooleanOptionalAction, default=None,
                    help="--mode data: decode JPEGs on the device, a batch per call (default: on for CUDA)")
     p.add_argument("--data", default="", metavar="SPEC", help="dataset for --mode data, e.g. folder:DIR (a folder of class folders)")
-    p.add_argument("--workers", type=number(int, -1), default=-1, metavar="N", help="data-loading processes for --mode data, both loaders (-1: auto)")
+    p.add_argument("--workers", type=number(int, -1, MAX_WORKERS), default=-1, metavar="N", help="data-loading processes for --mode data, both loaders (-1: auto)")
     p.add_argument("--baseline", action="store_true", help="also measure torchvision's alexnet the standard way, and the ratios ours/theirs")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--warmup", type=number(int, 1), default=None, metavar="N", help="untimed steps before timing (default 2 on the CPU, 10 on a GPU)")

@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from alexnet.config import MAX_COUNT
 from alexnet.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -33,20 +34,37 @@ def model_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return select_model(args.checkpoint, args.model, args.weights)
 
 
-def number(kind: type[int] | type[float], low: float, high: float = math.inf) -> Callable[[str], Any]:
-    """An argparse `type`: the text as `kind`, finite and in [low, high], or a one-line error."""
+def number(kind: type[int] | type[float], low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse `type`: the text as `kind`, finite and in [low, high], or a one-line error.
+
+    Integers are bounded even without a `high` (MAX_COUNT, a billion), so no value reaches
+    torch's int64 arguments; '1e3' is read as the integer 1000.
+    """
+    given, high = high is not None, (MAX_COUNT if kind is int else math.inf) if high is None else high
     what = "an integer" if kind is int else "a number"
-    rule = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+    rule = f"in [{low:g}, {high:,}]" if kind is int else f"in [{low:g}, {high:g}]"
 
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+            value = _integral(text) if kind is int else None
+            if value is None:
+                raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
         if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be {rule}, got '{text}'")
-        return value
+            shown = rule if given else f"at most {high:,}" if value > high else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {shown}, got '{text}'")
+        return kind(value)
 
     convert.__name__ = kind.__name__
     convert.low, convert.high = low, high  # type: ignore[attr-defined]  # read by the tests
     return convert
+
+
+def _integral(text: str) -> float | None:
+    """'1e20' -> 1e20 (range-checked next, as a number, never turned into a huge int); None if not integral."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if not math.isfinite(value) or value.is_integer() else None

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from alexnet.config import TTA_MODES
+from alexnet.config import MAX_BATCH_SIZE, MAX_WORKERS, TTA_MODES
 from alexnet.cli.common import number
+from alexnet.errors import UsageError
 
 EPILOG = """examples:
   alexnet eval runs/alexnet_mini-shapes-20261122-101500
@@ -25,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="SPEC", help="dataset spec (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="val", choices=("val", "test"), help="which held-out split (default val)")
     p.add_argument("--tta", default="center", choices=TTA_MODES, help="test-time views: center, flip, tencrop (section 4.1; where training cropped)")
-    p.add_argument("--batch-size", type=number(int, 1), default=100, metavar="N", help="images per batch (default 100)")
-    p.add_argument("--workers", type=number(int, -1), default=-1, metavar="N", help="data-loading processes (-1: auto)")
+    p.add_argument("--batch-size", type=number(int, 1, MAX_BATCH_SIZE), default=100, metavar="N", help="images per batch (default 100)")
+    p.add_argument("--workers", type=number(int, -1, MAX_WORKERS), default=-1, metavar="N", help="data-loading processes (-1: auto)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
@@ -45,15 +47,20 @@ def run(args: argparse.Namespace) -> int:
                                  workers=args.workers, device=resolve_device(args.device), amp=args.amp, strict=args.strict)
     spec, classes = result["data"], result["classes"]
     out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{args.tta}.png"
-    plot_confusion(result["confusion"].numpy(), classes, out, title=f"{ckpt['model_name']} on {spec} ({args.split}, {args.tta}): top-1 {result['top1']:.2%}")
+    try:  # the figures matter more than the picture: a folder that cannot take it costs a warning
+        plot_confusion(result["confusion"].numpy(), classes, out, title=f"{ckpt['model_name']} on {spec} ({args.split}, {args.tta}): top-1 {result['top1']:.2%}")
+        not_drawn = None
+    except UsageError as e:
+        not_drawn = str(e)
     bad = sorted({b.path for b in result["bad"]})
     if args.json:
         keys = ("loss", "top1", "top5", "top1_error", "top5_error", "n", "views")
         summary = {k: result[k] for k in keys} | {
             "checkpoint": ckpt["path"], "data": spec, "split": args.split, "tta": args.tta,
-            "per_class": dict(zip(classes, result["per_class"])), "confusion_png": str(out), "bad_images": bad,
+            "per_class": dict(zip(classes, result["per_class"])), "confusion_png": None if not_drawn else str(out), "bad_images": bad,
         }
         print(json.dumps(summary))
+        warn_not_drawn(not_drawn)
         return 0
     print(f"{ckpt['model_name']} from {ckpt['path']} on {spec} ({args.split}, {result['n']} images, {args.tta}, {result['views']} view(s))")
     print(f"  loss   {result['loss']:.4f}")
@@ -66,5 +73,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<24} {acc:7.2%}  ({n} images)")
     if bad:
         print(f"skipped {len(bad)} unreadable image(s), e.g. {bad[0]}")
-    print(f"confusion matrix: {out}")
+    if not not_drawn:
+        print(f"confusion matrix: {out}")
+    warn_not_drawn(not_drawn)
     return 0
+
+
+def warn_not_drawn(why: str | None) -> None:
+    if why:
+        sys.stdout.flush()  # the results, then the warning
+        print(f"alexnet eval: warning: the confusion matrix was not drawn: {why}", file=sys.stderr)

@@ -12,7 +12,7 @@ import json
 import sys
 
 from alexnet.cli.common import DEVICES, add_model_arguments, model_from_args, number
-from alexnet.config import TTA_MODES
+from alexnet.config import MAX_BATCH_SIZE, TTA_MODES
 
 EPILOG = """examples:
   alexnet predict cat.jpg photos/ --checkpoint runs/RUN
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--topk", type=number(int, 1), default=5, metavar="K", help="classes shown per image (default 5)")
     p.add_argument("--tta", default="center", choices=TTA_MODES, help="test-time views: center, flip, tencrop (section 4.1)")
-    p.add_argument("--batch-size", type=number(int, 1), default=32, metavar="N", help="images per forward pass (default 32)")
+    p.add_argument("--batch-size", type=number(int, 1, MAX_BATCH_SIZE), default=32, metavar="N", help="images per forward pass (default 32)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--json", action="store_true", help='one JSON object per line: {"path", "topk": [{"class", "index", "prob"}]}')
 

@@ -73,7 +73,7 @@ def resolve(args: argparse.Namespace) -> Any:
     if overrides.get("resume"):
         if args.config:
             raise UsageError("--config and --resume do not go together: a resumed run keeps its own config")
-        from alexnet.engine.checkpoint import load_checkpoint
+        from alexnet.engine.checkpoint import check_resumable, load_checkpoint
 
         run = Path(overrides["resume"])
         if run.is_dir() and not any((run / f).exists() for f in ("last.pt", "best.pt")) and (run / "config.yaml").is_file():
@@ -82,7 +82,16 @@ def resolve(args: argparse.Namespace) -> Any:
             base = read_yaml(str(run / "config.yaml"))
             overrides.update(resume="", out=str(run))
         else:
-            base = dict(load_checkpoint(run, prefer="last")["config"])
+            ckpt = load_checkpoint(run, prefer="last")
+            check_resumable(ckpt)  # one written by hand from alexnet.load_weights has no training state
+            try:  # the saved config's own errors name the file (the options given are checked below)
+                make_config(ckpt["config"])
+            except UsageError as e:
+                raise UsageError(f"{ckpt['path']}: its config: {e}") from None
+            base = dict(ckpt["config"])
+            # the run continues in its checkpoint's folder, wherever that is now; --out, given
+            # here, continues it in a new folder instead (engine/run_folder.py)
+            base["out"] = ""
     else:
         # the NumPy backend has SGD only, so its default preset is its own (configs/numpy.yaml)
         default = "numpy" if overrides.get("backend") == "numpy" else "fast"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from alexnet.cli.common import DEVICES, add_model_arguments, number
+from alexnet.config import MAX_BATCH_SIZE
 from alexnet.errors import UsageError
 
 EPILOG = """examples:
@@ -433,7 +434,7 @@ def _args_confusion(q: argparse.ArgumentParser) -> None:
     q.add_argument("--data", default=None, metavar="SPEC", help="dataset spec (default: the net's)")
     q.add_argument("--split", default="val", choices=("val", "test"))
     q.add_argument("--tta", default="center", choices=("center", "flip", "tencrop"))
-    q.add_argument("--batch-size", type=number(int, 1), default=100, metavar="N")
+    q.add_argument("--batch-size", type=number(int, 1, MAX_BATCH_SIZE), default=100, metavar="N")
 
 
 def _run_confusion(args: argparse.Namespace) -> Path:

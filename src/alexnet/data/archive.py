@@ -6,6 +6,11 @@ written to disk, so a hostile member name cannot place a file anywhere; still, a
 member names are absolute or climb out with ``..``, or that holds links or device files, has
 been tampered with or was not made for us, and is refused whole.
 
+Nor may a small archive make the reader allocate much: a member is read only when the size its
+header claims is within the caller's limit (a 9 MB gzip can hold a 2 GiB member, a 755-byte tar
+a 1 TiB GNU sparse file), the wanted members together within `ARCHIVE_READ_BYTES`, tar's own
+extension headers within `TAR_HEADER_BYTES` (see `alexnet.data.limits`).
+
 Why not extract: CIFAR-10 as JPEGs is 60,000 tiny files; creating them costs 10-40 s here and
 236 MB of disk, while streaming them takes about 3 s.
 """
@@ -14,9 +19,12 @@ from __future__ import annotations
 
 import os
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
+from alexnet.data.limits import (ARCHIVE_FILE_BYTES, ARCHIVE_MEMBERS, ARCHIVE_READ_BYTES, TAR_HEADER_BYTES, Refused,
+                                 check_size, open_regular)
 from alexnet.errors import DataError
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -37,22 +45,69 @@ def archive_key(path: str | os.PathLike) -> str:
 
 
 def read_members(
-    archive: str | os.PathLike, wanted: Callable[[PurePosixPath], bool]
-) -> Iterator[tuple[PurePosixPath, bytes]]:
-    """Yield ``(name, contents)`` for every regular file in `archive` for which ``wanted(name)``.
+    archive: str | os.PathLike, limit_of: Callable[[PurePosixPath], int | None]
+) -> Iterator[tuple[PurePosixPath, bytes | Refused]]:
+    """Yield ``(name, contents)`` for every regular file in `archive` that is wanted: whose
+    ``limit_of(name)`` is the most bytes it may hold, not None. A member larger than that is not
+    read: its contents are a `Refused` saying so, for the caller to list or raise.
 
-    Raises a `DataError` naming the archive if it is unreadable or holds an unsafe member.
+    Raises a `DataError` naming the archive if it is unreadable, holds an unsafe member, or more
+    than `ARCHIVE_MEMBERS` members or `ARCHIVE_READ_BYTES` of wanted ones (alexnet.data.limits).
     """
     archive = Path(archive)
+    total = 0
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:
+        with open_regular(archive, ARCHIVE_FILE_BYTES) as raw, \
+                tarfile.open(fileobj=raw, mode="r:*", tarinfo=_BoundedTarInfo) as tar:
+            for count, member in enumerate(tar, start=1):
+                if count > ARCHIVE_MEMBERS:
+                    raise Refused(f"more than {ARCHIVE_MEMBERS:,} members")
                 name = _vetted_name(archive, member)
-                if member.isfile() and wanted(name):
-                    f = tar.extractfile(member)
-                    yield name, f.read() if f is not None else b""
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise DataError(f"{archive}: cannot read the archive ({err})") from None
+                limit = limit_of(name) if member.isfile() else None
+                if limit is None:
+                    continue
+                try:
+                    # member.size is what the header claims (for a GNU sparse file, its size with
+                    # the holes filled): checked before a byte is read
+                    check_size(member.size, limit)
+                except Refused as err:
+                    yield name, err
+                    continue
+                total += member.size
+                check_size(total, ARCHIVE_READ_BYTES, "the data read from it")
+                f = tar.extractfile(member)
+                yield name, f.read(member.size) if f is not None else b""
+    except Refused as err:
+        raise DataError(f"{archive}: refusing the archive: {err}") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise DataError(f"{archive}: cannot read the archive ({_one_line(err)})") from None
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that checks the sizes of tar's own extension headers before tarfile reads them:
+    tarfile reads a pax header or a GNU long name whole, and a GNU sparse map block by block, so
+    a few bytes of gzip could otherwise make it allocate gigabytes."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _HEADER_TYPES:
+            check_size(self.size, TAR_HEADER_BYTES, f"the header of member {self.name!r}")
+        if self.type == tarfile.GNUTYPE_SPARSE and getattr(self, "_sparse_structs", ((), False))[1]:
+            # 'isextended': more sparse-map blocks follow, as many as the archive likes. A real
+            # image is never stored sparse (it has no holes), so a long map is refused outright.
+            raise Refused(f"member {self.name!r} is a sparse file with an extended map")
+        return super()._proc_member(tarfile_)
+
+
+_HEADER_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                 tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err)
+    if "could not be opened successfully" in text:  # tarfile's 5-line list of the methods it tried
+        return "not a tar file, nor a gzip, bzip2 or xz compressed one"
+    text = " ".join(text.split()) or type(err).__name__
+    return text if len(text) <= 150 else text[:147] + "..."
 
 
 def _vetted_name(archive: Path, member: tarfile.TarInfo) -> PurePosixPath:

@@ -18,7 +18,9 @@ batch needs, so a tampered file cannot run code. JPEGs are decoded once, all of 
 uint8 tensor N,3,32,32; for an archive or a tree that result is cached as a ``.pt`` file in
 ``<cache>/decoded/`` (keyed by the archive's name, size and mtime, or by the tree's path and
 folder mtimes), so later opens only load that file. Broken JPEGs are skipped and listed in the
-dataset's ``bad`` attribute. The test split serves as 'val'.
+dataset's ``bad`` attribute, and so are files that are not regular files, are larger than
+`CIFAR_IMAGE_BYTES`, or whose header is not 32x32 (refused before decoding: `alexnet.data.tiny`,
+`alexnet.data.limits`). The test split serves as 'val'.
 """
 
 from __future__ import annotations
@@ -28,20 +30,20 @@ import hashlib
 import io
 import os
 import pickle
-import re
 import warnings
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from PIL import Image
 
 from alexnet.data.archive import archive_key, is_archive, read_members
 from alexnet.data.datasets import TensorImages
 from alexnet.data.folder import scan_class_folders
 from alexnet.data.images import BadImage
+from alexnet.data.limits import CIFAR_BATCH_BYTES, CIFAR_IMAGE_BYTES, Refused, read_regular
 from alexnet.data.paths import cache_dir, data_roots, describe
 from alexnet.data.source import DataSource
+from alexnet.data.tiny import decode_tiny
 from alexnet.errors import DataError
 
 CIFAR10_CLASSES = [
@@ -156,7 +158,16 @@ def read_batches(folder: Path) -> Splits:
     if missing:
         raise DataError(f"cifar10: {folder} lacks {', '.join(missing)}")
     files = {n: folder / n for n in [*TRAIN_BATCHES, TEST_BATCH, META] if (folder / n).is_file()}
-    return _from_batches({n: _unpickle(path.read_bytes(), path) for n, path in files.items()}, folder)
+    return _from_batches({n: _unpickle(_read_batch(path), path) for n, path in files.items()}, folder)
+
+
+def _read_batch(path: Path) -> bytes:
+    try:
+        return read_regular(path, CIFAR_BATCH_BYTES)
+    except Refused as err:
+        raise DataError(f"{path}: {err}") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
 def _from_batches(batches: dict[str, object], where: Path) -> Splits:
@@ -250,7 +261,7 @@ def read_tree(tree: Path) -> Splits:
         files: dict[str, list[tuple[str, int]]] = {}
         for split in SPLITS:
             files[split] = []
-            for name, paths in scan_class_folders(tree / split).items():
+            for name, paths in scan_class_folders(tree / split, within=tree).items():
                 label = _class_index(name, tree / split / name)
                 files[split] += [(p, label) for p in paths]
         cached = _decode_and_cache(files, _read_file, cache, signature, tree)
@@ -270,7 +281,9 @@ def _tree_signature(tree: Path) -> list:
 
 def _read_file(path: str) -> bytes | BadImage:
     try:
-        return Path(path).read_bytes()
+        return read_regular(path, CIFAR_IMAGE_BYTES)  # not a pipe, a device or a huge file
+    except Refused as err:
+        return BadImage(path, str(err))
     except OSError as err:
         return BadImage(path, f"cannot read ({err.strerror or err})")
 
@@ -288,24 +301,28 @@ def read_archive(archive: Path) -> Splits:
 
     batch_names = {*TRAIN_BATCHES, TEST_BATCH, META}
     batches: dict[str, bytes] = {}
-    contents: dict[str, bytes] = {}
+    contents: dict[str, bytes | BadImage] = {}
     files: dict[str, list[tuple[str, int]]] = {split: [] for split in SPLITS}
 
-    def wanted(name: PurePosixPath) -> bool:
+    def limit_of(name: PurePosixPath) -> int | None:
+        """The most bytes a wanted member may hold (data/limits.py); None for the others."""
         if any(part.startswith(".") for part in name.parts):  # e.g. macOS's ._ resource files
-            return False
+            return None
         if name.name in batch_names:
-            return True
+            return CIFAR_BATCH_BYTES
         # A JPEG tree member: [prefix/]train|test/<class>/<file>
-        return len(name.parts) >= 3 and name.parts[-3] in SPLITS
+        return CIFAR_IMAGE_BYTES if len(name.parts) >= 3 and name.parts[-3] in SPLITS else None
 
-    for name, data in read_members(archive, wanted):
+    for name, data in read_members(archive, limit_of):
         if name.name in batch_names:
+            if isinstance(data, Refused):
+                raise DataError(f"{archive}:{name}: {data}")
             batches[name.name] = data
             continue
         label = _class_index(name.parts[-2], f"{archive}:{name.parent}")
         files[name.parts[-3]].append((str(name), label))
-        contents[str(name)] = data
+        # a member too large to read is a bad image like any other, listed in bad_images.txt
+        contents[str(name)] = BadImage(str(name), str(data)) if isinstance(data, Refused) else data
 
     if all(n in batches for n in [*TRAIN_BATCHES, TEST_BATCH]):
         # The python batches are quick to read; caching them would only double the disk used.
@@ -358,67 +375,17 @@ def _decode_split(items: list[tuple[str, int]], read) -> tuple[torch.Tensor, tor
     bad: list[BadImage] = []
     for start in range(0, len(items), _DECODE_BATCH):
         names = [name for name, _ in items[start : start + _DECODE_BATCH]]
-        for offset, result in enumerate(_decode_all(names, [read(n) for n in names])):
+        for offset, result in enumerate(decode_tiny(names, [read(n) for n in names])):
             if isinstance(result, BadImage):
                 bad.append(result)
-            elif tuple(result.shape) != (3, 32, 32):
-                h, w = result.shape[1:]
+            elif tuple(result.shape) != (3, 32, 32):  # a header that lied about its size
+                h, w = result.shape[-2:]
                 bad.append(BadImage(names[offset], f"is {w}x{h} px, not 32x32"))
             else:
                 images[start + offset] = result
                 keep[start + offset] = True
     labels = torch.tensor([label for _, label in items], dtype=torch.int64)
     return images[keep], labels[keep], bad
-
-
-def _decode_all(names: list[str], contents: list[bytes | BadImage]) -> list[torch.Tensor | BadImage]:
-    """Decode encoded images to RGB uint8 C,H,W tensors (or a `BadImage` each that fails)."""
-    contents = [BadImage(n, "empty file") if c == b"" else c for n, c in zip(names, contents)]
-    try:
-        from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-    except ImportError:  # a torchvision without its image codecs: decode with PIL instead
-        return [c if isinstance(c, BadImage) else _decode_with_pil(n, c) for n, c in zip(names, contents)]
-
-    with warnings.catch_warnings():
-        # torchvision 0.29 deprecates its codecs in favour of TorchCodec; they are still here,
-        # and 3-4x faster than PIL on tiny JPEGs (about 40 us each).
-        warnings.simplefilter("ignore", DeprecationWarning)
-        raw = [c if isinstance(c, BadImage) else torch.frombuffer(bytearray(c), dtype=torch.uint8) for c in contents]
-        good = [r for r in raw if not isinstance(r, BadImage)]
-        if good:
-            try:
-                # One call for the whole batch is the fast path (JPEG only); on any failure the
-                # files are decoded one by one below, to find the bad ones.
-                decoded = iter(decode_jpeg(good, mode=ImageReadMode.RGB))
-                return [r if isinstance(r, BadImage) else next(decoded) for r in raw]
-            except RuntimeError:
-                pass
-        out: list[torch.Tensor | BadImage] = []
-        for name, r in zip(names, raw):
-            if isinstance(r, BadImage):
-                out.append(r)
-                continue
-            try:
-                out.append(decode_image(r, mode=ImageReadMode.RGB))  # also PNG, GIF, WebP
-            except RuntimeError as err:
-                out.append(BadImage(name, _short_reason(err)))
-        return out
-
-
-def _decode_with_pil(name: str, data: bytes) -> torch.Tensor | BadImage:
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            rgb = np.asarray(img.convert("RGB"))  # H,W,3
-    except Exception as err:  # PIL raises many types on corrupt input
-        return BadImage(name, " ".join(str(err).split())[:100] or type(err).__name__)
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)  # 3,H,W
-
-
-def _short_reason(err: Exception) -> str:
-    # torchvision's messages start with the C++ function and source location; keep what follows.
-    text = " ".join(str(err).split())
-    text = re.split(r"\.cpp:\d+,\s*", text)[-1]
-    return text[:100] or type(err).__name__
 
 
 def _splits_of(cached: dict) -> Splits:

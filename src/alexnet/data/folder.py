@@ -7,9 +7,11 @@ and fixed by `seed`. A ``train/`` alone is split the same way.
 
 Classes are the sorted names of the train class folders; a class folder without images is
 dropped with a warning. Images are found recursively inside a class folder by extension
-(jpg jpeg png bmp gif webp tif tiff ppm pgm, any case); hidden files and folders are skipped;
-symbolic links are followed. Images are decoded on access (`load_image`), so a broken file
-becomes a `BadImage`, not an exception.
+(jpg jpeg png bmp gif webp tif tiff ppm pgm, any case); hidden files and folders are skipped.
+Symbolic links to files are followed; links to folders only to folders inside DIR, and no
+folder on a kernel file system (/proc, /sys, ...) is entered, DIR included (`list_images`).
+Images are decoded on access (`load_image`), so a broken file -- a named pipe, a link to
+/dev/zero, a truncated JPEG -- becomes a `BadImage`, not an exception or a hang.
 """
 
 from __future__ import annotations
@@ -42,22 +44,25 @@ def open_folder(
         raise DataError(f"folder: {root} does not exist")
     if not root.is_dir():
         raise DataError(f"folder: {root} is not a folder")
+    kind = special_filesystems().get(root.stat().st_dev)
+    if kind:
+        raise DataError(f"folder: {root} is on the {kind} file system, which holds no image files")
 
     subdirs = {p.name.lower(): p for p in _subfolders(root)}
     val_dir = next((subdirs[n] for n in _VAL_NAMES if n in subdirs), None)
     test_dir = subdirs.get("test")
     if "train" in subdirs and (val_dir or test_dir):
-        classes, train = _class_files(subdirs["train"])
+        classes, train = _class_files(subdirs["train"], root)
         splits = {"train": _files(train, classes)}
         for name, where in (("val", val_dir), ("test", test_dir)):
             if where is not None:
-                splits[name] = _files(_matching_classes(where, classes), classes)
+                splits[name] = _files(_matching_classes(where, classes, root), classes)
         if "val" not in splits:  # train/ and test/ only: test doubles as val
             splits["val"] = splits["test"]
         splits.setdefault("test", splits["val"])
     else:
         tree = subdirs.get("train", root)
-        classes, per_class = _class_files(tree)
+        classes, per_class = _class_files(tree, root)
         train, val = stratified_split(per_class, val_fraction, seed)
         splits = {"train": _files(train, classes), "val": _files(val, classes)}
         splits["test"] = splits["val"]
@@ -74,25 +79,86 @@ def open_folder(
     )
 
 
-def list_images(folder: Path) -> list[str]:
-    """Every image file under `folder` (recursively, following links, skipping hidden names), sorted."""
+def list_images(folder: Path, *, within: Path | None = None) -> list[str]:
+    """Every image file under `folder` (recursively, skipping hidden names), sorted.
+
+    Links to files are listed (the file is checked when it is opened: `alexnet.data.limits`).
+    Links to folders are followed only to a folder inside `within` (default: `folder` itself),
+    and no folder on a special file system (/proc, /sys, ...) is entered: /proc/*/root alone would
+    otherwise take the walk over the whole file system (issue 16). What is passed over is warned of.
+    """
+    inside = os.path.realpath(within if within is not None else folder)
+    special = special_filesystems()
     found: list[str] = []
     seen: set[str] = set()  # real paths of folders visited, against symlink loops
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    passed: list[str] = []  # folders not entered: links out of the tree, special file systems
+    walk = os.walk(folder, followlinks=True) if _enterable(str(folder), inside, special) else ()
+    if not walk:
+        passed.append(str(folder))
+    for dirpath, dirnames, filenames in walk:
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        keep = []
+        for d in dirnames:
+            if d.startswith("."):
+                continue
+            if _enterable(os.path.join(dirpath, d), inside, special):
+                keep.append(d)
+            else:
+                passed.append(os.path.join(dirpath, d))
+        dirnames[:] = keep
         found += [os.path.join(dirpath, f) for f in filenames if not f.startswith(".") and is_image_file(f)]
+    if passed:
+        warnings.warn(f"not entering {len(passed)} folder(s) that lead out of {within or folder} or onto a special "
+                      f"file system, e.g. {passed[0]} (links are followed only inside the data folder)", stacklevel=2)
     found.sort()
     return found
 
 
-def scan_class_folders(tree: Path) -> dict[str, list[str]]:
-    """Class folder name -> its image paths, for every (non-hidden) folder directly in `tree`."""
-    return {d.name: list_images(d) for d in _subfolders(tree)}
+def _enterable(path: str, inside: str, special: dict[int, str]) -> bool:
+    """Whether the walk may enter the folder `path`: it is (after links) inside `inside`, on an ordinary file system."""
+    real = os.path.realpath(path)
+    if real != inside and not real.startswith(inside.rstrip(os.sep) + os.sep):
+        return False
+    try:
+        return os.stat(real).st_dev not in special
+    except OSError:  # vanished or unreadable: os.walk would skip it as well
+        return False
+
+
+def special_filesystems() -> dict[int, str]:
+    """{device number: type} of the mounted kernel file systems that hold no user files (proc,
+    sysfs, ...: see `_SPECIAL`), from /proc/self/mountinfo; {} where there is none (not Linux)."""
+    found = {}
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                # "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw": field 3 is the
+                # device the mount's files report as st_dev, the first after " - " its type
+                fields, _, rest = line.partition(" - ")
+                major, _, minor = fields.split()[2].partition(":")
+                kind = rest.split()[0] if rest.split() else ""
+                if kind in _SPECIAL:
+                    found[os.makedev(int(major), int(minor))] = kind
+    except (OSError, ValueError, IndexError):
+        pass
+    return found
+
+
+# Kernel file systems: their files describe the running system (and /proc links to every
+# process's root folder), never a dataset. tmpfs is not among them: datasets live in /dev/shm.
+_SPECIAL = frozenset({"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs",
+                      "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs", "binfmt_misc", "efivarfs",
+                      "selinuxfs", "nsfs", "autofs", "rpc_pipefs"})
+
+
+def scan_class_folders(tree: Path, *, within: Path | None = None) -> dict[str, list[str]]:
+    """Class folder name -> its image paths, for every (non-hidden) folder directly in `tree`;
+    links are followed only to folders inside `within` (default: `tree`), as `list_images` says."""
+    return {d.name: list_images(d, within=within or tree) for d in _subfolders(tree)}
 
 
 def stratified_split(
@@ -116,9 +182,9 @@ def stratified_split(
     return train, val
 
 
-def _class_files(tree: Path) -> tuple[list[str], dict[str, list[str]]]:
-    """The classes (sorted class folders that hold images) of `tree` and their files."""
-    per_class = scan_class_folders(tree)
+def _class_files(tree: Path, root: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """The classes (sorted class folders that hold images) of `tree` (in the data folder `root`) and their files."""
+    per_class = scan_class_folders(tree, within=root)
     for name, files in per_class.items():
         if not files:
             warnings.warn(f"folder: class folder {tree / name} has no images; dropped", stacklevel=3)
@@ -131,9 +197,9 @@ def _class_files(tree: Path) -> tuple[list[str], dict[str, list[str]]]:
     return list(per_class), per_class
 
 
-def _matching_classes(tree: Path, classes: list[str]) -> dict[str, list[str]]:
+def _matching_classes(tree: Path, classes: list[str], root: Path) -> dict[str, list[str]]:
     """The class folders of a val/test tree, which must all be classes of train."""
-    per_class = scan_class_folders(tree)
+    per_class = scan_class_folders(tree, within=root)
     for name, files in per_class.items():
         if files and name not in classes:
             raise DataError(f"folder: {tree / name} is not a class of the train folder")

@@ -16,12 +16,13 @@ first frame.
 from __future__ import annotations
 
 import os
-import stat
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from alexnet.data.limits import IMAGE_FILE_BYTES, Refused, open_regular
 
 # Extensions (lower case, with the dot) that the folder scanners treat as images.
 IMAGE_EXTENSIONS = (
@@ -44,22 +45,26 @@ def is_image_file(name: str) -> bool:
 def load_image(path: str | os.PathLike) -> Image.Image | BadImage:
     """Decode the image at `path` into a fully loaded PIL image of mode 'RGB' or 'L'.
 
-    Returns a `BadImage` instead of raising when the file is missing, unreadable, truncated,
-    not an image, or larger than PIL's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`).
+    Returns a `BadImage` instead of raising when the file is missing, unreadable, not a regular
+    file, larger than `IMAGE_FILE_BYTES`, truncated, not an image, or larger than PIL's
+    decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`).
     """
     path = os.fspath(path)
     try:
-        mode = os.stat(path).st_mode  # follows links: a dangling one raises FileNotFoundError
-        if not stat.S_ISREG(mode):  # a FIFO named *.jpg would block Image.open forever, /dev/zero never end
-            return BadImage(path, "is a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe or device)")
-        # A bomb warning (between 1x and 2x PIL's pixel limit) is as much a reason to refuse the
-        # file as the error PIL raises above 2x; refuse before any pixels are allocated.
-        # (The filter is process-wide: fine in DataLoader workers, which are processes.)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()  # decode now, inside the try: a truncated file fails here, not later
-                return normalise_image(img)
+        # A FIFO named *.jpg would block Image.open forever, a link to /dev/zero never end, a
+        # sparse 1 TiB file take as long: only a regular file of a sane size is opened (data/limits.py).
+        # A dangling link raises FileNotFoundError here.
+        with open_regular(path, IMAGE_FILE_BYTES) as f:
+            # A bomb warning (between 1x and 2x PIL's pixel limit) is as much a reason to refuse the
+            # file as the error PIL raises above 2x; refuse before any pixels are allocated.
+            # (The filter is process-wide: fine in DataLoader workers, which are processes.)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(f) as img:
+                    img.load()  # decode now, inside the try: a truncated file fails here, not later
+                    return normalise_image(img)
+    except Refused as err:
+        return BadImage(path, str(err))
     except Exception as err:  # PIL's plugins raise many types on corrupt input; none may escape
         return BadImage(path, _reason(path, err))
 

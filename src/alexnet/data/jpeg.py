@@ -12,7 +12,9 @@ one size together, as ImageNet's photographs mostly share a handful of sizes.
 What nvJPEG is not given, and why:
 - files that are not baseline/progressive RGB or grey JPEGs (PNG, CMYK JPEG, ...) are decoded by
   PIL in the worker (`load_image`, which handles every mode) and prepared there, as before;
-- files with more pixels than PIL's decompression-bomb limit are refused by `load_image` too;
+- files with more pixels than PIL's decompression-bomb limit are refused by `load_image` too, and
+  so are pipes, devices and files over `IMAGE_FILE_BYTES`, which the worker does not even open
+  (`alexnet.data.limits`);
 - the EXIF orientation (phones store portrait photos rotated), which torchvision applies on the
   CPU only, is read from the header in the worker and applied on the device after decoding;
 - a file the decoder rejects (truncated, corrupt) makes the batched call fail: the batch is then
@@ -38,6 +40,7 @@ from torch.utils.data import Dataset
 
 from alexnet.data.datasets import ImageFiles
 from alexnet.data.images import BadImage, load_image
+from alexnet.data.limits import IMAGE_FILE_BYTES, read_regular
 
 # EXIF orientation tag (0x0112) values -> (quarter turns counter-clockwise, then mirror left-right)
 # that make the stored pixels upright, as PIL's ImageOps.exif_transpose does.
@@ -67,8 +70,9 @@ def read_encoded(path: str) -> Encoded | None:
     pixel limit), else None: the caller decodes it with `load_image`, which also reports why a
     file is unreadable. Only the header is parsed here, no pixels."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        # A pipe, a device or a huge file is refused before it is read (it would block or never
+        # end); load_image then refuses it the same way, naming why, for the bad-image list.
+        data = read_regular(path, IMAGE_FILE_BYTES)
         with warnings.catch_warnings():  # Image.open checks the pixel count as load_image does
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:

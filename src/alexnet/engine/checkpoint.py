@@ -6,22 +6,35 @@ with, and for training checkpoints the optimizer, scheduler, epoch and config. E
 is a tensor, a number, a string, or a list/dict of those, so it loads with
 `torch.load(weights_only=True)`: loading a checkpoint never runs code from the file.
 
-A run folder whose preferred checkpoint is damaged (truncated, not a torch file) falls back to
-its other one with a warning on stderr: `--resume RUN` continues from best.pt when last.pt is bad.
+Nothing in a file is trusted: every loader (eval, predict, viz, export, --resume, the weights
+files of engine/weights.py) passes the checkpoint through `check_checkpoint` first, which checks
+each field's type and range and the tensors' names and shapes against the net built on the meta
+device (shapes only: a `num_classes: 10**11` costs no memory), and `check_digest`, which
+recomputes the sha256 of the tensors saved with them, so flipped bytes are refused.
+
+A run folder whose preferred checkpoint is damaged (truncated, not a torch file, a field out of
+range, a digest that does not match) falls back to its other one with a warning on stderr:
+`--resume RUN` continues from best.pt when last.pt is bad.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import random
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from alexnet.atomic import atomic_path
-from alexnet.errors import UsageError
-from alexnet.models import build_model
+from alexnet.config import AUGMENT_PRESETS, MAX_COUNT, MAX_IMAGE_SIZE, make_config
+from alexnet.errors import UsageError, brief
+from alexnet.models import MODELS, build_model, check_input_size
 
 FORMAT = "alexnet-checkpoint"
 VERSION = 1
@@ -36,19 +49,12 @@ def unwrap(model: nn.Module) -> nn.Module:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically: a temporary file in the same folder, fsync, rename.
 
-    A crash mid-write leaves the previous file at `path` intact. An OSError (disk full, quota,
-    permissions) becomes a one-line UsageError saying so.
+    A crash mid-write leaves the previous file at `path` intact. A full disk (which torch's zip
+    writer reports as a RuntimeError), a quota or a read-only folder is a one-line UsageError
+    saying so and that the previous file is intact (atomic.py).
     """
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
-    except OSError as e:
-        raise UsageError(f"cannot write checkpoint {path}: {e.strerror or e}; {_kept(path)}") from e
-
-
-def _kept(path: Path) -> str:
-    return f"the previous {path.name} is intact" if path.exists() else "no file was written"
+    with atomic_path(Path(path), what="checkpoint") as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
 
 
 def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
@@ -94,15 +100,35 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> dict[str, Any]:
 
 
 def _load_file(file: Path) -> dict[str, Any]:
-    try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated file, not a torch file, or a pickle that wants to run code
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"cannot load checkpoint {file}: {first}") from None
+    ckpt = torch_load(file, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UsageError(f"{file} is not an alexnet checkpoint")
     ckpt["path"] = str(file)
+    check_checkpoint(ckpt, str(file))
+    check_digest(ckpt["model"], ckpt.get("digest"), str(file))
     return ckpt
+
+
+def torch_load(path: Path, what: str) -> Any:
+    """torch.load(weights_only=True) onto the CPU, or a one-line UsageError `cannot load WHAT PATH: why`."""
+    path = Path(path)
+    if not path.is_file():  # opening a named pipe would wait for a writer for ever
+        raise UsageError(f"cannot load {what} {path}: not a regular file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise UsageError(f"cannot load {what} {path}: {e.strerror or e}") from None
+    # torch.save writes a zip archive (PK..); its legacy format, a pickle (protocol 2: 0x80 0x02).
+    # Anything else gets a plain reason, not torch's "Unsupported operand 101" for a text file.
+    if not head.startswith((b"PK\x03\x04", b"\x80\x02")):
+        shown = "the file is empty" if not head else f"it starts with {head!r}"
+        raise UsageError(f"cannot load {what} {path}: not a file torch.save wrote ({shown})")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated file, or a pickle that wants to run code
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"cannot load {what} {path}: {first[:160]}") from None
 
 
 # How a checkpoint's net wants its inputs: side, statistics, preparation (data/transforms.py)
@@ -117,12 +143,191 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     image), so `alexnet.predict(images, model)`, eval, viz and export prepare its inputs as its
     training did. A model without them (from `build_model`) is refused there, never guessed.
     """
+    check_checkpoint(ckpt)  # before any memory is taken: sizes and tensors fit, on the meta device
     model = build_model(ckpt["model_name"], **ckpt["model_args"])
-    check_state(model, ckpt["model"], ckpt.get("path", "checkpoint"))
     model.load_state_dict(ckpt["model"])
     model.classes = list(ckpt["classes"])
     model.prep = {key: ckpt.get(key) for key in PREP_KEYS}
     return model
+
+
+DESCRIPTION = ("model_name", "model_args", "model", "classes", "input_size", "mean", "std", "augment")
+TRAINING = ("config", "optimizer", "epoch", "step", "best_top1")  # a training checkpoint holds all of these
+INPUT_NORMS = (None, "mean_image", "channel")  # as resolved when the run started (config.resolved_input_norm)
+
+
+def check_checkpoint(ckpt: dict[str, Any], source: str | None = None) -> nn.Module:
+    """Raise a one-line UsageError naming the first field of `ckpt` whose type or range is wrong;
+    return the net it describes, built on the meta device (shapes only, no memory).
+
+    The description (DESCRIPTION keys, and input_norm, mean_image, pca, data, version where
+    present) is checked in every checkpoint; the training state (TRAINING keys, and rng, partial,
+    init_filters, the schedules where present) in a checkpoint that has any of it, against what
+    `fit` does with it on --resume.
+    """
+    source = source or str(ckpt.get("path") or "checkpoint")
+    missing = [key for key in DESCRIPTION if key not in ckpt]
+    if missing:
+        raise UsageError(f"{source}: the checkpoint has no {missing[0]!r}: it is damaged, or not one this package wrote")
+    need = _needer(source)
+    name, args, state = ckpt["model_name"], ckpt["model_args"], ckpt["model"]
+    need("model_name", name, isinstance(name, str) and name in MODELS, f"must be one of {', '.join(MODELS)}")
+    need("model_args", args, isinstance(args, dict) and all(isinstance(k, str) and isinstance(v, (str, int, float, type(None)))
+                                                           for k, v in args.items()), "must map option names to single values")
+    try:
+        with torch.device("meta"):
+            net = build_model(name, **args)  # bounded there: classes, channels, weights in all
+    except UsageError as e:
+        raise UsageError(f"{source}: model_args: {e}") from None
+    need("model", state, isinstance(state, dict) and all(isinstance(k, str) for k in state), "must be a state_dict (tensors by name)")
+    check_state(net, state, source)
+    classes = ckpt["classes"]
+    need("classes", classes, isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes), "must be a list of class names")
+    need("classes", classes, len(classes) == net.num_classes, f"must name the net's {net.num_classes} outputs")
+    channels, size = net.input_size[0], ckpt["input_size"]
+    need("input_size", size, isinstance(size, (list, tuple)) and len(size) == 3 and all(_integer(s) for s in size)
+         and size[0] == channels and size[1] == size[2] and 8 <= size[1] <= MAX_IMAGE_SIZE,
+         f"must be [{channels}, S, S] with S in [8, {MAX_IMAGE_SIZE}]")
+    try:
+        check_input_size(name, size[1], **args)
+    except UsageError as e:
+        raise UsageError(f"{source}: input_size: {e}") from None
+    for key, low in (("mean", -math.inf), ("std", 0.0)):  # std 0 would divide by zero
+        stats = ckpt[key]
+        need(key, stats, isinstance(stats, (list, tuple)) and len(stats) in (1, 3) and all(_real(v) and v > low for v in stats),
+             "must be 1 or 3 finite numbers" + (", each > 0" if low == 0 else ""))
+    need("augment", ckpt["augment"], ckpt["augment"] in AUGMENT_PRESETS, f"must be one of {', '.join(AUGMENT_PRESETS)}")
+    need("input_norm", ckpt.get("input_norm"), ckpt.get("input_norm") in INPUT_NORMS, "must be mean_image or channel")
+    mean_image = ckpt.get("mean_image")
+    need("mean_image", mean_image, mean_image is None or (_floats(mean_image) and mean_image.ndim == 3 and mean_image.shape[0] == channels
+                                                          and size[1] <= mean_image.shape[1] == mean_image.shape[2] <= 2 * MAX_IMAGE_SIZE),
+         f"must be a float {channels},R,R tensor with R from {size[1]} to {2 * MAX_IMAGE_SIZE}")
+    pca = ckpt.get("pca")
+    need("pca", pca, pca is None or (isinstance(pca, dict) and _floats(pca.get("eigval")) and _floats(pca.get("eigvec"))
+                                     and tuple(pca["eigval"].shape) == (channels,) and tuple(pca["eigvec"].shape) == (channels, channels)),
+         f"must hold eigval ({channels}) and eigvec ({channels}x{channels}) float tensors")
+    need("data", ckpt.get("data"), ckpt.get("data") is None or isinstance(ckpt["data"], str), "must be a dataset spec")
+    need("version", ckpt.get("version"), ckpt.get("version") is None or (_integer(ckpt["version"]) and 1 <= ckpt["version"] <= VERSION),
+         f"must be 1 to {VERSION} (a newer alexnet wrote this file?)")
+    if any(key in ckpt for key in TRAINING):
+        _check_training(ckpt, net, source)
+    return net
+
+
+def check_resumable(ckpt: dict[str, Any]) -> None:
+    """Refuse, in one line, a checkpoint without training state (a model saved for predicting only)."""
+    missing = [key for key in TRAINING if key not in ckpt]
+    if missing:
+        raise UsageError(f"{ckpt.get('path', 'the checkpoint')} holds no training state ({', '.join(missing)}): "
+                         "evaluate it or predict with it, or train anew")
+
+
+def _check_training(ckpt: dict[str, Any], net: nn.Module, source: str) -> None:
+    missing = [key for key in TRAINING if key not in ckpt]
+    if missing:
+        raise UsageError(f"{source}: a training checkpoint without {missing[0]!r}: it is damaged")
+    need = _needer(source)
+    config = ckpt["config"]
+    need("config", config, isinstance(config, dict) and all(isinstance(k, str) for k in config), "must be the run's config (fields by name)")
+    for key in ("epoch", "step"):
+        need(key, ckpt[key], _integer(ckpt[key]) and 0 <= ckpt[key] <= MAX_COUNT, f"must be an integer in [0, {MAX_COUNT:,}]")
+    need("best_top1", ckpt["best_top1"], _real(ckpt["best_top1"]) and -1 <= ckpt["best_top1"] <= 1, "must be a number in [-1, 1]")
+    need("elapsed", ckpt.get("elapsed"), ckpt.get("elapsed") is None or (_real(ckpt["elapsed"]) and ckpt["elapsed"] >= 0), "must be seconds >= 0")
+    for key in ("metrics", "step_schedule", "plateau", "scaler"):
+        need(key, ckpt.get(key), ckpt.get(key) is None or isinstance(ckpt[key], dict), "must be a mapping")
+    conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).weight
+    init = ckpt.get("init_filters")
+    need("init_filters", init, init is None or (_floats(init) and init.shape == conv.shape), f"must be the first conv's {tuple(conv.shape)} kernels")
+    _check_optimizer(ckpt["optimizer"], net, config, need)
+    rng = ckpt.get("rng")
+    need("rng", rng, rng is None or isinstance(rng, dict), "must be the random-number states")
+    if rng:  # {} and None: no states saved, nothing restored (train.restore_rng)
+        try:  # put into fresh generators as train.restore_rng puts them into the global ones
+            torch.Generator().set_state(rng["torch"])
+            cuda = rng.get("cuda") or []
+            if not isinstance(cuda, list) or not all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda):
+                raise TypeError("cuda")
+            n, p = rng["numpy"], rng["python"]
+            np.random.RandomState().set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+            random.Random().setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+        except (LookupError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as e:  # NumPy: IndexError
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:80]
+            raise UsageError(f"{source}: rng is not the random-number states this package saves ({reason})") from None
+    _check_partial(ckpt.get("partial"), need)
+
+
+def _check_optimizer(state: Any, net: nn.Module, config: dict[str, Any], need: Any) -> None:
+    """The optimizer state fits the net: each parameter once, state tensors of its shape, and the
+    groups of the optimizer the run's config builds (torch's load_state_dict, on the meta device)."""
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    need("optimizer", state, isinstance(groups, list) and groups and isinstance(state.get("state"), dict)
+         and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups), "must be an optimizer's state_dict")
+    params = list(net.parameters())
+    ids = [i for g in groups for i in g["params"]]
+    need("optimizer", state, all(_integer(i) for i in ids) and sorted(ids) == list(range(len(params))),
+         f"must hold the net's {len(params)} parameters, each once")
+    need("optimizer", state, all(i in ids and isinstance(entry, dict) for i, entry in state["state"].items()),
+         "must keep state for its own parameters only")
+    try:
+        cfg = make_config(config)
+    except UsageError:
+        return  # a config out of range is refused where it is used, by --resume
+    from alexnet.engine.optim import make_optimizer
+
+    built = make_optimizer(net, cfg)
+    sizes, wanted = [len(g["params"]) for g in groups], [len(g["params"]) for g in built.param_groups]
+    need("optimizer", state, sizes == wanted, f"must have parameter groups of {wanted}, as its config builds; the file's are {sizes}")
+    # the file's ids, group by group, name the built optimizer's parameters in the same places
+    param = {i: p for g, b in zip(groups, built.param_groups) for i, p in zip(g["params"], b["params"])}
+    for index, entry in state["state"].items():
+        need("optimizer", state, all(not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape == param[index].shape for v in entry.values()),
+             f"state of parameter {index} must have its shape {tuple(param[index].shape)}")
+    try:
+        built.load_state_dict(state)  # on the meta device: what --resume does, without the memory
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        need("optimizer", state, False, f"does not fit the optimizer its config builds ({str(e).strip()[:80]})")
+
+
+# What an interrupted epoch's progress holds (train.train_one_epoch's "partial"), key by key
+_PARTIAL = {
+    "batches": (lambda v: _integer(v) and 1 <= v <= MAX_COUNT, "an integer >= 1"),
+    "images": (lambda v: _integer(v) and 0 <= v <= MAX_COUNT, "an integer >= 0"),
+    "nonfinite": (lambda v: _integer(v) and 0 <= v <= MAX_COUNT, "an integer >= 0"),
+    "seconds": (lambda v: _real(v) and v >= 0, "a number >= 0"),
+    "lr": (lambda v: _real(v) and v >= 0, "a number >= 0"),
+    "loss_sum": (lambda v: _floats(v) and v.ndim == 0, "a float scalar tensor"),
+    "correct": (lambda v: isinstance(v, torch.Tensor) and v.ndim == 0 and not v.is_floating_point(), "an integer scalar tensor"),
+}
+
+
+def _check_partial(partial: Any, need: Any) -> None:
+    if partial is None:  # the last epoch finished
+        return
+    need("partial", partial, isinstance(partial, dict) and "batches" in partial and "lr" in partial,
+         "must be an interrupted epoch's progress (batches, lr, ...)")
+    for key, (ok, rule) in _PARTIAL.items():
+        if key in partial:
+            need(f"partial {key}", partial[key], ok(partial[key]), f"must be {rule}")
+
+
+def _needer(source: str) -> Any:
+    def need(key: str, value: Any, ok: Any, rule: str) -> None:
+        if not ok:
+            raise UsageError(f"{source}: {key} {rule}; got {brief(value)}")
+    return need
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is no count
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _floats(value: Any) -> bool:
+    """A floating-point tensor whose values are all finite."""
+    return isinstance(value, torch.Tensor) and value.is_floating_point() and bool(torch.isfinite(value).all())
 
 
 def check_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -142,11 +347,40 @@ def check_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
             raise UsageError(f"{source} does not fit {net.arch}: unexpected tensor {key!r}")
 
 
-def model_state(model: nn.Module) -> dict[str, Any]:
-    """The part of a checkpoint that describes the model (what predict and eval need)."""
+def model_state(model: nn.Module, *, digest: bool = True) -> dict[str, Any]:
+    """The part of a checkpoint that describes the model (what predict and eval need), with the
+    digest of its tensors that loading verifies (`digest=False`: a dict kept in memory only)."""
     plain = unwrap(model)
+    state = plain.state_dict()
     return {
         "model_name": plain.arch,
         "model_args": dict(plain.arch_kwargs),
-        "model": plain.state_dict(),
+        "model": state,
+        **({"digest": tensor_digest(state)} if digest else {}),
     }
+
+
+def tensor_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """'sha256:HEX' over each tensor's name, dtype, shape and bytes (contiguous, on the CPU), in
+    sorted name order, so it does not depend on memory layout, device or the order a file lists
+    them in. Its cost, on saving and again on loading: alexnet2012's 60,965,224 weights (244 MB)
+    take 0.14 s (1.7 GB/s, median of 5 on this project's 2-core CPU, which has SHA instructions;
+    2026-12-02), against 0.69 s for torch.save of the same state_dict and 0.17 s for torch.load."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return "sha256:" + h.hexdigest()
+
+
+def check_digest(state: Mapping[str, torch.Tensor], expected: object, source: str) -> None:
+    """Refuse, in one line, tensors whose digest is not the one saved with them (a damaged file).
+    A file saved before digests were (issue 16) has none and loads as it did."""
+    if expected is None:
+        return
+    if not isinstance(expected, str) or not expected.startswith("sha256:"):
+        raise UsageError(f"{source}: digest must be 'sha256:...'; got {brief(expected)}")
+    if tensor_digest(state) != expected:
+        raise UsageError(f"{source}: its tensors do not match the digest saved with them (bytes changed since it was written): "
+                         "the file is damaged")

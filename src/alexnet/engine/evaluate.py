@@ -119,7 +119,9 @@ def evaluate_checkpoint(
     source = open_dataset(spec, seed=int(config.get("seed", 0)), val_fraction=float(config.get("val_fraction", 0.1)))
     classes = list(ckpt["classes"])
     if len(source.classes) != len(classes):
-        raise UsageError(f"{spec} has {len(source.classes)} classes but the net was trained on {len(classes)}")
+        named = ", ".join(classes[:3]) + (", ..." if len(classes) > 3 else "")
+        raise UsageError(f"{spec} has {len(source.classes)} class{'' if len(source.classes) == 1 else 'es'} but the net was trained "
+                         f"on {len(classes)}: a labelled set for it has a folder per class, named as its classes ({named})")
     model = model_from_checkpoint(ckpt).to(device)
     views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(ckpt)).to(device)
     loader = make_loader(source.split(split), prepare, batch_size=batch_size, shuffle=False,

@@ -13,6 +13,7 @@ ONNX metadata_props, a TorchScript extra file `alexnet.json`, the safetensors he
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
@@ -102,7 +103,12 @@ def _torchscript(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(net, x, check_trace=False)
-        torch.jit.save(traced, path, _extra_files={"alexnet.json": json.dumps(info)})
+        # into memory first: on a full disk torch.jit.save to a file aborts the whole process
+        # (C++ terminate, exit 134, torch 2.14) where Python's own write raises ENOSPC
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={"alexnet.json": json.dumps(info)})
+    with open(path, "wb") as f:
+        f.write(buffer.getbuffer())
 
 
 def _onnx(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any]) -> None:

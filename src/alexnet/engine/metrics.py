@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from alexnet.atomic import atomic_path
+from alexnet.errors import UsageError
 
 
 def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
@@ -67,8 +68,11 @@ class MetricsLog:
             self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=step + 1)
 
     def write(self, record: dict[str, Any], step: int) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:  # appended, not atomic: a half-written last line is dropped by read_metrics
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise UsageError(f"cannot write {self.path}: {e.strerror or e}; the last checkpoint is intact") from None
         if self.writer is not None:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch", "step"):

@@ -31,11 +31,11 @@ own input size.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,10 +44,10 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet import scratch
-from alexnet.atomic import remove_leftovers
 from alexnet.config import TrainConfig, save_config, to_dict
 from alexnet.data.loader import note_bad, set_epoch
-from alexnet.engine.checkpoint import load_checkpoint, model_state
+from alexnet.engine.checkpoint import check_resumable, load_checkpoint, model_state
+from alexnet.engine.distributed import World
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import MetricsLog
 from alexnet.engine.optim import make_optimizer
@@ -65,7 +65,7 @@ from alexnet.engine.train import (
     make_plateau_schedule,
     make_step_schedule,
     open_training_data,
-    new_run_dir,
+    open_run,
     refuse_nonfinite,
     diverged,
     interrupted,
@@ -241,13 +241,18 @@ def copy_from_torch(model: nn.Module, optimizer: torch.optim.Optimizer, net: scr
             opt.buffers[name] = buf.detach().numpy().astype(net.dtype, copy=True)
 
 
-def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """`alexnet.engine.train.fit` with the NumPy nets: the same run folder, metrics and summary."""
+def fit_numpy(cfg: TrainConfig, hold: contextlib.ExitStack, *, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """`alexnet.engine.train.fit` with the NumPy nets: the same run folder, metrics and summary.
+
+    `hold` keeps the run folder's lock until the caller closes it (engine/run_folder.py).
+    """
     started = time.perf_counter()
     check_numpy_config(cfg)
     device = torch.device("cpu")
     seed_everything(cfg.seed, cfg.deterministic)
     resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
+    if resume is not None:
+        check_resumable(resume)
     source = open_training_data(cfg)
     model = build_for_data(cfg, source)  # the torch twin: its keys, arguments and checkpoint format
     try:
@@ -272,7 +277,6 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
     if resume is None:
         copy_to_torch(net, opt, model, optimizer)  # the twin starts from the NumPy init
         init_filters = torch.from_numpy(net.params["features.conv1.weight"].copy())
-        run_dir = new_run_dir(cfg)
     else:
         if resume["model_name"] != cfg.model or list(resume["classes"]) != list(source.classes):
             raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; it cannot resume this config")
@@ -289,17 +293,17 @@ def fit_numpy(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | 
         continue_step_schedule(step_schedule, optimizer)
         copy_from_torch(model, optimizer, net, opt)
         init_filters = resume.get("init_filters")
-        run_dir = Path(resume["path"]).parent
         epoch, step, best_top1 = int(resume["epoch"]), int(resume["step"]), float(resume["best_top1"])
         earlier = float(resume.get("elapsed") or 0.0)
         if epoch >= cfg.epochs:
             raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; pass a larger --epochs to continue")
-        log(f"resuming {run_dir} at epoch {epoch + 1}/{cfg.epochs} (step {step})")
     # the torch SGD's (on resume, as saved: torch's load_state_dict restores them)
     group = optimizer.param_groups[0]
     opt.momentum, opt.weight_decay = group["momentum"], group["weight_decay"]
     opt.nesterov, opt.dampening = group["nesterov"], group["dampening"]
-    remove_leftovers(run_dir)  # temporary files of a run killed mid-write
+    run_dir = open_run(cfg, resume, World(), hold)
+    if resume is not None:
+        log(f"resuming {resume['path']} at epoch {epoch + 1}/{cfg.epochs} (step {step})")
     save_config(cfg, run_dir / "config.yaml")
     metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=epoch, step=step)
     announce(cfg, source, "with the NumPy backend on the CPU", run_dir)

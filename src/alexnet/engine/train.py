@@ -36,10 +36,10 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from alexnet.atomic import remove_leftovers
+from alexnet.atomic import atomic_path
 from alexnet.config import TrainConfig, resolved_input_norm, resolved_val_images, save_config, to_dict
 from alexnet.data import DataSource, open_dataset
-from alexnet.data.datasets import ImageFiles
+from alexnet.data.datasets import ImageFiles, TensorImages
 from alexnet.data.decoded import decode_split, fits, prepared_bytes
 from alexnet.data.images import BadImage
 from alexnet.data.stats import PixelStats, cached_pixel_stats
@@ -47,11 +47,12 @@ from alexnet.data.subset import limit, take
 from alexnet.data.loader import Loader, Shard, default_workers, make_loader, note_bad, set_epoch
 from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare, prep_pca, prep_stats
 from alexnet.engine import distributed
-from alexnet.engine.checkpoint import load_checkpoint, model_state, save_checkpoint
+from alexnet.engine.checkpoint import check_resumable, load_checkpoint, model_state, save_checkpoint
 from alexnet.engine.distributed import World
 from alexnet.engine.evaluate import evaluate
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import MetricsLog
+from alexnet.engine.run_folder import claimed, new_run_folder, resumed_run_folder
 from alexnet.engine.optim import make_optimizer
 from alexnet.errors import Interrupted, TrainingDiverged, UsageError
 from alexnet.models import build_model, check_input_size
@@ -432,25 +433,36 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
-def new_run_dir(cfg: TrainConfig, root: Path = Path("runs")) -> Path:
-    """runs/<model>-<data>-<YYYYmmdd-HHMMSS>, or cfg.out; never one that already holds a run."""
-    if cfg.out:
-        run = Path(cfg.out)
-        if (run / "last.pt").exists() or (run / "best.pt").exists():
-            raise UsageError(f"run folder {run} already holds a run; continue it with --resume {run} or pick another --out")
-    else:
-        data_name = cfg.data.split(":", 1)[0]
+def open_run(cfg: TrainConfig, resume: dict[str, Any] | None, world: World, hold: contextlib.ExitStack) -> Path:
+    """The run folder, held for writing by rank 0 until `hold` closes (engine/run_folder.py).
+
+    A new run's folder is `--out` or runs/<model>-<data>-<YYYYmmdd-HHMMSS>; a resumed run
+    continues in its checkpoint's folder, or in a new `--out` folder when one other than the
+    checkpoint's saved `out` is given. Every
+    process learns the folder, or rank 0's one-line refusal, which all of them then raise.
+    """
+    def choose() -> Path:
+        if resume is not None:
+            own = Path(resume["path"]).parent
+            saved = str((resume.get("config") or {}).get("out") or "")  # a config as saved: a folder since moved or copied
+            if not cfg.out or cfg.out == saved or Path(cfg.out).resolve() == own.resolve():
+                return hold.enter_context(claimed(resumed_run_folder(resume["path"], resume.get("config")), new=False))
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run = root / f"{cfg.model}-{data_name}-{stamp}"
-        k = 1
-        while run.exists():
-            k += 1
-            run = root / f"{cfg.model}-{data_name}-{stamp}-{k}"
-    try:
-        run.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create run folder {run}: {e.strerror}") from None
-    return run
+        name = f"{cfg.model}-{cfg.data.split(':', 1)[0]}-{stamp}"
+        return hold.enter_context(claimed(new_run_folder(cfg.out, name), new=True))
+
+    if world.size == 1:
+        return choose()
+    if world.main:
+        try:
+            shared: Any = str(choose())
+        except UsageError as e:
+            distributed.share(("refused", str(e)), world)
+            raise
+    shared = distributed.share(shared if world.main else None, world)
+    if isinstance(shared, tuple):
+        raise UsageError(shared[1])
+    return Path(shared)
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
@@ -478,8 +490,10 @@ def draw_run_pictures(run_dir: Path, model: nn.Module) -> None:
     for name, draw in jobs.items():
         try:
             draw(run_dir / name)
+        except UsageError as e:  # a full or read-only disk: atomic.py's one line says which
+            log(f"warning: {name} was not drawn: {e}")
         except Exception as e:  # noqa: BLE001 - a failed picture must not cost the run
-            log(f"could not draw {name}: {type(e).__name__}: {e}")
+            log(f"warning: {name} was not drawn: {type(e).__name__}: {e}")
 
 
 def announce(cfg: TrainConfig, source: DataSource, where: str, run_dir: Path) -> None:
@@ -605,15 +619,17 @@ def cached_splits(cfg: TrainConfig, source: DataSource, prepare: Prepare, worker
     auto caches when the prepared images take at most a quarter of the memory available, in one
     process (under torchrun every process would hold its own copy)."""
     splits = [source.split("train"), source.split("val")]
+    # the files a reader skipped decoding into memory itself (a CIFAR-10 JPEG tree's), listed as the loader's are
+    known = [b for s in splits if isinstance(s, TensorImages) for b in s.bad]
     files = [s for s in splits if isinstance(s, ImageFiles)]
     if not files or cfg.cache_images == "off":
-        return splits, []
+        return splits, known
     size = sum(prepared_bytes(f, prepare) for f in files)
     if cfg.cache_images == "auto" and (world.size > 1 or not fits(size)):
-        return splits, []
+        return splits, known
     log(f"decoding {sum(len(f) for f in files)} image files once into memory ({size / 1e6:,.0f} MB; "
         f"--cache-images off reads them in every epoch)")
-    bad: list[BadImage] = []
+    bad: list[BadImage] = list(known)
     for i, (name, split) in enumerate(zip(("train", "val"), splits)):
         if isinstance(split, ImageFiles):
             splits[i] = decode_split(split, prepare, workers=workers, decode_on=decode_on, strict=cfg.strict, what=f"{name} images")
@@ -623,26 +639,29 @@ def cached_splits(cfg: TrainConfig, source: DataSource, prepare: Prepare, worker
 
 def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the training that `cfg` describes; returns the summary (run_dir, best/final accuracy, ...)."""
-    if cfg.backend == "numpy":
-        from alexnet.engine.numpy_backend import fit_numpy
+    with contextlib.ExitStack() as hold:  # the run folder's lock, held to the end (engine/run_folder.py)
+        if cfg.backend == "numpy":
+            from alexnet.engine.numpy_backend import fit_numpy
 
-        if distributed.launched():
-            raise UsageError("the numpy backend trains in one process: run it without torchrun")
-        return fit_numpy(cfg, on_epoch=on_epoch)
-    started = time.perf_counter()
-    world, device = distributed.init_world(resolve_device(cfg.device))
-    try:
-        return _fit(cfg, world, device, started, on_epoch)
-    finally:
-        distributed.close_world()
+            if distributed.launched():
+                raise UsageError("the numpy backend trains in one process: run it without torchrun")
+            return fit_numpy(cfg, hold, on_epoch=on_epoch)
+        started = time.perf_counter()
+        world, device = distributed.init_world(resolve_device(cfg.device))
+        try:
+            return _fit(cfg, world, device, started, on_epoch, hold)
+        finally:
+            distributed.close_world()
 
 
 def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
-         on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+         on_epoch: Callable[[dict[str, Any]], None] | None, hold: contextlib.ExitStack) -> dict[str, Any]:
     if cfg.batch_size % world.size:
         raise UsageError(f"batch_size {cfg.batch_size} (the global batch) does not divide among {world.size} processes")
     seed_everything(cfg.seed, cfg.deterministic)
     resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
+    if resume is not None:
+        check_resumable(resume)
     source = open_training_data(cfg)
     model = build_for_data(cfg, source)
     # the first layer's kernels as initialised, kept in every checkpoint (35 k numbers for
@@ -678,11 +697,10 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         example = torch.zeros(micro, model.input_size[0], side, side, device=device)  # n,C,S,S
         net = compiled(net, example, autocast, "reduce-overhead" if graphs else None)
 
-    epoch, step, best_top1, run_dir = 0, 0, -1.0, None
+    epoch, step, best_top1 = 0, 0, -1.0
     first_epoch, earlier = 0, 0.0  # where this session starts, and the seconds the run took before it
     partial: dict[str, Any] | None = None  # the progress of an epoch stopped by a signal
     if resume is not None:
-        run_dir = Path(resume["path"]).parent
         optimizer.load_state_dict(resume["optimizer"])
         for sched, key in ((step_schedule, "step_schedule"), (plateau, "plateau"), (scaler, "scaler")):
             if sched is not None and resume.get(key):
@@ -693,12 +711,11 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         first_epoch, earlier = epoch, float(resume.get("elapsed") or 0.0)
         if epoch >= cfg.epochs:
             raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; pass a larger --epochs to continue")
+    run_dir = open_run(cfg, resume, world, hold)
+    if resume is not None:
         within = f", batch {int(partial['batches']) + 1}" if partial else ""
-        log(f"resuming {run_dir} at epoch {epoch + 1}/{cfg.epochs}{within} (step {step})")
-    else:
-        run_dir = Path(distributed.share(str(new_run_dir(cfg)) if world.main else None, world))  # type: ignore[arg-type]
+        log(f"resuming {resume['path']} at epoch {epoch + 1}/{cfg.epochs}{within} (step {step})")
     if world.main:
-        remove_leftovers(run_dir)  # temporary files of a run killed mid-write
         save_config(cfg, run_dir / "config.yaml")
     metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=epoch, step=step) if world.main else None
     where = f"on {device}" if world.size == 1 else f"on {world.size} processes ({device.type}, data-parallel)"
@@ -842,7 +859,8 @@ def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, device: torch.
     if bad and write:
         unique = {b.path: b.reason for b in bad}
         # a path that is not valid UTF-8 (Linux allows any bytes) is written as its own bytes
-        (run_dir / "bad_images.txt").write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()), encoding="utf-8", errors="surrogateescape")
+        with atomic_path(run_dir / "bad_images.txt") as tmp:
+            Path(tmp).write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()), encoding="utf-8", errors="surrogateescape")
         log(f"skipped {len(unique)} unreadable image(s); listed in {run_dir / 'bad_images.txt'}")
     return {
         "run_dir": str(run_dir),

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from alexnet.atomic import atomic_path
-from alexnet.engine.checkpoint import FORMAT, PREP_KEYS, VERSION, check_state, load_checkpoint, model_state, unwrap
+from alexnet.engine.checkpoint import (FORMAT, PREP_KEYS, VERSION, check_checkpoint, check_digest, check_state, load_checkpoint,
+                                       model_state, tensor_digest, torch_load, unwrap)
 from alexnet.errors import UsageError
 from alexnet.models import build_model
 
@@ -128,7 +129,7 @@ def describe_model(net: nn.Module, *, source: str, classes: list[str] | None = N
     if classes is None:
         classes = _imagenet_names() if k == 1000 else [str(i) for i in range(k)]
     return {
-        "format": FORMAT, "version": VERSION, **model_state(net), "classes": list(classes),
+        "format": FORMAT, "version": VERSION, **model_state(net, digest=False), "classes": list(classes),
         "input_size": [c, h, w], "mean": list(IMAGENET_MEAN if c == 3 else (0.5,) * c),
         "std": list(IMAGENET_STD if c == 3 else (0.5,) * c), "augment": "paper" if h >= 224 else "small",
         "data": None, "path": source,
@@ -149,7 +150,7 @@ def as_checkpoint(source: Any, model: str | None = None) -> dict[str, Any]:
         if classes is None or not isinstance(prep, dict):
             raise UsageError(f"this {getattr(plain, 'arch', type(plain).__name__)} carries no class names or input preparation: "
                              "pass its run folder or checkpoint, or a model from alexnet.model_from_checkpoint")
-        return {"format": FORMAT, "version": VERSION, **model_state(plain), "classes": list(classes),
+        return {"format": FORMAT, "version": VERSION, **model_state(plain, digest=False), "classes": list(classes),
                 **{key: prep.get(key) for key in PREP_KEYS}, "data": None, "path": f"{plain.arch} (in memory)"}
     raise UsageError(f"expected a checkpoint, a run folder, a weights file or a model; got a {type(source).__name__}")
 
@@ -169,6 +170,7 @@ def save_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
         state[INPUT_PREFIX + "mean_image"] = torch.as_tensor(ckpt["mean_image"]).float().contiguous()
     if ckpt.get("pca"):
         state.update({INPUT_PREFIX + k: torch.as_tensor(ckpt["pca"][k]).float().contiguous() for k in ("eigval", "eigvec")})
+    meta["digest"] = tensor_digest(state)  # of every tensor in the file, verified by _from_safetensors
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(state, tmp, metadata={SAFETENSORS_KEY: json.dumps(meta), "format": "pt"})
@@ -185,31 +187,26 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
         state = load_file(str(path))
     except Exception as e:  # SafetensorError on a truncated or foreign file
         raise UsageError(f"cannot read {path}: {' '.join(str(e).split())[:120]}") from None
-    inputs = {k[len(INPUT_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(INPUT_PREFIX)}
     if SAFETENSORS_KEY not in meta:
-        return from_state_dict(state, model, source=str(path))
+        return from_state_dict({k: v for k, v in state.items() if not k.startswith(INPUT_PREFIX)}, model, source=str(path))
     try:
         info = json.loads(meta[SAFETENSORS_KEY])
-        name, args = str(info["model_name"]), dict(info["model_args"])
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
         raise UsageError(f"{path}: the alexnet description in its header is damaged") from None
-    if model is not None and model != name:
-        raise UsageError(f"{path} holds a {name}, not a {model}")
-    net = build_model(name, **args)
-    check_state(net, state, str(path))
-    return {"format": FORMAT, "version": VERSION, "model_name": name, "model_args": args, "model": state,
-            "classes": list(info["classes"]), "input_size": list(info["input_size"]), "mean": list(info["mean"]),
-            "std": list(info["std"]), "augment": str(info["augment"]), "data": None, "path": str(path),
-            "input_norm": str(info.get("input_norm", "channel")), "mean_image": inputs.get("mean_image"),
+    check_digest(state, info.get("digest"), str(path))  # over every tensor in the file, the inputs' too
+    inputs = {k[len(INPUT_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(INPUT_PREFIX)}
+    described = ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")
+    ckpt = {"format": FORMAT, "version": VERSION, **{key: info[key] for key in described if key in info}, "model": state,
+            "data": None, "path": str(path), "input_norm": info.get("input_norm", "channel"), "mean_image": inputs.get("mean_image"),
             "pca": {"eigval": inputs["eigval"], "eigvec": inputs["eigvec"]} if "eigval" in inputs and "eigvec" in inputs else None}
+    check_checkpoint(ckpt, str(path))
+    return _same_model(ckpt, model)
 
 
 def _load_torch_file(path: Path) -> dict[str, Any]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, or a pickle that wants to run code
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UsageError(f"cannot load weights {path}: {first[:160]}") from None
+    obj = torch_load(path, "weights")
     if not isinstance(obj, dict):
         raise UsageError(f"{path} holds a {type(obj).__name__}, not a state_dict")
     return obj

@@ -6,6 +6,7 @@ can rebuild it with build_model(model.arch, **model.arch_kwargs).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass
 from typing import Callable
@@ -13,7 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from alexnet.config import MAX_IMAGE_SIZE
+from alexnet.config import MAX_CLASSES, MAX_IMAGE_SIZE
 from alexnet.errors import UsageError
 from alexnet.models.alexnet2012 import alexnet2012
 from alexnet.models.alexnet_d2l import alexnet_d2l
@@ -57,16 +58,44 @@ def model_options(name: str) -> dict[str, object]:
     return {p.name: p.default for p in params}
 
 
+# The most weights a net may have: 7 times VGG-19's 144 million (4 GB as float32). Counted on the
+# meta device (shapes only, no memory) before the net is built, so that no builder argument
+# (local3, a width) can ask for more, whichever check it has.
+MAX_PARAMS = 10**9
+# The input channels the data pipeline makes (data/transforms.py ToChannels): grey or RGB.
+INPUT_CHANNELS = (1, 3)
+
+
 def build_model(name: str, **kwargs: object) -> nn.Module:
-    """Build the model called `name`; bad names and keywords raise a one-line UsageError."""
+    """Build the model called `name`; bad names and keywords, and sizes out of bounds (classes,
+    input channels, weights in all), raise a one-line UsageError before any memory is taken."""
     options = model_options(name)
     for key in kwargs:
         if key not in options:
             raise UsageError(f"model '{name}' has no option '{key}'; options: {', '.join(options)}")
+    classes, channels = kwargs.get("num_classes"), kwargs.get("in_channels", INPUT_CHANNELS[1])
+    if isinstance(classes, int) and classes > MAX_CLASSES:
+        raise UsageError(f"model '{name}': num_classes must be at most {MAX_CLASSES:,} (got {classes!r})")
+    if isinstance(channels, bool) or channels not in INPUT_CHANNELS:
+        raise UsageError(f"model '{name}': in_channels must be 1 or 3, the grey or RGB images the data pipeline makes (got {channels!r})")
+    shapes = _build(name, kwargs, torch.device("meta"))
+    weights = sum(p.numel() for p in shapes.parameters())
+    if weights > MAX_PARAMS:
+        raise UsageError(f"model '{name}' with {kwargs} would have {weights:,} weights, more than the {MAX_PARAMS:,} allowed")
+    if torch.empty(()).device.type == "meta":  # built under `with torch.device("meta")` already
+        return shapes
+    return _build(name, kwargs, None)
+
+
+def _build(name: str, kwargs: dict[str, object], device: torch.device | None) -> nn.Module:
     try:
-        model = MODELS[name].builder(**kwargs)
+        with device if device is not None else contextlib.nullcontext():
+            model = MODELS[name].builder(**kwargs)
     except UsageError as err:
         raise UsageError(f"model '{name}': {err}") from None
+    except (RuntimeError, ValueError, TypeError, OverflowError) as err:  # an argument no builder check knows, e.g. local3=10**30
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        raise UsageError(f"model '{name}' cannot be built with {kwargs}: {reason}") from None
     model.arch = name
     model.arch_kwargs = dict(kwargs)
     return model

@@ -20,6 +20,8 @@ from alexnet.atomic import atomic_path
 from alexnet.config import make_config
 from alexnet.engine.checkpoint import load_checkpoint
 from alexnet.engine.metrics import read_metrics
+from alexnet.engine.run_folder import MARKER
+from alexnet.errors import UsageError
 from alexnet.reproduce import stats
 from alexnet.reproduce.experiments import Arm, Experiment, Scale, arm_config
 
@@ -56,6 +58,8 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
             resume = str(folder)
             say(f"  resuming {folder} at epoch {int(state['epoch']) + 1}")
     if not resume and folder.exists():
+        if not (folder / MARKER).is_file():  # never delete a folder this project did not make
+            raise UsageError(f"{folder} is in the way of a run and is not an alexnet run folder; move it away")
         shutil.rmtree(folder)  # a run of ours that ended before its result was written: train it again
     started = time.perf_counter()
     summary = fit(make_config(config, seed=seed, out=str(folder), resume=resume, device=device))

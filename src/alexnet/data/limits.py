@@ -1,0 +1,100 @@
+"""How large anything read from a dataset file may be, and the one check every opener makes first.
+
+A dataset comes from anywhere, and a file named ``x.jpg`` may be a named pipe (opening it blocks
+for ever), a link to ``/dev/zero`` (reading it never ends), a 1 TiB sparse file, a 6 MB gzip that
+inflates to 6 GiB, or a 388 KB PNG of 20,000 x 20,000 pixels (1.2 GB decoded; issue 16). So
+every file is opened through `open_regular` / `read_regular`, which refuse what is not a regular
+file without opening it (and without blocking, should it change in between), and every size read
+from a file -- its own length, an archive member's, the dimensions in an IDX header -- is checked
+with `check_size` against one of the limits below before anything is allocated. Image pixels are
+bounded by PIL's ``Image.MAX_IMAGE_PIXELS`` (89.5 Mpx, 256 MiB as 8-bit RGB), which `load_image`
+and the device decoder enforce, and CIFAR-10's by their 32x32 header (`alexnet.data.tiny`).
+
+Each limit is set far above the largest real file of its kind (the figures beside it), so real
+data never meets one; what a limit refuses is a `Refused`, which the caller turns into a
+`BadImage` (listed in bad_images.txt) for an image, or a one-line `DataError` for a dataset file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import BinaryIO
+
+MiB = 2**20
+
+# An image file, any format. Real photographs are far smaller (the imagenet-sample's largest is
+# 0.7 MB, measured; issue 16 puts ImageNet's largest at tens of MB); an uncompressed 8-bit RGB
+# (RGBA) picture at PIL's pixel limit is 256 (341) MiB, so any picture the pixel limit allows fits.
+IMAGE_FILE_BYTES = 512 * MiB
+# One CIFAR-10 image, a file of a JPEG tree or an archive member: 32x32 pixels are 3 KB raw, the
+# real JPEGs at most 1,124 bytes (cifar10-jpeg.tar.gz, measured); 1 MiB leaves room for any
+# metadata, and keeps a decoding batch of 1024 files under 1 GiB.
+CIFAR_IMAGE_BYTES = 1 * MiB
+# One pickled CIFAR-10 batch: the real ones are 31 MB (10,000 images of 3,073 bytes).
+CIFAR_BATCH_BYTES = 256 * MiB
+# All the members of an archive read into memory together: CIFAR-10's python batches unpack to
+# 186 MB (six of 31 MB) and its 60,000 JPEGs to 55 MB (measured).
+ARCHIVE_READ_BYTES = 1024 * MiB
+# Members listed in an archive (tarfile keeps a record of each): CIFAR-10 as JPEGs has 60,022.
+ARCHIVE_MEMBERS = 200_000
+# A header inside a tar archive (a pax header or a GNU long name): real ones are a few hundred bytes.
+TAR_HEADER_BYTES = 1 * MiB
+# The archive file itself (read as a stream, so this bounds time, not memory): CIFAR-10's are 20 MB
+# (JPEGs) and 170 MB (python batches).
+ARCHIVE_FILE_BYTES = 4096 * MiB
+# An IDX file, header and values, after decompression: Fashion-MNIST's largest is 47 MB, EMNIST
+# ByClass's training images (the largest IDX data we know of) 547 MB.
+IDX_BYTES = 1024 * MiB
+
+
+class Refused(Exception):
+    """A file (or an archive member) that was not read; ``str(err)`` says why, in a few words."""
+
+
+def size_text(n: int) -> str:
+    """A byte count for a message: '1.5 GiB', '700 MiB', '12 KiB', '300 bytes'."""
+    for unit, scale in (("EiB", 2**60), ("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", MiB), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def check_size(size: int, limit: int, what: str = "file") -> None:
+    """Raise `Refused` if `size` (bytes, as a file or a header says) is over `limit`."""
+    if size > limit:
+        raise Refused(f"{what} is too large ({size_text(size)}, over the limit of {size_text(limit)})")
+
+
+def _check(st: os.stat_result, limit: int) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise Refused("is a folder")
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused("not a regular file (a pipe or device)")
+    check_size(st.st_size, limit)
+
+
+def open_regular(path: str | os.PathLike, limit: int) -> BinaryIO:
+    """`path` opened for reading in binary, if it is a regular file (links followed) of at most
+    `limit` bytes; else `Refused`. A missing or unreadable file raises the usual OSError."""
+    # stat before opening: opening a pipe blocks until a writer comes, and opening some devices acts
+    _check(os.stat(path), limit)
+    # O_NONBLOCK: should a pipe have taken the file's place since, the open returns at once; fstat
+    # then checks the file actually opened.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        _check(os.fstat(fd), limit)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike, limit: int) -> bytes:
+    """The bytes of `path`, checked as `open_regular` checks it; at most `limit` bytes are read,
+    so a file that grows after the check is refused, not read whole."""
+    with open_regular(path, limit) as f:
+        data = f.read(limit + 1)
+    check_size(len(data), limit)
+    return data

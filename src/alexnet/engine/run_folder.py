@@ -1,0 +1,161 @@
+"""Run folders: made new or recognised as ours by a marker, and written by one process at a time.
+
+A run folder (`runs/<model>-<data>-<date>-<time>/`, or `--out DIR`) belongs to this project:
+
+- `.alexnet-run`, a small JSON file, marks it. It is written when `alexnet train` makes the
+  folder, or adopts an empty one. `--out` at a folder that holds anything else and no marker is
+  refused, so a user's `metrics.jsonl` or `config.yaml` is never replaced. Folders of earlier
+  versions, which have no marker, are recognised by their `config.yaml` beside a `last.pt` or
+  `best.pt`, and are marked when resumed.
+- The process that trains into it holds an exclusive `fcntl.flock` on the marker for the whole
+  run and writes its PID and host there, so a second writer (another `--out` at the same folder,
+  a `--resume` of a running run) is refused in one line naming the holder. The kernel drops the
+  lock when the holder ends, killed outright included, so a stale lock cannot block a resume.
+  `flock` also locks across machines on NFS v4 (Linux emulates it with a byte-range lock there).
+- The trainer deletes only its own leftovers: the temporary files (`atomic.py`) of the files it
+  writes (`TRAINER_FILES`), never another hidden `.NAME.XXXXXXXX.tmp` in the folder.
+
+`alexnet eval` and `alexnet export` read a run folder without the lock (watching a run's
+best.pt while it trains is allowed) and write only their own files, atomically.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from alexnet.atomic import remove_leftovers
+from alexnet.errors import UsageError
+
+MARKER = ".alexnet-run"
+CHECKPOINTS = ("last.pt", "best.pt")
+# every file the trainer writes into the folder (tb/ is TensorBoard's, appended, never replaced)
+TRAINER_FILES = ("config.yaml", "metrics.jsonl", *CHECKPOINTS, "curves.png", "filters.png", "bad_images.txt")
+
+
+def is_run_folder(folder: str | os.PathLike) -> bool:
+    """Whether `folder` is ours: it has the marker, or it is an earlier version's run (config + checkpoint)."""
+    folder = Path(folder)
+    if (folder / MARKER).is_file():
+        return True
+    return (folder / "config.yaml").is_file() and any((folder / name).is_file() for name in CHECKPOINTS)
+
+
+def holds_a_run(folder: Path) -> bool:
+    return any((folder / name).exists() for name in CHECKPOINTS)
+
+
+def new_run_folder(out: str, name: str, root: Path = Path("runs")) -> Path:
+    """The folder a new run trains into: `out`, or a new `root/name[-k]`; made, not yet locked.
+
+    `out` may be missing (it is made), empty (it is adopted), or ours without a checkpoint (a
+    run killed before its first one, started over); anything else is a one-line UsageError.
+    """
+    if not out:
+        run, k = root / name, 1
+        while True:  # mkdir without exist_ok: two runs started in the same second get two folders
+            try:
+                run.mkdir(parents=True)
+                return run
+            except FileExistsError:
+                k += 1
+                run = root / f"{name}-{k}"
+            except OSError as e:
+                raise UsageError(f"cannot create run folder {run}: {e.strerror or e}") from None
+    run = Path(out)
+    if run.exists() and not run.is_dir():
+        raise UsageError(f"--out {run} is a file, not a folder; pick a folder for the run")
+    if run.is_dir() and not (run / MARKER).is_file():  # a marked folder is checked under its lock (claimed)
+        if is_run_folder(run):
+            raise UsageError(f"run folder {run} already holds a run; continue it with --resume {run} or pick another --out")
+        else:
+            try:
+                names = sorted((p.name for p in run.iterdir()), key=lambda n: (n not in TRAINER_FILES, n))  # what a run would replace first
+            except OSError as e:
+                raise UsageError(f"cannot read --out {run}: {e.strerror or e}") from None
+            if names:
+                shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                raise UsageError(f"--out {run} is not an alexnet run folder and is not empty ({shown}); "
+                                 "pick a new or empty folder, nothing in it was touched")
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create run folder {run}: {e.strerror or e}") from None
+    return run
+
+
+def resumed_run_folder(checkpoint: str | os.PathLike, config: dict | None) -> Path:
+    """The run folder that `--resume` continues: the checkpoint's own, if it is a run folder's last.pt or best.pt.
+
+    The folder must carry the marker, or (an earlier version's run) a config.yaml that is the
+    checkpoint's own `config`. A checkpoint anywhere else (a copied `model.pt`, a `last.pt` in
+    a folder of someone else's) is not continued in place, where it would replace files that
+    are not the run's.
+    """
+    file = Path(checkpoint)
+    folder = file.parent
+    if file.name not in CHECKPOINTS or not ((folder / MARKER).is_file() or _own_config(folder, config)):
+        raise UsageError(f"{file} is not the last.pt or best.pt of a run folder, so resuming it would write beside "
+                         f"files that are not the run's; continue it in a new folder: alexnet train --resume {file} --out NEW_DIR")
+    return folder
+
+
+def _own_config(folder: Path, config: dict | None) -> bool:
+    """Whether folder/config.yaml is the one the checkpoint's run wrote (its `config`, as YAML)."""
+    path = folder / "config.yaml"
+    try:
+        if config is None or not path.is_file() or path.stat().st_size > 1 << 20:  # ours are about 2 KB
+            return False
+        return yaml.safe_load(path.read_text(encoding="utf-8")) == config
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+
+
+@contextmanager
+def claimed(run: Path, *, new: bool) -> Iterator[Path]:
+    """Hold `run` for writing: mark it, lock it (refusing a second writer), clear its own leftovers.
+
+    With `new`, a folder that holds a checkpoint once the lock is ours (another run finished
+    there between the check and the lock) is refused as well.
+    """
+    marker = run / MARKER
+    try:
+        fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UsageError(f"cannot write run folder {run}: {e.strerror or e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"run folder {run} is in use: {_holder(fd)} is training into it; "
+                             "wait for it to end, or pick another --out") from None
+        if new and holds_a_run(run):
+            raise UsageError(f"run folder {run} already holds a run; continue it with --resume {run} or pick another --out")
+        about = {"format": "alexnet-run", "version": 1, "pid": os.getpid(), "host": socket.gethostname(),
+                 "since": datetime.now().isoformat(timespec="seconds")}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(about) + "\n").encode(), 0)
+            remove_leftovers(run, TRAINER_FILES)  # temporary files of a run of ours killed mid-write
+        except OSError as e:
+            raise UsageError(f"cannot write run folder {run}: {e.strerror or e}") from None
+        yield run
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, as its marker says ('another process' when the marker cannot be read)."""
+    try:
+        about = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"process {int(about['pid'])} on {about['host']} (since {about['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
