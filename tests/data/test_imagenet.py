@@ -162,3 +162,17 @@ def test_errors(tmp_path: Path):
     write_image(tmp_path / "train" / "cats" / "0.jpg")
     with pytest.raises(DataError, match="cats"):
         open_dataset(f"imagenet:{tmp_path}")
+
+
+@pytest.mark.parametrize("name", ["val_labels.txt", "LOC_val_solution.csv"])
+def test_a_label_file_claiming_a_tib_is_one_line_and_never_read(tmp_path: Path, name: str):
+    """A sparse file (no disk used) of 1 TiB where the labels should be: refused by its size."""
+    root = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" if name.endswith(".csv") else tmp_path
+    write_train(root)
+    write_flat_val(root)
+    with open(tmp_path / name, "wb") as f:
+        f.write(b"ImageId,PredictionString\n" if name.endswith(".csv") else b"ILSVRC2012_val_00000001.JPEG n01440764\n")
+        f.truncate(1 << 40)
+    with pytest.raises(DataError, match=r"not read: file is too large \(1 TiB, over the limit of 64 MiB\)") as err:
+        open_dataset(f"imagenet:{root}")
+    assert "\n" not in str(err.value)

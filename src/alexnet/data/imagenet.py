@@ -30,6 +30,7 @@ from pathlib import Path
 from alexnet.data.datasets import ImageFiles
 from alexnet.data.folder import IMAGENET_MEAN, IMAGENET_STD, scan_class_folders
 from alexnet.data.images import is_image_file
+from alexnet.data.limits import LABEL_FILE_BYTES, Refused, check_size, read_regular
 from alexnet.data.source import DataSource
 from alexnet.errors import DataError, UsageError
 
@@ -159,6 +160,10 @@ def _read_devkit(folder: Path) -> dict[str, str]:
     except ImportError:
         raise DataError(f"imagenet: reading {meta} needs scipy (pip install scipy), or give the labels as {VAL_LABELS_TXT}") from None
     try:
+        check_size(meta.stat().st_size, LABEL_FILE_BYTES)
+    except Refused as err:
+        raise DataError(f"{meta}: not read: {err}") from None
+    try:
         synsets = loadmat(str(meta), squeeze_me=True)["synsets"]
         id_to_wnid = {int(i): str(w) for i, w in zip(synsets["ILSVRC2012_ID"], synsets["WNID"])}
     except Exception as err:  # scipy raises many types on a malformed file
@@ -191,7 +196,9 @@ def _read_kaggle(path: Path) -> dict[str, str]:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_regular(path, LABEL_FILE_BYTES).decode("utf-8")
+    except Refused as err:
+        raise DataError(f"{path}: not read: {err}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read ({err})") from None
 

@@ -47,6 +47,10 @@ ARCHIVE_FILE_BYTES = 4096 * MiB
 # ByClass's training images (the largest IDX data we know of) 547 MB.
 IDX_BYTES = 1024 * MiB
 
+# A label file of ImageNet's (val_labels.txt, the devkit's ground truth and meta.mat, Kaggle's
+# LOC_val_solution.csv): the real ones are 0.3 to 3 MB for 50,000 validation images.
+LABEL_FILE_BYTES = 64 * MiB
+
 
 class Refused(Exception):
     """A file (or an archive member) that was not read; ``str(err)`` says why, in a few words."""
