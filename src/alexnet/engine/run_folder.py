@@ -4,9 +4,10 @@ A run folder (`runs/<model>-<data>-<date>-<time>/`, or `--out DIR`) belongs to t
 
 - `.alexnet-run`, a small JSON file, marks it. It is written when `alexnet train` makes the
   folder, or adopts an empty one. `--out` at a folder that holds anything else and no marker is
-  refused, so a user's `metrics.jsonl` or `config.yaml` is never replaced. Folders of earlier
-  versions, which have no marker, are recognised by their `config.yaml` beside a `last.pt` or
-  `best.pt`, and are marked when resumed.
+  refused, so a user's `metrics.jsonl` or `config.yaml` is never replaced. A folder of an
+  earlier version, which has no marker, is resumed in place (and marked) only when its
+  `config.yaml` is the checkpoint's own config; `--out` at one (a `config.yaml` beside a
+  `last.pt` or `best.pt`) is refused as holding a run.
 - The process that trains into it holds an exclusive `fcntl.flock` on the marker for the whole
   run and writes its PID and host there, so a second writer (another `--out` at the same folder,
   a `--resume` of a running run) is refused in one line naming the holder. The kernel drops the

@@ -438,8 +438,8 @@ def open_run(cfg: TrainConfig, resume: dict[str, Any] | None, world: World, hold
 
     A new run's folder is `--out` or runs/<model>-<data>-<YYYYmmdd-HHMMSS>; a resumed run
     continues in its checkpoint's folder, or in a new `--out` folder when one other than the
-    checkpoint's saved `out` is given. Every
-    process learns the folder, or rank 0's one-line refusal, which all of them then raise.
+    checkpoint's saved `out` is given. Every process learns the folder, or rank 0's one-line
+    refusal, which all of them then raise.
     """
     def choose() -> Path:
         if resume is not None:
