@@ -1,10 +1,10 @@
 """Reading the files inside a dataset archive (.tar, .tar.gz, .tgz, ...) without extracting it.
 
 A dataset archive is read once, member by member, straight from the compressed stream, and what
-the reader makes of it is cached (see `alexnet.data.cifar`). Nothing from the archive is ever
-written to disk, so a hostile member name cannot place a file anywhere; still, an archive whose
-member names are absolute or climb out with ``..``, or that holds links or device files, has
-been tampered with or was not made for us, and is refused whole.
+the reader makes of it is cached (see `alexnet.data.cifar_cache`). Nothing from the archive is
+ever written to disk, so a hostile member name cannot place a file anywhere; still, an archive
+whose member names are absolute or climb out with ``..``, or that holds links or device files,
+has been tampered with or was not made for us, and is refused whole.
 
 Nor may a small archive make the reader allocate much: a member is read only when the size its
 header claims is within the caller's limit (a 9 MB gzip can hold a 2 GiB member, a 755-byte tar

@@ -3,8 +3,8 @@
 The name is that of the collection CIFAR-10 was drawn from, the 80 Million Tiny Images of
 Torralba, Fergus & Freeman (2008); see Krizhevsky, "Learning Multiple Layers of Features from
 Tiny Images" (2009). A CIFAR-10 JPEG tree or archive holds 60,000 files of about 1 KB each
-(`alexnet.data.cifar`); torchvision's decoders are 3-4x faster than PIL on them, fastest when
-handed a whole batch of JPEGs in one call.
+(`alexnet.data.cifar_cache` decodes them); torchvision's decoders are 3-4x faster than PIL on
+them, fastest when handed a whole batch of JPEGs in one call.
 
 Before anything is decoded, each file's header is read by PIL: a file whose header does not give
 the expected size is refused there, as a `BadImage` naming its size, so a small PNG whose header
