@@ -29,9 +29,9 @@ _EXPORTS = {
     "evaluate": "alexnet.engine.evaluate",
     "load_checkpoint": "alexnet.engine.checkpoint",
     "model_from_checkpoint": "alexnet.engine.checkpoint",
-    "load_weights": "alexnet.engine.weights",
-    "predict": "alexnet.engine.predict",
-    "export": "alexnet.engine.export",
+    "load_weights": "alexnet.inference.weights",
+    "predict": "alexnet.inference.predict",
+    "export": "alexnet.inference.export",
     "UsageError": "alexnet.errors",
 }
 

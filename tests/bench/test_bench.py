@@ -1,4 +1,4 @@
-"""`alexnet bench` (engine/bench.py, cli/bench.py) on the CPU with tiny sizes and few steps.
+"""`alexnet bench` (alexnet.bench, cli/bench.py) on the CPU with tiny sizes and few steps.
 
 What is checked: the report's structure, images/s positive and finite, the ratios equal
 ours/theirs of the reported numbers, FLOPs per image against the layer summary's independent
@@ -20,9 +20,9 @@ import torchvision
 from PIL import Image
 from torch import nn
 
+from alexnet.bench import (BASELINE_AUTOCAST, BASELINE_DATA, BASELINE_FP32, BenchConfig, Runner, compile_or_eager,
+                           forward_flops, measure, peak_flops, run_bench)
 from alexnet.cli import main
-from alexnet.engine.bench import (BASELINE_AUTOCAST, BASELINE_DATA, BASELINE_FP32, BenchConfig, Runner, compile_or_eager,
-                                  forward_flops, measure, peak_flops, run_bench)
 from alexnet.models import build_model
 from alexnet.models.summary import summarize
 

@@ -164,13 +164,13 @@ def test_a_picture_on_a_full_disk(tmpfs, capsys, run):
 def test_training_pictures_on_a_full_disk_are_a_warning(tmpfs, capsys, monkeypatch):
     """The run's own pictures are drawn last: a disk full by then costs them, not the run."""
     disk = tmpfs("40m")
-    from alexnet.engine import train
+    from alexnet.engine import run as train  # finish_run draws the pictures
 
     real = train.draw_run_pictures
 
-    def fill_then_draw(run_dir, model):
+    def fill_then_draw(*args):
         fill(disk)
-        real(run_dir, model)
+        real(*args)
 
     monkeypatch.setattr(train, "draw_run_pictures", fill_then_draw)
     code = cli_main(["train", *QUICK, "--epochs", "1", "--no-tensorboard", "--out", str(disk / "r")])

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from alexnet.config import make_config, read_yaml
-from alexnet.engine import train as engine
+from alexnet.engine import fast as engine
 from alexnet.engine.checkpoint import load_checkpoint
 from alexnet.engine.train import fit
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
+from alexnet.bench import BenchConfig, run_bench
 from alexnet.config import make_config, read_yaml
 from alexnet.data.datasets import ImageFiles
 from alexnet.data.loader import make_loader
 from alexnet.data.transforms import Prepare
-from alexnet.engine.bench import BenchConfig, run_bench
 from alexnet.engine.train import fit
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

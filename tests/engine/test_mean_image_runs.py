@@ -13,10 +13,10 @@ import torch
 from alexnet.config import make_config
 from alexnet.data import open_dataset
 from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from alexnet.engine.export import export
-from alexnet.engine.predict import predict
+from alexnet.inference.export import export
+from alexnet.inference.predict import predict
 from alexnet.engine.train import fit
-from alexnet.engine.weights import load_weights
+from alexnet.inference.weights import load_weights
 
 
 @pytest.fixture(scope="module")

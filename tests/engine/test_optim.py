@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from alexnet.config import make_config
-from alexnet.engine.optim import PaperSGD, make_optimizer, param_groups
-from alexnet.engine.train import make_plateau_schedule
+from alexnet.engine.optim import PaperSGD, Plateau, learning_rates, make_optimizer, param_groups, plateau_after
 
 
 def gradients(steps: int, shapes: list[tuple[int, ...]]) -> list[list[torch.Tensor]]:
@@ -105,7 +104,28 @@ def test_plateau_divides_each_group_at_most_max_lr_drops_times():
     cfg = make_config(optimizer="sgd", lr=0.01, bias_lr_mult=2.0, bias_decay=False, schedule="plateau",
                       plateau_patience=0, max_lr_drops=3)
     opt = make_optimizer(model, cfg)
-    sched = make_plateau_schedule(opt, cfg)
+    state = Plateau()
     for _ in range(8):
-        sched.step(0.5)  # never better: a drop every epoch until the floor
+        state = plateau_after(state, 0.5, cfg)  # never better: a drop every epoch until the floor
+    for group, lr in zip(opt.param_groups, learning_rates(cfg, [g["lr"] for g in opt.param_groups], 0, state, total_steps=1, steps_per_epoch=1)):
+        group["lr"] = lr
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-5, 2e-5])
+
+
+def test_plateau_reads_the_torch_scheduler_state_of_older_checkpoints():
+    """Checkpoints written before the plain schedule hold a ReduceLROnPlateau state_dict and the
+    dropped lr in the optimizer: plateau_from recovers the same state, and learning_rates the lr."""
+    from alexnet.engine.optim import plateau_from
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.01)
+    cfg = make_config(schedule="plateau", plateau_patience=1, max_lr_drops=3, lr=0.01)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.1, patience=1)
+    ours = Plateau()
+    for top1 in (0.3, 0.5, 0.4, 0.45, 0.2, 0.1, 0.6, 0.55):
+        sched.step(top1)
+        ours = plateau_after(ours, top1, cfg)
+        state = plateau_from(sched.state_dict(), base=0.01, saved_lr=opt.param_groups[0]["lr"])
+        assert (state.best, state.bad_epochs, state.drops) == (ours.best, ours.bad_epochs, ours.drops)
+        assert learning_rates(cfg, [0.01], 0, state, total_steps=1, steps_per_epoch=1)[0] == opt.param_groups[0]["lr"]
+    assert ours.drops == 2

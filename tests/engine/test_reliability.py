@@ -179,7 +179,9 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
-def test_numpy_backend_signal_redoes_the_epoch_exactly_and_stops_on_nan(tmp_path, monkeypatch):
+def test_numpy_backend_signal_saves_mid_epoch_and_resume_is_exact_and_stops_on_nan(tmp_path, monkeypatch):
+    """The NumPy backend runs in the one training loop: a signal saves the epoch's progress, the
+    weights, momentum and the dropout generator, and resume continues at the next batch."""
     def numpy_config(out, **kw):
         return make_config(read_yaml("numpy"), data="shapes:train=128,test=64,size=32", model="alexnet_mini", workers=0,
                            tensorboard=False, epochs=2, out=str(out), **kw)
@@ -190,10 +192,11 @@ def test_numpy_backend_signal_redoes_the_epoch_exactly_and_stops_on_nan(tmp_path
         signal.raise_signal(signal.SIGTERM)
         return x
 
-    augment_hook(monkeypatch, 3, send)  # epoch 2, batch 1: its progress is dropped, resume redoes epoch 2
-    with pytest.raises(Interrupted, match="SIGTERM in epoch 2; epoch 2 will be redone") as e:
+    augment_hook(monkeypatch, 3, send)  # epoch 2, batch 1: saved mid-epoch, resume goes on with batch 2
+    with pytest.raises(Interrupted, match=r"SIGTERM at step 3 \(epoch 2, batch 1 of 2\)") as e:
         fit(numpy_config(tmp_path / "run"))
-    assert e.value.exit_code == 143 and load_checkpoint(tmp_path / "run", prefer="last")["epoch"] == 1
+    saved = load_checkpoint(tmp_path / "run", prefer="last")
+    assert e.value.exit_code == 143 and saved["epoch"] == 1 and saved["partial"]["batches"] == 1
     monkeypatch.undo()
     fit(make_config(load_checkpoint(tmp_path / "run", prefer="last")["config"], resume=str(tmp_path / "run")))
     assert_same_run(tmp_path / "straight", tmp_path / "run")

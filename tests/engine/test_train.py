@@ -7,7 +7,9 @@ import torch
 
 from alexnet.config import make_config, read_yaml
 from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from alexnet.engine.train import fit, make_plateau_schedule, make_step_schedule, open_training_data
+from alexnet.engine.optim import Plateau, learning_rates, plateau_after
+from alexnet.engine.pipeline import open_training_data
+from alexnet.engine.train import fit
 from alexnet.errors import UsageError
 
 SMALL = "shapes:train=640,test=160,size=32"
@@ -90,28 +92,21 @@ def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):
 
 
 def test_plateau_divides_by_ten_at_most_three_times():
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=0.01)
-    sched = make_plateau_schedule(opt, make_config({"schedule": "plateau", "plateau_patience": 0, "max_lr_drops": 3}))
-    lrs = []
+    cfg = make_config({"schedule": "plateau", "plateau_patience": 0, "max_lr_drops": 3, "lr": 0.01})
+    state, lrs = Plateau(), []
     for _ in range(8):
-        sched.step(0.5)  # validation accuracy never improves
-        lrs.append(opt.param_groups[0]["lr"])
+        state = plateau_after(state, 0.5, cfg)  # validation accuracy never improves
+        lrs.append(learning_rates(cfg, [0.01], 0, state, total_steps=1, steps_per_epoch=1)[0])
     # the first call sets the best value; then one drop per call until three drops are spent
     assert sorted({round(v, 12) for v in lrs}) == [1e-5, 1e-4, 1e-3, 1e-2]
     assert lrs[-4:] == [pytest.approx(1e-5)] * 4
 
 
 def test_onecycle_shape():
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=1.0)
     cfg = make_config({"schedule": "onecycle", "warmup_epochs": 1, "epochs": 4})
-    sched = make_step_schedule(opt, cfg, total_steps=40, steps_per_epoch=10)
     lrs = []
-    for _ in range(40):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    for step in range(40):
+        lrs.append(learning_rates(cfg, [1.0], step, None, total_steps=40, steps_per_epoch=10)[0])
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs.index(1.0) == 9
     assert lrs[-1] < 0.05
 
@@ -151,7 +146,7 @@ def test_micro_batches_add_up_to_the_whole_batchs_gradient(accum_steps):
     """--accum-steps: each micro-batch's backward takes its share n_i/N of the mean loss (uneven
     pieces too: 7 images in 3 are 3+2+2), so .grad is the gradient of F.cross_entropy over the
     whole batch, which torch autograd gives independently."""
-    from alexnet.engine.train import forward_backward
+    from alexnet.engine.torch_backend import forward_backward
     from alexnet.models import build_model
 
     torch.manual_seed(0)
@@ -172,7 +167,7 @@ def test_micro_batches_add_up_to_the_whole_batchs_gradient(accum_steps):
 
 def test_accum_steps_is_refused_where_it_cannot_run():
     from alexnet.engine.numpy_backend import check_numpy_config
-    from alexnet.engine.train import use_cuda_graphs
+    from alexnet.engine.fast import use_cuda_graphs
 
     with pytest.raises(UsageError, match="accum_steps are options of the torch backend"):
         check_numpy_config(make_config(read_yaml("numpy"), backend="numpy", accum_steps=2))

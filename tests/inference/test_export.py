@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from alexnet.cli import main
-from alexnet.engine.export import export
-from alexnet.engine.weights import from_state_dict, load_weights
+from alexnet.inference.export import export
+from alexnet.inference.weights import from_state_dict, load_weights
 from alexnet.models import build_model
 from alexnet.models.lrn import LocalResponseNorm
 

@@ -18,8 +18,8 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from alexnet.cli import main
-from alexnet.engine.predict import predict
-from alexnet.engine.weights import load_weights
+from alexnet.inference.predict import predict
+from alexnet.inference.weights import load_weights
 
 SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "imagenet-sample"
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"{SAMPLE} is absent")
@@ -154,7 +154,7 @@ def test_a_model_carries_its_run_preparation_and_a_bare_model_is_refused(tmp_pat
     statistics); a model that carries neither is refused in one line, never given ImageNet's."""
     from alexnet.config import make_config
     from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from alexnet.engine.export import export
+    from alexnet.inference.export import export
     from alexnet.engine.train import fit
     from alexnet.errors import UsageError
     from alexnet.models import build_model

@@ -16,7 +16,7 @@ import torchvision
 from safetensors.torch import save_file
 
 from alexnet.engine.checkpoint import model_from_checkpoint
-from alexnet.engine.weights import load_weights, save_safetensors, select_model
+from alexnet.inference.weights import load_weights, save_safetensors, select_model
 from alexnet.errors import UsageError
 
 
@@ -167,7 +167,7 @@ def _ours(tmp_path: Path) -> tuple[dict, dict]:
 
     from safetensors import safe_open
 
-    from alexnet.engine.weights import describe_model
+    from alexnet.inference.weights import describe_model
     from alexnet.models import build_model
 
     torch.manual_seed(0)

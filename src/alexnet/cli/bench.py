@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from alexnet.cli.common import number
 from alexnet.config import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_WORKERS
@@ -32,7 +31,7 @@ this project's 2-core CPU compiling gained nothing and took 30-60 s); timing 2 w
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from alexnet.engine.bench import MODES, PRECISIONS
+    from alexnet.bench import MODES, PRECISIONS
 
     p.add_argument("--model", default="alexnet_owt", metavar="NAME", help="model to measure (default alexnet_owt; see alexnet models)")
     p.add_argument("--mode", default="all", choices=MODES,
@@ -60,8 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.engine.bench import BenchConfig, run_bench
-    from alexnet.engine.train import log
+    from alexnet.bench import BenchConfig, format_report, run_bench
+    from alexnet.engine.console import log
 
     cfg = BenchConfig(
         model=args.model, mode=args.mode, batch_size=args.batch_size or 0, image_size=args.image_size or 0,
@@ -76,41 +75,3 @@ def run(args: argparse.Namespace) -> int:
         log(f"note: {note}")
     print(json.dumps(report) if args.json else format_report(report))
     return 0
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n / 2**10:.0f} KiB"
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """The report as a small aligned table, one row per mode and run."""
-    r = report
-    switches = [r["precision"], "channels-last" if r["channels_last"] else "contiguous", "compiled" if r["compile"] else "eager"]
-    switches += ["CUDA graphs"] if r.get("cuda_graphs") else []
-    switches += ["JPEGs decoded on the device"] if r.get("device_decode") else []
-    t = r["timing"]
-    lines = [f"{r['model']}, batch {r['batch_size']}, {r['image_size']}x{r['image_size']}, {', '.join(switches)}; "
-             f"{r['device']} ({r['device_name']}); torch {r['torch']}, torchvision {r['torchvision']}",
-             f"median of {t['windows']} windows of {t['steps']} steps after {t['warmup']} warm-up steps"]
-    header = ("mode", "run", "precision", "images/s", "min-max", "step ms", "peak mem", "TFLOP/s", "MFU", "ours/this")
-    rows = [header]
-    for mode, ours in r["results"].items():
-        runs = {"ours": ours, **r["baselines"].get(mode, {})}
-        for name, e in runs.items():
-            ratio = r["ratios"].get(mode, {}).get(name)
-            rows.append((mode, name, e["precision"], f"{e['images_per_s']:,.1f}",
-                         f"{e['images_per_s_min']:,.1f}-{e['images_per_s_max']:,.1f}", f"{e['step_ms']:,.1f}",
-                         _size(e["peak_memory_bytes"]), "-" if e["tflops_per_s"] is None else f"{e['tflops_per_s']:.3f}",
-                         "-" if e["mfu"] is None else f"{e['mfu']:.1%}", "-" if ratio is None else f"{ratio:.2f}x"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    right = (False, False, False, True, True, True, True, True, True, True)
-    for row in rows:
-        lines.append("  ".join(c.rjust(w) if a else c.ljust(w) for c, w, a in zip(row, widths, right)).rstrip())
-    kinds = sorted({e["memory_kind"] for m in r["results"] for e in [r["results"][m], *r["baselines"].get(m, {}).values()]})
-    lines += [f"peak mem: {r['memory_kinds'][k]}" for k in kinds]
-    return "\n".join(lines)

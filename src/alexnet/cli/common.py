@@ -24,8 +24,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def model_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The checkpoint dict the options name (see alexnet.engine.weights)."""
-    from alexnet.engine.weights import select_model
+    """The checkpoint dict the options name (see alexnet.inference.weights)."""
+    from alexnet.inference.weights import select_model
 
     if args.model is not None and args.weights is None and args.checkpoint is None:
         raise UsageError("--model needs --weights (a pretrained set such as imagenet1k, or a file)")

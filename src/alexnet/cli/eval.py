@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from alexnet.engine.checkpoint import load_checkpoint
     from alexnet.engine.evaluate import evaluate_checkpoint
-    from alexnet.engine.train import resolve_device
+    from alexnet.engine.fast import resolve_device
     from alexnet.viz.confusion import plot_confusion
 
     ckpt = load_checkpoint(args.checkpoint)

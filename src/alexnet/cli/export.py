@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from alexnet.engine.export import FORMATS
+from alexnet.inference.export import FORMATS
 
 EPILOG = """examples:
   alexnet export runs/RUN --format onnx
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.engine.export import export
+    from alexnet.inference.export import export
 
     result = export(args.checkpoint, args.format, args.out, model=args.model, force=args.force)
     if args.json:

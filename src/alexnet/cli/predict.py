@@ -31,8 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.engine.predict import predict_iter
-    from alexnet.engine.train import resolve_device
+    from alexnet.inference.predict import predict_iter
+    from alexnet.engine.fast import resolve_device
 
     ckpt = model_from_args(args)
     device = resolve_device(args.device)

@@ -78,7 +78,7 @@ def _net(args: argparse.Namespace, *, untrained_ok: bool = False) -> dict[str, A
     if untrained_ok and args.model is not None and args.weights is None and args.checkpoint is None:
         import torch
 
-        from alexnet.engine.weights import describe_model
+        from alexnet.inference.weights import describe_model
         from alexnet.models import build_model
 
         torch.manual_seed(0)
@@ -87,7 +87,7 @@ def _net(args: argparse.Namespace, *, untrained_ok: bool = False) -> dict[str, A
 
 
 def _device(args: argparse.Namespace) -> Any:
-    from alexnet.engine.train import resolve_device
+    from alexnet.engine.fast import resolve_device
 
     return resolve_device(args.device)
 
@@ -109,7 +109,7 @@ def _prepared(ckpt: dict[str, Any], paths: list[str]) -> tuple[list[str], list[A
 
 
 def _image_files(inputs: list[str]) -> list[str]:
-    from alexnet.engine.predict import expand_inputs
+    from alexnet.inference.predict import expand_inputs
 
     files = []
     for item in expand_inputs(inputs):
@@ -265,7 +265,7 @@ def true_label(path: str, classes: list[str]) -> str | None:
 
 
 def _run_predictions(args: argparse.Namespace) -> Path:
-    from alexnet.engine.predict import predict
+    from alexnet.inference.predict import predict
     from alexnet.viz.predictions import file_labels, plot_prediction_grid, plot_top5
 
     ckpt = _net(args)
@@ -304,7 +304,7 @@ def _args_heatmap(q: argparse.ArgumentParser) -> None:
 
 def _run_heatmap(args: argparse.Namespace) -> Path:
     from alexnet.engine.checkpoint import model_from_checkpoint
-    from alexnet.engine.predict import class_probabilities
+    from alexnet.engine.evaluate import class_probabilities
     from alexnet.viz.heatmap import plot_heatmap
 
     ckpt = _net(args)

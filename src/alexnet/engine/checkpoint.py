@@ -7,7 +7,7 @@ is a tensor, a number, a string, or a list/dict of those, so it loads with
 `torch.load(weights_only=True)`: loading a checkpoint never runs code from the file.
 
 Nothing in a file is trusted: every loader (eval, predict, viz, export, --resume, the weights
-files of engine/weights.py) passes the checkpoint through `check_checkpoint` first, which checks
+files of inference/weights.py) passes the checkpoint through `check_checkpoint` first, which checks
 each field's type and range and the tensors' names and shapes against the net built on the meta
 device (shapes only: a `num_classes: 10**11` costs no memory), and `check_digest`, which
 recomputes the sha256 of the tensors saved with them, so flipped bytes are refused.
@@ -34,7 +34,7 @@ from torch import nn
 from alexnet.atomic import atomic_path
 from alexnet.config import AUGMENT_PRESETS, MAX_COUNT, MAX_IMAGE_SIZE, make_config
 from alexnet.errors import UsageError, brief
-from alexnet.models import MODELS, build_model, check_input_size
+from alexnet.models import MODELS, build_model, check_input_size, first_conv
 
 FORMAT = "alexnet-checkpoint"
 VERSION = 1
@@ -235,7 +235,7 @@ def _check_training(ckpt: dict[str, Any], net: nn.Module, source: str) -> None:
     need("elapsed", ckpt.get("elapsed"), ckpt.get("elapsed") is None or (_real(ckpt["elapsed"]) and ckpt["elapsed"] >= 0), "must be seconds >= 0")
     for key in ("metrics", "step_schedule", "plateau", "scaler"):
         need(key, ckpt.get(key), ckpt.get(key) is None or isinstance(ckpt[key], dict), "must be a mapping")
-    conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).weight
+    conv = first_conv(net).weight
     init = ckpt.get("init_filters")
     need("init_filters", init, init is None or (_floats(init) and init.shape == conv.shape), f"must be the first conv's {tuple(conv.shape)} kernels")
     _check_optimizer(ckpt["optimizer"], net, config, need)
@@ -347,11 +347,13 @@ def check_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
             raise UsageError(f"{source} does not fit {net.arch}: unexpected tensor {key!r}")
 
 
-def model_state(model: nn.Module, *, digest: bool = True) -> dict[str, Any]:
+def model_state(model: nn.Module, *, digest: bool = True, weights: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """The part of a checkpoint that describes the model (what predict and eval need), with the
-    digest of its tensors that loading verifies (`digest=False`: a dict kept in memory only)."""
+    digest of its tensors that loading verifies (`digest=False`: a dict kept in memory only).
+    `weights` replace the model's own state_dict: the NumPy backend's net, described by a torch
+    model that holds no weights (built on the meta device)."""
     plain = unwrap(model)
-    state = plain.state_dict()
+    state = plain.state_dict() if weights is None else weights
     return {
         "model_name": plain.arch,
         "model_args": dict(plain.arch_kwargs),

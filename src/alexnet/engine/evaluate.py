@@ -12,20 +12,27 @@ padded by size/8; a run trained without crops ("none") is refused before any dat
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from tqdm import tqdm
+from torch import Tensor, nn
 
 from alexnet.data.loader import note_bad
-from alexnet.engine import distributed
+from alexnet.engine import console, distributed
+from alexnet.engine.checkpoint import model_from_checkpoint
+from alexnet.engine.fast import autocast_for
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import confusion_matrix, topk_correct
-from alexnet.engine.predict import class_probabilities
+
+
+@torch.no_grad()
+def class_probabilities(model: nn.Module, x: Tensor) -> Tensor:
+    """Softmax outputs of N,C,H,W inputs, or of N,V,C,H,W views averaged over V (section 4.1) -> N,K."""
+    views = x.shape[1] if x.ndim == 5 else 1
+    logits = model(x.flatten(0, 1) if x.ndim == 5 else x)  # N*V,K
+    return logits.float().softmax(dim=1).view(-1, views, logits.shape[1]).mean(dim=1)  # N,K
 
 
 @torch.no_grad()
@@ -48,8 +55,7 @@ def evaluate(
     loss_sum, correct1, correct5, n, n_views = 0.0, 0, 0, 0, 1
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     bad: list = []
-    quiet = True if not progress or (distributed.active() and torch.distributed.get_rank() != 0) else None  # None: on a terminal
-    for batch in tqdm(loader, desc=progress, leave=False, file=sys.stderr, disable=quiet, dynamic_ncols=True):
+    for batch in console.progress(loader, progress, show=bool(progress)):
         note_bad(batch.bad, bad, strict=strict)
         if batch.labels.numel() == 0:
             continue
@@ -105,8 +111,6 @@ def evaluate_checkpoint(
     from alexnet.data import open_dataset
     from alexnet.data.loader import default_workers, make_loader
     from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
-    from alexnet.engine.checkpoint import model_from_checkpoint
-    from alexnet.engine.train import autocast_for
     from alexnet.errors import UsageError
 
     spec = data or ckpt.get("data")

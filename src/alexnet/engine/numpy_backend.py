@@ -1,81 +1,45 @@
-"""Training with the from-scratch NumPy nets (alexnet.scratch): `alexnet train --backend numpy`.
+"""The NumPy backend of the training loop: `alexnet train --backend numpy`.
 
-The run is the torch engine's in everything but the arithmetic: the same config, data loaders and
-batch transforms, progress bar, log line, metrics.jsonl, schedules, checkpoints and pictures
-(alexnet.engine.train provides them all). What differs is who computes: every forward pass,
-backward pass and SGD update of the training, and every validation forward pass, is NumPy code
-(alexnet.scratch); torch only decodes and augments the batches, as it does for the torch backend.
+The run is the torch backend's in everything but the arithmetic. The one loop of
+engine/train.py drives it (the same config, data loaders and batch transforms, schedules,
+progress bar, metrics.jsonl, checkpoints, mid-epoch saves and pictures); what differs is who
+computes: every forward pass, backward pass and SGD update of the training, and every
+validation forward pass, is NumPy code (alexnet.scratch). torch only decodes and augments the
+batches, as it does for the torch backend, and averages the views' softmax outputs in
+`evaluate` (engine/evaluate.py), to which the NumPy net is lent as a module (`NumpyNet`).
 
-A torch twin of the net is kept beside it, never trained: a torch SGD over its parameters holds
-the learning rate that the torch schedules (make_step_schedule, make_plateau_schedule) set, so the
-schedules are exactly the torch backend's; and at each checkpoint the NumPy weights and momentum
-buffers are copied into the twin and its SGD, so last.pt and best.pt are torch-backend checkpoints
-(torch state_dict, torch SGD state): `alexnet eval`, `predict`, `viz` and `export` read them as
-any other run, and `--resume` continues them with either backend.
+No torch copy of the net is kept: the torch model that describes the run (its architecture,
+build arguments and checkpoint keys) is built on the meta device and holds no weights. A
+checkpoint is a torch-backend one all the same (`state`): the NumPy weights as a torch
+state_dict and the momentum buffers in torch.optim.SGD's state_dict layout, so `alexnet eval`,
+`predict`, `viz` and `export` read it as any other run, and `--resume` continues it with either
+backend (tests/engine/test_numpy_backend.py).
 
-Validation is computed in NumPy as well (softmax, cross-entropy and top-k of the NumPy logits,
-probabilities averaged over test-time views as alexnet.engine.evaluate does), so a numpy run's
-val_top1 is the NumPy net's accuracy; tests/engine/test_numpy_backend.py checks that `evaluate`
-with the torch twin gives the same figure.
-
-Reliability as the torch backend's (alexnet.engine.train): RNG states in every checkpoint, a NaN/inf
-loss stops the run or (--skip-nonfinite) skips the batch, and SIGINT/SIGTERM stop after the current
-step; but the interrupted epoch's progress is not saved: last.pt stays the last finished epoch's,
-and --resume redoes the interrupted epoch from its start (exactly: its order and dropout masks are
-functions of (seed, epoch)).
+Dropout masks are drawn from a generator seeded by (seed, epoch) at each epoch's start; its
+state is saved in every checkpoint ("dropout_rng"), so a run stopped at any step and resumed
+draws the masks the uninterrupted run drew.
 
 Limits: SGD only (momentum, Nesterov, weight decay, as torch.optim.SGD), CPU only, float32 (no
-amp), and the nets that have a NumPy version (alexnet_simple, alexnet_mini, alexnet2012) at their
-own input size.
+amp), one process, and the nets that have a NumPy version (alexnet_simple, alexnet_mini,
+alexnet2012) at their own input size.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
-import time
-import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from alexnet import scratch
-from alexnet.config import TrainConfig, save_config, to_dict
-from alexnet.data.loader import note_bad, set_epoch
-from alexnet.engine.checkpoint import check_resumable, load_checkpoint, model_state
+from alexnet.config import TrainConfig
+from alexnet.engine.checkpoint import model_state
 from alexnet.engine.distributed import World
-from alexnet.engine.memory import explain_out_of_memory
-from alexnet.engine.metrics import MetricsLog
 from alexnet.engine.optim import make_optimizer
-from alexnet.engine.train import (
-    StopRequest,
-    announce,
-    build_for_data,
-    continue_step_schedule,
-    current_lr,
-    data_pipeline,
-    end_epoch,
-    epoch_label,
-    finish_run,
-    log,
-    make_plateau_schedule,
-    make_step_schedule,
-    open_training_data,
-    open_run,
-    refuse_nonfinite,
-    diverged,
-    interrupted,
-    restore_rng,
-    rng_state,
-    seed_everything,
-    stop_on_signals,
-    tta_pipeline,
-)
-from alexnet.errors import TrainingDiverged, UsageError
+from alexnet.errors import UsageError
 from alexnet.scratch import layers as L
 
 
@@ -110,261 +74,143 @@ def smoothed_cross_entropy(logits: np.ndarray, y: np.ndarray, smoothing: float =
     return loss, dlogits
 
 
-def train_one_epoch_numpy(
-    net: scratch.Net,
-    loader: Iterable,
-    opt: scratch.SGD,
-    *,
-    lr_holder: torch.optim.Optimizer,
-    augment: Callable[[torch.Tensor], torch.Tensor],
-    rng: np.random.Generator,
-    step_schedule: torch.optim.lr_scheduler.LambdaLR | None = None,
-    label_smoothing: float = 0.0,
-    max_steps: int = 0,
-    start_step: int = 0,
-    strict: bool = False,
-    bad: list | None = None,
-    progress: str = "",
-    stop: StopRequest | None = None,
-    skip_nonfinite: bool = False,
-) -> dict[str, Any]:
-    """One pass over `loader` with NumPy steps (alexnet.engine.train.train_one_epoch's twin).
+class NumpyNet(nn.Module):
+    """A NumPy net (alexnet.scratch) as a torch module for scoring: float N,C,H,W in, its
+    test-time logits N,K out (dropout off), so `evaluate` scores it as it scores a torch net."""
 
-    Before each step the lr is read from `lr_holder`, the torch optimizer that the schedules drive.
-    `stop` ends the pass after the current step ("interrupted": True); a non-finite loss raises
-    TrainingDiverged before the update, or with `skip_nonfinite` skips the batch ("nonfinite").
+    def __init__(self, net: scratch.Net) -> None:
+        super().__init__()
+        self.net = net
+        self.num_classes = net.num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # float N,C,H,W -> N,K
+        return torch.from_numpy(scratch.evaluate_batch(self.net, x.detach().cpu().numpy()))
+
+
+class NumpyBackend:
+    """A NumPy net trained by alexnet.scratch's SGD: what `train.train_one_epoch` drives.
+
+    `model` is the weightless torch description of the net (meta device) whose checkpoint keys
+    and optimizer layout `state` writes; `seed` seeds the dropout masks of each step.
     """
-    nonfinite, cut, used_lr = 0, False, None
-    loss_sum, correct, images, step = 0.0, 0, 0, start_step
-    bad = [] if bad is None else bad
-    started = time.perf_counter()
-    bar = tqdm(loader, desc=progress, leave=False, file=sys.stderr, disable=None, dynamic_ncols=True)
-    for batch in bar:
-        note_bad(batch.bad, bad, strict=strict)
-        if batch.labels.numel() == 0:
-            continue
-        with torch.no_grad():
-            x = augment(batch.images).numpy()  # uint8 N,C,R,R -> float32 N,C,S,S
-        y = batch.labels.numpy()  # N
-        opt.lr = current_lr(lr_holder)
-        logits, caches = net.forward(x, train=True, rng=rng)  # N,K
-        loss, dlogits = smoothed_cross_entropy(logits, y, label_smoothing)
-        if not np.isfinite(loss):
-            nonfinite += 1
-            refuse_nonfinite(float(loss), step=step, lr=opt.lr, skip=skip_nonfinite, count=nonfinite)
-        else:
-            opt.step(net.backward(dlogits, caches))
-            used_lr = opt.lr
-            if step_schedule is not None:
-                with warnings.catch_warnings():
-                    # lr_holder is never stepped (NumPy does the updates): torch would warn that the
-                    # schedule is stepped before the optimizer
-                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
-                    step_schedule.step()
-            step += 1
-            images += y.shape[0]
-            loss_sum += loss * y.shape[0]
-            correct += int((logits.argmax(axis=1) == y).sum())
-            if step % 10 == 0 or step == start_step + 1:
-                rate = images / max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum / images:.3f}", acc=f"{correct / images:.3f}",
-                                lr=f"{opt.lr:.2g}", ips=f"{rate:.0f}")
-            if max_steps and step >= max_steps:
-                break
-        if stop:
-            cut = True
-            break
-    bar.close()
-    seconds = time.perf_counter() - started
-    out = {
-        "train_loss": loss_sum / images if images else float("nan"),
-        "train_top1": correct / images if images else float("nan"),
-        "images": images,
-        "seconds": seconds,
-        "images_per_s": images / seconds if seconds > 0 else 0.0,
-        "step": step,
-        "lr_last": used_lr,  # the lr of the epoch's last step (None: no step)
-        "interrupted": cut,
-    }
-    if skip_nonfinite:
-        out["nonfinite"] = nonfinite
-    return out
+
+    autocast: contextlib.AbstractContextManager | None = None  # float32 only
+
+    def __init__(self, model: nn.Module, net: scratch.Net, opt: scratch.SGD, *, seed: int, label_smoothing: float = 0.0,
+                 optimizer_template: dict[str, Any]) -> None:
+        self.model, self.net, self.opt = model, net, opt
+        self.seed, self.label_smoothing = seed, label_smoothing
+        self.template = optimizer_template  # torch SGD state_dict of `model`: its groups, in their parameter order
+        self.bases = [float(g["lr"]) for g in optimizer_template["param_groups"]]
+        self.eval_model = NumpyNet(net)
+        self.pending: tuple[np.ndarray, list] | None = None  # the last batch's d loss / d logits and caches
+        self.rng: np.random.Generator | None = None  # the dropout masks' generator
+        self.restored: dict[str, Any] | None = None  # its state saved mid-epoch, for the resumed epoch
+
+    def train(self) -> None:
+        pass  # dropout is on in every training forward pass (net.forward(train=True))
+
+    def begin_epoch(self, epoch: int) -> None:
+        """The dropout generator of `epoch`: seeded by (seed, epoch), or as saved when the epoch was cut."""
+        self.rng = np.random.default_rng([self.seed % 2**63, epoch])
+        if self.restored is not None:
+            self.rng.bit_generator.state, self.restored = self.restored, None
+
+    def lr(self) -> float:
+        return float(self.opt.lr)
+
+    def loss_and_logits(self, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's mean loss and logits; its gradient is computed by `update`."""
+        if self.rng is None:
+            self.begin_epoch(0)
+        labels = y.numpy()  # N
+        logits, caches = self.net.forward(x.detach().numpy(), train=True, rng=self.rng)  # float N,C,S,S -> N,K
+        loss, dlogits = smoothed_cross_entropy(logits, labels, self.label_smoothing)
+        self.pending = (dlogits, caches)
+        return torch.tensor(float(loss)), torch.from_numpy(logits)
+
+    def update(self, lrs: Sequence[float] | None) -> None:
+        """Backward through the last batch and one SGD step at lrs[0] (None: the lr as set)."""
+        assert self.pending is not None, "update before loss_and_logits"
+        if lrs is not None:
+            self.opt.lr = float(lrs[0])
+        dlogits, caches = self.pending
+        self.pending = None
+        self.opt.step(self.net.backward(dlogits, caches))
+
+    def first_kernels(self) -> torch.Tensor:
+        """conv1's weights now (K,C,h,w): init_filters, and filters.png."""
+        return torch.from_numpy(next(w for w in self.net.params.values() if w.ndim == 4).copy())
+
+    def state(self) -> dict[str, Any]:
+        """The model and optimizer part of a checkpoint, as the torch backend writes them."""
+        weights = {name: torch.from_numpy(w.copy()) for name, w in self.net.params.items()}
+        groups = [{**g, "lr": self.opt.lr, "momentum": self.opt.momentum, "weight_decay": self.opt.weight_decay,
+                   "nesterov": self.opt.nesterov, "dampening": self.opt.dampening} for g in self.template["param_groups"]]
+        names = [name for g in self.template["param_groups"] for name in g["names"]]
+        state = {i: {"momentum_buffer": torch.from_numpy(self.opt.buffers[name].copy())}
+                 for i, name in enumerate(names) if name in self.opt.buffers}
+        for g in groups:
+            g.pop("names")
+        return {**model_state(self.model, weights=weights), "optimizer": {"state": state, "param_groups": groups}, "scaler": None,
+                "dropout_rng": self.rng.bit_generator.state if self.rng is not None else None}
+
+    def load(self, resume: dict[str, Any]) -> None:
+        """Weights, momentum buffers and SGD hyper-parameters from a checkpoint (either backend's)."""
+        saved = resume.get("optimizer") or {}
+        groups = saved.get("param_groups") or [{}]
+        if "momentum" not in groups[0] or "betas" in groups[0]:
+            raise UsageError(f"{resume['path']} was not trained with SGD; the numpy backend cannot continue its optimizer")
+        self.net.load_state_dict({name: t.detach().cpu().numpy() for name, t in resume["model"].items()})
+        names = [name for g in self.template["param_groups"] for name in g["names"]]
+        ids = [i for g in groups for i in g.get("params", [])]
+        if len(ids) != len(names):
+            raise UsageError(f"{resume['path']}: its optimizer holds {len(ids)} parameters, the NumPy {self.net.arch} has {len(names)}")
+        buffers = {}
+        for i, name in zip(ids, names):
+            buf = (saved.get("state") or {}).get(i, {}).get("momentum_buffer")
+            if buf is not None:
+                buffers[name] = buf.detach().cpu().numpy().astype(self.net.dtype, copy=True)
+        self.opt.buffers = buffers
+        self.configure(groups[0])
+        self.opt.lr = float(groups[0].get("lr", self.opt.lr))
+        saved_rng = resume.get("dropout_rng")
+        if resume.get("partial") and saved_rng is not None:  # the cut epoch goes on with the masks it would have drawn
+            try:
+                np.random.default_rng().bit_generator.state = saved_rng
+            except (TypeError, ValueError, KeyError) as e:
+                raise UsageError(f"{resume['path']}: dropout_rng must be a NumPy PCG64 generator state ({type(e).__name__}: {e})") from None
+            self.restored = saved_rng
+
+    def configure(self, group: dict[str, Any]) -> None:
+        """The SGD's hyper-parameters from a torch SGD param group."""
+        self.opt.momentum, self.opt.weight_decay = float(group["momentum"]), float(group["weight_decay"])
+        self.opt.nesterov, self.opt.dampening = bool(group["nesterov"]), float(group["dampening"])
 
 
-def evaluate_numpy(net: scratch.Net, loader: Iterable, views: Callable[[torch.Tensor], torch.Tensor], *, strict: bool = False) -> dict[str, Any]:
-    """Loss, top-1 and top-5 of the NumPy net (dropout off) on every batch of `loader`, as
-    alexnet.engine.evaluate.evaluate computes them: with several views (N,V,C,H,W) the softmax
-    outputs are averaged over the views, and the loss is the NLL of the averaged probabilities."""
-    loss_sum, correct1, correct5, n = 0.0, 0, 0, 0
-    bad: list = []
-    for batch in tqdm(loader, desc="validating", leave=False, file=sys.stderr, disable=None, dynamic_ncols=True):
-        note_bad(batch.bad, bad, strict=strict)
-        if batch.labels.numel() == 0:
-            continue
-        with torch.no_grad():
-            x = views(batch.images).numpy()  # N,C,S,S or N,V,C,S,S
-        y = batch.labels.numpy()  # N
-        v = x.shape[1] if x.ndim == 5 else 1
-        logits = scratch.evaluate_batch(net, x.reshape(-1, *x.shape[-3:]))  # N*V,K
-        z = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(z)
-        probs /= probs.sum(axis=1, keepdims=True)
-        probs = probs.reshape(y.shape[0], v, -1).mean(axis=1)  # N,K
-        loss_sum += float(-np.log(np.maximum(probs[np.arange(y.shape[0]), y], 1e-12)).sum())
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :5]  # N,min(5,K)
-        hit = top == y[:, None]
-        correct1 += int(hit[:, 0].sum())
-        correct5 += int(hit.any(axis=1).sum())
-        n += y.shape[0]
-    nan = float("nan")
-    return {"loss": loss_sum / n if n else nan, "top1": correct1 / n if n else nan, "top5": correct5 / n if n else nan,
-            "n": n, "bad": bad}
-
-
-def copy_to_torch(net: scratch.Net, opt: scratch.SGD, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """The NumPy weights into the torch twin and the NumPy momentum buffers into its SGD, so that
-    their state_dicts are what the torch backend would have saved."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.from_numpy(net.params[name]))
-            if name in opt.buffers:
-                optimizer.state[p]["momentum_buffer"] = torch.from_numpy(opt.buffers[name].copy())
-
-
-def copy_from_torch(model: nn.Module, optimizer: torch.optim.Optimizer, net: scratch.Net, opt: scratch.SGD) -> None:
-    """The torch twin's weights and its SGD's momentum buffers into the NumPy net and SGD (resume)."""
-    net.load_state_dict({name: p.detach().numpy() for name, p in model.named_parameters()})
-    opt.buffers = {}
-    for name, p in model.named_parameters():
-        buf = optimizer.state.get(p, {}).get("momentum_buffer")
-        if buf is not None:
-            opt.buffers[name] = buf.detach().numpy().astype(net.dtype, copy=True)
-
-
-def fit_numpy(cfg: TrainConfig, hold: contextlib.ExitStack, *, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """`alexnet.engine.train.fit` with the NumPy nets: the same run folder, metrics and summary.
-
-    `hold` keeps the run folder's lock until the caller closes it (engine/run_folder.py).
-    """
-    started = time.perf_counter()
-    check_numpy_config(cfg)
-    device = torch.device("cpu")
-    seed_everything(cfg.seed, cfg.deterministic)
-    resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
-    if resume is not None:
-        check_resumable(resume)
-    source = open_training_data(cfg)
-    model = build_for_data(cfg, source)  # the torch twin: its keys, arguments and checkpoint format
+def build(cfg: TrainConfig, model: nn.Module, *, device: torch.device, world: World, resume: dict[str, Any] | None,
+          input_size: Sequence[int], micro_batch: int) -> NumpyBackend:
+    """The NumPy backend of a run: cfg's NumPy net (initialised from cfg.seed, or the weights of
+    `resume`) and its SGD; `model` is the run's torch description of the net on the meta device.
+    `input_size` (C,H,W) is what the data pipeline feeds it; the CPU `device`, one process
+    (`world`) and `micro_batch` are the torch backend's arguments, fixed here."""
     try:
         net = scratch.build(cfg.model, **model.arch_kwargs, seed=cfg.seed)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    pipe = data_pipeline(cfg, model, source, device)
-    train_loader, val_loader, prep = pipe.train, pipe.val, pipe.prep
-    if tuple(prep["input_size"]) != net.input_size:
+    if tuple(input_size) != net.input_size:
         raise UsageError(f"the NumPy {cfg.model} takes {'x'.join(map(str, net.input_size))} inputs; "
-                         f"drop --image-size (got {prep['input_size'][1]})")
-
-    optimizer = make_optimizer(model, cfg)  # torch SGD over the twin: holds the lr, saved in checkpoints
-    opt = scratch.SGD(net.params, lr=cfg.lr)  # its hyper-parameters are set from the torch SGD's below
-    steps_per_epoch = max(1, len(train_loader))
-    total_steps = cfg.epochs * steps_per_epoch if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
-    step_schedule = make_step_schedule(optimizer, cfg, total_steps, steps_per_epoch)
-    plateau = make_plateau_schedule(optimizer, cfg)
-
-    epoch, step, best_top1 = 0, 0, -1.0
-    earlier = 0.0  # the seconds the run took before this session
-    if resume is None:
-        copy_to_torch(net, opt, model, optimizer)  # the twin starts from the NumPy init
-        init_filters = torch.from_numpy(net.params["features.conv1.weight"].copy())
-    else:
-        if resume["model_name"] != cfg.model or list(resume["classes"]) != list(source.classes):
-            raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; it cannot resume this config")
-        if resume.get("partial"):
-            raise UsageError(f"{resume['path']} was saved mid-epoch by the torch backend; finish that epoch with --backend torch")
-        saved = (resume.get("optimizer") or {}).get("param_groups") or [{}]
-        if "momentum" not in saved[0] or "betas" in saved[0]:
-            raise UsageError(f"{resume['path']} was not trained with SGD; the numpy backend cannot continue its optimizer")
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        for sched, key in ((step_schedule, "step_schedule"), (plateau, "plateau")):
-            if sched is not None and resume.get(key):
-                sched.load_state_dict(resume[key])
-        continue_step_schedule(step_schedule, optimizer)
-        copy_from_torch(model, optimizer, net, opt)
-        init_filters = resume.get("init_filters")
-        epoch, step, best_top1 = int(resume["epoch"]), int(resume["step"]), float(resume["best_top1"])
-        earlier = float(resume.get("elapsed") or 0.0)
-        if epoch >= cfg.epochs:
-            raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; pass a larger --epochs to continue")
-    # the torch SGD's (on resume, as saved: torch's load_state_dict restores them)
-    group = optimizer.param_groups[0]
-    opt.momentum, opt.weight_decay = group["momentum"], group["weight_decay"]
-    opt.nesterov, opt.dampening = group["nesterov"], group["dampening"]
-    run_dir = open_run(cfg, resume, World(), hold)
+                         f"drop --image-size (got {input_size[1]})")
+    if set(model.state_dict()) != set(net.params):
+        raise UsageError(f"the NumPy {cfg.model} and the torch one name their weights differently: --backend torch")
+    optimizer = make_optimizer(model, cfg)  # never steps: its groups give the checkpoint's layout
+    by_id = {id(p): name for name, p in model.named_parameters()}
+    template = optimizer.state_dict()
+    for group, live in zip(template["param_groups"], optimizer.param_groups):
+        group["names"] = [by_id[id(p)] for p in live["params"]]
+    opt = scratch.SGD(net.params, lr=cfg.lr)
+    backend = NumpyBackend(model, net, opt, seed=cfg.seed, label_smoothing=cfg.label_smoothing, optimizer_template=template)
+    backend.configure(optimizer.param_groups[0])
     if resume is not None:
-        log(f"resuming {resume['path']} at epoch {epoch + 1}/{cfg.epochs} (step {step})")
-    save_config(cfg, run_dir / "config.yaml")
-    metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=epoch, step=step)
-    announce(cfg, source, "with the NumPy backend on the CPU", run_dir)
-
-    def checkpoint(metrics: dict[str, Any], best_top1: float) -> dict[str, Any]:
-        copy_to_torch(net, opt, model, optimizer)
-        return {
-            **model_state(model), **prep, "classes": list(source.classes), "data": cfg.data,
-            "optimizer": optimizer.state_dict(),
-            "step_schedule": step_schedule.state_dict() if step_schedule else None,
-            "plateau": plateau.state_dict() if plateau else None,
-            "scaler": None,
-            "epoch": epoch, "step": step, "best_top1": best_top1, "config": to_dict(cfg), "metrics": metrics,
-            "init_filters": init_filters, "rng": rng_state(), "partial": None,
-            "elapsed": earlier + time.perf_counter() - started,
-        }
-
-    bad: list = list(pipe.bad)  # files found unreadable while caching the splits
-    val: dict[str, Any] = {}
-    train_rates: list[float] = []
-    restore_rng(resume.get("rng") if resume is not None else None)  # as when the checkpoint was written
-    try:
-        with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, "cpu"):
-            while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
-                set_epoch(train_loader, epoch)
-                lr = current_lr(optimizer)
-                train = train_one_epoch_numpy(
-                    net, train_loader, opt, lr_holder=optimizer, augment=pipe.augment,
-                    rng=np.random.default_rng([cfg.seed % 2**63, epoch]),  # dropout masks; per epoch, so a resumed run draws the same
-                    step_schedule=step_schedule, label_smoothing=cfg.label_smoothing, max_steps=cfg.max_steps, start_step=step,
-                    strict=cfg.strict, bad=bad, progress=epoch_label(cfg, epoch + 1),
-                    stop=stop, skip_nonfinite=cfg.skip_nonfinite,
-                )
-                step, lr_end = train.pop("step"), train.pop("lr_last")
-                if train.pop("interrupted"):  # this epoch's progress is dropped: resume redoes it
-                    raise interrupted(stop, run_dir, f"in epoch {epoch + 1}", saved=f"epoch {epoch + 1} will be redone from its start;"
-                                      f" the last finished epoch ({epoch}) is in")
-                train_rates.append(train["images_per_s"])
-                val = evaluate_numpy(net, val_loader, pipe.views, strict=cfg.strict)
-                bad.extend(val["bad"])
-                epoch += 1
-                if plateau is not None:
-                    plateau.step(val["top1"])
-                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, label=epoch_label(cfg, epoch), step=step, lr=lr,
-                                              lr_end=lr if lr_end is None else lr_end, train=train, val=val, best_top1=best_top1)
-                if on_epoch is not None:
-                    on_epoch(record)
-                if stop and epoch < cfg.epochs:
-                    raise interrupted(stop, run_dir, f"after epoch {epoch}")
-    except TrainingDiverged as e:
-        raise diverged(e, run_dir) from None
-    finally:
-        metrics_log.close()
-
-    first_epoch = int(resume["epoch"]) if resume is not None else 0
-    final = val
-    if cfg.tta != "center":
-        tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device)
-        final = evaluate_numpy(net, tta_loader, tta_views, strict=cfg.strict)
-        log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
-    copy_to_torch(net, opt, model, optimizer)
-    return finish_run(cfg, run_dir, model, device, epoch=epoch, step=step, best_top1=best_top1, final=final,
-                      train_rates=train_rates, bad=bad, started=started, first_epoch=first_epoch, earlier=earlier,
-                      val_images=len(source.split("val")))
+        backend.load(resume)
+    return backend

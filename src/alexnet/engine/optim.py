@@ -1,4 +1,10 @@
-"""The optimizer of a run: SGD (torch's or the paper's momentum form) or AdamW, biases in their own group.
+"""The optimizer of a run and its learning-rate schedule.
+
+The optimizer: SGD (torch's or the paper's momentum form) or AdamW, biases in their own group.
+The schedule is a plain function of the global step and of the plateau state
+(`learning_rates`), not something a torch optimizer or lr_scheduler holds: the training loop
+(engine/train.py) asks it for each step's rates and hands them to the backend, torch's or
+NumPy's alike, and a checkpoint needs only the step and the small `Plateau` record to continue.
 
 Section 5 of the paper writes the update of weight w with learning rate eps as
 
@@ -21,12 +27,16 @@ always holds the weights, so the lr logged is the weights'.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from alexnet.config import TrainConfig
+from alexnet.errors import UsageError
 
 
 class PaperSGD(torch.optim.Optimizer):
@@ -84,3 +94,79 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     fused = True if first and first[0].is_cuda else None
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                            weight_decay=cfg.weight_decay, fused=fused)
+
+
+# ---- the learning-rate schedule ---------------------------------------------------------------
+
+# ReduceLROnPlateau's default relative threshold (mode "max"): an epoch counts as better only when
+# its val top-1 beats the best by 0.01 % of it. Runs before this module's plain schedule were
+# driven by torch's ReduceLROnPlateau, so the rule is kept as it decided their drops.
+PLATEAU_THRESHOLD = 1e-4
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """The paper's schedule's state (section 5): the best val top-1 so far, the epochs since it
+    improved, and how many times the lr has been divided by 10."""
+
+    best: float = -math.inf
+    bad_epochs: int = 0
+    drops: int = 0
+
+
+def plateau_after(state: Plateau, top1: float, cfg: TrainConfig) -> Plateau:
+    """The state after an epoch scoring `top1`: a better epoch resets the count; more than
+    cfg.plateau_patience epochs without one divide the lr by 10, at most cfg.max_lr_drops times."""
+    if top1 > state.best * (1 + PLATEAU_THRESHOLD):  # nan (no val images) is never better
+        return Plateau(top1, 0, state.drops)
+    if state.bad_epochs + 1 > cfg.plateau_patience:
+        return Plateau(state.best, 0, min(state.drops + 1, cfg.max_lr_drops))
+    return Plateau(state.best, state.bad_epochs + 1, state.drops)
+
+
+def step_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """The per-step schedules' multiplier of the peak lr at global `step` (cosine, onecycle):
+    a linear warmup over cfg.warmup_epochs, then a cosine, or a straight line (as airbench's
+    one-cycle), down to 0 at `total_steps`."""
+    warmup = max(1, round(cfg.warmup_epochs * steps_per_epoch)) if cfg.warmup_epochs > 0 else 0
+    total = max(total_steps, warmup + 1)
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)  # 0 -> 1 over the rest of the run
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return max(0.0, 1 - t)
+
+
+def learning_rates(cfg: TrainConfig, bases: Sequence[float], step: int, plateau: Plateau | None, *,
+                   total_steps: int, steps_per_epoch: int) -> list[float]:
+    """Each parameter group's lr for global `step`, from the groups' base rates `bases`.
+
+    cosine and onecycle: base * step_factor (the expression torch's LambdaLR used, so the same
+    floats); plateau: base divided by 10 once per drop, one multiplication at a time as
+    ReduceLROnPlateau did; constant: base."""
+    if cfg.schedule in ("cosine", "onecycle"):
+        factor = step_factor(cfg, step, total_steps, steps_per_epoch)
+        return [base * factor for base in bases]
+    rates = [float(base) for base in bases]
+    for _ in range(plateau.drops if cfg.schedule == "plateau" and plateau is not None else 0):
+        rates = [lr * 0.1 for lr in rates]
+    return rates
+
+
+def plateau_from(saved: Any, *, base: float, saved_lr: float | None, source: str = "checkpoint") -> Plateau:
+    """The Plateau a checkpoint's "plateau" holds: this module's record, or (checkpoints written
+    before it) a torch ReduceLROnPlateau state_dict, whose drops are read off the saved lr."""
+    if not saved:
+        return Plateau()
+    try:
+        if "drops" in saved:
+            state = Plateau(float(saved["best"]), int(saved["bad_epochs"]), int(saved["drops"]))
+        else:
+            drops = round(math.log10(base / saved_lr)) if saved_lr and base > 0 else 0
+            state = Plateau(float(saved.get("best", -math.inf)), int(saved.get("num_bad_epochs", 0)), max(0, drops))
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise UsageError(f"{source}: plateau must hold best, bad_epochs and drops ({type(e).__name__}: {e})") from None
+    if state.bad_epochs < 0 or not 0 <= state.drops <= 1000:
+        raise UsageError(f"{source}: plateau bad_epochs and drops must be counts >= 0; got {saved}")
+    return state

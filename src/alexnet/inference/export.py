@@ -26,7 +26,7 @@ from torch import nn
 from alexnet.atomic import atomic_path
 from alexnet.data.transforms import five_crops, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
-from alexnet.engine.weights import INPUT_PREFIX, as_checkpoint, save_safetensors
+from alexnet.inference.weights import INPUT_PREFIX, as_checkpoint, save_safetensors
 from alexnet.errors import UsageError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts.pt", "safetensors": ".safetensors"}

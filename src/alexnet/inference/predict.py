@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from alexnet.data.images import BadImage, load_image, normalise_image
 from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
+from alexnet.engine.evaluate import class_probabilities
 from alexnet.engine.memory import explain_out_of_memory
-from alexnet.engine.weights import as_checkpoint
+from alexnet.inference.weights import as_checkpoint
 from alexnet.errors import UsageError
 
 ImageInput = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
@@ -96,14 +97,6 @@ def predict_iter(
 def predict(images: ImageInput | Sequence[ImageInput], model: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """The top-k classes of every image (see the module docstring); keywords as `predict_iter`."""
     return list(predict_iter(images, model, **kwargs))
-
-
-@torch.no_grad()
-def class_probabilities(model: nn.Module, x: Tensor) -> Tensor:
-    """Softmax outputs of N,C,H,W inputs, or of N,V,C,H,W views averaged over V (section 4.1) -> N,K."""
-    views = x.shape[1] if x.ndim == 5 else 1
-    logits = model(x.flatten(0, 1) if x.ndim == 5 else x)  # N*V,K
-    return logits.float().softmax(dim=1).view(-1, views, logits.shape[1]).mean(dim=1)  # N,K
 
 
 def _is_single(images: Any) -> bool:

@@ -142,3 +142,8 @@ def _entry(name: str) -> ModelEntry:
 
 
 __all__ = ["MODELS", "ModelEntry", "build_model", "check_input_size", "list_models", "model_options"]
+
+
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    """The net's first convolution (conv1: the kernels of the paper's Figure 3)."""
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))

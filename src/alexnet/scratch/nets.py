@@ -7,6 +7,12 @@ move between the two with a dict comprehension. The inits follow the torch build
 distribution: the paper's N(0, 0.01) with some biases at 1 for alexnet2012 (Krizhevsky et al.
 2012, section 5), Kaiming (He et al. 2015) for the small nets, as alexnet.models.layers does.
 
+The layer lists are written out here again, not built from a spec shared with alexnet.models,
+on purpose: this package is read alone, NumPy only, as the paper's layers one after another,
+and a shared spec would put an indirection (and a dependency outside scratch/) in front of it.
+tests/scratch/test_scratch_nets.py holds the two lists together: same names, shapes, outputs
+and gradients as the torch nets.
+
     net = build("alexnet_simple", seed=0)
     logits, caches = net.forward(x, train=True, rng=np.random.default_rng(0))  # x: N,3,32,32
     grads = net.backward(dlogits, caches)  # {"features.conv1.weight": ..., ...}

@@ -1,0 +1,141 @@
+"""What `alexnet bench` measures and how: `BenchConfig` (validated), its choices (MODES,
+PRECISIONS), the names of the baseline runs, the statistics synthetic batches are normalised
+with, the timing defaults per device, and `resolve`, which fills in every default that depends
+on the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from alexnet.engine.fast import resolve_device
+from alexnet.errors import UsageError
+
+MODES = ("train", "infer", "data", "all")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BASELINE_FP32 = "torchvision_eager_fp32"
+BASELINE_AUTOCAST = "torchvision_eager_autocast"
+BASELINE_DATA = "torchvision_imagefolder"
+
+# ImageNet's per-channel statistics in [0, 1] units: synthetic batches are normalised with them
+# as ImageNet batches would be (the values change no timing).
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+# Timing defaults per device type: (warm-up steps, windows, steps per window). A CPU step of
+# alexnet_owt at batch 64, 224x224 takes about 1 s (inference) to 4 s (torchvision's fp32
+# training step) on this project's 2-core machine, so 2 + 3x2 steps keep `alexnet bench` (train
+# and infer, ours only) under a minute; a GPU step takes milliseconds, and 20 of them make a
+# window long enough for CUDA events to time to well under 1%.
+TIMING = {"cpu": (2, 3, 2), "cuda": (10, 5, 20)}
+
+
+@dataclass
+class BenchConfig:
+    """What to benchmark and how; `resolve` fills in the device-dependent defaults (0 / None / auto)."""
+
+    model: str = "alexnet_owt"
+    """Model name (alexnet models); the baselines are always torchvision's alexnet."""
+    mode: str = "all"
+    """train, infer, data (the input pipeline alone; needs `data`), or all (train, infer, and data when `data` is given)."""
+    batch_size: int = 0
+    """Images per step; 0: 64 on the CPU, 256 on a GPU."""
+    image_size: int = 0
+    """Side of the model's square input; 0: the model's own (224 for alexnet_owt)."""
+    precision: str = "auto"
+    """fp32, bf16, fp16 (autocast), or auto: bf16 where the device computes it natively, else fp32."""
+    channels_last: bool | None = None
+    """Channels-last (NHWC) model and inputs; None: on (measured faster on this project's CPU; the GPU fast path)."""
+    compile: bool | None = None
+    """torch.compile the model; None: on for CUDA, off elsewhere (no gain on this project's CPU, and 30-60 s to compile)."""
+    cuda_graphs: bool | None = None
+    """Replay the compiled step as CUDA graphs (compile mode reduce-overhead); None: on when compiling on CUDA.
+    They need both: `resolve` leaves this on only where they can run."""
+    device_decode: bool | None = None
+    """Data mode: decode JPEGs on the device a batch per call (data/jpeg.py); None: on for CUDA."""
+    data: str = ""
+    """Dataset spec for data mode, e.g. folder:DIR."""
+    workers: int = -1
+    """Data-loading worker processes for data mode (both loaders); -1: picked from the cores available."""
+    baseline: bool = False
+    """Also measure torchvision's alexnet run the standard way, and the ratios ours/theirs."""
+    device: str = "auto"
+    """auto, cpu, or cuda."""
+    warmup: int = -1
+    """Untimed steps before the windows, at least 1; -1: the device's default (TIMING)."""
+    windows: int = 0
+    """Timed windows; 0: the device's default."""
+    steps: int = 0
+    """Steps (batches) per window; 0: the device's default."""
+    peak_tflops: float = 0.0
+    """The device's peak in TFLOP/s for MFU; 0: from PEAK_FLOPS (known GPUs only, else no MFU)."""
+    seed: int = 0
+    """Seed of the weights and the synthetic batches."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        for name, low in (("batch_size", 0), ("image_size", 0), ("workers", -1), ("warmup", -1), ("windows", 0), ("steps", 0)):
+            if getattr(self, name) < low:
+                raise UsageError(f"{name} must be >= {low}; got {getattr(self, name)}")
+        if self.warmup == 0:  # the first step builds what the step needs (and compiles): never timed
+            raise UsageError("warmup must be at least 1 step (or -1: the device's default)")
+        if not (math.isfinite(self.peak_tflops) and self.peak_tflops >= 0):
+            raise UsageError(f"peak_tflops must be a finite number >= 0; got {self.peak_tflops}")
+        if self.mode == "data" and not self.data:
+            raise UsageError("--mode data needs --data SPEC (e.g. folder:DIR, a folder of class folders of images)")
+
+
+def resolve(cfg: BenchConfig) -> tuple[BenchConfig, torch.device]:
+    """`cfg` with every default that depends on the device filled in, and the device."""
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"device must be auto, cpu or cuda; got {cfg.device!r}")
+    device = resolve_device(cfg.device)
+    gpu = device.type == "cuda"
+    warmup, windows, steps = TIMING["cuda" if gpu else "cpu"]
+    model_size = model_input_size(cfg.model)
+    size = cfg.image_size or model_size[1]
+    check_size(cfg.model, size)
+    compiling = gpu if cfg.compile is None else cfg.compile
+    return replace(
+        cfg,
+        batch_size=cfg.batch_size or (256 if gpu else 64),
+        image_size=size,
+        precision=cfg.precision if cfg.precision != "auto" else ("bf16" if bf16_native(device) else "fp32"),
+        channels_last=True if cfg.channels_last is None else cfg.channels_last,
+        compile=compiling,
+        cuda_graphs=gpu and compiling and cfg.cuda_graphs is not False,
+        device_decode=gpu if cfg.device_decode is None else cfg.device_decode,
+        warmup=warmup if cfg.warmup < 0 else cfg.warmup,
+        windows=cfg.windows or windows,
+        steps=cfg.steps or steps,
+    ), device
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 in hardware (elsewhere autocast to bf16 is slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":  # oneDNN's check: AVX512-BF16 or AMX (this project's AMD EPYC has AVX512-BF16)
+        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return bool(check()) if check is not None else False
+    return False
+
+
+def model_input_size(name: str) -> tuple[int, int, int]:
+    """C,H,W the model takes, read off a copy built on the meta device (no weights allocated)."""
+    from alexnet.models import build_model
+
+    with torch.device("meta"):
+        return tuple(build_model(name).input_size)  # type: ignore[return-value]
+
+
+def check_size(name: str, size: int) -> None:
+    from alexnet.models import check_input_size
+
+    check_input_size(name, size)  # the range [8, MAX_IMAGE_SIZE] too

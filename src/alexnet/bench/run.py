@@ -1,0 +1,92 @@
+"""The whole benchmark: `run_bench` resolves the config, runs each mode (ours and, with
+--baseline, torchvision's), adds the MFU against the device's peak, and returns the JSON-ready
+report `alexnet bench` prints (as a table: bench/report.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from alexnet.bench.config import BenchConfig, resolve
+from alexnet.bench.data import measure_data
+from alexnet.bench.flops import device_name, peak_flops
+from alexnet.bench.synthetic import check_baseline_size, ours, torchvision_alexnet
+from alexnet.bench.timing import MEMORY_KINDS, measure
+
+
+def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """Run the benchmark `cfg` describes; the JSON-ready report (see `alexnet bench --help`)."""
+    import torchvision
+
+    from alexnet.engine.memory import explain_out_of_memory
+
+    asked_for_graphs = bool(cfg.cuda_graphs)
+    cfg, device = resolve(cfg)
+    modes = ["train", "infer"] if cfg.mode == "all" else [] if cfg.mode == "data" else [cfg.mode]
+    if cfg.data and cfg.mode in ("data", "all"):
+        modes.append("data")
+    if cfg.baseline and ("train" in modes or "infer" in modes):
+        check_baseline_size(cfg.image_size)
+    source = None
+    if "data" in modes:  # opened first: a bad spec is an error before minutes of measuring
+        from alexnet.data import open_dataset
+
+        source = open_dataset(cfg.data, seed=cfg.seed)
+    notes: list[str] = []
+    if asked_for_graphs and not cfg.cuda_graphs and {"train", "infer"} & set(modes):
+        notes.append("CUDA graphs need --compile and a CUDA device; measured without them")
+    results: dict[str, Any] = {}
+    baselines: dict[str, Any] = {}
+    ratios: dict[str, Any] = {}
+    timing = dict(warmup=cfg.warmup, windows=cfg.windows, steps=cfg.steps, log=log)
+    benchmark_was = torch.backends.cudnn.benchmark
+    # both torchvision's reference script and our training pick cuDNN's fastest kernels per shape
+    torch.backends.cudnn.benchmark = True
+    try:
+        with explain_out_of_memory(cfg.batch_size, device, doing="benchmarking"):
+            for mode in modes:
+                log(f"{mode}: {cfg.model}, batch {cfg.batch_size}, {cfg.image_size}x{cfg.image_size}, {device}")
+                if mode == "data":
+                    measured = measure_data(cfg, device, source, notes, timing)
+                else:
+                    factories = [lambda mode=mode: ours(cfg, device, mode, notes)]
+                    if cfg.baseline:
+                        factories += [lambda mode=mode, a=a: torchvision_alexnet(cfg, device, mode, a) for a in (False, True)]
+                    measured = measure(factories, device, **timing)
+                for entry in measured.values():
+                    peak = peak_flops(device, entry["precision"], cfg.peak_tflops)
+                    entry["peak_tflops"] = peak / 1e12 if peak else None
+                    entry["mfu"] = entry["tflops_per_s"] * 1e12 / peak if peak and entry["tflops_per_s"] else None
+                results[mode] = measured.pop("ours")
+                if measured:
+                    baselines[mode] = measured
+                    ratios[mode] = {name: results[mode]["images_per_s"] / b["images_per_s"] for name, b in measured.items()}
+    finally:
+        torch.backends.cudnn.benchmark = benchmark_was
+    compiled = [r.get("compile") for r in results.values() if "compile" in r]
+    return {
+        "device": device.type,
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "model": cfg.model,
+        "mode": cfg.mode,
+        "batch_size": cfg.batch_size,
+        "image_size": cfg.image_size,
+        "precision": cfg.precision,
+        "channels_last": bool(cfg.channels_last),
+        "compile": all(compiled) if compiled else bool(cfg.compile),
+        "compile_requested": bool(cfg.compile),
+        "cuda_graphs": any(r.get("cuda_graphs", False) for r in results.values()),
+        "device_decode": bool(cfg.device_decode) if "data" in modes else None,
+        "timing": {"warmup": cfg.warmup, "windows": cfg.windows, "steps": cfg.steps,
+                   "clock": "cuda_events" if device.type == "cuda" else "perf_counter"},
+        "memory_kinds": MEMORY_KINDS,
+        "results": results,
+        "baselines": baselines,
+        "ratios": ratios,
+        "notes": notes,
+    }

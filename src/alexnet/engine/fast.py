@@ -1,0 +1,105 @@
+"""The device and the fast path: which device, autocast (bf16, or fp16 with a loss scaler),
+the on/off/auto switches of channels-last and compiling, torch.compile, and CUDA graphs.
+
+The training loop (engine/train.py, through engine/torch_backend.py), evaluation and the bench
+(alexnet.bench) take their fast path from here, so "auto" means the same everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from alexnet.config import TrainConfig
+from alexnet.engine.console import log
+from alexnet.errors import UsageError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device cuda requested but no CUDA GPU is available (try --device cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("device mps requested but MPS is not available (try --device cpu)")
+    return torch.device(name)
+
+
+def autocast_for(device: torch.device, enabled: bool) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler | None]:
+    """Mixed-precision context and loss scaler: bf16 where supported (no scaler needed), else fp16."""
+    if not enabled:
+        return contextlib.nullcontext(), None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    dtype = torch.float16 if device.type == "mps" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype), None
+
+
+def switch(value: str, device: torch.device) -> bool:
+    """A fast-path switch (auto, on, off) for `device`: auto is on for CUDA only.
+
+    On GPUs channels-last (what tensor-core convolutions read) and compiled kernels are the
+    standard fast path. On a CPU compiling costs time up front (about 12 s for alexnet_simple on
+    this project's 2-core CPU) that a short run does not win back, so there it is asked for.
+    """
+    return value == "on" or (value == "auto" and device.type == "cuda")
+
+
+def compiled(net: nn.Module, example: torch.Tensor, autocast: contextlib.AbstractContextManager | None,
+             mode: str | None = None) -> nn.Module:
+    """torch.compile(net, mode=mode), compiled now on one forward and backward of `example`; `net` if that fails.
+
+    Compiling happens on the first call; doing it here, under a forked RNG, keeps the training's
+    random draws unchanged and turns a failure (no C++ compiler, an unsupported op) into a note
+    instead of a crash at step 1. The gradients it leaves are cleared by the first step.
+    """
+    def first_call(fast: nn.Module) -> None:
+        devices = [example.device] if example.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), autocast or contextlib.nullcontext():
+            fast(example).float().sum().backward()
+
+    net, failure = compile_now(net, first_call, mode)
+    if failure:
+        log(f"torch.compile failed ({failure}); training eagerly")
+    return net
+
+
+def compile_now(net: nn.Module, first_call: Callable[[nn.Module], None], mode: str | None = None) -> tuple[nn.Module, str | None]:
+    """(torch.compile(net, mode=mode), None) compiled by `first_call(compiled)`; (net, why) if compiling fails."""
+    try:
+        fast = torch.compile(net, mode=mode)
+        first_call(fast)
+        return fast, None
+    except Exception as e:  # noqa: BLE001 - any compiler failure (no C++ compiler, no Triton, an unsupported op)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        return net, f"{type(e).__name__}: {first}"
+
+
+def use_cuda_graphs(cfg: TrainConfig, device: torch.device, world_size: int = 1) -> tuple[bool, str | None]:
+    """Whether the compiled training step is replayed as CUDA graphs, and a note when cfg asked
+    for graphs it cannot have.
+
+    A graph replays a whole step's kernels with one launch: at the 70,000 images/s issue 6 aims
+    for, a step of 256 images lasts under 4 ms, in which the CPU would otherwise launch every
+    kernel of the forward, the backward and the update one by one.
+    Graphs come with compiling (mode "reduce-overhead"), need CUDA, and stay off under
+    DistributedDataParallel, whose gradient all-reduce runs from hooks outside any graph.
+    """
+    compiling = switch(cfg.compile, device)
+    possible = compiling and device.type == "cuda" and world_size == 1 and cfg.accum_steps == 1
+    if cfg.cuda_graphs == "off" or (cfg.cuda_graphs == "auto" and not possible):
+        return False, None
+    if possible:
+        return True, None
+    why = ("they need a CUDA device" if device.type != "cuda" else "they come with compiling (--compile on)" if not compiling
+           else "DistributedDataParallel's all-reduce runs outside them" if world_size > 1
+           else "a step of several micro-batches (--accum-steps) would overwrite the graphs' outputs")
+    return False, f"cuda_graphs on is ignored: {why}"
+
