@@ -50,11 +50,11 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     for name in ("filters", "features", "predictions", "heatmap", "neighbors", "curves", "augment", "confusion"):
         module = importlib.import_module(f"alexnet.viz.{name}")
 
-        def keep(fig: Any, path: Any, _real: Any = module.save, **kw: Any) -> Any:
+        def keep(fig: Any, path: Any, _real: Any = module.finish, **kw: Any) -> Any:
             figs.append(fig)
             return _real(fig, path, **kw)
 
-        monkeypatch.setattr(module, "save", keep)
+        monkeypatch.setattr(module, "finish", keep)
     return figs
 
 
@@ -103,7 +103,7 @@ def test_every_verb_writes_a_png(run: Path, photos: Path, tmp_path: Path, capsys
 
 def test_filters_tile_is_the_trained_kernel(run: Path, tmp_path: Path) -> None:
     """The grid drawn for the run holds the checkpoint's own first-layer kernels, each normalised."""
-    from alexnet.cli.viz import conv_weights
+    from alexnet.inference.inspect import conv_weights
     from alexnet.engine.checkpoint import model_from_checkpoint
     from alexnet.viz.filters import filter_tiles
 
@@ -170,7 +170,7 @@ def test_predictions_tiles_name_their_files(run: Path, photos: Path, tmp_path: P
 
 def test_before_after_states_the_change_of_the_checkpoint(run: Path, tmp_path: Path, drawn: list[Any]) -> None:
     """The number in the picture is ||W - W0|| / ||W0|| of the run's own conv1 kernels, computed here in numpy."""
-    from alexnet.cli.viz import conv_weights
+    from alexnet.inference.inspect import conv_weights
     from alexnet.engine.checkpoint import model_from_checkpoint
 
     assert main(["viz", "filters", "--before-after", str(run), "--device", "cpu", "--out", str(tmp_path / "b.png")]) == 0

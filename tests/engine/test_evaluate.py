@@ -65,3 +65,21 @@ def test_amp_evaluation_agrees_with_float32(tmp_path):
     assert fp32["n"] == bf16["n"] == 128
     assert abs(bf16["top1"] - fp32["top1"]) <= 3 / 128
     assert math.isclose(bf16["loss"], fp32["loss"], rel_tol=0.03)
+
+
+def test_evaluate_checkpoint_scores_a_class_balanced_subset_when_asked(tmp_path):
+    """images=N: the first N of data/subset.take's class-balanced order, nothing else; N < 0 is refused."""
+    from alexnet.config import make_config
+    from alexnet.engine.checkpoint import load_checkpoint
+    from alexnet.engine.evaluate import evaluate_checkpoint
+    from alexnet.engine.train import fit
+    from alexnet.errors import UsageError
+    import pytest
+
+    fit(make_config(data="shapes:train=200,test=100,size=32", epochs=1, workers=0, tensorboard=False, out=str(tmp_path / "r")))
+    ckpt = load_checkpoint(tmp_path / "r")
+    part = evaluate_checkpoint(ckpt, workers=0, images=40)
+    assert part["n"] == 40 and part["per_class_n"] == [4] * 10
+    assert evaluate_checkpoint(ckpt, workers=0)["n"] == 100
+    with pytest.raises(UsageError, match="images must be a count >= 0"):
+        evaluate_checkpoint(ckpt, workers=0, images=-1)

@@ -12,11 +12,11 @@ def drawn_by(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     figs: dict[str, list[Any]] = {}
     for name in ("filters", "features", "predictions", "heatmap", "neighbors", "curves", "augment", "confusion"):
         module = importlib.import_module(f"alexnet.viz.{name}")
-        real = module.save
+        real = module.finish
 
         def keep(fig: Any, path: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
             figs.setdefault(_name, []).append(fig)
             return _real(fig, path, **kw)
 
-        monkeypatch.setattr(module, "save", keep)
+        monkeypatch.setattr(module, "finish", keep)
     return figs

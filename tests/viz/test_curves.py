@@ -38,8 +38,8 @@ def test_errors(tmp_path):
 def test_one_epoch_is_ticked_as_a_whole_epoch(tmp_path, monkeypatch):
     """A first short run has one epoch: its x axis read 0.945 .. 1.050 in fractions of an epoch."""
     figs = []
-    real = C.save
-    monkeypatch.setattr(C, "save", lambda fig, path, **kw: (figs.append(fig), real(fig, path, **kw))[1])
+    real = C.finish
+    monkeypatch.setattr(C, "finish", lambda fig, path, **kw: (figs.append(fig), real(fig, path, **kw))[1])
     plot_curves([("one", records(1))], tmp_path / "one.png")
     for ax in figs[0].axes:
         assert list(ax.get_xticks()) == [1.0]

@@ -94,18 +94,9 @@ def _device(args: argparse.Namespace) -> Any:
 
 def _prepared(ckpt: dict[str, Any], paths: list[str]) -> tuple[list[str], list[Any]]:
     """Image files -> the uint8 C,S,S centre views the net sees; unreadable files are an error."""
-    from alexnet.data.images import BadImage, load_image
-    from alexnet.data.transforms import eval_prepare, five_crops
+    from alexnet.inference.inspect import net_view
 
-    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
-    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels)
-    views = []
-    for path in paths:
-        image = load_image(path)
-        if isinstance(image, BadImage):
-            raise UsageError(f"cannot read {path}: {image.reason}")
-        views.append(five_crops(prepare(image), size)[4])  # uint8 C,S,S
-    return paths, views
+    return paths, [net_view(ckpt, path) for path in paths]
 
 
 def _image_files(inputs: list[str]) -> list[str]:
@@ -123,13 +114,9 @@ def _image_files(inputs: list[str]) -> list[str]:
 
 def _normalised(ckpt: dict[str, Any], views: list[Any], device: Any) -> Any:
     """uint8 C,S,S views -> the float N,C,S,S batch the net takes."""
-    import torch
+    from alexnet.inference.inspect import net_inputs
 
-    from alexnet.data.transforms import EvalViews, prep_stats
-
-    c, s = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
-    norm = EvalViews(size=s, channels=c, **prep_stats(ckpt)).to(device)
-    return norm(torch.stack(views).to(device))
+    return net_inputs(ckpt, views, device)
 
 
 def _title(args: argparse.Namespace, default: str) -> str:
@@ -157,13 +144,6 @@ def _args_filters(q: argparse.ArgumentParser) -> None:
                         "and how far training moved them, ||W - W0|| / ||W0||")
 
 
-def conv_weights(net: Any) -> list[tuple[str, Any]]:
-    """(name, weight K,C,h,w) of every conv layer, in order."""
-    from torch import nn
-
-    return [(name, m.weight.detach()) for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
-
-
 def _towers(ckpt: dict[str, Any]) -> int:
     from alexnet.models import model_options
 
@@ -172,6 +152,7 @@ def _towers(ckpt: dict[str, Any]) -> int:
 
 def _run_filters(args: argparse.Namespace) -> Path:
     from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from alexnet.inference.inspect import conv_weights
     from alexnet.viz.filters import plot_filters
 
     before = None
@@ -203,25 +184,11 @@ def _args_features(q: argparse.ArgumentParser) -> None:
     q.add_argument("--max-maps", type=number(int, 1), default=64, metavar="N", help="maps shown at most, the most active first (default 64)")
 
 
-def feature_layer(net: Any, layer: str | None) -> tuple[str, Any]:
-    """The (name, module) of net.features that `layer` names; default: the first activation."""
-    from torch import nn
-
-    named = list(net.features.named_children())
-    if layer is None:
-        return next(((n, m) for n, m in named if isinstance(m, (nn.ReLU, nn.Tanh))), named[0])
-    for n, m in named:
-        if n == layer:
-            return n, m
-    if layer.lstrip("-").isdigit() and -len(named) <= int(layer) < len(named):
-        return named[int(layer)]
-    raise UsageError(f"--layer {layer}: net.features has {', '.join(n for n, _ in named)} (or an index 0..{len(named) - 1})")
-
-
 def _run_features(args: argparse.Namespace) -> Path:
     import torch
 
     from alexnet.engine.checkpoint import model_from_checkpoint
+    from alexnet.inference.inspect import feature_layer
     from alexnet.viz.features import plot_features
 
     ckpt = _net(args, untrained_ok=True)

@@ -104,12 +104,15 @@ def evaluate_checkpoint(
     device: torch.device = torch.device("cpu"),
     amp: bool = False,
     strict: bool = False,
+    images: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint dict on a split of `data` (default: the data it was trained on),
-    preparing images as it was trained (input size, channels, normalisation). Adds "data",
+    preparing images as it was trained (input size, channels, normalisation). `images` > 0
+    scores a class-balanced subset of that many (data/subset.py `take`). Adds "data",
     "split", "tta" and "classes" to `evaluate`'s result."""
     from alexnet.data import open_dataset
     from alexnet.data.loader import default_workers, make_loader
+    from alexnet.data.subset import take
     from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
     from alexnet.errors import UsageError
 
@@ -128,7 +131,10 @@ def evaluate_checkpoint(
                          f"on {len(classes)}: a labelled set for it has a folder per class, named as its classes ({named})")
     model = model_from_checkpoint(ckpt).to(device)
     views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(ckpt)).to(device)
-    loader = make_loader(source.split(split), prepare, batch_size=batch_size, shuffle=False,
+    if images < 0:
+        raise UsageError(f"images must be a count >= 0 (0: the whole split); got {images}")
+    part = take(source.split(split), images) if images else source.split(split)  # a class-balanced subset
+    loader = make_loader(part, prepare, batch_size=batch_size, shuffle=False,
                          workers=default_workers() if workers < 0 else workers)
     autocast, _ = autocast_for(device, amp)
     if amp:  # weights held in the autocast dtype, not cast from float32 again at every batch

@@ -27,7 +27,7 @@ from alexnet.engine import distributed
 from alexnet.engine.checkpoint import save_checkpoint
 from alexnet.engine.console import log
 from alexnet.engine.distributed import World
-from alexnet.engine.metrics import MetricsLog
+from alexnet.engine.metrics import MetricsLog, read_metrics
 from alexnet.engine.run_folder import claimed, new_run_folder, resumed_run_folder
 from alexnet.errors import UsageError
 
@@ -166,6 +166,7 @@ def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, kernels: torch
         "train_images_per_s": float(np.median(train_rates)) if train_rates else 0.0,
         "bad_images": len({b.path for b in bad}),
         "val_images": val_images,
+        "history": read_metrics(run_dir) if write else [],  # every epoch's record (metrics.jsonl), resumed sessions' too
         "first_epoch": first_epoch,
         "seconds": time.perf_counter() - started,
         "total_seconds": earlier + time.perf_counter() - started,
@@ -178,7 +179,6 @@ def draw_run_pictures(run_dir: Path, model: nn.Module, kernels: torch.Tensor) ->
 
     A picture that cannot be drawn is reported and skipped: the trained run matters more.
     """
-    from alexnet.engine.metrics import read_metrics
     from alexnet.models import model_options
     from alexnet.viz.curves import plot_curves
     from alexnet.viz.filters import plot_filters

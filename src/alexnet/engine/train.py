@@ -175,7 +175,8 @@ def train_one_epoch(
 
 
 def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the training that `cfg` describes; returns the summary (run_dir, best/final accuracy, ...)."""
+    """Run the training that `cfg` describes; returns the summary: run_dir, best and final
+    accuracy, timings, and "history", every epoch's record (metrics.jsonl) to tabulate or plot."""
     with contextlib.ExitStack() as hold:  # the run folder's lock, held to the end (engine/run_folder.py)
         started = time.perf_counter()
         if cfg.backend == "numpy":

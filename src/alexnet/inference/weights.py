@@ -11,7 +11,10 @@ makes such a dict from
 - a file: our checkpoint, a torchvision-format state_dict (`torch.save(model.state_dict())`,
   also wrapped as {"model": ...} or {"state_dict": ...} the way training scripts save it,
   with DDP's `module.` prefixes), or a `.safetensors` file (ours carry their description in the
-  header metadata, so they need no --model).
+  header metadata, so they need no --model);
+- a Caffe `.caffemodel`: BVLC's bvlc_alexnet as alexnet2012 with Caffe's LRN and inputs
+  (`alexnet.inference.caffe`), its inputs losing the `imagenet_mean.binaryproto` beside it when
+  there is one, else Caffe's per-channel ImageNet mean.
 
 Nothing is unpickled beyond tensors and plain containers: torch.load(weights_only=True) or
 safetensors. A file whose tensors do not fit the model gives a one-line error naming the
@@ -31,7 +34,9 @@ from torch import nn
 from alexnet.atomic import atomic_path
 from alexnet.engine.checkpoint import (FORMAT, PREP_KEYS, VERSION, check_checkpoint, check_digest, check_state, load_checkpoint,
                                        model_state, tensor_digest, torch_load, unwrap)
+from alexnet.engine.console import log
 from alexnet.errors import UsageError
+from alexnet.inference.caffe import caffe_alexnet2012, mean_file_beside
 from alexnet.models import build_model
 
 # torchvision's weight enums for the models whose layout is torchvision's (parameter names equal).
@@ -73,6 +78,11 @@ def load_weights(weights: str | os.PathLike, model: str | None = None) -> dict[s
         return _same_model(load_checkpoint(path), model)
     if path.suffix == ".safetensors":
         return _from_safetensors(path, model)
+    if path.suffix.lower() == ".caffemodel":
+        return _from_caffe(path, model)
+    if path.suffix.lower() == ".binaryproto":
+        raise UsageError(f"{path} is a Caffe blob (a mean file), not weights: pass the .caffemodel; "
+                         "an imagenet_mean.binaryproto beside it is used")
     state = _load_torch_file(path)
     if state.get("format") == FORMAT:
         return _same_model(load_checkpoint(path), model)
@@ -203,6 +213,19 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
             "pca": {"eigval": inputs["eigval"], "eigvec": inputs["eigvec"]} if "eigval" in inputs and "eigvec" in inputs else None}
     check_checkpoint(ckpt, str(path))
     return _same_model(ckpt, model)
+
+
+def _from_caffe(path: Path, model: str | None) -> dict[str, Any]:
+    """A .caffemodel as an alexnet2012 checkpoint, the mean file beside it used when present."""
+    if model not in (None, "alexnet2012"):
+        raise UsageError(f"{path} is a Caffe model, which loads as alexnet2012 (Caffe's bvlc_alexnet), not as {model}")
+    caffe = caffe_alexnet2012(path, mean_file_beside(path))
+    net = build_model("alexnet2012", **caffe.model_args)
+    net.load_state_dict(caffe.state)
+    ckpt = describe_model(net, source=str(path))
+    ckpt.update(caffe.prep)
+    log(caffe.note)
+    return ckpt
 
 
 def _load_torch_file(path: Path) -> dict[str, Any]:

@@ -9,7 +9,10 @@ Five conv layers and three fully-connected ones, 60,965,224 parameters at 1000 c
   on both GPUs, so it is an ordinary conv of 96 kernels. towers=1 gives the single-column net.
 - LRN (section 3.3) follows the ReLUs of conv1 and conv2, max-pooling (section 3.4) follows
   both LRNs and conv5. With two towers each LRN normalises within its tower's half of the maps,
-  as each GPU did; towers=1 normalises across all 96/256.
+  as each GPU did; towers=1 normalises across all 96/256. Two switches give Caffe's
+  bvlc_alexnet, whose weights `alexnet.inference.caffe` loads: lrn_k=1 (its prototxt sets no k,
+  and caffe.proto's LRNParameter defaults it to 1) and lrn_per_tower=False (its norm1 and norm2
+  see conv1's and conv2's whole output blob, so the window crosses the tower boundary).
 - Dropout (section 4.2) zeroes the outputs of the hidden neurons, so it sits after the ReLUs of
   fc6 and fc7.
 - Init (section 5): weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, 0 elsewhere.
@@ -31,6 +34,7 @@ from alexnet.models.layers import (
     check_choice,
     check_dropout,
     check_positive_int,
+    check_positive_number,
     conv_widths,
     init_paper,
     make_activation,
@@ -52,12 +56,15 @@ def alexnet2012(
     pool: str = "overlapping",
     dropout: float = 0.5,
     conv_width: float = 1.0,
+    lrn_k: float = 2.0,
+    lrn_per_tower: bool = True,
 ) -> ConvNet:
     """The 2012 paper's net; the keywords are the paper's ablations (sections 3.1-3.5, 4.2).
 
     conv_width multiplies the kernel counts of conv1-conv4: 0.5 with towers=1 is section 3.2's
     comparison net, "half as many kernels in each convolutional layer" on one GPU, whose last
-    conv layer keeps its 256 kernels (the paper's footnote).
+    conv layer keeps its 256 kernels (the paper's footnote). lrn_k is LRN's additive constant
+    (section 3.3's k = 2); lrn_per_tower=False normalises across all maps with two towers too.
     """
     check_positive_int("num_classes", num_classes)
     check_positive_int("in_channels", in_channels)
@@ -66,6 +73,8 @@ def alexnet2012(
     check_bool("lrn", lrn)
     check_choice("pool", pool, POOLS)
     check_dropout(dropout)
+    check_positive_number("lrn_k", lrn_k)  # k = 0 would divide by zero where a window is all zeros
+    check_bool("lrn_per_tower", lrn_per_tower)
     w1, w2, w3, w4 = conv_widths((96, 256, 384, 384), conv_width, towers)
 
     act = activation  # layer names follow the activation, so a tanh net shows tanh1, not relu1
@@ -73,7 +82,8 @@ def alexnet2012(
     def block(i: int, conv: nn.Conv2d, norm: bool, pooled: bool) -> list[tuple[str, nn.Module]]:
         layers = [(f"conv{i}", conv), (f"{act}{i}", make_activation(activation))]
         if norm and lrn:
-            layers.append((f"lrn{i}", make_lrn(towers)))  # within each tower, as on each GPU
+            # within each tower, as on each GPU (lrn_per_tower); else across all maps, as Caffe's blob
+            layers.append((f"lrn{i}", make_lrn(towers if lrn_per_tower else 1, k=lrn_k)))
         if pooled:
             # 3/2 and 2/2 pools give the same sizes here: 55 -> 27 -> 13 -> 6
             layers.append((f"pool{i}", make_pool(pool)))

@@ -42,6 +42,12 @@ def check_bool(arg: str, value: object) -> None:
         raise UsageError(f"{arg} must be true or false (got {value!r})")
 
 
+def check_positive_number(arg: str, value: object) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not ok:
+        raise UsageError(f"{arg} must be a finite number > 0 (got {value!r})")
+
+
 def check_dropout(value: object) -> None:
     # p = 1 would zero every hidden unit and the net could never learn
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -96,13 +102,14 @@ def make_head(in_features: int, hidden: int, num_classes: int, activation: str, 
     ]))
 
 
-def make_lrn(towers: int = 1) -> nn.LocalResponseNorm:
+def make_lrn(towers: int = 1, k: float = 2.0) -> nn.LocalResponseNorm:
     """Local response normalization, section 3.3, with the paper's n=5, alpha=1e-4, beta=0.75, k=2.
 
     The module divides alpha by n (see lrn.py), so the published alpha is passed unchanged;
-    with towers > 1 each tower's channels are normalised on their own.
+    with towers > 1 each tower's channels are normalised on their own. `k` other than the
+    paper's 2: Caffe's bvlc_alexnet leaves it at caffe.proto's default, 1.
     """
-    return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0, towers=towers)
+    return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=k, towers=towers)
 
 
 # ----------------------------------------------------------------------------- initializations

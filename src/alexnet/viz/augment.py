@@ -14,13 +14,16 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, to_display, wrap
+from alexnet.viz.figure import finish, pyplot, to_display, wrap
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def augment_examples(image: Any, augment: Callable[[torch.Tensor], torch.Tensor], n: int,
@@ -52,8 +55,8 @@ def augment_examples(image: Any, augment: Callable[[torch.Tensor], torch.Tensor]
     return [v for v in views]
 
 
-def plot_augmentations(original: Any, examples: Sequence[Any], path: str | os.PathLike, *,
-                       title: str = "", caption: str = "") -> Path:
+def plot_augmentations(original: Any, examples: Sequence[Any], path: str | os.PathLike | None = None, *,
+                       title: str = "", caption: str = "") -> Path | Figure:
     """The original image on the left, a grid of its augmented views on the right, `caption` below.
 
     `original` is uint8 C,H,W / H,W,C / H,W (tensor or array); `examples` as augment_examples
@@ -101,7 +104,7 @@ def plot_augmentations(original: Any, examples: Sequence[Any], path: str | os.Pa
     fig.suptitle(heading, fontsize=11, y=1 - 0.1 / height, va="top")
     if lines:
         fig.text(0.5, bottom / 2 / height, "\n".join(lines), ha="center", va="center", fontsize=9)
-    return save(fig, path, tight=False)
+    return finish(fig, path, tight=False)
 
 
 def _fit(stats: Sequence[float], channels: int) -> list[float]:

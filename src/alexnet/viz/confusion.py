@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from alexnet.viz.figure import pyplot, save, wrap
+from alexnet.viz.figure import finish, pyplot, wrap
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, title: str = "") -> Path:
+def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path | None = None, title: str = "") -> Path | Figure:
     """Draw `confusion` (K x K counts) to `path`; class names are written when K <= 30."""
     plt = pyplot()
     counts = np.asarray(confusion, dtype=np.float64)
@@ -34,4 +37,4 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, ti
     # a data spec can be a long path: the title spans the whole figure (not just the matrix, where
     # it would run over the colourbar's ticks) and wraps to its width rather than lose its ends
     fig.suptitle(wrap(title or "confusion matrix", side + 1.2, 12), fontsize=12)
-    return save(fig, path)
+    return finish(fig, path)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, short, wrap
+from alexnet.viz.figure import finish, pyplot, short, wrap
 
 MARKERS_UP_TO = 30  # epochs per run drawn with point markers; more would clutter the lines
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _series(records: Sequence[dict[str, Any]], key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
@@ -28,7 +31,7 @@ def _series(records: Sequence[dict[str, Any]], key: str, scale: float = 1.0) -> 
     return xs, ys
 
 
-def plot_curves(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str | Path, *, title: str = "") -> Path:
+def plot_curves(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str | Path | None = None, *, title: str = "") -> Path | Figure:
     """Draw loss, top-1 accuracy (%) and learning rate per epoch for every (label, records) run."""
     if not runs:
         raise UsageError("no runs to plot: give at least one run folder")
@@ -79,4 +82,4 @@ def plot_curves(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str 
                frameon=False, title="colour = run, solid = train, dashed = validation", title_fontsize=9)
     names = ", ".join(short(label, 30) for label, _ in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
     fig.suptitle(wrap(title or f"training curves: {names}", 14.5, 11), fontsize=11)
-    return save(fig, path, tight=False)
+    return finish(fig, path, tight=False)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, text_height, to_display, wrap
+from alexnet.viz.figure import finish, pyplot, text_height, to_display, wrap
 
 HEAD = 9  # the heading's font size (points)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _maps(maps: Any) -> np.ndarray:
@@ -42,8 +45,8 @@ def select_maps(maps: Any, max_maps: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, a[idx]  # n ; n,h,w
 
 
-def plot_features(image: Any, maps: Any, path: str | Path, *, title: str = "", max_maps: int = 64,
-                  layer: str = "") -> Path:
+def plot_features(image: Any, maps: Any, path: str | Path | None = None, *, title: str = "", max_maps: int = 64,
+                  layer: str = "") -> Path | Figure:
     """Draw `image` and up to `max_maps` of the layer's maps (C,h,w), each scaled to its own range."""
     plt = pyplot()
     a = _maps(maps)  # C,h,w
@@ -101,4 +104,4 @@ def plot_features(image: Any, maps: Any, path: str | Path, *, title: str = "", m
             sub.set_title(str(int(idx[i])), fontsize=7, pad=3)
 
     fig.suptitle(heading, fontsize=HEAD, y=1 - 0.06 / fig_h, va="top")
-    return save(fig, path, tight=False)
+    return finish(fig, path, tight=False)

@@ -1,7 +1,9 @@
 """What every picture shares: matplotlib on the Agg backend, a figure, and a safe PNG write.
 
 The backend is chosen when a figure is first made, not at import, so `import alexnet.viz.*`
-does nothing to a user's own matplotlib session until a picture is drawn.
+does nothing to a user's own matplotlib session until a picture is drawn; in a Jupyter kernel it
+is left as the kernel set it (inline). Every plot_* function draws to a PNG when given a path,
+and otherwise returns the matplotlib Figure, which a notebook displays inline (`finish`).
 """
 
 from __future__ import annotations
@@ -9,25 +11,52 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from alexnet.atomic import atomic_path
 from alexnet.errors import UsageError
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 DPI = 120  # pixels per inch of every PNG written: figsize (inches) x 120 = the PNG's pixel size
 
 
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (IPython's kernel app is running)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
 def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend (files only; no display needed)."""
+    """matplotlib.pyplot on the Agg backend (files only; no display needed), or in a Jupyter
+    kernel on the kernel's own backend, so a user's inline plots keep working."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if not in_notebook():
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def finish(fig: Any, path: str | os.PathLike | None, *, tight: bool = True) -> Path | Figure:
+    """`save` the figure to `path` and return the path; without a path, return the Figure
+    itself (closed for pyplot, so a notebook shows it once: as the cell's value)."""
+    if path is not None:
+        return save(fig, path, tight=tight)
+    if tight:
+        fig.tight_layout()
+    pyplot().close(fig)
+    return fig
 
 
 def save(fig: Any, path: str | os.PathLike, *, tight: bool = True) -> Path:

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, text_height, wrap
+from alexnet.viz.figure import finish, pyplot, text_height, wrap
 
 MODES = ("auto", "rgb", "sum", "channels")
 MAX_CHANNEL_TILES = 256  # "auto" draws every (kernel, channel) slice only up to this many tiles
 HEAD, SUB = 10, 9  # font sizes (points) of the heading and of the panel titles
 SATURATE_AT = 0.98  # the change panel's scale keeps this share of the values inside black..white
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _array(x: Any) -> np.ndarray:
@@ -161,8 +164,8 @@ def _percent(r: float) -> str:
     return f"{100 * r:.3g}%"
 
 
-def plot_filters(weight: Any, path: str | Path, *, title: str = "", mode: str = "auto", towers: int = 1,
-                 before: Any = None, labels: tuple[str, str] = ("initial", "trained")) -> Path:
+def plot_filters(weight: Any, path: str | Path | None = None, *, title: str = "", mode: str = "auto", towers: int = 1,
+                 before: Any = None, labels: tuple[str, str] = ("initial", "trained")) -> Path | Figure:
     """Draw conv kernels K,C,h,w as a tile grid (Figure 3) to `path`.
 
     towers > 1 splits the kernels into that many equal consecutive blocks, one panel each, stacked
@@ -246,4 +249,4 @@ def plot_filters(weight: Any, path: str | Path, *, title: str = "", mode: str = 
             if subs[i][j]:
                 ax.set_title(subs[i][j], fontsize=SUB, pad=6)
     fig.suptitle(heading, fontsize=HEAD, y=1 - 0.08 / fig_h, va="top")
-    return save(fig, path, tight=False)
+    return finish(fig, path, tight=False)

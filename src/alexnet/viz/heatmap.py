@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, short, text_height, text_width, to_display, wrap
+from alexnet.viz.figure import finish, pyplot, short, text_height, text_width, to_display, wrap
 
 HEAD, LIST = 11, 11  # font sizes (points) of the heading and of the list of top classes
 SPACING = 1.4  # the list's line spacing
 EDGE = 0.2  # the figure's margin (inches)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def grid_shape(k: int) -> tuple[int, int]:
@@ -54,8 +57,8 @@ def softmax_grid(probs: Any) -> np.ndarray:
     return grid.reshape(rows, cols)  # rows,cols
 
 
-def plot_heatmap(probs: Any, classes: Sequence[str], path: str | Path, *, title: str = "", top: int = 5,
-                 image: Any = None) -> Path:
+def plot_heatmap(probs: Any, classes: Sequence[str], path: str | Path | None = None, *, title: str = "", top: int = 5,
+                 image: Any = None) -> Path | Figure:
     """Draw the softmax grid, the `top` classes numbered on it and listed with their probability.
 
     `classes` names the K outputs in order; `image` (optional) is drawn on the left, the list of
@@ -141,4 +144,4 @@ def plot_heatmap(probs: Any, classes: Sequence[str], path: str | Path, *, title:
                  ha="left", va="top", fontsize=LIST, family="monospace", linespacing=SPACING)
 
     fig.suptitle(heading, fontsize=HEAD, y=1 - 0.1 / height, va="top")
-    return save(fig, path, tight=False)
+    return finish(fig, path, tight=False)

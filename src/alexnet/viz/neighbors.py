@@ -13,17 +13,20 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import pyplot, save, short, text_height, to_display, wrap
+from alexnet.viz.figure import finish, pyplot, short, text_height, to_display, wrap
 
 SAME, OTHER = "#1a7f37", "black"  # neighbour title: same label as the query / not
 CHUNK = 1 << 24  # distance-matrix elements computed at a time (128 MiB of float64)
 HEAD = 11  # the heading's font size (points)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def nearest(queries: Any, bank: Any, k: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -70,10 +73,10 @@ def nearest(queries: Any, bank: Any, k: int = 6) -> tuple[np.ndarray, np.ndarray
     return indices, distances
 
 
-def plot_neighbors(query_images: Sequence[Any], neighbor_images: Sequence[Sequence[Any]], path: str | os.PathLike, *,
+def plot_neighbors(query_images: Sequence[Any], neighbor_images: Sequence[Sequence[Any]], path: str | os.PathLike | None = None, *,
                    title: str = "", query_labels: Sequence[str | None] | None = None,
                    neighbor_labels: Sequence[Sequence[str | None]] | None = None,
-                   distances: Any = None) -> Path:
+                   distances: Any = None) -> Path | Figure:
     """One row per query: the query image, a dividing line, then its neighbours nearest first.
 
     Images may be uint8 H,W,3 / H,W / C,H,W of any size; `neighbor_images[i]` holds query i's
@@ -129,7 +132,7 @@ def plot_neighbors(query_images: Sequence[Any], neighbor_images: Sequence[Sequen
     line.set_xlim(0, 1)
     fig.suptitle(heading, fontsize=HEAD, y=1 - 0.12 / height, va="top")
     # the grid's margins are set above; tight_layout would squeeze the narrow divider column
-    return save(fig, path, tight=False)
+    return finish(fig, path, tight=False)
 
 
 def _show(ax: Any, image: Any, text: str, colour: str, bold: bool = False) -> None:

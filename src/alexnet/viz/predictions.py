@@ -17,10 +17,10 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alexnet.errors import UsageError
-from alexnet.viz.figure import fit, pyplot, save, short, text_height, to_display, wrap
+from alexnet.viz.figure import finish, fit, pyplot, short, text_height, to_display, wrap
 
 Topk = Sequence[dict[str, Any]]
 
@@ -30,10 +30,13 @@ MAX_TOP5 = 8  # Figure 4 shows eight images; more would make the bar labels unre
 CELL, GAP, EDGE = 2.4, 0.2, 0.15  # the grid's image side, the gap between columns, the margin (inches)
 TILE, HEAD, PAD = 9, 11, 6  # title and heading font sizes, the title's distance from its image (points)
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def plot_prediction_grid(images: Sequence[Any], topks: Sequence[Topk], path: str | os.PathLike, *,
+
+def plot_prediction_grid(images: Sequence[Any], topks: Sequence[Topk], path: str | os.PathLike | None = None, *,
                          title: str = "", true: Sequence[str | None] | None = None, cols: int = 4,
-                         names: Sequence[str] | None = None) -> Path:
+                         names: Sequence[str] | None = None) -> Path | Figure:
     """A grid of `images`, each titled "<top-1 class> <confidence>%" (and "true: X" when known).
 
     Images may be uint8 H,W,3 / H,W / C,H,W tensors or arrays of different sizes. With `true`,
@@ -90,11 +93,11 @@ def plot_prediction_grid(images: Sequence[Any], topks: Sequence[Topk], path: str
             ax.annotate(name, (0.5, 1.0), xycoords="axes fraction", xytext=(0, above), textcoords="offset points",
                         ha="center", va="baseline", fontsize=TILE, color=NEUTRAL, parse_math=False)
     fig.suptitle(heading, fontsize=HEAD, y=1 - 0.1 / height, va="top")
-    return save(fig, path, tight=False)
+    return finish(fig, path, tight=False)
 
 
-def plot_top5(images: Sequence[Any], topks: Sequence[Topk], path: str | os.PathLike, *,
-              title: str = "", true: Sequence[str | None] | None = None, names: Sequence[str] | None = None) -> Path:
+def plot_top5(images: Sequence[Any], topks: Sequence[Topk], path: str | os.PathLike | None = None, *,
+              title: str = "", true: Sequence[str | None] | None = None, names: Sequence[str] | None = None) -> Path | Figure:
     """The paper's Figure 4 (left): each image over a bar chart of its five most probable classes.
 
     Up to 8 images (more: the first 8 are drawn and the heading says so), in one row of up to 4
@@ -128,7 +131,7 @@ def plot_top5(images: Sequence[Any], topks: Sequence[Topk], path: str | os.PathL
     if total > n:
         heading += f" (first {n} of {total} images)"
     fig.suptitle(wrap(heading, 2.6 * cols - 0.3, HEAD), fontsize=HEAD)
-    return save(fig, path)
+    return finish(fig, path)
 
 
 def _bars(ax: Any, top: list[dict[str, Any]], label: str | None) -> None:

@@ -1,0 +1,66 @@
+"""Execute the notebooks in a fresh Jupyter kernel each: `python notebooks/run.py [NAME ...]`.
+
+At full scale (the default) the outputs are written back into the .ipynb, so the notebooks read
+on GitHub without running; `--smoke` sets ALEXNET_SMOKE=1 (a few steps, small subsets) and writes
+nothing, which is what tests/notebooks/test_notebooks.py does. Progress-bar widgets are dropped
+from saved outputs: without a live kernel they render as nothing but their placeholder text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def execute(path: Path, *, smoke: bool, save: bool, timeout: int = 1800, runs: Path | None = None) -> float:
+    """Run every cell of `path` top to bottom in a new kernel (cwd: notebooks/); returns seconds.
+    `runs` is where the notebook's training runs go (ALEXNET_RUNS; default notebooks/runs/).
+    A failing cell raises nbclient's CellExecutionError, naming the cell and the error."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    before = {key: os.environ.get(key) for key in ("ALEXNET_SMOKE", "ALEXNET_RUNS")}
+    os.environ["ALEXNET_SMOKE"] = "1" if smoke else "0"  # the kernel inherits the environment
+    if runs is not None:
+        os.environ["ALEXNET_RUNS"] = str(runs)
+    started = time.perf_counter()
+    try:
+        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    seconds = time.perf_counter() - started
+    if save:
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
+        nb.metadata.pop("widgets", None)
+        nbformat.write(nb, path)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*", help="notebooks to run (default: all of notebooks/*.ipynb)")
+    p.add_argument("--smoke", action="store_true", help="ALEXNET_SMOKE=1, and write nothing back")
+    args = p.parse_args(argv)
+    paths = [HERE / n for n in args.names] if args.names else sorted(HERE.glob("*.ipynb"))
+    for path in paths:
+        seconds = execute(path, smoke=args.smoke, save=not args.smoke)
+        print(f"{path.name}: {seconds:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

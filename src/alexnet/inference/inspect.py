@@ -1,0 +1,91 @@
+"""Looking inside a trained net: the view it sees of a photo, its layers' kernels and feature
+maps, and all its class probabilities. `alexnet viz` draws these; a notebook calls them directly.
+
+    ckpt = alexnet.load_weights("imagenet1k", "alexnet_owt")       # or load_checkpoint(RUN)
+    view = net_view(ckpt, "dog.jpg")                                # uint8 3,224,224: the centre crop
+    name, maps = feature_maps(ckpt, view, layer="relu2")            # float C,h,w
+    probs = probabilities(ckpt, view)                               # float K, sums to 1
+
+The view is prepared as the checkpoint's training data was (eval_prepare, the centre of the
+five crops of section 4.1) and normalised with its mean and std (EvalViews), as predict does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from alexnet.data.images import BadImage, load_image
+from alexnet.data.transforms import EvalViews, eval_prepare, five_crops, prep_stats
+from alexnet.engine.checkpoint import model_from_checkpoint
+from alexnet.engine.evaluate import class_probabilities
+from alexnet.errors import UsageError
+from alexnet.inference.weights import as_checkpoint
+
+Image = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
+
+
+def net_view(model: Any, image: Image) -> Tensor:
+    """The uint8 C,S,S centre view the net sees of `image`; an unreadable file is a UsageError."""
+    ckpt = as_checkpoint(model)
+    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    if isinstance(image, Tensor) and image.dtype == torch.uint8 and tuple(image.shape) == (channels, size, size):
+        return image  # already a view
+    picture = load_image(image) if isinstance(image, (str, os.PathLike)) else image
+    if isinstance(picture, BadImage):
+        raise UsageError(f"cannot read {picture.path}: {picture.reason}")
+    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels)
+    return five_crops(prepare(picture), size)[4]  # uint8 C,S,S
+
+
+def net_inputs(model: Any, views: Sequence[Tensor], device: str | torch.device = "cpu") -> Tensor:
+    """uint8 C,S,S views -> the normalised float N,C,S,S batch the net takes."""
+    ckpt = as_checkpoint(model)
+    c, s = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    norm = EvalViews(size=s, channels=c, **prep_stats(ckpt)).to(device)
+    return norm(torch.stack(list(views)).to(device))  # N,C,S,S
+
+
+def conv_weights(net: nn.Module) -> list[tuple[str, Tensor]]:
+    """(name, weight K,C,h,w) of every conv layer, in order."""
+    return [(name, m.weight.detach()) for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def feature_layer(net: nn.Module, layer: str | int | None) -> tuple[str, nn.Module]:
+    """The (name, module) of net.features that `layer` names or indexes; default: the first activation."""
+    named = list(net.features.named_children())
+    if layer is None:
+        return next(((n, m) for n, m in named if isinstance(m, (nn.ReLU, nn.Tanh))), named[0])
+    for n, m in named:
+        if n == str(layer):
+            return n, m
+    if str(layer).lstrip("-").isdigit() and -len(named) <= int(layer) < len(named):
+        return named[int(layer)]
+    raise UsageError(f"--layer {layer}: net.features has {', '.join(n for n, _ in named)} (or an index 0..{len(named) - 1})")
+
+
+@torch.no_grad()
+def feature_maps(model: Any, image: Image, layer: str | int | None = None, device: str | torch.device = "cpu") -> tuple[str, Tensor]:
+    """(layer name, its float C,h,w output) for `image`'s view, read by a forward hook."""
+    ckpt = as_checkpoint(model)
+    net = model_from_checkpoint(ckpt).to(device).eval()
+    name, module = feature_layer(net, layer)
+    captured: list[Tensor] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out.detach().float().cpu()))
+    try:
+        net(net_inputs(ckpt, [net_view(ckpt, image)], device))
+    finally:
+        handle.remove()
+    return name, captured[0][0]  # C,h,w
+
+
+@torch.no_grad()
+def probabilities(model: Any, image: Image, device: str | torch.device = "cpu") -> Tensor:
+    """All K softmax outputs of the net for `image`'s centre view (float K, on the CPU)."""
+    ckpt = as_checkpoint(model)
+    net = model_from_checkpoint(ckpt).to(device).eval()
+    return class_probabilities(net, net_inputs(ckpt, [net_view(ckpt, image)], device))[0].cpu()  # K

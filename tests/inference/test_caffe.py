@@ -1,0 +1,443 @@
+"""Caffe's bvlc_alexnet.caffemodel and imagenet_mean.binaryproto, loaded as alexnet2012.
+
+No Caffe file can be downloaded here, so the files are written in the real format by the small
+protobuf writer below, made from protobuf's encoding rules (protobuf.dev, "Encoding") and the
+field numbers of BVLC/caffe's src/caffe/proto/caffe.proto, sharing no code with the reader:
+the V1 `layers` form with legacy num/channels/height/width shapes and packed floats (the form of
+the published bvlc_alexnet.caffemodel, 2014), and the `layer` form with BlobShape dims, unpacked
+floats, double_data and a blob split in two packed runs. The weights are random, the net is the
+full one (61M weights, 244 MB a file), written once per module.
+
+The reference is Caffe's forward pass written out here from models/bvlc_alexnet/deploy.prototxt
+and the layers' formulas, in float64 on the BGR, 0-255, mean-subtracted crop Caffe feeds it: LRN
+as b = a / (1 + alpha/5 * sum of a^2 over 5 adjacent maps of the whole blob)^0.75 (lrn_layer.cpp).
+The loaded net must give its logits from the RGB image through our own preparation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from alexnet.cli import main
+from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
+from alexnet.engine.checkpoint import model_from_checkpoint
+from alexnet.errors import UsageError
+from alexnet.inference.export import export
+from alexnet.inference.predict import predict
+from alexnet.inference.weights import load_weights, save_safetensors
+from alexnet.models import build_model
+
+# bvlc_alexnet's deploy.prototxt: (name, weight shape, group); biases have one value per output
+NET = [("conv1", (96, 3, 11, 11), 1), ("conv2", (256, 48, 5, 5), 2), ("conv3", (384, 256, 3, 3), 1),
+       ("conv4", (384, 192, 3, 3), 2), ("conv5", (256, 192, 3, 3), 2),
+       ("fc6", (4096, 9216), 1), ("fc7", (4096, 4096), 1), ("fc8", (1000, 4096), 1)]
+BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
+V1_CONVOLUTION, V1_INNER_PRODUCT, V1_RELU, V1_LRN = 4, 14, 18, 15  # caffe.proto V1LayerParameter.LayerType
+
+
+# --- a protobuf writer ---------------------------------------------------------------------------
+
+def varint(n: int) -> bytes:
+    n &= (1 << 64) - 1  # negative numbers: 64-bit two's complement, ten bytes
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def key(field: int, wire: int) -> bytes:
+    return varint(field << 3 | wire)
+
+
+def vint(field: int, n: int) -> bytes:
+    return key(field, 0) + varint(n)
+
+
+def ld(field: int, payload: bytes | str) -> bytes:
+    payload = payload.encode() if isinstance(payload, str) else payload
+    return key(field, 2) + varint(len(payload)) + payload
+
+
+def unpacked(field: int, values: np.ndarray, fmt: str) -> bytes:
+    """One key (wire type 5 or 1) before each little-endian value, laid out with NumPy for fc6's 38M."""
+    width = np.dtype(fmt).itemsize
+    raw = np.ascontiguousarray(values, dtype=fmt).view(np.uint8).reshape(-1, width)
+    tag = key(field, 5 if width == 4 else 1)
+    assert len(tag) == 1
+    records = np.empty((raw.shape[0], width + 1), np.uint8)
+    records[:, 0], records[:, 1:] = tag[0], raw
+    return records.tobytes()
+
+
+def blob(values: np.ndarray, shape: tuple[int, ...], *, legacy: bool, data: str = "packed", dims: str = "packed") -> bytes:
+    """A BlobProto: legacy num/channels/height/width (1-padded to 4-D) or BlobShape; values as
+    packed floats, unpacked floats, packed doubles, or two packed runs ("split")."""
+    if legacy:
+        four = (1,) * (4 - len(shape)) + tuple(shape)
+        head = b"".join(vint(f, d) for f, d in zip((1, 2, 3, 4), four))
+    else:
+        body = ld(1, b"".join(varint(d) for d in shape)) if dims == "packed" else b"".join(vint(1, d) for d in shape)
+        head = ld(7, body)
+    flat = np.asarray(values, np.float32).reshape(-1)
+    if data == "packed":
+        tail = ld(5, flat.astype("<f4").tobytes())
+    elif data == "unpacked":
+        tail = unpacked(5, flat, "<f4")
+    elif data == "double":
+        tail = ld(8, flat.astype("<f8").tobytes())
+    else:
+        half = flat.size // 2
+        tail = ld(5, flat[:half].astype("<f4").tobytes()) + ld(5, flat[half:].astype("<f4").tobytes())
+    return tail + head if data == "split" else head + tail  # field order is free in protobuf
+
+
+def v1_layer(name: str, kind: int, blobs: list[bytes], bottom: str = "x", top: str = "y") -> bytes:
+    return ld(2, ld(2, bottom) + ld(3, top) + ld(4, name) + vint(5, kind) + b"".join(ld(6, b) for b in blobs))
+
+
+def new_layer(name: str, kind: str, blobs: list[bytes]) -> bytes:
+    param = ld(6, ld(1, "w") + ld(3, struct.pack("<f", 1.0)))  # a ParamSpec, which the reader skips
+    return ld(100, ld(1, name) + ld(2, kind) + ld(3, "x") + ld(4, name) + param + b"".join(ld(7, b) for b in blobs))
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def v1_model(weights: dict, names: list[str] | None = None, *, shapes: dict | None = None) -> bytes:
+    """bvlc_alexnet in the V1 form: legacy shapes, packed floats, the layers between the weights."""
+    out = ld(1, "AlexNet") + ld(3, "data") + b"".join(vint(4, d) for d in (10, 3, 227, 227))
+    for name, shape, _ in NET:
+        if names is not None and name not in names:
+            continue
+        w, b = weights[name]
+        ws, bs = (shapes or {}).get(name, (w.shape, b.shape))
+        kind = V1_CONVOLUTION if name.startswith("conv") else V1_INNER_PRODUCT
+        out += v1_layer(name, kind, [blob(w, ws, legacy=True), blob(b, bs, legacy=True)])
+        out += v1_layer(f"relu{name[-1]}", V1_RELU, [])
+        if name in ("conv1", "conv2"):
+            out += v1_layer(f"norm{name[-1]}", V1_LRN, [])
+    return out
+
+
+def new_model(weights: dict) -> bytes:
+    """The `layer` form: BlobShape dims, and each way of writing values."""
+    ways = {"conv1": ("unpacked", "unpacked"), "conv2": ("double", "packed"), "conv3": ("split", "packed"),
+            "fc8": ("unpacked", "unpacked")}
+    out = ld(1, "AlexNet") + new_layer("data", "Input", [])
+    for name, shape, _ in NET:
+        w, b = weights[name]
+        data, dims = ways.get(name, ("packed", "packed"))
+        kind = "Convolution" if name.startswith("conv") else "InnerProduct"
+        out += new_layer(name, kind, [blob(w, w.shape, legacy=False, data=data, dims=dims),
+                                      blob(b, b.shape, legacy=False, data="unpacked" if name == "conv4" else "packed")])
+        out += new_layer(f"relu{name[-1]}", "ReLU", [])
+    return out
+
+
+# --- the reference: Caffe's forward pass, from its layer definitions ------------------------------
+
+def caffe_lrn(a: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> torch.Tensor:
+    """b_c = a_c / (k + alpha/size * sum_{c' = c-2}^{c+2} a_c'^2)^beta across all the blob's maps."""
+    square = F.pad(a * a, (0, 0, 0, 0, (size - 1) // 2, size - 1 - (size - 1) // 2))  # N,C+4,H,W
+    window = sum(square[:, i:i + a.shape[1]] for i in range(size))
+    return a / (k + alpha / size * window) ** beta
+
+
+def caffe_forward(weights: dict, x_bgr: torch.Tensor, **lrn: float) -> torch.Tensor:
+    """deploy.prototxt on N,3,227,227 BGR mean-subtracted 0-255 input, in float64 -> N,1000."""
+    p = {name: (torch.from_numpy(w).double(), torch.from_numpy(b).double()) for name, (w, b) in weights.items()}
+    pool = lambda t: F.max_pool2d(t, 3, 2, ceil_mode=True)  # Caffe's pooling rounds up; 55, 27, 13 divide evenly
+    x = pool(caffe_lrn(F.relu(F.conv2d(x_bgr.double(), *p["conv1"], stride=4)), **lrn))  # N,96,27,27
+    x = pool(caffe_lrn(F.relu(F.conv2d(x, *p["conv2"], padding=2, groups=2)), **lrn))  # N,256,13,13
+    x = F.relu(F.conv2d(x, *p["conv3"], padding=1))
+    x = F.relu(F.conv2d(x, *p["conv4"], padding=1, groups=2))
+    x = pool(F.relu(F.conv2d(x, *p["conv5"], padding=1, groups=2)))  # N,256,6,6
+    x = F.relu(F.linear(x.flatten(1), *p["fc6"]))
+    x = F.relu(F.linear(x, *p["fc7"]))
+    return F.linear(x, *p["fc8"])
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def weights() -> dict:
+    """Random Caffe-layout weights, He-scaled so that activations keep the 0-255 inputs' size and
+    LRN's alpha/n * sum a^2 reaches the order of k (with N(0, 0.01) it would hardly act); fc8
+    smaller, for logits of tens, a trained net's size (He-scaled, they reach 185)."""
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for name, shape, _ in NET:
+        fan_in = math.prod(shape[1:])
+        w = torch.randn(shape, generator=g) * math.sqrt(2 / fan_in) * (0.15 if name == "fc8" else 1.0)
+        out[name] = (w.numpy(), (torch.randn(shape[0], generator=g) * 0.1).numpy())
+    return out
+
+
+@pytest.fixture(scope="module")
+def mean_bgr() -> torch.Tensor:
+    """A 3x256x256 BGR mean in 0-255 whose channel means are Caffe's, varying over the image."""
+    yy, xx = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
+    ripple = 6 * torch.sin(xx / 20) * torch.cos(yy / 31)  # 3,R,R: so a crop in the wrong place shows
+    return torch.stack([m + ripple * (i + 1) for i, m in enumerate(BGR_MEAN)]).float()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, weights, mean_bgr) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("caffe")
+    v1 = write(root / "with_mean" / "bvlc_alexnet.caffemodel", v1_model(weights))
+    mean = write(root / "with_mean" / "imagenet_mean.binaryproto", blob(mean_bgr.numpy(), (1, 3, 256, 256), legacy=True))
+    (root / "alone").mkdir()
+    alone = root / "alone" / "bvlc_alexnet.caffemodel"
+    os.symlink(v1, alone)  # the same file, with no mean file beside it
+    new = write(root / "new" / "bvlc_alexnet.caffemodel", new_model(weights))
+    return {"v1": v1, "mean": mean, "alone": alone, "new": new, "root": root}
+
+
+@pytest.fixture(scope="module")
+def image() -> torch.Tensor:
+    """An RGB photo stand-in: uint8 3x256x256, smooth colour fields and noise."""
+    g = torch.Generator().manual_seed(1)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 256), torch.linspace(0, 1, 256), indexing="ij")
+    base = torch.stack([200 * xx, 180 * yy, 120 * (1 - xx * yy)]) + 30 * torch.rand(3, 256, 256, generator=g)
+    return base.clamp(0, 255).to(torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def photo(files, image) -> Path:
+    from PIL import Image
+
+    path = files["root"] / "photo.png"
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)
+    return path
+
+
+def our_logits(ckpt: dict, image: torch.Tensor, **model_args) -> torch.Tensor:
+    """The loaded net's logits for `image`, prepared as predict prepares it (eval_prepare, EvalViews)."""
+    size = int(ckpt["input_size"][1])
+    net = model_from_checkpoint(ckpt) if not model_args else build_model("alexnet2012", **model_args)
+    net.load_state_dict(ckpt["model"])
+    views = EvalViews(size=size, channels=3, **prep_stats(ckpt))
+    with torch.no_grad():
+        return net.eval()(views(eval_prepare(ckpt["augment"], size=size, channels=3)(image)[None]))[0].double()
+
+
+def centre(t: torch.Tensor) -> torch.Tensor:
+    return t[..., 14:241, 14:241]  # the 227 crop of a 256-square, as Caffe's centre crop takes it
+
+
+# --- loading the good files ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("form", ["alone", "new"])
+def test_state_equals_the_caffe_weights_with_conv1_in_rgb(files, weights, form, capsys):
+    ckpt = load_weights(files[form])
+    state = ckpt["model"]
+    assert ckpt["model_name"] == "alexnet2012" and ckpt["model_args"] == {"lrn_k": 1.0, "lrn_per_tower": False}
+    for name, shape, _ in NET:
+        prefix = ("features." if name.startswith("conv") else "classifier.") + name
+        w, b = (torch.from_numpy(a) for a in weights[name])
+        torch.testing.assert_close(state[f"{prefix}.weight"], w.flip(1) if name == "conv1" else w, rtol=0, atol=0)
+        torch.testing.assert_close(state[f"{prefix}.bias"], b, rtol=0, atol=0)
+    assert state["features.conv1.weight"][:, 0].equal(torch.from_numpy(weights["conv1"][0][:, 2]))  # R is Caffe's third
+    assert ckpt["classes"][0] == "tench" and len(ckpt["classes"]) == 1000
+    assert ckpt["input_size"] == [3, 227, 227] and ckpt["augment"] == "paper"
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "per-channel ImageNet mean" in err  # no mean file beside it
+
+
+def test_logits_equal_caffes_forward_with_its_mean_image(files, weights, mean_bgr, image, capsys):
+    ckpt = load_weights(files["v1"], "alexnet2012")
+    assert "mean image of" in capsys.readouterr().err and ckpt["input_norm"] == "mean_image"
+    torch.testing.assert_close(ckpt["mean_image"], mean_bgr.flip(0))  # kept in RGB order
+    x_bgr = centre(image.double().flip(0) - mean_bgr.double())[None]  # 1,3,227,227 as Caffe's data layer makes it
+    reference = caffe_forward(weights, x_bgr)[0]
+    ours = our_logits(ckpt, image)
+    error = (ours - reference).abs().max().item()
+    scale = reference.abs().max().item()
+    print(f"max |logit - Caffe's| = {error:.3g} of logits up to {scale:.3g}")
+    assert error <= 1e-5 * scale
+    # the test can fail: the paper's LRN (k=2, per tower), or the image as BGR, give other logits
+    assert (our_logits(ckpt, image, lrn_k=2.0) - reference).abs().max() > 1000 * error
+    assert (our_logits(ckpt, image, lrn_k=1.0) - reference).abs().max() > 10 * error  # per tower: the boundary maps
+    assert (our_logits(ckpt, image.flip(0)) - reference).abs().max() > 1000 * error
+    # predict, end to end, picks Caffe's class with Caffe's probability
+    top = predict(image, ckpt, topk=1)[0]["topk"][0]
+    assert top["index"] == int(reference.argmax())
+    # |d softmax_i| <= 2 p_i max|d logit|, so the probabilities agree as closely as the logits do
+    assert top["prob"] == pytest.approx(float(reference.softmax(0).max()), abs=2 * error)
+
+
+@pytest.mark.parametrize("form", ["alone", "new"])
+def test_logits_equal_caffes_forward_with_its_channel_mean(files, weights, image, form):
+    ckpt = load_weights(files[form], None)
+    assert ckpt["input_norm"] == "channel" and ckpt["mean_image"] is None
+    mean = torch.tensor(BGR_MEAN, dtype=torch.float64)[:, None, None]
+    reference = caffe_forward(weights, centre(image.double().flip(0) - mean)[None])[0]
+    error = (our_logits(ckpt, image) - reference).abs().max().item()
+    assert error <= 1e-5 * reference.abs().max().item()
+
+
+def test_exports_rebuild_the_same_net(files, image, tmp_path, capsys):
+    """The model args travel: safetensors reads back as the same net, ONNX (LRN traced as torch's
+    formula) matches PyTorch in onnxruntime within export's own tolerance."""
+    ckpt = load_weights(files["v1"])
+    back = load_weights(save_safetensors(ckpt, tmp_path / "bvlc.safetensors"))
+    assert back["model_args"] == ckpt["model_args"] and back["input_norm"] == "mean_image"
+    torch.testing.assert_close(our_logits(back, image), our_logits(ckpt, image), rtol=0, atol=0)
+    pytest.importorskip("onnxruntime")
+    result = export(ckpt, "onnx", tmp_path / "bvlc.onnx")
+    assert result["check"]["max_abs_diff"] is not None and result["check"]["max_abs_diff"] <= 1e-4, result["check"]
+
+
+def test_the_cli_predicts_and_draws_figure_3(files, photo, tmp_path, capsys):
+    assert main(["predict", str(photo), "--model", "alexnet2012", "--weights", str(files["v1"]), "--topk", "2"]) == 0
+    out = capsys.readouterr()
+    assert "imagenet_mean.binaryproto" in out.err and str(photo) in out.out
+    picture = tmp_path / "filters.png"
+    assert main(["viz", "filters", "--weights", str(files["alone"]), "--out", str(picture)]) == 0
+    assert picture.stat().st_size > 10_000 and f"wrote {picture}" in capsys.readouterr().out
+
+
+# --- bad files: one line each ------------------------------------------------------------------
+
+def one_line(path: Path, words: str, model: str | None = None) -> str:
+    with pytest.raises(UsageError) as info:
+        load_weights(path, model)
+    message = str(info.value)
+    assert "\n" not in message and words in message.replace(str(path), "FILE"), message  # the path holds the test's name
+    return message
+
+
+@pytest.fixture(scope="module")
+def v1_bytes(files) -> bytes:
+    return files["v1"].read_bytes()
+
+
+@pytest.mark.parametrize("keep", [1, 2, 10, 30, 1_000, 100_000, "half", "all but 1"])
+def test_a_truncated_file_is_one_line(files, v1_bytes, keep, tmp_path):
+    n = {"half": len(v1_bytes) // 2, "all but 1": len(v1_bytes) - 1}.get(keep, keep)
+    bad = write(tmp_path / "cut.caffemodel", v1_bytes[:n])
+    one_line(bad, "truncated")
+
+
+@pytest.mark.parametrize("name,wrong", [
+    ("conv1", (96, 1, 11, 11)), ("conv2", (256, 96, 5, 5)), ("conv3", (384, 128, 3, 3)), ("conv4", (384, 384, 3, 3)),
+    ("conv5", (256, 384, 3, 3)), ("fc6", (16, 9216)), ("fc7", (16, 4096)), ("fc8", (1000, 16))])
+def test_a_wrong_weight_shape_names_the_layer(weights, name, wrong, tmp_path):
+    w = np.zeros(wrong, np.float32)
+    b = weights[name][1]
+    bad = write(tmp_path / "bad.caffemodel", v1_model({name: (w, b)}, [name]))
+    one_line(bad, f"layer {name}'s weight has shape {(1,) * (4 - len(wrong)) + wrong}, alexnet2012 (bvlc_alexnet) wants {dict((n, s) for n, s, _ in NET)[name]}")
+
+
+@pytest.mark.parametrize("name,wrong", [("conv1", (48,)), ("conv3", (385,)), ("conv5", (2, 128)), ("fc8", (999,))])
+def test_a_wrong_bias_shape_names_the_layer(weights, name, wrong, tmp_path):
+    w = weights[name][0]
+    bad = write(tmp_path / "bad.caffemodel", v1_model({name: (w, np.zeros(wrong, np.float32))}, [name]))
+    one_line(bad, f"layer {name}'s bias has shape")
+
+
+@pytest.mark.parametrize("names,missing", [(["conv1"], "conv2"), (["conv1", "conv2", "conv3", "conv4", "conv5"], "fc6"),
+                                           (["conv1", "conv2", "conv4", "conv5"], "conv3")])
+def test_a_missing_layer_is_named(weights, names, missing, tmp_path):
+    one_line(write(tmp_path / "part.caffemodel", v1_model(weights, names)), f"has no layer {missing}")
+
+
+W1, B1 = np.zeros((96, 3, 11, 11), np.float32), np.zeros(96, np.float32)  # conv1's shapes
+CONV1 = [blob(W1, W1.shape, legacy=True), blob(B1, B1.shape, legacy=True)]
+PROTOTXT = 'name: "AlexNet"\nlayer {\n  name: "data"\n  type: "Input"\n  top: "data"\n}\n'
+
+
+@pytest.mark.parametrize("what,data,words", [
+    ("empty", b"", "the file is empty"),
+    ("a prototxt", PROTOTXT.encode(), "it is a text file"),
+    ("a one-word text", b"hello", "it is a text file"),
+    ("a PNG", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "cannot read Caffe model"),
+    ("random bytes", np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "cannot read Caffe model"),
+    ("wire type 6", ld(2, ld(4, "conv1") + key(9, 6) + b"\x00"), "unknown wire type 6"),
+    ("wire type 3 (a group)", key(2, 3) + b"\x00", "unknown wire type 3"),
+    ("wire type 7 at the top", key(1, 7), "unknown wire type 7"),
+    ("a name as a varint", ld(2, vint(4, 5)), "field 4 at byte 2 has wire type 0"),
+    ("an endless varint", ld(2, vint(5, 1)[:1] + b"\xff" * 12), "runs over 10 bytes"),
+    ("no weights", ld(1, "AlexNet") + v1_layer("relu1", V1_RELU, []), "no layer holds weights"),
+    ("too few values", v1_layer("conv1", V1_CONVOLUTION, [vint(1, 96) + vint(2, 3) + vint(3, 11) + vint(4, 11) + ld(5, b"\0" * 40)]),
+     "holds 10 values, its shape (96, 3, 11, 11) says 34,848"),
+    ("a ragged packed run", v1_layer("conv1", V1_CONVOLUTION, [ld(5, b"\0" * 6)]), "6 bytes are not whole 4-byte numbers"),
+    ("a negative dimension", new_layer("conv1", "Convolution", [ld(7, ld(1, varint(-3)))]), "negative dimension"),
+    ("V0 layers", ld(2, ld(1, ld(1, "conv1") + ld(2, "conv"))), "Caffe's V0 format"),
+    ("both forms", v1_layer("a", V1_RELU, []) + new_layer("b", "ReLU", []), "both 'layer' and 'layers'"),
+    ("a name that is not UTF-8", ld(2, ld(4, b"conv\xff")), "is not UTF-8"),
+    # Blob::ShapeEquals: a bias of 96 is (1, 1, 1, 96); (1, 96, 1, 1) holds as many values but is refused
+    ("a legacy shape padded wrongly", v1_layer("conv1", V1_CONVOLUTION, [CONV1[0], blob(B1, (1, 96, 1, 1), legacy=True)]),
+     "layer conv1's bias has shape (1, 96, 1, 1)"),
+    ("a renamed layer", v1_layer("conv1_caffenet", V1_CONVOLUTION, CONV1), "has no layer conv1 (its layers with weights: conv1_caffenet)"),
+    ("no bias", v1_layer("conv1", V1_CONVOLUTION, CONV1[:1]), "layer conv1 holds 1 blobs, not its weights and bias"),
+    ("a V1 type", v1_layer("conv1", V1_LRN, CONV1), "layer conv1 is a LRN layer, bvlc_alexnet's is Convolution"),
+    ("a type", new_layer("conv1", "Deconvolution", [blob(W1, W1.shape, legacy=False)] * 2), "layer conv1 is a Deconvolution layer"),
+])
+def test_a_file_that_is_not_a_caffemodel_is_one_line(what, data, words, tmp_path):
+    one_line(write(tmp_path / "bad.caffemodel", data), words)
+
+
+def test_the_model_must_be_alexnet2012(files):
+    one_line(files["alone"], "loads as alexnet2012 (Caffe's bvlc_alexnet), not as alexnet_owt", model="alexnet_owt")
+    with pytest.raises(UsageError, match="a mean file"):
+        load_weights(files["mean"])
+
+
+@pytest.mark.parametrize("what,data,words", [
+    ("too small", blob(np.zeros((3, 10, 10)), (1, 3, 10, 10), legacy=True), "is not a 3xRxR BGR image"),
+    ("grey", blob(np.zeros((1, 256, 256)), (1, 1, 256, 256), legacy=True), "is not a 3xRxR BGR image"),
+    ("truncated", blob(np.zeros((3, 256, 256)), (1, 3, 256, 256), legacy=True)[:-100], "truncated"),
+    ("not finite", blob(np.full((3, 256, 256), np.inf), (3, 256, 256), legacy=False), "not finite"),
+])
+def test_a_bad_mean_file_beside_the_model_is_one_line(files, what, data, words, tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    os.symlink(files["v1"], folder / "bvlc_alexnet.caffemodel")
+    write(folder / "imagenet_mean.binaryproto", data)
+    message = one_line(folder / "bvlc_alexnet.caffemodel", words)
+    assert "imagenet_mean.binaryproto" in message
+
+
+@pytest.mark.parametrize("what,data,words", [
+    ("truncated", "cut", "truncated"), ("a wrong shape", "shape", "layer conv2's weight has shape"),
+    ("a text file", PROTOTXT.encode(), "text file"), ("empty", b"", "empty"), ("missing layer", "missing", "has no layer fc6"),
+])
+def test_the_cli_says_it_in_one_line_exit_2(weights, v1_bytes, what, data, words, tmp_path, photo, capsys):
+    if data == "cut":
+        data = v1_bytes[:5_000]
+    elif data == "shape":
+        data = v1_model({"conv2": (np.zeros((256, 96, 5, 5), np.float32), weights["conv2"][1])}, ["conv2"])
+    elif data == "missing":
+        data = v1_model(weights, ["conv1", "conv2", "conv3", "conv4", "conv5"])
+    bad = write(tmp_path / "bad.caffemodel", data)
+    for argv in (["predict", str(photo), "--model", "alexnet2012", "--weights", str(bad)],
+                 ["viz", "filters", "--weights", str(bad), "--out", str(tmp_path / "f.png")],
+                 ["export", str(bad), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and words in err.replace(str(bad), "FILE") and "Traceback" not in err, err
+    assert not (tmp_path / "f.png").exists() and not (tmp_path / "x.onnx").exists()
+
+
+def test_model_args_are_checked():
+    for args, words in (({"lrn_k": 0}, "lrn_k must be a finite number > 0"), ({"lrn_k": float("nan")}, "lrn_k"),
+                        ({"lrn_k": True}, "lrn_k"), ({"lrn_per_tower": "no"}, "lrn_per_tower must be true or false")):
+        with pytest.raises(UsageError, match=words):
+            build_model("alexnet2012", **args)
+    default, caffe = build_model("alexnet2012"), build_model("alexnet2012", lrn_k=1.0, lrn_per_tower=False)
+    assert (default.features.lrn1.k, default.features.lrn1.towers) == (2.0, 2)
+    assert (caffe.features.lrn1.k, caffe.features.lrn1.towers, caffe.features.lrn2.towers) == (1.0, 1, 1)

@@ -1,0 +1,58 @@
+"""Every notebook in notebooks/ runs top to bottom in a fresh Jupyter kernel at smoke scale
+(ALEXNET_SMOKE=1); the notebooks' own cells assert that what they print is sane (accuracy above
+chance, shapes, NumPy equal to torch), so a notebook that runs is a notebook that works."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def runner():
+    spec = importlib.util.spec_from_file_location("notebook_runner", NOTEBOOKS / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
+def test_notebook_runs_at_smoke_scale(name, tmp_path_factory):
+    pytest.importorskip("nbclient", reason="the notebooks need the test extra's nbclient and ipykernel")
+    pytest.importorskip("ipykernel", reason="the notebooks need the test extra's nbclient and ipykernel")
+    runs = tmp_path_factory.getbasetemp() / "notebook-runs"  # shared: 01 may use 04's run, as at full scale
+    seconds = runner().execute(NOTEBOOKS / name, smoke=True, save=False, timeout=300, runs=runs)
+    assert seconds < 120, f"{name} took {seconds:.0f} s at smoke scale; the budget is 2 minutes"
+
+
+def test_every_notebook_has_committed_outputs_with_a_picture():
+    import json
+
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert outputs, f"{path.name} is committed without outputs: run python notebooks/run.py {path.name}"
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} shows no picture"
+        text = "".join("".join(o.get("text", "")) for o in outputs)
+        assert "SMOKE scale" not in text, f"{path.name} was saved from a smoke run"
+
+
+def test_the_notebooks_use_only_public_names():
+    """A notebook that needs a private name means the API lacks something (DEVELOPERS.md, rule 8)."""
+    import ast
+    import json
+
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            for node in ast.walk(ast.parse("".join(cell["source"]))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("alexnet"):
+                    names = [node.module, *(a.name for a in node.names)]
+                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "alexnet":
+                    names = [node.attr]
+                else:
+                    continue
+                private = [n for n in names if any(p.startswith("_") and not p.endswith("__") for p in n.split("."))]  # dunders are public
+                assert not private, f"{path.name} uses {private}"
