@@ -92,13 +92,6 @@ def _device(args: argparse.Namespace) -> Any:
     return resolve_device(args.device)
 
 
-def _prepared(ckpt: dict[str, Any], paths: list[str]) -> tuple[list[str], list[Any]]:
-    """Image files -> the uint8 C,S,S centre views the net sees; unreadable files are an error."""
-    from alexnet.inference.inspect import net_view
-
-    return paths, [net_view(ckpt, path) for path in paths]
-
-
 def _image_files(inputs: list[str]) -> list[str]:
     from alexnet.inference.predict import expand_inputs
 
@@ -110,13 +103,6 @@ def _image_files(inputs: list[str]) -> list[str]:
             raise UsageError(f"no such file: {item}")
         files.append(str(item))
     return files
-
-
-def _normalised(ckpt: dict[str, Any], views: list[Any], device: Any) -> Any:
-    """uint8 C,S,S views -> the float N,C,S,S batch the net takes."""
-    from alexnet.inference.inspect import net_inputs
-
-    return net_inputs(ckpt, views, device)
 
 
 def _title(args: argparse.Namespace, default: str) -> str:
@@ -185,27 +171,14 @@ def _args_features(q: argparse.ArgumentParser) -> None:
 
 
 def _run_features(args: argparse.Namespace) -> Path:
-    import torch
-
-    from alexnet.engine.checkpoint import model_from_checkpoint
-    from alexnet.inference.inspect import feature_layer
+    from alexnet.inference.inspect import feature_maps, net_view
     from alexnet.viz.features import plot_features
 
     ckpt = _net(args, untrained_ok=True)
-    device = _device(args)
-    net = model_from_checkpoint(ckpt).to(device).eval()
-    name, module = feature_layer(net, args.layer)
-    _, views = _prepared(ckpt, _image_files([args.image])[:1])
-    captured: list[Any] = []
-    handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out.detach().float().cpu()))
-    try:
-        with torch.no_grad():
-            net(_normalised(ckpt, views, device))
-    finally:
-        handle.remove()
-    maps = captured[0][0]  # C,h,w
+    image = _image_files([args.image])[0]
+    name, maps = feature_maps(ckpt, image, args.layer, _device(args))  # C,h,w
     title = _title(args, f"{_who(ckpt)}: {name} on {Path(args.image).name}")
-    return plot_features(views[0], maps, args.out, title=title, max_maps=args.max_maps, layer=name)
+    return plot_features(net_view(ckpt, image), maps, args.out, title=title, max_maps=args.max_maps, layer=name)
 
 
 # ---- predictions -----------------------------------------------------------------------------
@@ -232,6 +205,7 @@ def true_label(path: str, classes: list[str]) -> str | None:
 
 
 def _run_predictions(args: argparse.Namespace) -> Path:
+    from alexnet.inference.inspect import net_view
     from alexnet.inference.predict import predict
     from alexnet.viz.predictions import file_labels, plot_prediction_grid, plot_top5
 
@@ -243,7 +217,7 @@ def _run_predictions(args: argparse.Namespace) -> Path:
     if not ok:
         raise UsageError("none of the inputs could be read")
     files, _ = zip(*ok)
-    _, views = _prepared(ckpt, list(files))
+    views = [net_view(ckpt, f) for f in files]  # uint8 C,S,S centre views
     truth = [true_label(f, list(ckpt["classes"])) for f in files]
     truth_or_none = truth if any(t is not None for t in truth) else None
     topks = [r["topk"] for _, r in ok]
@@ -270,17 +244,14 @@ def _args_heatmap(q: argparse.ArgumentParser) -> None:
 
 
 def _run_heatmap(args: argparse.Namespace) -> Path:
-    from alexnet.engine.checkpoint import model_from_checkpoint
-    from alexnet.engine.evaluate import class_probabilities
+    from alexnet.inference.inspect import net_view, probabilities
     from alexnet.viz.heatmap import plot_heatmap
 
     ckpt = _net(args)
-    device = _device(args)
-    net = model_from_checkpoint(ckpt).to(device).eval()
-    _, views = _prepared(ckpt, _image_files([args.image])[:1])
-    probs = class_probabilities(net, _normalised(ckpt, views, device))[0].cpu()  # K
+    view = net_view(ckpt, _image_files([args.image])[0])  # uint8 C,S,S
+    probs = probabilities(ckpt, view, _device(args))  # K
     title = _title(args, f"{_who(ckpt)}: all {probs.numel()} softmax outputs for {Path(args.image).name}")
-    return plot_heatmap(probs, list(ckpt["classes"]), args.out, title=title, top=args.top, image=views[0])
+    return plot_heatmap(probs, list(ckpt["classes"]), args.out, title=title, top=args.top, image=view)
 
 
 # ---- neighbors -------------------------------------------------------------------------------
@@ -300,6 +271,7 @@ def _run_neighbors(args: argparse.Namespace) -> Path:
     from alexnet.data.loader import make_loader
     from alexnet.data.transforms import eval_prepare, five_crops
     from alexnet.engine.checkpoint import model_from_checkpoint
+    from alexnet.inference.inspect import net_inputs, net_view
     from alexnet.viz.neighbors import nearest, plot_neighbors
 
     ckpt = _net(args)
@@ -322,7 +294,7 @@ def _run_neighbors(args: argparse.Namespace) -> Path:
         for batch in make_loader(subset, prepare, batch_size=100, shuffle=False, workers=0):
             crops = five_crops(batch.images, size)[4]  # uint8 N,C,S,S
             with torch.no_grad():
-                feats.append(net.forward_features(_normalised(ckpt, list(crops), device)).float().cpu())
+                feats.append(net.forward_features(net_inputs(ckpt, list(crops), device)).float().cpu())
             views += list(crops)
             labels += [classes[int(y)] for y in batch.labels]
         if not views:
@@ -332,10 +304,10 @@ def _run_neighbors(args: argparse.Namespace) -> Path:
     bank_views, bank_labels, bank = embed(source.split("train"), args.bank_size)
     if args.inputs:
         files = _image_files(args.inputs)
-        _, query_views = _prepared(ckpt, files)
+        query_views = [net_view(ckpt, f) for f in files]
         query_labels = [true_label(f, list(ckpt["classes"])) or Path(f).name for f in files]
         with torch.no_grad():
-            queries = net.forward_features(_normalised(ckpt, query_views, device)).float().cpu()
+            queries = net.forward_features(net_inputs(ckpt, query_views, device)).float().cpu()
     else:
         held_out = source.split("val") if len(source.split("val")) else source.split("test")
         query_views, query_labels, queries = embed(held_out, args.queries)
