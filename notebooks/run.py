@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     paths = [HERE / n for n in args.names] if args.names else sorted(HERE.glob("*.ipynb"))
     for path in paths:
+        if path.suffix != ".ipynb" or not path.is_file():
+            known = ", ".join(p.name for p in sorted(HERE.glob("*.ipynb")))
+            print(f"run.py: error: no notebook {path.name!r} in notebooks/; there are: {known}", file=sys.stderr)
+            return 2
+    for path in paths:
         seconds = execute(path, smoke=args.smoke, save=not args.smoke)
         print(f"{path.name}: {seconds:.0f} s", file=sys.stderr)
     return 0
