@@ -28,7 +28,7 @@ from alexnet.models.summary import summarize
 
 TOP_KEYS = {"device", "torch", "torchvision", "model", "mode", "batch_size", "precision", "channels_last", "compile",
             "results", "baselines", "ratios"}
-QUICK = ["--warmup", "1", "--windows", "2", "--steps", "1", "--device", "cpu"]
+QUICK = ["--warmup", "1", "--windows", "2", "--steps", "1", "--device", "cpu", "--ceiling-side", "128"]
 
 
 def check_entry(entry: dict, windows: int = 2) -> None:
@@ -62,7 +62,7 @@ def test_flops_per_image_of_alexnet_owt_are_twice_the_summary_macs():
 @pytest.fixture(scope="module")
 def infer_report() -> dict:
     cfg = BenchConfig(model="alexnet_owt", mode="infer", batch_size=2, image_size=64, baseline=True,
-                      device="cpu", warmup=1, windows=2, steps=1)
+                      device="cpu", warmup=1, windows=2, steps=1, ceiling_side=128)
     return run_bench(cfg)
 
 

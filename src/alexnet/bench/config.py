@@ -19,6 +19,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BASELINE_FP32 = "torchvision_eager_fp32"
 BASELINE_AUTOCAST = "torchvision_eager_autocast"
 BASELINE_DATA = "torchvision_imagefolder"
+RUNTIME_NAMES = ("onnxruntime", "openvino")  # inference baselines on the exported model (bench/runtimes.py)
 
 # ImageNet's per-channel statistics in [0, 1] units: synthetic batches are normalised with them
 # as ImageNet batches would be (the values change no timing).
@@ -62,6 +63,9 @@ class BenchConfig:
     """Data-loading worker processes for data mode (both loaders); -1: picked from the cores available."""
     baseline: bool = False
     """Also measure torchvision's alexnet run the standard way, and the ratios ours/theirs."""
+    runtimes: tuple[str, ...] = ()
+    """Inference baselines outside PyTorch, run on our model exported to ONNX (bench/runtimes.py):
+    onnxruntime, openvino (an extra: pip install 'alexnet[baselines]'). CPU only."""
     device: str = "auto"
     """auto, cpu, or cuda."""
     warmup: int = -1
@@ -72,6 +76,11 @@ class BenchConfig:
     """Steps (batches) per window; 0: the device's default."""
     peak_tflops: float = 0.0
     """The device's peak in TFLOP/s for MFU; 0: from PEAK_FLOPS (known GPUs only, else no MFU)."""
+    ceiling: bool = True
+    """Also time a large square matmul in each measured precision (bench/ceiling.py): the device's
+    own ceiling, the denominator of `mfu_ceiling`."""
+    ceiling_side: int = 0
+    """Side of the ceiling's square matrices; 0: the device's default (4096 on a CPU, 8192 on a GPU)."""
     seed: int = 0
     """Seed of the weights and the synthetic batches."""
 
@@ -80,13 +89,20 @@ class BenchConfig:
             raise UsageError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        for name, low in (("batch_size", 0), ("image_size", 0), ("workers", -1), ("warmup", -1), ("windows", 0), ("steps", 0)):
+        for name, low in (("batch_size", 0), ("image_size", 0), ("workers", -1), ("warmup", -1), ("windows", 0), ("steps", 0),
+                          ("ceiling_side", 0)):
             if getattr(self, name) < low:
                 raise UsageError(f"{name} must be >= {low}; got {getattr(self, name)}")
         if self.warmup == 0:  # the first step builds what the step needs (and compiles): never timed
             raise UsageError("warmup must be at least 1 step (or -1: the device's default)")
         if not (math.isfinite(self.peak_tflops) and self.peak_tflops >= 0):
             raise UsageError(f"peak_tflops must be a finite number >= 0; got {self.peak_tflops}")
+        self.runtimes = tuple(self.runtimes)
+        for name in self.runtimes:
+            if name not in RUNTIME_NAMES:
+                raise UsageError(f"unknown baseline {name!r}; choose from: torchvision, {', '.join(RUNTIME_NAMES)}")
+        if self.runtimes and self.mode in ("train", "data"):
+            raise UsageError(f"--baseline {self.runtimes[0]} measures inference: use --mode infer or all")
         if self.mode == "data" and not self.data:
             raise UsageError("--mode data needs --data SPEC (e.g. folder:DIR, a folder of class folders of images)")
 

@@ -1,5 +1,6 @@
 """The whole benchmark: `run_bench` resolves the config, runs each mode (ours and, with
---baseline, torchvision's), adds the MFU against the device's peak, and returns the JSON-ready
+--baseline, torchvision's), adds the MFU against the device's datasheet peak (where known) and against its ceiling measured
+in the same run (bench/ceiling.py), and returns the JSON-ready
 report `alexnet bench` prints (as a table: bench/report.py).
 """
 
@@ -10,11 +11,14 @@ from typing import Any
 
 import torch
 
+from alexnet.bench.ceiling import matmul_ceiling
 from alexnet.bench.config import BenchConfig, resolve
 from alexnet.bench.data import measure_data
 from alexnet.bench.flops import device_name, peak_flops
+from alexnet.bench.runtimes import exported_runner, require, workdir
 from alexnet.bench.synthetic import check_baseline_size, ours, torchvision_alexnet
 from alexnet.bench.timing import MEMORY_KINDS, measure
+from alexnet.errors import UsageError
 
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
@@ -30,6 +34,10 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
         modes.append("data")
     if cfg.baseline and ("train" in modes or "infer" in modes):
         check_baseline_size(cfg.image_size)
+    for name in cfg.runtimes:  # a missing runtime is an error before minutes of measuring
+        require(name)
+        if device.type != "cpu":
+            raise UsageError(f"--baseline {name} runs on the CPU only; add --device cpu")
     source = None
     if "data" in modes:  # opened first: a bad spec is an error before minutes of measuring
         from alexnet.data import open_dataset
@@ -41,10 +49,12 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
     results: dict[str, Any] = {}
     baselines: dict[str, Any] = {}
     ratios: dict[str, Any] = {}
+    ceilings: dict[str, Any] = {}  # precision -> matmul_ceiling's measurement, once per precision
     timing = dict(warmup=cfg.warmup, windows=cfg.windows, steps=cfg.steps, log=log)
     benchmark_was = torch.backends.cudnn.benchmark
     # both torchvision's reference script and our training pick cuDNN's fastest kernels per shape
     torch.backends.cudnn.benchmark = True
+    exported = workdir()  # the ONNX file the runtimes read, removed at the end
     try:
         with explain_out_of_memory(cfg.batch_size, device, doing="benchmarking"):
             for mode in modes:
@@ -55,17 +65,28 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
                     factories = [lambda mode=mode: ours(cfg, device, mode, notes)]
                     if cfg.baseline:
                         factories += [lambda mode=mode, a=a: torchvision_alexnet(cfg, device, mode, a) for a in (False, True)]
+                    if mode == "infer":
+                        factories += [lambda n=n: exported_runner(cfg, device, n, exported.name) for n in cfg.runtimes]
                     measured = measure(factories, device, **timing)
                 for entry in measured.values():
                     peak = peak_flops(device, entry["precision"], cfg.peak_tflops)
                     entry["peak_tflops"] = peak / 1e12 if peak else None
                     entry["mfu"] = entry["tflops_per_s"] * 1e12 / peak if peak and entry["tflops_per_s"] else None
+                    ceiling = None
+                    if entry["tflops_per_s"] and cfg.ceiling:
+                        if entry["precision"] not in ceilings:
+                            log(f"ceiling: a {cfg.ceiling_side or 'large'} square matmul in {entry['precision']}")
+                            ceilings[entry["precision"]] = matmul_ceiling(device, entry["precision"], side=cfg.ceiling_side)
+                        ceiling = ceilings[entry["precision"]]["tflops_per_s"]
+                    entry["ceiling_tflops"] = ceiling
+                    entry["mfu_ceiling"] = entry["tflops_per_s"] / ceiling if ceiling else None
                 results[mode] = measured.pop("ours")
                 if measured:
                     baselines[mode] = measured
                     ratios[mode] = {name: results[mode]["images_per_s"] / b["images_per_s"] for name, b in measured.items()}
     finally:
         torch.backends.cudnn.benchmark = benchmark_was
+        exported.cleanup()
     compiled = [r.get("compile") for r in results.values() if "compile" in r]
     return {
         "device": device.type,
@@ -88,5 +109,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
         "results": results,
         "baselines": baselines,
         "ratios": ratios,
+        "ceilings": ceilings,
+        "runtimes": list(cfg.runtimes),
         "notes": notes,
     }

@@ -54,6 +54,15 @@ def synthetic_batch(batch_size: int, channels: int, side: int, num_classes: int,
     return images.to(device), labels.to(device)
 
 
+def synthetic_input(batch_size: int, channels: int, side: int, seed: int, device: torch.device | None = None) -> Tensor:
+    """A synthetic batch as a plain eager loop or an exported model takes it: float32 N,C,S,S,
+    normalised with MEAN and STD once (what torchvision's ToTensor + Normalize give)."""
+    raw, _ = synthetic_batch(batch_size, channels, side, 1000, device or torch.device("cpu"), seed)
+    mean = torch.tensor((MEAN * channels)[:channels], device=raw.device)[:, None, None]
+    std = torch.tensor((STD * channels)[:channels], device=raw.device)[:, None, None]
+    return ((raw.float() / 255 - mean) / std).contiguous()
+
+
 def compile_or_eager(model: nn.Module, first_call: Callable[[nn.Module], None], notes: list[str],
                      mode: str | None = None) -> tuple[nn.Module, bool]:
     """torch.compile(model, mode=mode), compiled now by `first_call`; the eager model and a one-line note if that fails."""
@@ -133,10 +142,8 @@ def torchvision_alexnet(cfg: BenchConfig, device: torch.device, kind: str, use_a
     torch.manual_seed(cfg.seed)
     model = torchvision.models.alexnet(num_classes=1000).to(device)
     size = cfg.image_size
-    raw, labels = synthetic_batch(cfg.batch_size, 3, size, 1000, device, cfg.seed)
-    mean = torch.tensor(MEAN, device=device)[:, None, None]
-    std = torch.tensor(STD, device=device)[:, None, None]
-    x = ((raw.float() / 255 - mean) / std).contiguous()  # N,3,S,S float32, normalised once
+    _, labels = synthetic_batch(cfg.batch_size, 3, size, 1000, device, cfg.seed)
+    x = synthetic_input(cfg.batch_size, 3, size, cfg.seed, device)  # N,3,S,S float32, normalised once
     amp, scaler = autocast_for(device, True) if use_autocast else (contextlib.nullcontext(), None)
     dtype = getattr(amp, "fast_dtype", torch.float32)
     precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")

@@ -5,7 +5,9 @@ memory, and model FLOP utilisation against the device's peak, for our fast path 
 on the device, batched augmentation there, channels-last, autocast, fused SGD, torch.compile on
 GPUs). --baseline also measures torchvision's alexnet run the standard way (eager fp32, and eager
 under autocast) in the same process, its windows taking turns with ours, and prints the ratios
-ours/theirs. --mode data times the input pipeline alone (decode and augment) against
+ours/theirs; --baseline onnxruntime openvino runs our model exported to ONNX in those runtimes.
+MFU is also given against a large matmul timed in the same run (--ceiling): the device's own
+ceiling, where no datasheet peak is known (CPUs). --mode data times the input pipeline alone (decode and augment) against
 torchvision's ImageFolder + transforms + DataLoader with the same workers.
 """
 
@@ -20,6 +22,7 @@ from alexnet.config import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_WORKERS
 EPILOG = """examples:
   alexnet bench --baseline                                  # alexnet_owt, train and infer, batch 64 on the CPU
   alexnet bench --mode infer --precision fp32 --no-channels-last
+  alexnet bench --mode infer --baseline torchvision onnxruntime openvino   # needs pip install 'alexnet[baselines]'
   alexnet bench --mode data --data folder:../shared/datasets/imagenet-sample --baseline
   alexnet bench --model alexnet_mini --image-size 32 --steps 5 --json
 
@@ -32,6 +35,7 @@ this project's 2-core CPU compiling gained nothing and took 30-60 s); timing 2 w
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from alexnet.bench import MODES, PRECISIONS
+    from alexnet.bench.config import RUNTIME_NAMES
 
     p.add_argument("--model", default="alexnet_owt", metavar="NAME", help="model to measure (default alexnet_owt; see alexnet models)")
     p.add_argument("--mode", default="all", choices=MODES,
@@ -48,7 +52,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--mode data: decode JPEGs on the device, a batch per call (default: on for CUDA)")
     p.add_argument("--data", default="", metavar="SPEC", help="dataset for --mode data, e.g. folder:DIR (a folder of class folders)")
     p.add_argument("--workers", type=number(int, -1, MAX_WORKERS), default=-1, metavar="N", help="data-loading processes for --mode data, both loaders (-1: auto)")
-    p.add_argument("--baseline", action="store_true", help="also measure torchvision's alexnet the standard way, and the ratios ours/theirs")
+    p.add_argument("--baseline", nargs="*", default=None, choices=("torchvision", *RUNTIME_NAMES), metavar="NAME",
+                   help="also measure these, and the ratios ours/theirs: torchvision (the default with no NAME: its alexnet "
+                        "the standard way), onnxruntime, openvino (our model exported to ONNX, inference only; "
+                        "pip install 'alexnet[baselines]')")
+    p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
+                   help="time a large matmul in each precision measured: the ceiling MFU is also taken against (default on)")
+    p.add_argument("--ceiling-side", type=number(int, 16, 16384), default=None, metavar="N",
+                   help="side of the ceiling's square matrices (default 4096 on the CPU, 8192 on a GPU)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--warmup", type=number(int, 1), default=None, metavar="N", help="untimed steps before timing (default 2 on the CPU, 10 on a GPU)")
     p.add_argument("--windows", type=number(int, 1), default=None, metavar="K", help="timed windows; the median is reported (default 3 on the CPU, 5 on a GPU)")
@@ -62,11 +73,15 @@ def run(args: argparse.Namespace) -> int:
     from alexnet.bench import BenchConfig, format_report, run_bench
     from alexnet.engine.console import log
 
+    baselines = None if args.baseline is None else (args.baseline or ["torchvision"])
     cfg = BenchConfig(
         model=args.model, mode=args.mode, batch_size=args.batch_size or 0, image_size=args.image_size or 0,
         precision=args.precision, channels_last=args.channels_last, compile=args.compile, data=args.data,
         cuda_graphs=args.cuda_graphs, device_decode=args.device_decode,
-        workers=args.workers, baseline=args.baseline, device=args.device,
+        workers=args.workers, device=args.device,
+        baseline=baselines is not None and "torchvision" in baselines,
+        runtimes=tuple(dict.fromkeys(n for n in baselines or () if n != "torchvision")),
+        ceiling=args.ceiling, ceiling_side=args.ceiling_side or 0,
         warmup=-1 if args.warmup is None else args.warmup, windows=args.windows or 0, steps=args.steps or 0,
         peak_tflops=args.peak_tflops or 0.0,
     )

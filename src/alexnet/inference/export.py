@@ -92,7 +92,7 @@ def export(source: Any, fmt: str, out: str | os.PathLike | None = None, *, model
         check = _check_torchscript(path, x, expected)
     else:
         with atomic_path(path) as tmp:
-            _onnx(net, x, tmp, describe(ckpt))
+            write_onnx(net, x, tmp, describe(ckpt))
         check = _check_onnx(path, x, expected)
     return {"path": str(path), "format": fmt, "check": check, **describe(ckpt)}
 
@@ -111,7 +111,8 @@ def _torchscript(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any
         f.write(buffer.getbuffer())
 
 
-def _onnx(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any]) -> None:
+def write_onnx(net: nn.Module, x: torch.Tensor, path: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
+    """`net` as an ONNX file (opset 17, batch size free) traced on `x` N,C,S,S; `info` in its metadata_props."""
     try:
         import onnx  # noqa: F401  (torch's exporter needs it)
     except ImportError:
@@ -121,7 +122,7 @@ def _onnx(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any]) -> N
         torch.onnx.export(net, (x,), path, input_names=["images"], output_names=["logits"], opset_version=17,
                           dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     model = onnx.load(path)
-    for key, value in info.items():
+    for key, value in (info or {}).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(model, path)
