@@ -174,7 +174,9 @@ def test_under_torchrun_rank_0s_refusal_stops_every_process(tmp_path):
                            *QUICK, "--max-steps", "1", "--out", str(folder)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode != 0 and "is not an alexnet run folder" in done.stderr, done.stderr[-3000:]
     ours = [line for line in done.stderr.splitlines() if line.startswith("alexnet train: error:")]
-    assert len(ours) == 2 and all("is not an alexnet run folder" in line for line in ours)  # each rank: the one line
+    # each rank raises the one line; rank 1's may not reach stderr, as torchrun terminates the
+    # other workers as soon as one exits with an error (seen in a fresh-clone CI run, 2026-12-03)
+    assert 1 <= len(ours) <= 2 and all("is not an alexnet run folder" in line for line in ours)
     # torchrun itself then reports its failed children with its own traceback (ChildFailedError); ours print none
     assert done.stderr.count("Traceback (most recent call last)") == done.stderr.count("ChildFailedError: ")
     assert snapshot(folder) == before
