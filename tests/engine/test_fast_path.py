@@ -4,6 +4,7 @@ the arithmetic beyond float rounding; a compiler failure falls back to eager tra
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from alexnet.config import make_config, read_yaml
@@ -14,7 +15,7 @@ from alexnet.engine.train import fit
 # no dropout and no augmentation: nothing random differs between the eager and compiled programs
 # (Inductor draws dropout masks from its own generator)
 PLAIN = dict(model="alexnet_simple", model_args={"dropout": 0.0}, augment="none", data="shapes:train=256,test=64,size=32",
-             epochs=2, batch_size=64, workers=0, tensorboard=False, deterministic=True)
+             epochs=2, batch_size=64, workers=0, tensorboard=False, deterministic=True, amp="off")
 
 
 def losses(run: Path) -> list[float]:
@@ -31,6 +32,35 @@ def test_switches_resolve_per_device():
     assert not engine.switch("auto", cpu) and engine.switch("auto", cuda)
     assert engine.switch("on", cpu) and not engine.switch("off", cuda)
     assert make_config({"compile": True}).compile == "on"  # YAML's bare `on` arrives as a bool
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_amp_and_channels_last_auto_follow_native_bf16_and_a_cpu_without_it_trains_in_fp32(native, tmp_path, monkeypatch):
+    """auto turns bf16 autocast and channels-last on for a CPU that computes bf16 natively, and
+    leaves a CPU without it (AVX2 only: emulated bf16, slower than fp32) on the fp32 NCHW path;
+    forced here either way, whatever this machine has."""
+    from alexnet.engine import torch_backend
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engine, "bf16_native", lambda device: native)
+    assert engine.bf16_switch("auto", cpu) is native and engine.bf16_switch("on", cpu) and not engine.bf16_switch("off", cpu)
+    assert engine.bf16_switch("auto", torch.device("cuda"))
+    asked, layouts = [], []
+    real = torch_backend.autocast_for
+    monkeypatch.setattr(torch_backend, "autocast_for", lambda device, enabled: asked.append(enabled) or real(device, enabled))
+    cfg = make_config(read_yaml("fast"), out=str(tmp_path / "run"), **{**PLAIN, "amp": "auto", "channels_last": "auto"},
+                      max_steps=2)
+    original = torch.nn.Conv2d.forward
+
+    def conv_forward(self, x):
+        layouts.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+        return original(self, x)
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", conv_forward)
+    fit(cfg)
+    assert asked == [native]
+    assert layouts[0] is native  # the batch as conv1 receives it: channels-last only on the bf16 path
+    assert all(torch.isfinite(torch.tensor(losses(tmp_path / "run"))))
 
 
 def gap(a: list[float], b: list[float]) -> float:

@@ -221,6 +221,27 @@ def test_lrn_gradient_matches_torch(size):
     torch.testing.assert_close(grad_ours, grad_torch)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_lrn_in_channels_last_and_bf16_matches_torch_in_fp32(dtype):
+    """The CPU's window sum (a band-matrix product, models/lrn.py) in the layouts and precision
+    the CPU fast path trains in, against torch's own module computing in fp32 on the same values:
+    forward and input gradient within the input dtype's rounding (torch's default tolerances)."""
+    torch.manual_seed(0)
+    a = (torch.randn(4, 24, 6, 6) * 20).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+    g = torch.randn(4, 24, 6, 6).to(dtype)
+    ours = LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=1.0)
+    out = ours(a)
+    (grad_ours,) = torch.autograd.grad(out, a, g)
+    a32 = a.detach().float().requires_grad_()
+    expected = nn.LocalResponseNorm(5, 1e-2, 0.75, 1.0)(a32)
+    (grad_torch,) = torch.autograd.grad(expected, a32, g.float())
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), expected, **({} if dtype == torch.float32 else dict(rtol=1.6e-2, atol=1e-2)))
+    torch.testing.assert_close(grad_ours.float(), grad_torch,
+                               **({} if dtype == torch.float32 else dict(rtol=1.6e-2, atol=1e-2)))
+    assert (expected - a32 / 1.0).abs().max() > 1e-1  # the normalisation is not negligible at this scale
+
+
 def test_lrn_compiles_into_one_graph_with_torchs_numbers():
     """torch.compile takes the whole LRN (forward and the hand-written backward) as one graph,
     fullgraph=True: no break hands it back to eager code, so Inductor fuses its window sum and

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from alexnet.engine.fast import resolve_device
+from alexnet.engine.fast import bf16_native, resolve_device
 from alexnet.errors import UsageError
 
 MODES = ("train", "infer", "data", "all")
@@ -131,16 +131,6 @@ def resolve(cfg: BenchConfig) -> tuple[BenchConfig, torch.device]:
         windows=cfg.windows or windows,
         steps=cfg.steps or steps,
     ), device
-
-
-def bf16_native(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 in hardware (elsewhere autocast to bf16 is slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":  # oneDNN's check: AVX512-BF16 or AMX (this project's AMD EPYC has AVX512-BF16)
-        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-        return bool(check()) if check is not None else False
-    return False
 
 
 def model_input_size(name: str) -> tuple[int, int, int]:

@@ -45,11 +45,35 @@ def autocast_for(device: torch.device, enabled: bool) -> tuple[contextlib.Abstra
 def switch(value: str, device: torch.device) -> bool:
     """A fast-path switch (auto, on, off) for `device`: auto is on for CUDA only.
 
-    On GPUs channels-last (what tensor-core convolutions read) and compiled kernels are the
-    standard fast path. On a CPU compiling costs time up front (about 12 s for alexnet_simple on
-    this project's 2-core CPU) that a short run does not win back, so there it is asked for.
+    On GPUs compiled kernels are the standard fast path. On a CPU compiling costs time up front
+    (about 12 s for alexnet_simple on this project's 2-core CPU) that a short run does not win
+    back, and the compiled alexnet_mini step ran at 0.6-0.7x the eager one after 14-15 s of
+    compiling (`python benchmarks/cpu_small.py --compile`, 2026-12-03), so there it is asked for.
     """
     return value == "on" or (value == "auto" and device.type == "cuda")
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 in hardware (elsewhere autocast to bf16 is slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":  # oneDNN's check: AVX512-BF16 or AMX
+        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return bool(check()) if check is not None else False
+    return False
+
+
+def bf16_switch(value: str, device: torch.device) -> bool:
+    """amp and channels_last (auto, on, off) for `device`: auto is on for CUDA, and on CPUs that
+    compute bf16 natively (AVX512-BF16 or AMX), where the two go together.
+
+    Measured with alexnet_mini's training step (32x32, batch 128 and 256; `python
+    benchmarks/cpu_small.py`, AMD EPYC with AVX512-BF16, 2 threads, 2026-12-03): bf16 autocast
+    with channels-last ran at 2.3-2.5x the fp32 NCHW step, bf16 alone 1.15-1.17x, channels-last
+    alone 1.29-1.41x. A CPU without native bf16 (AVX2 only) runs bf16 products emulated, slower
+    than fp32, so there auto stays off: the fp32 path.
+    """
+    return value == "on" or (value == "auto" and (device.type == "cuda" or (device.type == "cpu" and bf16_native(device))))
 
 
 def compiled(net: nn.Module, example: torch.Tensor, autocast: contextlib.AbstractContextManager | None,

@@ -26,7 +26,7 @@ from alexnet.data.subset import limit, take
 from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare, prep_pca, prep_stats
 from alexnet.engine.console import log
 from alexnet.engine.distributed import World
-from alexnet.engine.fast import switch
+from alexnet.engine.fast import bf16_switch, switch
 from alexnet.errors import UsageError
 from alexnet.models import build_model, check_input_size
 
@@ -88,7 +88,7 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
             # mean/std that turn (x/255 - mean)/std into x minus the mean image's channel means: what a
             # consumer that knows only per-channel statistics (an exported file's user) can apply
             prep.update(mean_image=stats.mean_image, mean=(stats.mean_image.mean(dim=(1, 2)) / 255).tolist(), std=[1 / 255] * channels)
-    nhwc = switch(cfg.channels_last, device)  # batches laid out as the model's weights are
+    nhwc = bf16_switch(cfg.channels_last, device)  # batches laid out as the model's weights are
     stats_kw = dict(size=size, channels=channels, **prep_stats(prep))
     augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, channels_last=nhwc, pca=prep_pca(prep), **stats_kw).to(device)
     views = EvalViews(tta="center", channels_last=nhwc, **stats_kw).to(device)

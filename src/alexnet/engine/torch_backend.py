@@ -21,7 +21,7 @@ from alexnet.config import TrainConfig
 from alexnet.engine.checkpoint import model_state
 from alexnet.engine.console import log
 from alexnet.engine.distributed import World
-from alexnet.engine.fast import autocast_for, compiled, switch, use_cuda_graphs
+from alexnet.engine.fast import autocast_for, bf16_switch, compiled, switch, use_cuda_graphs
 from alexnet.engine.optim import make_optimizer
 from alexnet.models import first_conv
 
@@ -133,12 +133,12 @@ def build(cfg: TrainConfig, model: nn.Module, *, device: torch.device, world: Wo
     if resume is not None:
         model.load_state_dict(resume["model"])
     model.to(device)
-    if switch(cfg.channels_last, device):
+    if bf16_switch(cfg.channels_last, device):
         model.to(memory_format=torch.channels_last)
     # what trains: DDP averages the gradients of the processes after each backward
     net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if world.size > 1 else model
     optimizer = make_optimizer(model, cfg)
-    autocast, scaler = autocast_for(device, switch(cfg.amp, device))
+    autocast, scaler = autocast_for(device, bf16_switch(cfg.amp, device))
     graphs, graphs_note = use_cuda_graphs(cfg, device, world.size)
     if graphs_note:
         log(graphs_note)

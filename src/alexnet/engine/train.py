@@ -44,7 +44,7 @@ from alexnet.engine.control import (StopRequest, diverged, interrupted, refuse_n
                                     seed_everything, stop_on_signals)
 from alexnet.engine.distributed import World
 from alexnet.engine.evaluate import evaluate
-from alexnet.engine.fast import resolve_device, switch
+from alexnet.engine.fast import bf16_switch, resolve_device
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import MetricsLog
 from alexnet.engine.optim import Plateau, learning_rates, plateau_after, plateau_from
@@ -214,7 +214,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     # the first layer's kernels as initialised, kept in every checkpoint (35 k numbers for
     # alexnet2012) so `alexnet viz filters --before-after RUN` can show what training made of them
     init_filters = backend.first_kernels() if resume is None else resume.get("init_filters")
-    amp = switch(cfg.amp, device)
+    amp = bf16_switch(cfg.amp, device)
 
     steps_per_epoch = max(1, len(train_loader))
     total_steps = cfg.epochs * steps_per_epoch if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
