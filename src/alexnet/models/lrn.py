@@ -7,7 +7,8 @@ torch.nn.LocalResponseNorm computes (torch, like cuda-convnet's layer definition
 by n; the paper's equation does not write the 1/n). torch sums the window with avg_pool3d, whose
 CPU kernels make LRN cost more than all the convolutions of a small net; here the window sum is
 shifted adds (one product with a band matrix on the CPU in channels-last) and the backward pass
-is written out, which is 4-7x faster on a CPU and gives the same numbers. LocalResponseNorm below is a drop-in subclass of torch's module.
+is written out, which is 4-7x faster on a CPU and gives the same numbers. LocalResponseNorm
+below is a drop-in subclass of torch's module.
 """
 
 from __future__ import annotations
