@@ -210,14 +210,18 @@ def test_lrn_matches_the_formula_by_hand():
 
 
 @pytest.mark.parametrize("size", [5, 4, 1])
-def test_lrn_gradient_matches_torch(size):
+@pytest.mark.parametrize("beta", [0.75, 0.5])  # 0.75 takes the two-roots path of models/lrn.py, others pow
+def test_lrn_gradient_matches_torch(size, beta):
     torch.manual_seed(0)
     a = (torch.randn(2, 7, 3, 3, dtype=torch.float64) * 20).requires_grad_()
-    ours = LocalResponseNorm(size, alpha=1e-2, beta=0.75, k=1.0)
+    ours = LocalResponseNorm(size, alpha=1e-2, beta=beta, k=1.0)
     torch.autograd.gradcheck(ours, (a,))
     g = torch.randn(2, 7, 3, 3, dtype=torch.float64)
-    (grad_ours,) = torch.autograd.grad(ours(a), a, g)
-    (grad_torch,) = torch.autograd.grad(nn.LocalResponseNorm(size, 1e-2, 0.75, 1.0)(a), a, g)
+    out = ours(a)
+    (grad_ours,) = torch.autograd.grad(out, a, g)
+    expected = nn.LocalResponseNorm(size, 1e-2, beta, 1.0)(a)
+    (grad_torch,) = torch.autograd.grad(expected, a, g)
+    torch.testing.assert_close(out, expected)
     torch.testing.assert_close(grad_ours, grad_torch)
 
 

@@ -53,7 +53,14 @@ class _LocalResponseNorm(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
         before, after = size // 2, (size - 1) // 2
         denom = _window_sum(x * x, before, after).mul_(alpha / size).add_(k)  # N,C,H,W
-        scale = denom.pow(-beta)
+        if beta == 0.75:  # the paper's beta: d^-0.75 = d^-0.5 * d^-0.25, two roots instead of pow's exp and log
+            # 8.5 -> 2.2 ms in bf16 and 8.6 -> 4.4 ms in fp32 at 256x24x32x32 (pow was 9-10% of
+            # alexnet_mini's bf16 training step; AMD EPYC with AVX512-BF16, 2026-12-04, issue 19);
+            # in fp32 within 3e-7 of pow, in bf16 within 1% (three roundings instead of one)
+            scale = denom.rsqrt()
+            scale = scale.sqrt().mul_(scale)
+        else:
+            scale = denom.pow(-beta)
         ctx.save_for_backward(x, denom, scale)
         ctx.constants = (before, after, 2.0 * alpha * beta / size)
         return x * scale
