@@ -19,7 +19,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BASELINE_FP32 = "torchvision_eager_fp32"
 BASELINE_AUTOCAST = "torchvision_eager_autocast"
 BASELINE_DATA = "torchvision_imagefolder"
-RUNTIME_NAMES = ("onnxruntime", "openvino")  # inference baselines on the exported model (bench/runtimes.py)
+RUNTIME_NAMES = ("onnxruntime", "openvino", "int8")  # inference baselines: the exported model, and ours in int8 (bench/runtimes.py)
 
 # ImageNet's per-channel statistics in [0, 1] units: synthetic batches are normalised with them
 # as ImageNet batches would be (the values change no timing).
@@ -65,7 +65,7 @@ class BenchConfig:
     """Also measure torchvision's alexnet run the standard way, and the ratios ours/theirs."""
     runtimes: tuple[str, ...] = ()
     """Inference baselines outside PyTorch, run on our model exported to ONNX (bench/runtimes.py):
-    onnxruntime, openvino (an extra: pip install 'alexnet[baselines]'). CPU only."""
+    onnxruntime, openvino (an extra: pip install 'alexnet[baselines]'); int8, ours quantized to int8. CPU only."""
     device: str = "auto"
     """auto, cpu, or cuda."""
     warmup: int = -1

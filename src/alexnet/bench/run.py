@@ -11,11 +11,12 @@ from typing import Any
 
 import torch
 
+from alexnet.bench.ceiling import DTYPES as CEILING_DTYPES
 from alexnet.bench.ceiling import matmul_ceiling
 from alexnet.bench.config import BenchConfig, resolve
 from alexnet.bench.data import measure_data
 from alexnet.bench.flops import device_name, peak_flops
-from alexnet.bench.runtimes import exported_runner, require, workdir
+from alexnet.bench.runtimes import exported_runner, int8_runner, require, workdir
 from alexnet.bench.synthetic import check_baseline_size, ours, torchvision_alexnet
 from alexnet.bench.timing import MEMORY_KINDS, measure
 from alexnet.errors import UsageError
@@ -66,14 +67,16 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
                     if cfg.baseline:
                         factories += [lambda mode=mode, a=a: torchvision_alexnet(cfg, device, mode, a) for a in (False, True)]
                     if mode == "infer":
-                        factories += [lambda n=n: exported_runner(cfg, device, n, exported.name) for n in cfg.runtimes]
+                        factories += [lambda n=n: int8_runner(cfg) if n == "int8" else exported_runner(cfg, device, n, exported.name)
+                                      for n in cfg.runtimes]
                     measured = measure(factories, device, **timing)
                 for entry in measured.values():
-                    peak = peak_flops(device, entry["precision"], cfg.peak_tflops)
+                    # int8 has no datasheet peak or matmul ceiling here (bench/runtimes.py)
+                    peak = peak_flops(device, entry["precision"], cfg.peak_tflops) if entry["precision"] in CEILING_DTYPES else None
                     entry["peak_tflops"] = peak / 1e12 if peak else None
                     entry["mfu"] = entry["tflops_per_s"] * 1e12 / peak if peak and entry["tflops_per_s"] else None
                     ceiling = None
-                    if entry["tflops_per_s"] and cfg.ceiling:
+                    if entry["tflops_per_s"] and cfg.ceiling and entry["precision"] in CEILING_DTYPES:
                         if entry["precision"] not in ceilings:
                             log(f"ceiling: a {cfg.ceiling_side or 'large'} square matmul in {entry['precision']}")
                             ceilings[entry["precision"]] = matmul_ceiling(device, entry["precision"], side=cfg.ceiling_side)

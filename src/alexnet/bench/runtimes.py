@@ -10,6 +10,11 @@ INFERENCE_PRECISION_HINT (bf16 where ours runs bf16, which on CPUs with AMX is a
 default); ONNX Runtime's CPU provider computes convolutions in fp32 only. Each is checked once
 on the timed batch against torch's logits (`max_abs_diff` in its result), so what is timed is
 the same net.
+
+`int8` is ours again, quantized to int8 by inference/int8.py (static, calibrated on four
+synthetic batches, which sets scales for timing, not for accuracy: `alexnet eval RUN --int8`
+measures that on real images) and run by PyTorch's fbgemm/oneDNN int8 kernels; no matmul
+ceiling is timed for it, so its MFU columns stay empty.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from alexnet.errors import UsageError
 
 def require(name: str) -> Any:
     """The runtime's module; a usage error naming the package where it is not installed."""
+    if name == "int8":
+        return None  # PyTorch's own (inference/int8.py says where it is missing)
     try:
         if name == "onnxruntime":
             import onnxruntime
@@ -86,6 +93,33 @@ def exported_runner(cfg: BenchConfig, device: torch.device, name: str, workdir: 
     flops = forward_flops(lambda: build_model(cfg.model), (channels, size, size))
     return Runner(name, step, precision, flops, info={"version": str(version), "threads": threads,
                                                           "max_abs_diff": float((got - expected).abs().max())})
+
+
+def int8_runner(cfg: BenchConfig) -> Runner:
+    """Ours quantized to int8 (inference/int8.py) on one synthetic batch, on the CPU."""
+    from alexnet.bench.flops import forward_flops
+    from alexnet.bench.synthetic import synthetic_input
+    from alexnet.inference.int8 import quantize_int8
+    from alexnet.models import build_model
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model).eval()
+    channels, size = model.input_size[0], cfg.image_size
+    x = synthetic_input(cfg.batch_size, channels, size, cfg.seed)  # N,C,S,S float32, normalised
+    calibration = [synthetic_input(min(cfg.batch_size, 16), channels, size, cfg.seed + i) for i in range(1, 5)]
+    net = quantize_int8(model, calibration)
+    with torch.no_grad():
+        expected, got = model(x), net(x)  # N,K
+
+    def step() -> int:
+        with torch.no_grad():
+            net(x)
+        return x.shape[0]
+
+    flops = forward_flops(lambda: build_model(cfg.model), (channels, size, size))
+    agree = float((got.argmax(1) == expected.argmax(1)).float().mean())
+    return Runner("int8", step, "int8", flops, info={"engine": torch.backends.quantized.engine, "top1_agreement": agree,
+                                                   "max_abs_diff": float((got - expected).abs().max())})
 
 
 def workdir() -> tempfile.TemporaryDirectory:

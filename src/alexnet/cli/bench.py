@@ -23,6 +23,7 @@ EPILOG = """examples:
   alexnet bench --baseline                                  # alexnet_owt, train and infer, batch 64 on the CPU
   alexnet bench --mode infer --precision fp32 --no-channels-last
   alexnet bench --mode infer --baseline torchvision onnxruntime openvino   # needs pip install 'alexnet[baselines]'
+  alexnet bench --mode infer --baseline int8 openvino                      # ours in int8 beside ours in bf16
   alexnet bench --mode data --data folder:../shared/datasets/imagenet-sample --baseline
   alexnet bench --model alexnet_mini --image-size 32 --steps 5 --json
 
@@ -55,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", nargs="*", default=None, choices=("torchvision", *RUNTIME_NAMES), metavar="NAME",
                    help="also measure these, and the ratios ours/theirs: torchvision (the default with no NAME: its alexnet "
                         "the standard way), onnxruntime, openvino (our model exported to ONNX, inference only; "
-                        "pip install 'alexnet[baselines]')")
+                        "pip install 'alexnet[baselines]'), int8 (ours quantized to int8, inference only)")
     p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
                    help="time a large matmul in each precision measured: the ceiling MFU is also taken against (default on)")
     p.add_argument("--ceiling-side", type=number(int, 16, 16384), default=None, metavar="N",

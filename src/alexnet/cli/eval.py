@@ -19,6 +19,7 @@ from alexnet.errors import UsageError
 EPILOG = """examples:
   alexnet eval runs/alexnet_mini-shapes-20261122-101500
   alexnet eval runs/RUN/best.pt --split test --tta tencrop --json
+  alexnet eval runs/RUN --int8                      # int8 on the CPU, to compare with the float top-1
   alexnet eval runs/RUN --data folder:my_photos"""
 
 
@@ -31,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=number(int, -1, MAX_WORKERS), default=-1, metavar="N", help="data-loading processes (-1: auto)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--int8", action="store_true", help="score the net quantized to int8 on the CPU (static, calibrated on training images)")
+    p.add_argument("--calibration-images", type=number(int, 1, 1_000_000), default=512, metavar="N",
+                   help="training images that set --int8's activation ranges (default 512)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument("--out", default=None, metavar="PNG", help="where to write the confusion matrix")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -42,11 +46,22 @@ def run(args: argparse.Namespace) -> int:
     from alexnet.engine.fast import resolve_device
     from alexnet.viz.confusion import plot_confusion
 
+    calibrate = None
+    if args.int8:
+        from alexnet.inference.int8 import quantize_int8 as calibrate
+
+        if args.amp:
+            raise UsageError("--int8 and --amp are two precisions: choose one")
+        if args.device not in ("auto", "cpu"):
+            raise UsageError(f"--int8 runs on the CPU (PyTorch's int8 kernels are CPU ones), not {args.device}: use --device cpu")
+    device = resolve_device("cpu" if args.int8 else args.device)
     ckpt = load_checkpoint(args.checkpoint)
     result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
-                                 workers=args.workers, device=resolve_device(args.device), amp=args.amp, strict=args.strict)
+                                 workers=args.workers, device=device, amp=args.amp, strict=args.strict,
+                                 calibrate=calibrate, calibration_images=args.calibration_images)
+    precision = "int8" if args.int8 else "bf16" if args.amp else "fp32"
     spec, classes = result["data"], result["classes"]
-    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{args.tta}.png"
+    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{args.tta}{'-int8' if args.int8 else ''}.png"
     try:  # the figures matter more than the picture: a folder that cannot take it costs a warning
         plot_confusion(result["confusion"].numpy(), classes, out, title=f"{ckpt['model_name']} on {spec} ({args.split}, {args.tta}): top-1 {result['top1']:.2%}")
         not_drawn = None
@@ -56,13 +71,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         keys = ("loss", "top1", "top5", "top1_error", "top5_error", "n", "views")
         summary = {k: result[k] for k in keys} | {
-            "checkpoint": ckpt["path"], "data": spec, "split": args.split, "tta": args.tta,
+            "checkpoint": ckpt["path"], "data": spec, "split": args.split, "tta": args.tta, "precision": precision,
             "per_class": dict(zip(classes, result["per_class"])), "confusion_png": None if not_drawn else str(out), "bad_images": bad,
         }
         print(json.dumps(summary))
         warn_not_drawn(not_drawn)
         return 0
-    print(f"{ckpt['model_name']} from {ckpt['path']} on {spec} ({args.split}, {result['n']} images, {args.tta}, {result['views']} view(s))")
+    print(f"{ckpt['model_name']} from {ckpt['path']} on {spec} ({args.split}, {result['n']} images, {args.tta}, {result['views']} view(s), {precision})")
     print(f"  loss   {result['loss']:.4f}")
     print(f"  top-1  {result['top1']:.2%}  (error {result['top1_error']:.2%})")
     print(f"  top-5  {result['top5']:.2%}  (error {result['top5_error']:.2%})")

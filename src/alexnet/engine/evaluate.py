@@ -105,11 +105,15 @@ def evaluate_checkpoint(
     amp: bool = False,
     strict: bool = False,
     images: int = 0,
+    calibrate: Callable[[nn.Module, Iterable[Tensor]], nn.Module] | None = None,
+    calibration_images: int = 512,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint dict on a split of `data` (default: the data it was trained on),
     preparing images as it was trained (input size, channels, normalisation). `images` > 0
-    scores a class-balanced subset of that many (data/subset.py `take`). Adds "data",
-    "split", "tta" and "classes" to `evaluate`'s result."""
+    scores a class-balanced subset of that many (data/subset.py `take`). With `calibrate`
+    (inference/int8.py's `quantize_int8`, say) the net scored is `calibrate(net, batches)`, the
+    batches being the centre views of a class-balanced subset of `calibration_images` training
+    images, prepared as the evaluation's. Adds "data", "split", "tta" and "classes" to `evaluate`'s result."""
     from alexnet.data import open_dataset
     from alexnet.data.loader import default_workers, make_loader
     from alexnet.data.subset import take
@@ -129,13 +133,17 @@ def evaluate_checkpoint(
         named = ", ".join(classes[:3]) + (", ..." if len(classes) > 3 else "")
         raise UsageError(f"{spec} has {len(source.classes)} class{'' if len(source.classes) == 1 else 'es'} but the net was trained "
                          f"on {len(classes)}: a labelled set for it has a folder per class, named as its classes ({named})")
-    model = model_from_checkpoint(ckpt).to(device)
-    views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(ckpt)).to(device)
     if images < 0:
         raise UsageError(f"images must be a count >= 0 (0: the whole split); got {images}")
+    workers = default_workers() if workers < 0 else workers
+    if calibrate is not None and calibration_images < 1:
+        raise UsageError(f"calibration_images must be >= 1; got {calibration_images}")
+    model = model_from_checkpoint(ckpt).to(device)
+    views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(ckpt)).to(device)
     part = take(source.split(split), images) if images else source.split(split)  # a class-balanced subset
-    loader = make_loader(part, prepare, batch_size=batch_size, shuffle=False,
-                         workers=default_workers() if workers < 0 else workers)
+    loader = make_loader(part, prepare, batch_size=batch_size, shuffle=False, workers=workers)
+    if calibrate is not None:
+        model = calibrate(model.eval(), calibration_batches(source.split("train"), ckpt, calibration_images, batch_size, workers, device))
     autocast, _ = autocast_for(device, amp)
     if amp:  # weights held in the autocast dtype, not cast from float32 again at every batch
         model.to(autocast.fast_dtype)  # type: ignore[attr-defined]
@@ -145,3 +153,21 @@ def evaluate_checkpoint(
         what = "no readable images" if len(source.split(split)) else "no images"
         raise UsageError(f"{spec} ({split}) has {what}: score the net on a labelled set with --data SPEC")
     return result | {"data": spec, "split": split, "tta": tta, "classes": classes}
+
+
+def calibration_batches(train: Any, ckpt: dict[str, Any], images: int, batch_size: int, workers: int,
+                        device: torch.device) -> Iterable[Tensor]:
+    """The centre views (float N,C,S,S, the net's units) of a class-balanced subset of `images`
+    of `train`, prepared as the checkpoint's evaluation prepares its images."""
+    from alexnet.data.loader import make_loader
+    from alexnet.data.subset import take
+    from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
+    from alexnet.errors import UsageError
+
+    if not len(train):
+        raise UsageError("calibrating needs training images, and this data has none")
+    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    views = EvalViews(size=size, channels=channels, tta="center", **prep_stats(ckpt)).to(device)
+    loader = make_loader(take(train, min(images, len(train))), eval_prepare(ckpt["augment"], size=size, channels=channels, tta="center"),
+                         batch_size=batch_size, shuffle=False, workers=workers)
+    return (views(b.images.to(device)) for b in loader if b.labels.numel())
