@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def config(out: Path, **kw):
-    return make_config(read_yaml("fast"), data=DATA, workers=0, tensorboard=False, deterministic=True, model="alexnet_mini",
+    return make_config(read_yaml("fast"), data=DATA, workers=0, tensorboard=False, deterministic=True, model="alexnet_mini", batch_size=64,
                        out=str(out), **kw)
 
 

@@ -310,7 +310,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
             metrics_log.close()
 
     final = val
-    if cfg.tta != "center":
+    if cfg.tta != "center" and len(source.split("val")):  # nothing to score without val images (said at the start)
         tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device, world)
         with explain_out_of_memory(cfg.batch_size, device, doing=f"evaluating with {cfg.tta}", amp=amp):
             final = score(backend, tta_loader, tta_views, cfg, device, len(source.classes))
