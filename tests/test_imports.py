@@ -27,7 +27,7 @@ ALLOWED = {
     "viz": {"errors", "atomic", "config", "data", "models"},
     "engine": {"errors", "atomic", "config", "data", "models", "scratch", "viz"},  # viz: the run's closing pictures
     "inference": {"errors", "atomic", "config", "data", "models", "engine"},
-    "bench": {"errors", "config", "data", "models", "engine", "inference"},  # inference: the ONNX export the runtimes run
+    "bench": {"errors", "config", "data", "models", "engine", "inference"},  # inference: the ONNX export and the int8 copy the baselines run
     "reproduce": {"errors", "atomic", "config", "data", "models", "engine", "inference", "viz"},
     "cli": {"errors", "atomic", "config", "data", "models", "scratch", "viz", "engine", "inference", "bench", "reproduce"},
     "__main__": {"cli"},
