@@ -91,6 +91,15 @@ def test_quantize_int8_bad_calls_are_usage_errors() -> None:
     with pytest.raises(UsageError, match="on the CPU"):
         quantize_int8(meta, batches(2, 32, seed=0))
 
+    class Branchy(nn.Module):  # a user's layer with data-dependent control flow: FX cannot trace it
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x if x.sum() > 0 else -x
+
+    odd = build_model("alexnet_simple").eval()
+    odd.features.add_module("branchy", Branchy())
+    with pytest.raises(UsageError, match="cannot be traced"):
+        quantize_int8(odd, batches(2, 32, seed=0))
+
 
 # -- on a trained net and real held-out images ------------------------------------------------
 

@@ -55,15 +55,15 @@ def run(args: argparse.Namespace) -> int:
         if args.device not in ("auto", "cpu"):
             raise UsageError(f"--int8 runs on the CPU (PyTorch's int8 kernels are CPU ones), not {args.device}: use --device cpu")
     device = resolve_device("cpu" if args.int8 else args.device)
+    precision = "int8" if args.int8 else "bf16" if args.amp else "fp32"
     ckpt = load_checkpoint(args.checkpoint)
     result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
                                  workers=args.workers, device=device, amp=args.amp, strict=args.strict,
                                  calibrate=calibrate, calibration_images=args.calibration_images)
-    precision = "int8" if args.int8 else "bf16" if args.amp else "fp32"
     spec, classes = result["data"], result["classes"]
     out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{args.tta}{'-int8' if args.int8 else ''}.png"
     try:  # the figures matter more than the picture: a folder that cannot take it costs a warning
-        plot_confusion(result["confusion"].numpy(), classes, out, title=f"{ckpt['model_name']} on {spec} ({args.split}, {args.tta}): top-1 {result['top1']:.2%}")
+        plot_confusion(result["confusion"].numpy(), classes, out, title=f"{ckpt['model_name']} on {spec} ({args.split}, {args.tta}{', int8' if args.int8 else ''}): top-1 {result['top1']:.2%}")
         not_drawn = None
     except UsageError as e:
         not_drawn = str(e)
