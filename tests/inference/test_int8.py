@@ -103,19 +103,12 @@ def test_quantize_int8_bad_calls_are_usage_errors() -> None:
 
 # -- on a trained net and real held-out images ------------------------------------------------
 
-DATA = "shapes:train=1000,test=500"
-N_TEST = 500
+N_TEST = 500  # the shared net's held-out images (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from alexnet.config import make_config, read_yaml
-    from alexnet.engine.checkpoint import load_checkpoint
-    from alexnet.engine.train import fit
-
-    run = tmp_path_factory.mktemp("int8") / "run"
-    fit(make_config(read_yaml("fast"), data=DATA, epochs=8, workers=0, tensorboard=False, out=str(run)))
-    return load_checkpoint(run)
+def trained(trained_shapes: dict[str, Any]) -> dict[str, Any]:
+    return trained_shapes
 
 
 def test_int8_top1_is_the_float_top1_within_two_standard_errors(trained: dict[str, Any]) -> None:

@@ -71,12 +71,12 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
                                       for n in cfg.runtimes]
                     measured = measure(factories, device, **timing)
                 for entry in measured.values():
-                    # int8 has no datasheet peak or matmul ceiling here (bench/runtimes.py)
-                    peak = peak_flops(device, entry["precision"], cfg.peak_tflops) if entry["precision"] in CEILING_DTYPES else None
+                    floating = entry["precision"] in CEILING_DTYPES  # int8 has no datasheet peak or matmul ceiling here
+                    peak = peak_flops(device, entry["precision"], cfg.peak_tflops) if floating else None
                     entry["peak_tflops"] = peak / 1e12 if peak else None
                     entry["mfu"] = entry["tflops_per_s"] * 1e12 / peak if peak and entry["tflops_per_s"] else None
                     ceiling = None
-                    if entry["tflops_per_s"] and cfg.ceiling and entry["precision"] in CEILING_DTYPES:
+                    if entry["tflops_per_s"] and cfg.ceiling and floating:
                         if entry["precision"] not in ceilings:
                             log(f"ceiling: a {cfg.ceiling_side or 'large'} square matmul in {entry['precision']}")
                             ceilings[entry["precision"]] = matmul_ceiling(device, entry["precision"], side=cfg.ceiling_side)

@@ -47,18 +47,25 @@ def require(name: str) -> Any:
                          "(or pip install 'alexnet[baselines]')") from None
 
 
-def exported_runner(cfg: BenchConfig, device: torch.device, name: str, workdir: str) -> Runner:
-    """`name` (onnxruntime or openvino) running cfg's model, exported to ONNX in `workdir`, on one batch (CPU)."""
+def reference_net(cfg: BenchConfig) -> tuple[torch.nn.Module, torch.Tensor, float]:
+    """cfg's float32 model as ours builds it (same seed), the timed batch and the forward FLOPs per image."""
     from alexnet.bench.flops import forward_flops
     from alexnet.bench.synthetic import synthetic_input
-    from alexnet.inference.export import write_onnx
     from alexnet.models import build_model
 
-    module = require(name)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model).eval()
     channels, size = model.input_size[0], cfg.image_size
     x = synthetic_input(cfg.batch_size, channels, size, cfg.seed)  # N,C,S,S float32, normalised
+    return model, x, forward_flops(lambda: build_model(cfg.model), (channels, size, size))
+
+
+def exported_runner(cfg: BenchConfig, device: torch.device, name: str, workdir: str) -> Runner:
+    """`name` (onnxruntime or openvino) running cfg's model, exported to ONNX in `workdir`, on one batch (CPU)."""
+    from alexnet.inference.export import write_onnx
+
+    module = require(name)
+    model, x, flops = reference_net(cfg)
     path = os.path.join(workdir, f"{cfg.model}.onnx")
     if not os.path.exists(path):
         write_onnx(model, x[:3], path)
@@ -90,23 +97,17 @@ def exported_runner(cfg: BenchConfig, device: torch.device, name: str, workdir: 
     got = torch.as_tensor(session.run(["logits"], {"images": feed})[0] if name == "onnxruntime"
                           else request.infer({0: feed})[compiled.output(0)])
     version = getattr(module, "__version__", None) or module.get_version()
-    flops = forward_flops(lambda: build_model(cfg.model), (channels, size, size))
     return Runner(name, step, precision, flops, info={"version": str(version), "threads": threads,
                                                           "max_abs_diff": float((got - expected).abs().max())})
 
 
 def int8_runner(cfg: BenchConfig) -> Runner:
     """Ours quantized to int8 (inference/int8.py) on one synthetic batch, on the CPU."""
-    from alexnet.bench.flops import forward_flops
     from alexnet.bench.synthetic import synthetic_input
     from alexnet.inference.int8 import quantize_int8
-    from alexnet.models import build_model
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model).eval()
-    channels, size = model.input_size[0], cfg.image_size
-    x = synthetic_input(cfg.batch_size, channels, size, cfg.seed)  # N,C,S,S float32, normalised
-    calibration = [synthetic_input(min(cfg.batch_size, 16), channels, size, cfg.seed + i) for i in range(1, 5)]
+    model, x, flops = reference_net(cfg)
+    calibration = [synthetic_input(min(cfg.batch_size, 16), x.shape[1], x.shape[-1], cfg.seed + i) for i in range(1, 5)]
     net = quantize_int8(model, calibration)
     with torch.no_grad():
         expected, got = model(x), net(x)  # N,K
@@ -116,7 +117,6 @@ def int8_runner(cfg: BenchConfig) -> Runner:
             net(x)
         return x.shape[0]
 
-    flops = forward_flops(lambda: build_model(cfg.model), (channels, size, size))
     agree = float((got.argmax(1) == expected.argmax(1)).float().mean())
     return Runner("int8", step, "int8", flops, info={"engine": torch.backends.quantized.engine, "top1_agreement": agree,
                                                    "max_abs_diff": float((got - expected).abs().max())})

@@ -309,15 +309,15 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         if metrics_log is not None:
             metrics_log.close()
 
-    final = val
-    if cfg.tta != "center" and len(source.split("val")):  # nothing to score without val images (said at the start)
+    final, n_val = val, len(source.split("val"))
+    if cfg.tta != "center" and n_val:  # nothing to score without val images (said at the start)
         tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device, world)
         with explain_out_of_memory(cfg.batch_size, device, doing=f"evaluating with {cfg.tta}", amp=amp):
             final = score(backend, tta_loader, tta_views, cfg, device, len(source.classes))
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
     return finish_run(cfg, run_dir, model, backend.first_kernels(), device, epoch=epoch, step=step, best_top1=best_top1, final=final,
                       train_rates=train_rates, bad=bad, started=started, write=world.main, first_epoch=first_epoch,
-                      earlier=earlier, val_images=len(source.split("val")))
+                      earlier=earlier, val_images=n_val)
 
 
 def score(backend: Backend, loader: Iterable, views: Callable[[torch.Tensor], torch.Tensor], cfg: TrainConfig, device: torch.device,
