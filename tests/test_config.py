@@ -50,6 +50,7 @@ OUT_OF_RANGE = {
     "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1, BILLION], "max_lr_drops": [-1, BILLION], "label_smoothing": [-0.1, 1.0],
     "seed": [-1, 2**32], "workers": [-2, 257], "max_steps": [-1, BILLION], "train_images": [-1, BILLION], "val_images": [-2, -3, BILLION],
     "bias_lr_mult": [0.0, -1.0, float("nan")], "stop_train_error": [-0.1, 1.0], "train_eval_images": [-1, BILLION],
+    "translate": [-2, -5, BILLION],
     "accum_steps": [0, 129],  # more micro-batches than the default batch of 128 has images
 }
 
@@ -119,6 +120,21 @@ def test_val_images_auto_bounds_a_smoke_run_only():
     assert resolved_val_images(make_config(max_steps=3)) == SMOKE_VAL_IMAGES
     assert resolved_val_images(make_config(max_steps=3, val_images=0)) == 0  # asked for all
     assert resolved_val_images(make_config(max_steps=3, val_images=50)) == 50
+
+
+@pytest.mark.parametrize("overrides,words", [
+    ({"translate": 2, "augment": "paper"}, "translate sets the shift of augment small's crops, not augment paper's"),
+    ({"translate": 0, "augment": "none"}, "not augment none's"),
+    ({"translate": 32, "image_size": 32}, "translate must be below image_size 32"),
+    ({"translate": 0, "tta": "tencrop"}, "translate 0 takes no shifted crops"),
+    ({"translate": True}, "translate must be an integer"),
+    ({"translate": 1.5}, "translate expects int"),
+    ({"translate": "two"}, "translate"),
+])
+def test_translate_is_refused_where_it_means_nothing(overrides, words):
+    with pytest.raises(UsageError, match=words):
+        make_config(overrides)
+    assert make_config(translate=0).translate == 0 and make_config(translate=31, image_size=32).translate == 31
 
 
 def test_tencrop_without_training_crops_is_refused_before_training():

@@ -79,6 +79,8 @@ class TrainConfig:
     """Input side in pixels; 0 means the model's own (227 for alexnet2012, 32 for alexnet_mini)."""
     augment: str = "small"
     """Training augmentation: paper (256 resize, random crops, flips, PCA lighting), small (pad-crop, flip), none."""
+    translate: int = -1
+    """Largest shift of the small augmentation's random crops, in pixels: reflect-pad by this much, then a random patch of the input size (-1: size/8, 4 px at 32, the CIFAR practice; 0: no shift, flips only)."""
     lighting: float = 0.1
     """Std of the PCA colour-noise coefficients alpha, section 4.1 (paper augmentation), on the training set's own RGB eigen-decomposition; 0 turns it off."""
     input_norm: str = "auto"
@@ -203,6 +205,14 @@ class TrainConfig:
         _check("val_images", self.val_images, self.val_images >= -1, "must be >= 0 (0: all), or -1 (auto)")
         _check("max_steps", self.max_steps, self.max_steps >= 0, "must be >= 0")
         _check("seed", self.seed, 0 <= self.seed < 2**32, "must be in [0, 2**32)")  # NumPy's seed range
+        _check("translate", self.translate, self.translate >= -1, "must be >= 0 pixels (-1: size/8)")
+        if self.translate != -1 and self.augment != "small":
+            raise UsageError(f"translate sets the shift of augment small's crops, not augment {self.augment}'s: leave it at -1")
+        if self.translate >= 0 and self.image_size and self.translate >= self.image_size:
+            raise UsageError(f"translate must be below image_size {self.image_size} (the reflected border is cut from the image); got {self.translate}")
+        if self.tta == "tencrop" and self.translate == 0:
+            raise UsageError("tta tencrop takes its views where training cropped, and translate 0 takes no shifted crops: "
+                             "use tta center or flip, or translate > 0")
         if self.tta == "tencrop" and self.augment == "none":  # refused here, not after the training (data/transforms.py)
             raise UsageError("tta tencrop takes its views where training cropped, and augment none takes no crops: "
                              "use tta center or flip, or augment small or paper")

@@ -153,3 +153,26 @@ def test_channels_last_batches_hold_the_same_numbers(preset):
     assert views.is_contiguous(memory_format=torch.channels_last) and torch.equal(views, EvalViews(**stats)(x))
     expected = (x[..., 2:34, 2:34].float() / 255 - torch.tensor([0.5, 0.4, 0.3])[:, None, None]) / torch.tensor([0.2, 0.25, 0.3])[:, None, None]
     torch.testing.assert_close(views, expected)  # the centre patch, normalised by the formula
+
+
+@pytest.mark.parametrize("translate", [None, 0, 1, 3, 7])
+def test_small_crops_are_every_window_of_the_reflected_border_and_no_other(translate):
+    """augment small with `translate` t: each crop is one of the (2t+1)^2 windows of the image
+    reflect-padded by t (torchvision's pad as the reference), and 3,000 draws show all of them;
+    None is the default border, size/8 (2 px for 16)."""
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)  # 1,C,R,R
+    stats = dict(size=16, channels=3, mean=[0.0] * 3, std=[1 / 255] * 3)  # units: the 0-255 pixels themselves
+    augment = TrainAugment("small", flip=False, lighting=0, translate=translate, **stats)
+    t = 2 if translate is None else translate
+    assert augment.pad == t
+    drawn = augment(image.expand(3000, -1, -1, -1)).flatten(1)  # N,C*S*S
+    padded = TF.pad(image[0], [t] * 4, padding_mode="reflect").float()  # C,R+2t,R+2t
+    windows = torch.stack([padded[:, y:y + 16, x:x + 16] for y in range(2 * t + 1) for x in range(2 * t + 1)]).flatten(1)
+    assert torch.equal(torch.unique(drawn, dim=0), torch.unique(windows, dim=0))
+
+
+@pytest.mark.parametrize("translate", [-1, 16, 40])
+def test_a_border_the_image_cannot_reflect_is_refused(translate):
+    with pytest.raises(UsageError, match=r"translate must be in \[0, 15\] for 16x16 images"):
+        TrainAugment("small", size=16, channels=3, mean=MEAN, std=STD, translate=translate)

@@ -95,6 +95,13 @@ ROWS = [
     ("std empty", "std", [], "std"),
     ("augment", "augment", "fancy", "augment must be one of"),
     ("input_norm", "input_norm", "zscore", "input_norm"),
+    ("translate negative", "translate", -1, "translate must be the small augmentation's border in pixels, 0 to 31"),
+    ("translate the whole side", "translate", 32, "translate must be"),
+    ("translate huge", "translate", 10**12, "translate"),
+    ("translate a string", "translate", "2", "translate"),
+    ("translate a bool", "translate", True, "translate"),
+    ("translate a fraction", "translate", 2.0, "translate"),
+    ("translate with augment paper", "augment", "paper", "translate must be"),  # the run's saved 4 px means nothing there
     ("mean_image a string", "mean_image", "x", "mean_image"),
     ("mean_image 2-d", "mean_image", torch.zeros(32, 32), "mean_image"),
     ("mean_image nan", "mean_image", torch.full((3, 32, 32), math.nan), "mean_image"),

@@ -72,6 +72,21 @@ def test_small_views_are_training_crops_and_the_centre_is_the_image() -> None:
         assert (drawn == view.flatten()).all(dim=1).any()
 
 
+@pytest.mark.parametrize("translate", [1, 2, 7])
+def test_small_views_follow_the_runs_translate(translate: int) -> None:
+    """With translate t the ten-crop square is the image reflect-padded by t: corners at offsets 0
+    and 2t, the centre the image itself; translate 0 leaves no margin and is refused."""
+    image = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert crop_square("small", 32, translate) == (32, translate)
+    square = eval_prepare("small", size=32, channels=3, tta="tencrop", translate=translate)(image)
+    torch.testing.assert_close(square, v2.functional.pad(image, [translate] * 4, padding_mode="reflect"))
+    views = EvalViews(tta="tencrop", size=32, channels=3, mean=[0.0] * 3, std=[1 / 255] * 3)(square)[0]
+    torch.testing.assert_close(views[4], image[0].float())
+    torch.testing.assert_close(views[3], square[0, :, 2 * translate:, 2 * translate:].float())  # the bottom-right corner
+    with pytest.raises(UsageError, match="no crop, no margin"):
+        eval_prepare("small", size=32, channels=3, tta="tencrop", translate=0)
+
+
 def test_paper_views_are_torchvisions_ten_crop_of_the_256_square() -> None:
     torch.manual_seed(0)
     photo = torch.randint(0, 256, (3, 300, 400), dtype=torch.uint8)
@@ -96,7 +111,36 @@ def test_tencrop_without_training_crops_is_refused(trained: dict[str, Any], tmp_
         eval_prepare("none", size=32, channels=3, tta="tencrop")
     # the rule reads the checkpoint's saved preparation: the same net, saved as trained with "none"
     path = tmp_path / "none.pt"
-    torch.save({k: v for k, v in trained.items() if k != "path"} | {"augment": "none"}, path)
+    torch.save({k: v for k, v in trained.items() if k != "path"} | {"augment": "none", "translate": None}, path)
     assert main(["eval", str(path), "--tta", "tencrop", "--workers", "0"]) == 2
     err = capsys.readouterr().err
     assert "ten-crop" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_runs_translate_travels_with_its_net(trained: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The shift a run trained with is saved with it (checkpoint, config, safetensors) and ten-crop
+    reads it there: a net saved as trained with translate 0 is refused ten-crop in one line, and a
+    checkpoint from before the field (no key) gets the border training then took, size/8."""
+    from alexnet.engine.checkpoint import load_checkpoint
+    from alexnet.engine.evaluate import evaluate_checkpoint
+    from alexnet.inference.weights import load_weights, save_safetensors
+
+    assert trained["translate"] == 1 and trained["config"]["translate"] == 1  # the fast preset's 1 px
+    run = tmp_path / "run"
+    assert main(["train", "--data", "shapes:train=20,test=10", "--batch-size", "10", "--max-steps", "1", "--translate", "1",
+                 "--workers", "0", "--no-tensorboard", "--out", str(run)]) == 0
+    capsys.readouterr()
+    ckpt = load_checkpoint(run)
+    assert ckpt["translate"] == 1 and ckpt["config"]["translate"] == 1
+    assert load_weights(save_safetensors(ckpt, tmp_path / "net.safetensors"))["translate"] == 1
+    still = tmp_path / "still.pt"
+    torch.save({k: v for k, v in trained.items() if k != "path"} | {"translate": 0}, still)
+    assert main(["eval", str(still), "--tta", "tencrop", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "augment 'small' with translate 0 trained on the whole" in err and len(err.strip().splitlines()) == 1, err
+    old = tmp_path / "old.pt"
+    torch.save({k: v for k, v in trained.items() if k not in ("path", "translate")}, old)
+    four = tmp_path / "four.pt"
+    torch.save({k: v for k, v in trained.items() if k != "path"} | {"translate": 4}, four)
+    before = evaluate_checkpoint(load_checkpoint(old), workers=0, tta="tencrop", images=50)
+    assert before["top1"] == evaluate_checkpoint(load_checkpoint(four), workers=0, tta="tencrop", images=50)["top1"]

@@ -359,10 +359,12 @@ def _run_augment(args: argparse.Namespace) -> Path:
     if isinstance(image, BadImage):
         raise UsageError(f"cannot read {args.image}: {image.reason}")
     prepared = Prepare(preset, size, channels)(image)  # uint8 C,R,R
-    augment = TrainAugment(preset, size=size, channels=channels, lighting=args.lighting, pca=prep_pca(ckpt), **prep_stats(ckpt))
+    translate = ckpt.get("translate") if preset == ckpt["augment"] else None  # the run's own shift, or the preset's default
+    augment = TrainAugment(preset, size=size, channels=channels, lighting=args.lighting, pca=prep_pca(ckpt), translate=translate,
+                           **prep_stats(ckpt))
     examples = augment_examples(prepared, augment, args.n, ckpt["mean"], ckpt["std"], seed=args.seed)
     what = {"paper": f"random {size}x{size} crop + horizontal flip + PCA lighting (alpha std {args.lighting:g})",
-            "small": f"reflect-pad {max(size // 8, 1)} + random {size}x{size} crop + horizontal flip", "none": "no augmentation"}[preset]
+            "small": f"reflect-pad {augment.pad} + random {size}x{size} crop + horizontal flip", "none": "no augmentation"}[preset]
     return plot_augmentations(prepared, examples, args.out, title=_title(args, f"training augmentation '{preset}' ({ckpt['model_name']})"),
                               caption=what)
 

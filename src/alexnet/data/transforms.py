@@ -13,7 +13,7 @@
 
 Ten-crop takes its patches where training took its random crops (`crop_square`): the paper's
 four corners and centre of the R-square (section 4.1: 227-patches of the 256 image); for
-"small", the corners and centre of the image reflect-padded by size/8, the extreme and the
+"small", the corners and centre of the image reflect-padded by `translate` (default size/8), the extreme and the
 middle positions of the CIFAR-style pad-and-crop (for 32 px: 40x40, offsets 0, 4 and 8, the
 centre patch the image itself); "none" trained on the whole image, there is no margin to move
 in and ten-crop is refused (UsageError). The rule reads the run's saved preparation
@@ -153,14 +153,25 @@ class ToChannels(nn.Module):
         return f"channels={self.channels}"
 
 
-def crop_square(preset: str, size: int) -> tuple[int, int]:
+def crop_square(preset: str, size: int, translate: int | None = None) -> tuple[int, int]:
     """(R, pad): the square the training crops of `preset` are cut from is R + 2*pad on a side,
     the R-square of `Prepare` with a reflected border of `pad` (TrainAugment: paper no border,
-    small size//8 at least 1, none takes no crop). Ten-crop's corners are that square's."""
+    small `small_shift`, none takes no crop). Ten-crop's corners are that square's."""
     _check_preset(preset)
     if preset == "small":
-        return size, max(size // 8, 1)  # as TrainAugment pads: 4 px for 32
+        return size, small_shift(size, translate)
     return resize_for(size, preset), 0
+
+
+def small_shift(size: int, translate: int | None = None) -> int:
+    """The reflected border of the small preset's crops, its largest shift in pixels: `translate`,
+    or by default size//8 at least 1 (4 px for 32, the CIFAR practice). Raises UsageError where
+    the border is not below the side (a reflection cannot be wider than the image)."""
+    pad = max(size // 8, 1) if translate is None else int(translate)
+    if not 0 <= pad < size:
+        raise UsageError(f"translate must be in [0, {size - 1}] for {size}x{size} images (the reflected border is "
+                         f"cut from the image itself); got {pad}")
+    return pad
 
 
 def resize_for(size: int, preset: str) -> int:
@@ -201,16 +212,17 @@ class Prepare(nn.Module):
         return f"preset={self.preset}, side={self.side}" + (f", pad={self.pad}" if self.pad else "")
 
 
-def eval_prepare(preset: str, *, size: int, channels: int, tta: str = "center") -> Prepare:
-    """The prepare step for evaluation, `preset` being the run's (prep["augment"]): the R-square,
-    and for ten-crop the square the training crops were cut from (`crop_square`), so that the
-    ten patches are positions and scales the net was trained on. Raises UsageError for ten-crop
-    where training took no crop (no margin: "none")."""
+def eval_prepare(preset: str, *, size: int, channels: int, tta: str = "center", translate: int | None = None) -> Prepare:
+    """The prepare step for evaluation, `preset` and `translate` being the run's (prep["augment"],
+    prep["translate"]): the R-square, and for ten-crop the square the training crops were cut
+    from (`crop_square`), so that the ten patches are positions and scales the net was trained
+    on. Raises UsageError for ten-crop where training took no crop (no margin: "none", or small
+    with translate 0)."""
     if tta != "tencrop":
         return Prepare(preset, size, channels)
-    side, pad = crop_square(preset, size)
+    side, pad = crop_square(preset, size, translate)
     if side + 2 * pad <= size:
-        raise UsageError(f"ten-crop takes its views where training cropped, but augment '{preset}' trained on the "
+        raise UsageError(f"ten-crop takes its views where training cropped, but augment '{preset}'{' with translate 0' * (preset == 'small')} trained on the "
                          f"whole {size}x{size} image (no crop, no margin): use tta center or flip")
     return Prepare(preset, size, channels, pad=pad)
 
@@ -327,7 +339,7 @@ class TrainAugment(nn.Module):
     """Batched training augmentation: uint8 N,C,R,R -> float N,C,size,size.
 
     paper: random size-patch of the R-square, flip, PCA lighting (section 4.1).
-    small: reflect-pad by size/8, random size-patch, flip (the CIFAR practice).
+    small: reflect-pad by `translate` (default size/8), random size-patch, flip (the CIFAR practice).
     none:  the pixels in the net's units only (the d2l recipe).
     With `mean_image` (C,R,R, 0-255) the output is raw pixels minus it (section 2), else
     (x/255 - mean) / std per channel. PCA lighting is added in 0-255 pixel units either way, from
@@ -337,10 +349,12 @@ class TrainAugment(nn.Module):
 
     def __init__(self, preset: str, *, size: int, channels: int, mean: Sequence[float], std: Sequence[float],
                  lighting: float = 0.1, flip: bool = True, channels_last: bool = False,
-                 mean_image: Tensor | None = None, pca: tuple[Tensor, Tensor] | None = None) -> None:
+                 mean_image: Tensor | None = None, pca: tuple[Tensor, Tensor] | None = None,
+                 translate: int | None = None) -> None:
         super().__init__()
         _check_preset(preset)
         self.preset, self.size, self.flip, self.channels_last = preset, size, flip and preset != "none", channels_last
+        self.pad = small_shift(size, translate) if preset == "small" else 0
         eig = pca or (None, None)
         self.lighting = Lighting(lighting, *eig) if preset == "paper" and lighting > 0 else None
         self.normalise = _Normalise(mean, std, channels)
@@ -349,8 +363,8 @@ class TrainAugment(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.mean_image is not None:
             x = self.mean_image(x)  # N,C,R,R float, pixel units minus the mean at each place
-        if self.preset == "small":
-            pad = max(self.size // 8, 1)
+        if self.pad:
+            pad = self.pad
             x = torch.nn.functional.pad(x.float(), (pad, pad, pad, pad), mode="reflect")  # N,C,S+2p,S+2p
         x = random_crops(x, self.size)  # N,C,S,S
         if self.flip:
@@ -364,7 +378,8 @@ class TrainAugment(nn.Module):
         return self.normalise(self.lighting(fresh_float(x)))  # shifted in 0-255 units, then standardised
 
     def extra_repr(self) -> str:
-        return f"preset={self.preset}, size={self.size}, flip={self.flip}" + (", channels_last=True" if self.channels_last else "")
+        return (f"preset={self.preset}, size={self.size}, flip={self.flip}" + (f", translate={self.pad}" if self.preset == "small" else "")
+                + (", channels_last=True" if self.channels_last else ""))
 
 
 def five_crops(x: Tensor, size: int) -> list[Tensor]:

@@ -132,7 +132,7 @@ def torch_load(path: Path, what: str) -> Any:
 
 
 # How a checkpoint's net wants its inputs: side, statistics, preparation (data/transforms.py)
-PREP_KEYS = ("input_size", "mean", "std", "augment", "input_norm", "mean_image", "pca")
+PREP_KEYS = ("input_size", "mean", "std", "augment", "translate", "input_norm", "mean_image", "pca")
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
@@ -197,6 +197,9 @@ def check_checkpoint(ckpt: dict[str, Any], source: str | None = None) -> nn.Modu
         need(key, stats, isinstance(stats, (list, tuple)) and len(stats) in (1, 3) and all(_real(v) and v > low for v in stats),
              "must be 1 or 3 finite numbers" + (", each > 0" if low == 0 else ""))
     need("augment", ckpt["augment"], ckpt["augment"] in AUGMENT_PRESETS, f"must be one of {', '.join(AUGMENT_PRESETS)}")
+    shift = ckpt.get("translate")  # absent before 2026-12-04: the small preset's size/8
+    need("translate", shift, shift is None or (_integer(shift) and ckpt["augment"] == "small" and 0 <= shift < size[1]),
+         f"must be the small augmentation's border in pixels, 0 to {size[1] - 1}")
     need("input_norm", ckpt.get("input_norm"), ckpt.get("input_norm") in INPUT_NORMS, "must be mean_image or channel")
     mean_image = ckpt.get("mean_image")
     need("mean_image", mean_image, mean_image is None or (_floats(mean_image) and mean_image.ndim == 3 and mean_image.shape[0] == channels

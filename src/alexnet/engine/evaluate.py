@@ -6,7 +6,7 @@ outputs are averaged over the V views, as the paper averaged the
 predictions of its ten patches; loss and accuracy are computed on the averaged probabilities.
 A checkpoint's ten patches are cut where its training cropped (`eval_prepare`, from the saved
 `augment`): the paper's corners of the 256 square, or the small preset's corners of the image
-padded by size/8; a run trained without crops ("none") is refused before any data is read.
+padded by the run's `translate` (default size/8); a run trained without crops ("none") is refused before any data is read.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def evaluate_checkpoint(
         raise UsageError(f"{ckpt.get('path', 'these weights')} do not say what data they were trained on: give --data SPEC")
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
     # first, so that a ten-crop the run's preparation cannot support is refused before the data is opened
-    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta)
+    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta, translate=ckpt.get("translate"))
     config = ckpt.get("config") or {}
     source = open_dataset(spec, seed=int(config.get("seed", 0)), val_fraction=float(config.get("val_fraction", 0.1)))
     classes = list(ckpt["classes"])

@@ -85,11 +85,16 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer cfg names over `model`'s parameters, biases grouped as cfg.bias_lr_mult / bias_decay say."""
     groups = param_groups(model, cfg)
+    first = groups[0]["params"]
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # one fused kernel on the CPU too: alexnet_mini's update (1.03M parameters in 16 tensors)
+        # took 0.35 ms instead of the for-loop's 2.87 ms, the same numbers (2026-12-04, 2-core
+        # EPYC), about 3% of a batch-128 step; torch's default fuses nothing on the CPU (CUDA keeps
+        # its default, foreach, which CUDA-graph capture is tested with)
+        fused = True if first and first[0].device.type == "cpu" else None
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.momentum_form == "paper":
         return PaperSGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    first = groups[0]["params"]
     # CUDA: one fused kernel for the whole update instead of a few per tensor group
     fused = True if first and first[0].is_cuda else None
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,

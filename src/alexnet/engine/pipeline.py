@@ -23,7 +23,7 @@ from alexnet.data.images import BadImage
 from alexnet.data.loader import Loader, Shard, default_workers, make_loader
 from alexnet.data.stats import PixelStats, cached_pixel_stats
 from alexnet.data.subset import limit, take
-from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare, prep_pca, prep_stats
+from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare, prep_pca, prep_stats, small_shift
 from alexnet.engine.console import log
 from alexnet.engine.distributed import World
 from alexnet.engine.fast import bf16_switch, switch
@@ -58,7 +58,7 @@ class Pipeline(NamedTuple):
     val: Loader
     augment: TrainAugment  # uint8 N,C,R,R -> float N,C,S,S, random
     views: EvalViews  # uint8 N,C,R,R -> float N,C,S,S, the centre view
-    prep: dict[str, Any]  # saved in checkpoints: input_size, mean, std, augment, input_norm, mean_image, pca
+    prep: dict[str, Any]  # saved in checkpoints: input_size, mean, std, augment, translate, input_norm, mean_image, pca
     bad: tuple = ()  # unreadable files found while decoding the splits into memory beforehand
     train_eval: Loader | None = None  # a fixed subset of the training images, evaluated as the test is
 
@@ -68,6 +68,8 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
     """Loaders, batch transforms and the preparation record of a run; `known` is a resumed
     checkpoint, whose pixel statistics are reused rather than computed again."""
     channels, size = model.input_size[0], cfg.image_size or model.input_size[1]
+    # pixels of augment small's reflected border, checked against the side before any data is read
+    shift = small_shift(size, None if cfg.translate < 0 else cfg.translate) if cfg.augment == "small" else None
     shards = Shard(world.rank, world.size, cfg.batch_size), Shard(world.rank, world.size)  # train, val
     workers = default_workers() if cfg.workers < 0 else cfg.workers
     pin = device.type == "cuda"
@@ -80,7 +82,7 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
                       pin_memory=pin, shard=shards[1], device=device, decode_on=decode_on)
     norm = resolved_input_norm(cfg)
     prep: dict[str, Any] = {"input_size": [channels, size, size], "mean": list(source.mean), "std": list(source.std),
-                            "augment": cfg.augment, "input_norm": norm, "mean_image": None, "pca": None}
+                            "augment": cfg.augment, "translate": shift, "input_norm": norm, "mean_image": None, "pca": None}
     if norm == "mean_image" or (cfg.augment == "paper" and cfg.lighting > 0):
         stats = pixel_stats_for(train_split, prepare, known, workers=workers, decode_on=decode_on)
         prep["pca"] = {"eigval": stats.eigval, "eigvec": stats.eigvec}
@@ -90,7 +92,8 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
             prep.update(mean_image=stats.mean_image, mean=(stats.mean_image.mean(dim=(1, 2)) / 255).tolist(), std=[1 / 255] * channels)
     nhwc = bf16_switch(cfg.channels_last, device)  # batches laid out as the model's weights are
     stats_kw = dict(size=size, channels=channels, **prep_stats(prep))
-    augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, channels_last=nhwc, pca=prep_pca(prep), **stats_kw).to(device)
+    augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, channels_last=nhwc, pca=prep_pca(prep),
+                           translate=shift, **stats_kw).to(device)
     views = EvalViews(tta="center", channels_last=nhwc, **stats_kw).to(device)
     train_eval = None
     if cfg.train_eval_images:
@@ -145,7 +148,7 @@ def tta_pipeline(cfg: TrainConfig, source: DataSource, prep: dict[str, Any], wor
     """The val loader and views of the final evaluation with cfg.tta (flip, or the ten patches)."""
     channels, size = prep["input_size"][0], prep["input_size"][1]
     views = EvalViews(size=size, channels=channels, tta=cfg.tta, **prep_stats(prep)).to(device)
-    loader = make_loader(source.split("val"), eval_prepare(cfg.augment, size=size, channels=channels, tta=cfg.tta),
+    loader = make_loader(source.split("val"), eval_prepare(cfg.augment, size=size, channels=channels, tta=cfg.tta, translate=prep.get("translate")),
                          batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
                          shard=Shard(world.rank, world.size))
     return loader, views

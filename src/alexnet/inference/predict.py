@@ -67,7 +67,7 @@ def predict_iter(
     net = model_from_checkpoint(ckpt).to(device).eval()
     classes = list(ckpt["classes"])
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
-    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta)
+    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta, translate=ckpt.get("translate"))
     views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(ckpt)).to(device)
     k = min(topk, len(classes))
     items = expand_inputs([images] if _is_single(images) else images)

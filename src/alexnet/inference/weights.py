@@ -175,6 +175,7 @@ def save_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in ckpt["model"].items()}
     meta = {key: ckpt[key] for key in ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")}
     meta["input_norm"] = ckpt.get("input_norm") or "channel"
+    meta["translate"] = ckpt.get("translate")  # the small crops' shift, for ten-crop's corners (None: size/8)
     # the training set's pixel statistics travel as tensors beside the weights (INPUT_PREFIX keys)
     if ckpt.get("mean_image") is not None:
         state[INPUT_PREFIX + "mean_image"] = torch.as_tensor(ckpt["mean_image"]).float().contiguous()
@@ -209,7 +210,8 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
     inputs = {k[len(INPUT_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(INPUT_PREFIX)}
     described = ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")
     ckpt = {"format": FORMAT, "version": VERSION, **{key: info[key] for key in described if key in info}, "model": state,
-            "data": None, "path": str(path), "input_norm": info.get("input_norm", "channel"), "mean_image": inputs.get("mean_image"),
+            "data": None, "path": str(path), "input_norm": info.get("input_norm", "channel"),
+            "translate": info.get("translate"), "mean_image": inputs.get("mean_image"),
             "pca": {"eigval": inputs["eigval"], "eigvec": inputs["eigvec"]} if "eigval" in inputs and "eigvec" in inputs else None}
     check_checkpoint(ckpt, str(path))
     return _same_model(ckpt, model)
