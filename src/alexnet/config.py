@@ -73,6 +73,8 @@ class TrainConfig:
     """Train on a fixed class-balanced subset of this many images (0: the whole training split)."""
     val_images: int = -1
     """Validate on a fixed class-balanced subset of this many images (0: the whole validation split; -1: the whole split, or 1,000 images in a --max-steps run)."""
+    holdout: int = 0
+    """Hold out this many training images (a fixed class-balanced part) as the validation split where the data's own 'val' is its test split (CIFAR-10, Fashion-MNIST, MNIST, shapes); epochs, lr drops and best.pt then read only them, and the test split is scored once, at the end (0: validate on the test split)."""
     val_fraction: float = 0.1
     """Share of a single folder tree held out for validation (folder:DIR without train/val)."""
     image_size: int = 0
@@ -80,7 +82,7 @@ class TrainConfig:
     augment: str = "small"
     """Training augmentation: paper (256 resize, random crops, flips, PCA lighting), small (pad-crop, flip), none."""
     translate: int = -1
-    """Largest shift of the small augmentation's random crops, in pixels: reflect-pad by this much, then a random patch of the input size (-1: size/8, 4 px at 32, the CIFAR practice; 0: no shift, flips only)."""
+    """Largest shift of the small augmentation's random crops, in pixels: reflect-pad by this much, then a random patch of the input size (-1: size/8, 4 px at 32, the CIFAR practice; 0: no shift, flips only); the other augmentations ignore it."""
     lighting: float = 0.1
     """Std of the PCA colour-noise coefficients alpha, section 4.1 (paper augmentation), on the training set's own RGB eigen-decomposition; 0 turns it off."""
     input_norm: str = "auto"
@@ -195,6 +197,7 @@ class TrainConfig:
         _check("train_eval_images", self.train_eval_images, self.train_eval_images >= 0, "must be >= 0 (0: off)")
         _check("lighting", self.lighting, self.lighting >= 0, "must be >= 0")
         _check("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "must be in [0, 1)")
+        _check("holdout", self.holdout, self.holdout >= 0, "must be >= 0 images (0: validate on the test split)")
         _check("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "must be in (0, 1)")
         _check("image_size", self.image_size, self.image_size == 0 or 8 <= self.image_size <= MAX_IMAGE_SIZE, f"must be 0 (the model's) or in [8, {MAX_IMAGE_SIZE}]")
         _check("warmup_epochs", self.warmup_epochs, 0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]")
@@ -206,11 +209,9 @@ class TrainConfig:
         _check("max_steps", self.max_steps, self.max_steps >= 0, "must be >= 0")
         _check("seed", self.seed, 0 <= self.seed < 2**32, "must be in [0, 2**32)")  # NumPy's seed range
         _check("translate", self.translate, self.translate >= -1, "must be >= 0 pixels (-1: size/8)")
-        if self.translate != -1 and self.augment != "small":
-            raise UsageError(f"translate sets the shift of augment small's crops, not augment {self.augment}'s: leave it at -1")
         if self.translate >= 0 and self.image_size and self.translate >= self.image_size:
             raise UsageError(f"translate must be below image_size {self.image_size} (the reflected border is cut from the image); got {self.translate}")
-        if self.tta == "tencrop" and self.translate == 0:
+        if self.tta == "tencrop" and self.translate == 0 and self.augment == "small":
             raise UsageError("tta tencrop takes its views where training cropped, and translate 0 takes no shifted crops: "
                              "use tta center or flip, or translate > 0")
         if self.tta == "tencrop" and self.augment == "none":  # refused here, not after the training (data/transforms.py)

@@ -128,6 +128,9 @@ def closing_lines(cfg: Any, result: dict[str, Any]) -> list[str]:
                  f"{result['total_seconds']:.1f} s in all sessions)")
     else:
         done += f" in {result['seconds']:.1f} s"
+    if scored and result.get("test"):  # the scores above are the holdout's; the test split was scored once, at the end
+        scores = scores.replace("best top-1", "validation (holdout): best top-1", 1)
+        scores += "; test split: " + ", ".join(f"top-1 {t['top1']:.2%} ({view})" for view, t in result["test"].items())
     lines = [f"{result['model']} on {result['data']}: {done}, {scores}", f"run folder: {result['run_dir']}"]
     if scored:
         lines.append(f"evaluate it with: alexnet eval {result['run_dir']}")

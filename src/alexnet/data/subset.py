@@ -48,12 +48,37 @@ def take(split: Dataset, n: int) -> Dataset:
     targets = list(getattr(split, "targets", []))
     if not targets:
         raise UsageError(f"cannot take a class-balanced subset of {split!r}: it has no labels")
-    idx = balanced_indices(targets, n)
+    return select(split, balanced_indices(targets, n))
+
+
+def select(split: Dataset, idx: list[int]) -> Dataset:
+    """The images of `split` at `idx`, as the same kind of split (in-memory stays one tensor)."""
+    targets = list(getattr(split, "targets", []))
     if isinstance(split, TensorImages):
         return TensorImages(split.images[idx], [targets[i] for i in idx], split.bad)
     if isinstance(split, ImageFiles):
         return ImageFiles([split.paths[i] for i in idx], [targets[i] for i in idx])
     return torch.utils.data.Subset(split, idx)
+
+
+def hold_out(source: DataSource, n: int) -> DataSource:
+    """`source` with `n` of its training images (a fixed class-balanced part) as its validation
+    split and its test split kept apart as 'test', for data whose 'val' is its test split
+    (CIFAR-10, Fashion-MNIST, MNIST, shapes): choosing epochs, lr drops and best.pt then never
+    reads the images a run is reported on. Data with a validation split of its own is returned
+    as it is."""
+    if n <= 0 or source.splits.get("test") is not source.splits.get("val"):
+        return source
+    train = source.split("train")
+    if n >= len(train):
+        raise UsageError(f"holdout {n:,} would leave no training images: {source.spec} has {len(train):,}")
+    targets = list(getattr(train, "targets", []))
+    if not targets:
+        raise UsageError(f"cannot hold out a class-balanced part of {source.spec}: its training split has no labels")
+    held = balanced_indices(targets, n)
+    kept = sorted(set(range(len(train))) - set(held))
+    splits = {**source.splits, "train": select(train, kept), "val": select(train, held), "test": source.split("val")}
+    return dataclasses.replace(source, splits=splits)
 
 
 def limit(source: DataSource, *, train: int = 0, val: int = 0) -> DataSource:

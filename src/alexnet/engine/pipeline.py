@@ -22,7 +22,7 @@ from alexnet.data.decoded import decode_split, fits, prepared_bytes
 from alexnet.data.images import BadImage
 from alexnet.data.loader import Loader, Shard, default_workers, make_loader
 from alexnet.data.stats import PixelStats, cached_pixel_stats
-from alexnet.data.subset import limit, take
+from alexnet.data.subset import hold_out, limit, take
 from alexnet.data.transforms import EvalViews, Prepare, TrainAugment, eval_prepare, prep_pca, prep_stats, small_shift
 from alexnet.engine.console import log
 from alexnet.engine.distributed import World
@@ -33,8 +33,8 @@ from alexnet.models import build_model, check_input_size
 
 def open_training_data(cfg: TrainConfig) -> DataSource:
     """The dataset cfg.data names, cut to cfg.train_images / cfg.val_images; refuses an empty training split."""
-    source = limit(open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction), train=cfg.train_images,
-                   val=resolved_val_images(cfg))
+    source = hold_out(open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction), cfg.holdout)
+    source = limit(source, train=cfg.train_images, val=resolved_val_images(cfg))
     if len(source.split("train")) == 0:
         raise UsageError(f"{cfg.data}: the training split has no images")
     return source
@@ -144,11 +144,11 @@ def cached_splits(cfg: TrainConfig, source: DataSource, prepare: Prepare, worker
 
 
 def tta_pipeline(cfg: TrainConfig, source: DataSource, prep: dict[str, Any], workers: int, device: torch.device,
-                 world: World = World()) -> tuple[Loader, EvalViews]:
-    """The val loader and views of the final evaluation with cfg.tta (flip, or the ten patches)."""
-    channels, size = prep["input_size"][0], prep["input_size"][1]
-    views = EvalViews(size=size, channels=channels, tta=cfg.tta, **prep_stats(prep)).to(device)
-    loader = make_loader(source.split("val"), eval_prepare(cfg.augment, size=size, channels=channels, tta=cfg.tta, translate=prep.get("translate")),
+                 world: World = World(), split: str = "val", tta: str | None = None) -> tuple[Loader, EvalViews]:
+    """The loader of `split` and the views of an evaluation with `tta` (default cfg.tta: flip, or the ten patches)."""
+    channels, size, tta = prep["input_size"][0], prep["input_size"][1], tta or cfg.tta
+    views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(prep)).to(device)
+    loader = make_loader(source.split(split), eval_prepare(cfg.augment, size=size, channels=channels, tta=tta, translate=prep.get("translate")),
                          batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
                          shard=Shard(world.rank, world.size))
     return loader, views

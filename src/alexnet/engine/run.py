@@ -134,11 +134,13 @@ def end_epoch(run_dir: Path, metrics_log: MetricsLog | None, make_state: Callabl
 
 def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, kernels: torch.Tensor, device: torch.device, *, epoch: int, step: int,
                best_top1: float, final: dict[str, Any], train_rates: list[float], bad: list, started: float,
-               write: bool = True, first_epoch: int = 0, earlier: float = 0.0, val_images: int = -1) -> dict[str, Any]:
+               write: bool = True, first_epoch: int = 0, earlier: float = 0.0, val_images: int = -1,
+               test: dict[str, Any] | None = None) -> dict[str, Any]:
     """Draw the run's pictures, list the unreadable images (unless not `write`), and return the run's summary.
 
     `model` describes the net (its arch and classes; the NumPy backend's is on the meta device),
-    `kernels` are its trained first-layer weights.
+    `kernels` are its trained first-layer weights; `test` holds the test split's scores per view
+    where the run validated on a holdout (empty: its val split is the test split).
 
     A resumed run's summary counts its epochs from the start (`epochs`) and this session's from
     `first_epoch`; `seconds` is this session's time, `total_seconds` adds the sessions before it."""
@@ -166,6 +168,7 @@ def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, kernels: torch
         "train_images_per_s": float(np.median(train_rates)) if train_rates else 0.0,
         "bad_images": len({b.path for b in bad}),
         "val_images": val_images,
+        "test": test or {},
         "history": read_metrics(run_dir) if write else [],  # every epoch's record (metrics.jsonl), resumed sessions' too
         "first_epoch": first_epoch,
         "seconds": time.perf_counter() - started,

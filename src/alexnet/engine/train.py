@@ -315,9 +315,17 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         with explain_out_of_memory(cfg.batch_size, device, doing=f"evaluating with {cfg.tta}", amp=amp):
             final = score(backend, tta_loader, tta_views, cfg, device, len(source.classes))
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
+    test: dict[str, Any] = {}
+    test_split = source.split("test")
+    if test_split is not source.split("val") and len(test_split):  # validated on a holdout: the test split, scored once
+        for view in dict.fromkeys(("center", cfg.tta)):
+            loader, views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device, world, split="test", tta=view)
+            scored = score(backend, loader, views, cfg, device, len(source.classes))
+            test[view] = {k: scored[k] for k in ("top1", "top5", "loss")}
+            log(f"test split ({len(test_split)} images, scored once) with {view}: top1 {scored['top1']:.2%} top5 {scored['top5']:.2%}")
     return finish_run(cfg, run_dir, model, backend.first_kernels(), device, epoch=epoch, step=step, best_top1=best_top1, final=final,
                       train_rates=train_rates, bad=bad, started=started, write=world.main, first_epoch=first_epoch,
-                      earlier=earlier, val_images=n_val)
+                      earlier=earlier, val_images=n_val, test=test)
 
 
 def score(backend: Backend, loader: Iterable, views: Callable[[torch.Tensor], torch.Tensor], cfg: TrainConfig, device: torch.device,

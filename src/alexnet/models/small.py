@@ -33,6 +33,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from alexnet.errors import UsageError
 from alexnet.models.convnet import ConvNet
 from alexnet.models.layers import (
     ACTIVATIONS,
@@ -80,14 +81,21 @@ def alexnet_mini(
     dropout: float = 0.5,
     towers: int = 1,
     conv_width: float = 1.0,
+    conv1_std: float = 0.0,
 ) -> ConvNet:
     """Five conv + three fc layers in the paper's arrangement, sized for 32x32 inputs.
 
     towers=2 groups conv2, conv4 and conv5 (section 3.2); conv_width multiplies the kernel
     counts of conv1-conv4 (conv5 keeps 64, as the paper's one-GPU comparison net did).
+    conv1_std > 0 draws conv1's weights from N(0, conv1_std) instead of Kaiming's: 0.01 is the
+    paper's (section 5), which on raw 0-255 inputs minus the mean image puts LRN1's input at
+    the scale where the paper's LRN constants act (docs/fidelity.md, "LRN in effect"), while the
+    layers above keep the Kaiming init that lets this deeper-than-wide net train.
     """
     _check_switches(num_classes, in_channels, activation, lrn, pool, dropout)
     check_choice("towers", towers, (1, 2))
+    if isinstance(conv1_std, bool) or not isinstance(conv1_std, (int, float)) or not 0 <= conv1_std < 1:
+        raise UsageError(f"conv1_std must be a number in [0, 1) (0: Kaiming's init); got {conv1_std!r}")
     w1, w2, w3, w4 = conv_widths((24, 64, 96, 96), conv_width, towers)
     a, t = activation, towers
     features = nn.Sequential(OrderedDict(
@@ -100,6 +108,8 @@ def alexnet_mini(
     classifier = make_head(64 * 4 * 4, 512, num_classes, a, dropout)  # fc6, fc7, fc8
     model = ConvNet(features, classifier, input_size=(in_channels, 32, 32))
     init_kaiming(model, activation)
+    if conv1_std:
+        nn.init.normal_(features.conv1.weight, mean=0.0, std=float(conv1_std))
     return model
 
 
