@@ -50,7 +50,7 @@ OUT_OF_RANGE = {
     "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1, BILLION], "max_lr_drops": [-1, BILLION], "label_smoothing": [-0.1, 1.0],
     "seed": [-1, 2**32], "workers": [-2, 257], "max_steps": [-1, BILLION], "train_images": [-1, BILLION], "val_images": [-2, -3, BILLION],
     "bias_lr_mult": [0.0, -1.0, float("nan")], "stop_train_error": [-0.1, 1.0], "train_eval_images": [-1, BILLION],
-    "translate": [-2, -5, BILLION],
+    "translate": [-2, -5, BILLION], "holdout": [-1, BILLION],
     "accum_steps": [0, 129],  # more micro-batches than the default batch of 128 has images
 }
 

@@ -40,3 +40,37 @@ def test_limit_keeps_kinds_and_test_alias():
     part = take(files, 4)
     assert isinstance(part, ImageFiles) and Counter(part.targets) == {0: 2, 1: 2}
     assert set(part.paths) <= set(files.paths)
+
+
+def test_hold_out_moves_a_balanced_part_of_train_to_val_and_keeps_test_apart():
+    from alexnet.data.subset import hold_out
+
+    source = open_dataset("shapes:train=300,test=100")
+    held = hold_out(source, 50)
+    train, val, test = held.split("train"), held.split("val"), held.split("test")
+    assert (len(train), len(val)) == (250, 50) and test is source.split("val") and test is not val
+    assert Counter(val.targets) == {c: 5 for c in range(10)}  # ten classes, five each
+    # the held-out images and the training images are disjoint and together the original training split
+    pixels = lambda s: {bytes(x.numpy().tobytes()) + bytes([y]) for x, y in zip(s.images, s.targets)}
+    assert not pixels(train) & pixels(val) and pixels(train) | pixels(val) == pixels(source.split("train"))
+    # fixed: the same images whatever the run's seed; then train_images / val_images cut the holdout's parts
+    torch.manual_seed(7)
+    assert torch.equal(hold_out(source, 50).split("val").images, val.images)
+    small = limit(held, train=100, val=20)
+    assert (len(small.split("train")), len(small.split("val")), len(small.split("test"))) == (100, 20, 100)
+    assert hold_out(source, 0) is source
+
+
+def test_hold_out_leaves_data_with_its_own_val_and_refuses_to_empty_train(tmp_path):
+    import pytest
+
+    from alexnet.data.source import DataSource
+    from alexnet.data.subset import hold_out
+    from alexnet.errors import UsageError
+
+    source = open_dataset("shapes:train=30,test=10")
+    own = DataSource("folder", "folder:x", source.classes, {**source.splits, "test": take(source.split("val"), 5)}, 3,
+                     source.mean, source.std, (32, 32))
+    assert hold_out(own, 10) is own  # a validation split of its own: nothing to hold out
+    with pytest.raises(UsageError, match="holdout 30 would leave no training images"):
+        hold_out(source, 30)

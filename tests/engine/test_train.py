@@ -173,3 +173,39 @@ def test_accum_steps_is_refused_where_it_cannot_run():
         check_numpy_config(make_config(read_yaml("numpy"), backend="numpy", accum_steps=2))
     used, note = use_cuda_graphs(make_config(cuda_graphs="on", compile="on", accum_steps=2), torch.device("cuda"))
     assert not used and "micro-batches" in note
+
+
+def test_a_holdout_chooses_and_the_test_split_is_scored_once_at_the_end(tmp_path, capsys):
+    """With holdout N the per-epoch validation (best.pt, plateau drops) reads N held-out training
+    images, never the test split; the test split is scored once, at the end, with the centre view
+    and the run's tta, and those scores are what `alexnet eval` gives for the last net."""
+    from alexnet.cli.train import closing_lines
+    from alexnet.engine.evaluate import evaluate_checkpoint
+
+    cfg = small_config(tmp_path, epochs=2, holdout=100, schedule="plateau", optimizer="sgd", lr=0.01)
+    result = fit(cfg)
+    run = tmp_path / "run"
+    assert result["val_images"] == 100 and set(result["test"]) == {"center", "flip"}
+    ckpt = load_checkpoint(run, prefer="last")
+    assert ckpt["config"]["holdout"] == 100
+    held = open_training_data(cfg)
+    assert len(held.split("train")) == 540 and len(held.split("test")) == 160
+    for view, scores in result["test"].items():
+        assert scores["top1"] == pytest.approx(evaluate_checkpoint(ckpt, workers=0, tta=view)["top1"], abs=1e-6)
+    # the logged validation is the holdout's: the same net scored on the 100 held-out images
+    from alexnet.data.loader import make_loader
+    from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
+    from alexnet.engine.evaluate import evaluate
+
+    model = model_from_checkpoint(ckpt).eval()
+    loader = make_loader(held.split("val"), eval_prepare(ckpt["augment"], size=32, channels=3), batch_size=50, shuffle=False, workers=0)
+    val = evaluate(model, loader, device=torch.device("cpu"), num_classes=10, views=EvalViews(size=32, channels=3, **prep_stats(ckpt)))
+    assert read_log(run)[-1]["val_top1"] == pytest.approx(val["top1"], abs=0.011)  # bf16 autocast while training may flip one image
+    line = closing_lines(cfg, result)[0]
+    assert "validation (holdout): best top-1" in line and f"test split: top-1 {result['test']['center']['top1']:.2%} (center)" in line
+    assert "test split (160 images, scored once) with center" in capsys.readouterr().err
+
+
+def test_without_a_holdout_the_test_split_is_val_and_not_scored_twice(tmp_path):
+    result = fit(small_config(tmp_path, epochs=1))
+    assert result["test"] == {} and result["val_images"] == 160

@@ -365,6 +365,7 @@ def test_small_pools_give_the_same_sizes(name):
         ("alexnet_simple", {"towers": 2}, ["alexnet_simple", "towers", "activation", "dropout"]),
         ("alexnet_mini", {"towers": 3}, ["towers", "1, 2"]),
         ("alexnet_mini", {"conv_width": 0}, ["conv_width", "(0, 4]"]),
+        *[("alexnet_mini", {"conv1_std": v}, ["conv1_std must be a number in [0, 1)"]) for v in (-0.01, 1.0, float("nan"), True, "0.01", None)],
         ("alexnet2012", {"conv_width": "half"}, ["conv_width"]),
         ("convnet4", {"dropout": 0.5}, ["convnet4", "dropout", "activation"]),
         ("vgg16", {"activation": "tanh"}, ["vgg16", "activation", "num_classes"]),

@@ -68,7 +68,8 @@ def test_paper_recipe_in_the_base():
     assert config["augment"] == "paper" and config["tta"] == "tencrop"
     fig1 = base_config(EXPERIMENTS["relu-vs-tanh"], SCALES["cpu"], "cifar10")
     assert fig1["weight_decay"] == 0 and fig1["augment"] == "none"  # "no regularization of any kind"
-    assert EXPERIMENTS["relu-vs-tanh"].lr_grid  # each unit gets its own lr, as in the paper
+    exp = EXPERIMENTS["relu-vs-tanh"]
+    assert exp.with_arm.lr_grid and exp.without_arm.lr_grid  # each unit gets its own lr, as in the paper
 
 
 @pytest.mark.parametrize("data", ["cifar10", "imagenet:/x"])
@@ -81,7 +82,8 @@ def test_every_run_updates_as_the_reference_code_does(name, data):
 def test_figure1_and_lrn_run_cuda_convnets_nets_on_its_inputs():
     fig1 = base_config(EXPERIMENTS["relu-vs-tanh"], SCALES["cpu"], "cifar10")
     assert fig1["model"] == "convnet4" and fig1["input_norm"] == "mean_image"
-    assert fig1["train_images"] == 0 and fig1["stop_train_error"] == 0.25 and fig1["epochs"] == 60  # all 50,000, to 25% or 60
+    assert fig1["train_images"] == 10_000 and fig1["stop_train_error"] == 0.25 and fig1["epochs"] == 100  # to 25% or the budget
+    assert fig1["schedule"] == "constant"  # a pilot stopped at 25% is then the same run whatever its cap (runner.pilot_lr)
     lrn = base_config(EXPERIMENTS["lrn"], SCALES["cpu"], "cifar10")
     assert lrn["model"] == "convnet_local" and lrn["input_norm"] == "mean_image"
     assert base_config(EXPERIMENTS["lrn"], SCALES["cpu"], "imagenet:/x")["model"] == "alexnet2012"
@@ -92,8 +94,9 @@ def test_dropout_is_measured_on_clean_training_images_at_a_scale_that_can_overfi
     exp = EXPERIMENTS["dropout"]
     config = base_config(exp, SCALES["cpu"], "cifar10")
     towers = base_config(EXPERIMENTS["towers"], SCALES["cpu"], "cifar10")
-    assert config["train_eval_images"] == config["train_images"] < towers["train_images"]
+    assert 0 < config["train_eval_images"] <= config["train_images"] < towers["train_images"]
     assert config["epochs"] > towers["epochs"]
+    assert exp.overfitting and exp.regulariser and exp.paper["iterations"] == 2.0  # both of section 4.2's statements
     assert exp.with_arm.view == exp.without_arm.view == "center"  # the training error's view
 
 
@@ -102,3 +105,29 @@ def test_unknown_names_are_usage_errors():
         get("lrm")
     with pytest.raises(UsageError, match="unknown scale"):
         get_scale("huge")
+
+
+@pytest.mark.parametrize("scale", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_run_chooses_on_a_holdout_and_reports_on_test(name, scale):
+    """No choice reads the test split: each run validates on training images held out (CIFAR-10's
+    'val' is its test split), and the test split is scored once, at the end."""
+    config = base_config(EXPERIMENTS[name], SCALES[scale], "cifar10")
+    assert config["holdout"] == 5_000
+
+
+def test_the_mini_ablations_take_the_papers_inputs_so_lrn_acts():
+    config = base_config(EXPERIMENTS["towers"], SCALES["cpu"], "cifar10")
+    assert config["input_norm"] == "mean_image" and config["model_args"]["conv1_std"] == 0.01
+    net = build_model("alexnet_mini", **config["model_args"])
+    assert abs(float(net.features.conv1.weight.detach().std()) - 0.01) < 0.001  # the paper's N(0, 0.01) in conv1 ...
+    assert float(net.features.conv2.weight.detach().std()) > 0.04  # ... Kaiming's sqrt(2 / 600) = 0.058 above it
+    assert "conv1_std" not in base_config(EXPERIMENTS["towers"], SCALES["cpu"], "imagenet:/x")["model_args"]  # alexnet2012's own init
+
+
+def test_the_shared_with_arms_are_named():
+    from alexnet.reproduce.runner import shares_runs_with
+
+    scale = SCALES["cpu"]
+    assert set(shares_runs_with(EXPERIMENTS["towers"], scale, "cifar10")) == {"overlapping-pooling", "pca-lighting", "ten-crop"}
+    assert shares_runs_with(EXPERIMENTS["lrn"], scale, "cifar10") == [] and shares_runs_with(EXPERIMENTS["dropout"], scale, "cifar10") == []
