@@ -20,15 +20,18 @@ from alexnet.cli.common import number
 EPILOG = """examples:
   alexnet reproduce list                               # the experiments and the paper's numbers
   alexnet reproduce lrn --scale smoke --data shapes    # seconds: checks the whole path
-  alexnet reproduce all --scale cpu                    # CIFAR-10 (subsets), 3 seeds: about 2 hours on 2 cores
+  alexnet reproduce all --scale cpu                    # CIFAR-10 (subsets), 5 seeds: about 3 hours on 2 cores
   alexnet reproduce all --scale gpu --data cifar10     # all of CIFAR-10, 5 seeds, 40 epochs
   alexnet reproduce towers --data imagenet:/data/imagenet --scale gpu   # alexnet2012 at 227x227
 
-scales: smoke (200 training / 100 test images, 2 epochs, 2 seeds), cpu (10,000 / 5,000 images of
-CIFAR-10, 10 epochs, 3 seeds; figure 1 on all 50,000 with one seed, up to 60 epochs), gpu (the
-whole data, 40 epochs, 5 seeds). On 32x32 data the ablations use alexnet_mini with the paper's
-switches, figure 1 and LRN cuda-convnet's own CIFAR-10 nets; on imagenet:DIR or folder:DIR the
-net is alexnet2012."""
+scales: smoke (200 training images, 2 epochs, 2 seeds), cpu (10,000 CIFAR-10 images, 10 epochs,
+5 seeds; figure 1 on 10,000 with 3 seeds, up to 100 epochs; dropout on 5,000 for 30), gpu (the
+whole data, 40 epochs, 5 seeds). Every run validates on 5,000 training images held out and is
+scored on the test split once, at the end. On 32x32 data the ablations use alexnet_mini with the
+paper's switches on the paper's inputs, figure 1 and LRN cuda-convnet's own CIFAR-10 nets; on
+imagenet:DIR or folder:DIR the net is alexnet2012. Verdicts: reproduced / not reproduced when
+the paired 95% interval lies on one side of zero, inconclusive otherwise, with the reason
+(underpowered, another regime, nothing to prevent)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,15 +9,18 @@ Krizhevsky, Sutskever & Hinton (2012) state seven effects this package can test:
 - lrn (section 3.3): response normalisation lowers top-1/top-5 error by 1.4%/1.2%.
 - overlapping-pooling (section 3.4): 3/2 pooling instead of 2/2 lowers them by 0.4%/0.3%.
 - pca-lighting (section 4.1): the PCA colour noise lowers top-1 error by over 1%.
-- dropout (section 4.2): without dropout the net overfits substantially.
+- dropout (section 4.2): without dropout the net overfits substantially; dropout roughly doubles
+  the iterations to converge.
 - ten-crop (section 4.1): the prediction averaged over ten patches (no number is given).
 
 Every ablation starts from one base config, the paper's net at the data's scale (for 32x32 data,
 `alexnet_mini` with two towers, LRN, 3/2 pools, dropout 0.5, the paper's crops, flips and PCA
-lighting, SGD with momentum 0.9 and weight decay 0.0005, batch 128), and changes one factor, so
-the runs "with" are the same base run for five experiments and are trained once. Figure 1's
-comparison uses its own net and recipe ("no regularization of any kind"). Ten-crop compares two
-evaluations of the same base runs.
+lighting, on the paper's inputs, SGD with momentum 0.9 and weight decay 0.0005, batch 128), and
+changes one factor, so the runs "with" are one set of base runs for towers, pooling, PCA
+lighting and ten-crop (each report says so). Figure 1 and section 3.3 use cuda-convnet's own
+CIFAR-10 nets; dropout uses the base net on fewer images for more epochs, so that it can
+overfit. Ten-crop compares two evaluations of the same base runs. Every run validates on images
+held out of the training split and is scored on the test split once, at the end.
 """
 
 from __future__ import annotations

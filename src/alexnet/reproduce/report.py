@@ -57,7 +57,7 @@ def _signed(x: float | None) -> str:
 def report_text(result: dict[str, Any], command: str, pictures: list[str]) -> str:
     arms = list(result["arms"])
     config = result["arms"][arms[0]]["config"]  # the arm with the paper's feature
-    n_train, n_val = _n(config["train_images"]), _n(config["val_images"])  # the runs' own (figure 1 takes all)
+    n_train = _n(config["train_images"])  # the runs' own (figure 1 takes all)
     lines = [
         f"# {result['title']} (section {result['section']})",
         "",
