@@ -150,7 +150,7 @@ def test_a_smoke_run_says_so_and_bounds_its_validation(tmp_path, capsys):
     assert code == 0
     assert "1500 train" not in err and "(256 train / 1000 val images" in err  # SMOKE_VAL_IMAGES of the 1500
     assert "a smoke run: it stops after 2 steps (--max-steps)" in err and "--val-images 0 takes them all" in err
-    assert "epoch 1/10 (stops at step 2, --max-steps)" in err and "1 epoch (2 steps, --max-steps) in" in out
+    assert "epoch 1/8 (stops at step 2, --max-steps)" in err and "1 epoch (2 steps, --max-steps) in" in out
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["step"] == 2 and record["images"] == 64
 

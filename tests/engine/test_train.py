@@ -191,7 +191,7 @@ def test_a_holdout_chooses_and_the_test_split_is_scored_once_at_the_end(tmp_path
     held = open_training_data(cfg)
     assert len(held.split("train")) == 540 and len(held.split("test")) == 160
     for view, scores in result["test"].items():
-        assert scores["top1"] == pytest.approx(evaluate_checkpoint(ckpt, workers=0, tta=view)["top1"], abs=1e-6)
+        assert scores["top1"] == pytest.approx(evaluate_checkpoint(ckpt, workers=0, tta=view, split="test")["top1"], abs=1e-6)
     # the logged validation is the holdout's: the same net scored on the 100 held-out images
     from alexnet.data.loader import make_loader
     from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
@@ -201,6 +201,8 @@ def test_a_holdout_chooses_and_the_test_split_is_scored_once_at_the_end(tmp_path
     loader = make_loader(held.split("val"), eval_prepare(ckpt["augment"], size=32, channels=3), batch_size=50, shuffle=False, workers=0)
     val = evaluate(model, loader, device=torch.device("cpu"), num_classes=10, views=EvalViews(size=32, channels=3, **prep_stats(ckpt)))
     assert read_log(run)[-1]["val_top1"] == pytest.approx(val["top1"], abs=0.011)  # bf16 autocast while training may flip one image
+    again = evaluate_checkpoint(ckpt, workers=0)  # `alexnet eval RUN`: its 'val' is the run's holdout, as in training
+    assert again["n"] == 100 and again["top1"] == pytest.approx(val["top1"], abs=1e-6)
     line = closing_lines(cfg, result)[0]
     assert "validation (holdout): best top-1" in line and f"test split: top-1 {result['test']['center']['top1']:.2%} (center)" in line
     assert "test split (160 images, scored once) with center" in capsys.readouterr().err

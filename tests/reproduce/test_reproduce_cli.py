@@ -73,7 +73,7 @@ def test_measured_errors_are_the_test_split_scored_by_eval(smoke):
         assert run["scored_on"] == "test" and err == pytest.approx(100 * run["tencrop"]["top1_error"])
         ckpt = load_checkpoint(smoke / "runs" / run["run_dir"], prefer="last")
         for view in ("center", "tencrop"):
-            scored = evaluate_checkpoint(ckpt, workers=0, tta=view)  # shapes' 'val' is its test split
+            scored = evaluate_checkpoint(ckpt, workers=0, tta=view, split="test")
             assert run[view]["top1_error"] == pytest.approx(1 - scored["top1"], abs=1e-6)
 
 

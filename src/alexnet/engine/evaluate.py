@@ -108,15 +108,15 @@ def evaluate_checkpoint(
     calibrate: Callable[[nn.Module, Iterable[Tensor]], nn.Module] | None = None,
     calibration_images: int = 512,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint dict on a split of `data` (default: the data it was trained on),
-    preparing images as it was trained (input size, channels, normalisation). `images` > 0
+    """Evaluate a checkpoint dict on a split of `data` (default: the data it was trained on, where
+    'val' is the run's holdout if it held one out and 'test' the test split), preparing images as it was trained (input size, channels, normalisation). `images` > 0
     scores a class-balanced subset of that many (data/subset.py `take`). With `calibrate`
     (inference/int8.py's `quantize_int8`, say) the net scored is `calibrate(net, batches)`, the
     batches being the centre views of a class-balanced subset of `calibration_images` training
     images, prepared as the evaluation's. Adds "data", "split", "tta" and "classes" to `evaluate`'s result."""
     from alexnet.data import open_dataset
     from alexnet.data.loader import default_workers, make_loader
-    from alexnet.data.subset import take
+    from alexnet.data.subset import hold_out, take
     from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
     from alexnet.errors import UsageError
 
@@ -128,6 +128,8 @@ def evaluate_checkpoint(
     prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta, translate=ckpt.get("translate"))
     config = ckpt.get("config") or {}
     source = open_dataset(spec, seed=int(config.get("seed", 0)), val_fraction=float(config.get("val_fraction", 0.1)))
+    if spec == ckpt.get("data"):  # the run's own data: 'val' is its holdout where it held one out, 'test' the test split
+        source = hold_out(source, int(config.get("holdout") or 0))
     classes = list(ckpt["classes"])
     if len(source.classes) != len(classes):
         named = ", ".join(classes[:3]) + (", ..." if len(classes) > 3 else "")
