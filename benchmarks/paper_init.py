@@ -23,15 +23,6 @@ import torch
 from torch import nn
 
 
-def caffe_init(model: nn.Module) -> None:
-    """bvlc_alexnet's train_val.prototxt: N(0, 0.01) weights, N(0, 0.005) for fc6 and fc7, biases 0.1 where the paper has 1."""
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            last = name.rsplit(".", 1)[-1]
-            nn.init.normal_(module.weight, 0.0, 0.005 if last in ("fc6", "fc7") else 0.01)
-            nn.init.constant_(module.bias, 0.1 if last in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0)
-
-
 def train(init: str, args: argparse.Namespace) -> list[float]:
     from alexnet.config import make_config, read_yaml
     from alexnet.engine.fast import bf16_switch
@@ -42,13 +33,12 @@ def train(init: str, args: argparse.Namespace) -> list[float]:
         open_training_data,
     )
 
-    cfg = make_config(read_yaml("paper"), data=args.data, train_images=args.steps * 128, workers=0, tensorboard=False)
+    cfg = make_config(read_yaml("paper"), data=args.data, train_images=args.steps * 128, workers=0, tensorboard=False,
+                      model_args={"init": init})
     device = torch.device("cpu")
     source = open_training_data(cfg)
     torch.manual_seed(args.seed)
-    model = build_for_data(cfg, source)  # the paper's init (models/alexnet2012.py)
-    if init == "caffe":
-        caffe_init(model)
+    model = build_for_data(cfg, source)  # alexnet2012 with `init` (models/alexnet2012.py)
     fast = bf16_switch("auto", device)
     if fast:
         model = model.to(memory_format=torch.channels_last)

@@ -277,6 +277,19 @@ def test_alexnet2012_paper_init(alexnet2012):
         assert torch.equal(layer.bias.detach(), torch.full_like(layer.bias, expected_bias)), name
 
 
+def test_alexnet2012_caffe_init_is_bvlc_alexnets_train_val():
+    """BVLC/caffe models/bvlc_alexnet/train_val.prototxt: gaussian std 0.01, fc6 and fc7 0.005; bias 0.1 in conv2,
+    conv4, conv5, fc6, fc7, else 0 (its readme: "initializing non-zero biases to 0.1 instead of 1")."""
+    torch.manual_seed(0)
+    model = build_model("alexnet2012", init="caffe")
+    layers = {n.rsplit(".", 1)[-1]: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    prototxt = {"conv1": (0.01, 0.0), "conv2": (0.01, 0.1), "conv3": (0.01, 0.0), "conv4": (0.01, 0.1), "conv5": (0.01, 0.1),
+                "fc6": (0.005, 0.1), "fc7": (0.005, 0.1), "fc8": (0.01, 0.0)}
+    for name, (std, bias) in prototxt.items():
+        assert layers[name].weight.detach().std().item() == pytest.approx(std, rel=0.05), name
+        assert torch.equal(layers[name].bias.detach(), torch.full_like(layers[name].bias, bias)), name
+
+
 # ----------------------------------------------------------------------------- structure and switches
 
 
@@ -367,6 +380,7 @@ def test_small_pools_give_the_same_sizes(name):
         ("alexnet_mini", {"conv_width": 0}, ["conv_width", "(0, 4]"]),
         *[("alexnet_mini", {"conv1_std": v}, ["conv1_std must be a number in [0, 1)"]) for v in (-0.01, 1.0, float("nan"), True, "0.01", None)],
         ("alexnet2012", {"conv_width": "half"}, ["conv_width"]),
+        ("alexnet2012", {"init": "kaiming"}, ["init", "paper", "caffe"]),
         ("convnet4", {"dropout": 0.5}, ["convnet4", "dropout", "activation"]),
         ("vgg16", {"activation": "tanh"}, ["vgg16", "activation", "num_classes"]),
         # sizes out of bounds (issue 16), refused before any memory is taken: the first would be 1.6 TB of fc8

@@ -44,6 +44,7 @@ from alexnet.models.layers import (
 )
 
 BIAS_ONE = {"conv2", "conv4", "conv5", "fc6", "fc7"}
+INITS = ("paper", "caffe")
 
 
 def alexnet2012(
@@ -58,6 +59,7 @@ def alexnet2012(
     conv_width: float = 1.0,
     lrn_k: float = 2.0,
     lrn_per_tower: bool = True,
+    init: str = "paper",
 ) -> ConvNet:
     """The 2012 paper's net; the keywords are the paper's ablations (sections 3.1-3.5, 4.2).
 
@@ -65,6 +67,9 @@ def alexnet2012(
     comparison net, "half as many kernels in each convolutional layer" on one GPU, whose last
     conv layer keeps its 256 kernels (the paper's footnote). lrn_k is LRN's additive constant
     (section 3.3's k = 2); lrn_per_tower=False normalises across all maps with two towers too.
+    init "paper" is section 5's (N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7); "caffe"
+    is BVLC/caffe models/bvlc_alexnet/train_val.prototxt's (those biases 0.1, fc6 and fc7 from
+    N(0, 0.005)), whose readme says biases of 1 gave a flat loss (docs/fidelity.md, "init").
     """
     check_positive_int("num_classes", num_classes)
     check_positive_int("in_channels", in_channels)
@@ -75,6 +80,7 @@ def alexnet2012(
     check_dropout(dropout)
     check_positive_number("lrn_k", lrn_k)  # k = 0 would divide by zero where a window is all zeros
     check_bool("lrn_per_tower", lrn_per_tower)
+    check_choice("init", init, INITS)
     w1, w2, w3, w4 = conv_widths((96, 256, 384, 384), conv_width, towers)
 
     act = activation  # layer names follow the activation, so a tanh net shows tanh1, not relu1
@@ -98,5 +104,8 @@ def alexnet2012(
     ))
     classifier = make_head(256 * 6 * 6, 4096, num_classes, activation, dropout)  # fc6, fc7, fc8
     model = ConvNet(features, classifier, input_size=(in_channels, 227, 227))
-    init_paper(model, ones=BIAS_ONE)
+    if init == "paper":
+        init_paper(model, ones=BIAS_ONE)
+    else:
+        init_paper(model, ones=BIAS_ONE, bias=0.1, std={"fc6": 0.005, "fc7": 0.005})
     return model

@@ -115,17 +115,19 @@ def make_lrn(towers: int = 1, k: float = 2.0) -> nn.LocalResponseNorm:
 # ----------------------------------------------------------------------------- initializations
 
 
-def init_paper(model: nn.Module, ones: set[str]) -> None:
+def init_paper(model: nn.Module, ones: set[str], bias: float = 1.0, std: dict[str, float] | None = None) -> None:
     """Section 5: every weight from N(0, 0.01); biases 1 in the layers named in `ones`, else 0.
 
     The paper sets the biases of conv2, conv4, conv5 and the hidden fc layers to 1 so that the
-    ReLUs start with positive inputs, which "accelerates the early stages of learning".
+    ReLUs start with positive inputs, which "accelerates the early stages of learning". `bias`
+    replaces that 1 and `std` the 0.01 of the layers it names (Caffe's variant: 0.1, fc6/fc7 0.005).
     """
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.01)
+            last = name.rsplit(".", 1)[-1]
+            nn.init.normal_(module.weight, mean=0.0, std=(std or {}).get(last, 0.01))
             if module.bias is not None:
-                nn.init.constant_(module.bias, 1.0 if name.rsplit(".", 1)[-1] in ones else 0.0)
+                nn.init.constant_(module.bias, bias if last in ones else 0.0)
 
 
 def init_kaiming(model: nn.Module, activation: str = "relu") -> None:
