@@ -15,6 +15,8 @@ def test_presets_load_and_carry_the_recipes():
     assert (paper.model, paper.optimizer, paper.momentum, paper.weight_decay, paper.batch_size, paper.lr, paper.epochs) == (
         "alexnet2012", "sgd", 0.9, 5e-4, 128, 0.01, 90)
     assert paper.schedule == "plateau" and paper.max_lr_drops == 3 and paper.augment == "paper" and paper.lighting == 0.1
+    # Caffe's init (the paper's left the loss flat, benchmarks/paper_init.py); choices read a holdout, not the test split
+    assert paper.model_args == {"init": "caffe"} and paper.holdout == 5000
     d2l = make_config(read_yaml("d2l"))
     assert (d2l.model, d2l.data, d2l.image_size, d2l.lr, d2l.momentum, d2l.batch_size, d2l.epochs) == (
         "alexnet_d2l", "fashion-mnist", 224, 0.01, 0.0, 128, 10)

@@ -71,7 +71,8 @@ def hold_out(source: DataSource, n: int) -> DataSource:
         return source
     train = source.split("train")
     if n >= len(train):
-        raise UsageError(f"holdout {n:,} would leave no training images: {source.spec} has {len(train):,}")
+        raise UsageError(f"holdout {n:,} would leave no training images: {source.spec} has {len(train):,} "
+                         "(--holdout N with fewer, or 0 to validate on the test split)")
     targets = list(getattr(train, "targets", []))
     if not targets:
         raise UsageError(f"cannot hold out a class-balanced part of {source.spec}: its training split has no labels")

@@ -254,7 +254,9 @@ def base_config(exp: Experiment, scale: Scale, data: str) -> dict[str, Any]:
                 "augment": "small", "input_norm": "mean_image", "flip": True, "lighting": 0.0, "epochs": scale.lrn_epochs,
                 "lr": 0.001, "weight_decay": 0.004, "schedule": "onecycle", "warmup_epochs": 0.0, "tta": "center"}
     switches = {"towers": 2, "conv_width": 1.0, "activation": "relu", "lrn": True, "pool": "overlapping", "dropout": 0.5}
-    if not large:
+    if large:
+        switches["init"] = "caffe"  # the paper's own left the loss flat (benchmarks/paper_init.py; the paper preset's too)
+    else:
         # the paper's inputs (section 2: raw 0-255 pixels minus the mean image) and its conv1 init,
         # N(0, 0.01), which put LRN1's input where the paper's constants act; the layers above keep
         # Kaiming's init, with which alexnet_mini trains (models/small.py). With standardised inputs
