@@ -12,11 +12,10 @@
    softmax outputs the network averages.
 
 Ten-crop takes its patches where training took its random crops (`crop_square`): the paper's
-four corners and centre of the R-square (section 4.1: 227-patches of the 256 image); for
-"small", the corners and centre of the image reflect-padded by `translate` (default size/8), the extreme and the
-middle positions of the CIFAR-style pad-and-crop (for 32 px: 40x40, offsets 0, 4 and 8, the
-centre patch the image itself); "none" trained on the whole image, there is no margin to move
-in and ten-crop is refused (UsageError). The rule reads the run's saved preparation
+four corners and centre of the R-square (section 4.1: 227-patches of the 256 image); for "small",
+those of the image reflect-padded by `translate` (default size/8), the extreme and middle positions
+of the CIFAR-style pad-and-crop (32 px: 40x40, offsets 0, 4 and 8, the centre patch the image
+itself); "none" trained on the whole image: no margin to move in, ten-crop refused (UsageError). The rule reads the run's saved preparation
 (`prep["augment"]`), never the model's name. Until 2026-12 the small presets took the paper's
 geometry instead: the 32 px image resized to R = 37 (x1.156, a scale training never showed)
 and cut at offsets 0, 2 and 5; the antialiased resampling halved the neighbour-pixel contrast
