@@ -107,7 +107,7 @@ def test_a_second_run_trains_nothing(smoke, capsys):
 def test_list(capsys):
     assert main(["reproduce", "list"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in EXPERIMENTS) and "+1.7" in out
+    assert all(name in out for name in EXPERIMENTS) and "+1.7" in out and "iterations 2x" in out and "speedup 6x" in out
 
 
 @pytest.mark.parametrize("args, words", [

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.name == "list":
         for e in experiments.EXPERIMENTS.values():
-            paper = ", ".join(f"{k} {v:+g}" if k != "speedup" else f"{v:g}x" for k, v in e.paper.items() if v is not None) or "direction only"
+            paper = ", ".join(f"{k} {v:+g}" if k not in ("speedup", "iterations") else f"{k} {v:g}x" for k, v in e.paper.items() if v is not None)
+            paper = paper or "direction only"
             print(f"{e.name:20s} section {e.section:14s} {e.title} (paper: {paper})")
         return 0
     chosen = list(experiments.EXPERIMENTS.values()) if args.name == "all" else [experiments.get(args.name)]
