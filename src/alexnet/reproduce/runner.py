@@ -45,9 +45,8 @@ def run_folder(runs_dir: Path, config: dict[str, Any], seed: int) -> Path:
 def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str = "auto",
               say: Callable[[str], None] = print) -> dict[str, Any]:
     """The result of `config` trained with `seed`: read from its folder, or trained now (resumed if half done)."""
-    from alexnet.engine.train import (
-        fit,  # torch and the data stack load only when a run trains
-    )
+    # torch and the data stack load only when a run trains
+    from alexnet.engine.train import fit
 
     folder = run_folder(runs_dir, config, seed)
     done = folder / "result.json"
