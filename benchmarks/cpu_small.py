@@ -55,14 +55,16 @@ def main() -> None:
     p.add_argument("--model", default="alexnet_mini")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
-    p.add_argument("--compile", action="store_true", help="also the compiled step (bf16 and fp32, channels-last), with its compile time")
+    p.add_argument("--compile", action="store_true",
+                   help="also the compiled step (bf16 and fp32, channels-last), with its compile time")
     p.add_argument("--profile", action="store_true", help="torch.profiler's top operators of the fp32 and bf16 steps")
     p.add_argument("--windows", type=int, default=3)
     p.add_argument("--steps", type=int, default=20)
     a = p.parse_args()
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, oneDNN bf16 native: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
+          f"{torch.backends.cpu.get_cpu_capability()}, oneDNN bf16 native: "
+          f"{torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
     for precision in ("fp32", "bf16"):
         c = matmul_ceiling(torch.device("cpu"), precision)
         print(f"ceiling {precision}: {c['side']}x{c['side']} matmul {c['tflops_per_s']:.3f} TFLOP/s")
@@ -70,11 +72,12 @@ def main() -> None:
             for b in a.batch_sizes for prec in ("fp32", "bf16") for cl in (False, True)]
     if a.compile:
         cfgs += [variant(a.model, a.image_size, a.batch_sizes[-1], prec, True, True) for prec in ("fp32", "bf16")]
-    factories = [lambda c=c: dataclasses.replace(ours(c, torch.device("cpu"), "train", []), name=label(c)) for c in cfgs]
+    factories = [lambda c=c: dataclasses.replace(ours(c, torch.device("cpu"), "train", []), name=label(c))
+                 for c in cfgs]
     started = time.perf_counter()
     results = measure(factories, torch.device("cpu"), warmup=3, windows=a.windows, steps=a.steps)
-    print(f"\n{a.model}, {a.image_size}x{a.image_size}, training step, median of {a.windows} windows of {a.steps} steps "
-          f"({time.perf_counter() - started:.0f} s in all)")
+    print(f"\n{a.model}, {a.image_size}x{a.image_size}, training step, median of {a.windows} windows of {a.steps} "
+          f"steps ({time.perf_counter() - started:.0f} s in all)")
     base = results[label(cfgs[0])]["images_per_s"]
     for name, r in results.items():
         extra = ""
@@ -82,9 +85,10 @@ def main() -> None:
             eager = results[name.replace(" compiled", "")]["images_per_s"]
             gain = 1 / eager - 1 / r["images_per_s"]  # seconds saved per image
             extra = (f"  compile {r['compile_s']:.1f} s; break-even after "
-                     f"{r['compile_s'] / gain:,.0f} images" if gain > 0 else f"  compile {r['compile_s']:.1f} s; never pays")
-        print(f"  {name:22s} {r['images_per_s']:9,.1f} images/s  ({r['images_per_s_min']:,.0f}-{r['images_per_s_max']:,.0f})"
-              f"  {r['images_per_s'] / base:5.2f}x{extra}")
+                     f"{r['compile_s'] / gain:,.0f} images" if gain > 0
+                     else f"  compile {r['compile_s']:.1f} s; never pays")
+        print(f"  {name:22s} {r['images_per_s']:9,.1f} images/s  "
+              f"({r['images_per_s_min']:,.0f}-{r['images_per_s_max']:,.0f})  {r['images_per_s'] / base:5.2f}x{extra}")
     if a.profile:
         best = a.batch_sizes[-1]
         profile(variant(a.model, a.image_size, best, "fp32", False, False), a.steps, 15)

@@ -33,7 +33,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--workers", type=int, default=-1)
     args = p.parse_args()
-    overrides = dict(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size, workers=args.workers, tensorboard=False)
+    overrides = dict(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+                     workers=args.workers, tensorboard=False)
     if args.lr is not None:
         overrides["lr"] = args.lr
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,7 +47,8 @@ def main() -> None:
     report = {
         "benchmark": "fashion-mnist-cpu",
         "command": command,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, torchvision {torchvision.__version__}, {torch.get_num_threads()} threads",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, torchvision "
+                   f"{torchvision.__version__}, {torch.get_num_threads()} threads",
         "wall_seconds": round(wall, 1),
         "test_top1": round(result["final_top1"], 4),
         "best_top1": round(result["best_top1"], 4),

@@ -40,7 +40,8 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    name = (torch.cuda.get_device_name() if device.type == "cuda"
+            else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     print(f"{name}; torch {torch.__version__}; batch {n}; forward + backward, median of {args.repeats} calls")
     for layer, (c, side) in {"lrn1": (96, 55), "lrn2": (256, 27)}.items():
         torch.manual_seed(0)
@@ -49,7 +50,7 @@ def main() -> None:
         params = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
         plain = nn.LocalResponseNorm(**params)
 
-        def torch_lrn(t: torch.Tensor) -> torch.Tensor:  # each tower's maps on their own, as ours
+        def torch_lrn(t: torch.Tensor, plain=plain, c=c, side=side) -> torch.Tensor:  # each tower's maps alone, as ours
             return plain(t.reshape(n * 2, c // 2, side, side)).reshape(n, c, side, side)
 
         versions = {"torch": torch_lrn, "ours": LocalResponseNorm(**params, towers=2)}

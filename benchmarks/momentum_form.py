@@ -84,18 +84,19 @@ def main() -> None:
     runs = {"torch": (model, opt), "paper": (twin, paper)}
     after = {name: [step(m, o, x, y) for x, y in batches[k:]] for name, (m, o) in runs.items()}
     torch_steps, paper_steps = [s for s, _ in after["torch"]], [s for s, _ in after["paper"]]
-    torch_loss, paper_loss = [l for _, l in after["torch"]], [l for _, l in after["paper"]]
-    print(f"{platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}; {args.model} on shapes, "
-          f"batch {args.batch_size}, lr {args.lr:g}, momentum 0.9, weight decay 5e-4 (biases 2x lr, no decay), "
+    torch_loss, paper_loss = [loss for _, loss in after["torch"]], [loss for _, loss in after["paper"]]
+    print(f"{platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}; {args.model} on "
+          f"shapes, batch {args.batch_size}, lr {args.lr:g}, momentum 0.9, weight decay 5e-4 (biases 2x lr, no decay), "
           f"{k} steps in torch's form, then the lr divided by {args.drop:g} and the same state continued in both forms")
     print(f"mean update size over the {k} steps before the drop: {sum(before) / k:.4g}")
     print("step after drop | update size torch | paper | paper / torch")
     for i in (0, 1, 2, 5, 10, 20, 40):
         if i < len(torch_steps):
-            print(f"{i + 1:15d} | {torch_steps[i]:17.4g} | {paper_steps[i]:.4g} | {paper_steps[i] / torch_steps[i]:.2f}")
+            print(f"{i + 1:15d} | {torch_steps[i]:17.4g} | {paper_steps[i]:.4g} | "
+                  f"{paper_steps[i] / torch_steps[i]:.2f}")
     moved_t, moved_p = sum(torch_steps), sum(paper_steps)
-    print(f"distance travelled in the {len(torch_steps)} steps after the drop: torch {moved_t:.4g}, paper {moved_p:.4g} "
-          f"(ratio {moved_p / moved_t:.2f}); one step before the drop: {before[-1]:.4g}")
+    print(f"distance travelled in the {len(torch_steps)} steps after the drop: torch {moved_t:.4g}, paper "
+          f"{moved_p:.4g} (ratio {moved_p / moved_t:.2f}); one step before the drop: {before[-1]:.4g}")
     print(f"weights at the end: ||w_paper - w_torch|| = {float((weights(twin) - weights(model)).norm()):.4g}, "
           f"||w_torch|| = {float(weights(model).norm()):.4g}")
     last = max(1, min(10, len(torch_loss)))

@@ -1,6 +1,7 @@
 """Benchmark: does the `paper` preset leave the initial plateau? Loss against steps for alexnet2012's inits.
 
-    python benchmarks/paper_init.py [--data cifar10] [--steps 300] [--inits paper caffe] [--out docs/pictures/paper_init.png]
+    python benchmarks/paper_init.py [--data cifar10] [--steps 300] [--inits paper caffe]
+        [--out docs/pictures/paper_init.png]
 
 Section 5 initialises every weight from N(0, 0.01) and the biases of conv2, conv4, conv5, fc6 and
 fc7 to 1. Caffe's bvlc_alexnet readme reports that this left its loss flat, and its
@@ -56,7 +57,8 @@ def train(init: str, args: argparse.Namespace) -> list[float]:
         opt.step()
         losses.append(loss.detach().item())
         if len(losses) % 10 == 0:
-            print(f"{init}: step {len(losses)} loss {sum(losses[-10:]) / 10:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(f"{init}: step {len(losses)} loss {sum(losses[-10:]) / 10:.4f} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
         if len(losses) >= args.steps:
             break
     return losses
@@ -70,7 +72,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="docs/pictures/paper_init.png")
     args = p.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
+          "threads")
     curves = {init: train(init, args) for init in args.inits}
     from alexnet.data import open_dataset
 

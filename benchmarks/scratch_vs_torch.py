@@ -80,8 +80,8 @@ def main() -> None:
           f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}")
     print(f"command: python benchmarks/scratch_vs_torch.py --model {args.model} --batch-size {args.batch_size} "
           f"--threads {args.threads} --repeats {args.repeats}")
-    print(f"{args.model}, batch {args.batch_size}, input {'x'.join(map(str, net.input_size))}, forward+backward per step "
-          f"(median of {args.repeats} after {args.warmup} warm-up):")
+    print(f"{args.model}, batch {args.batch_size}, input {'x'.join(map(str, net.input_size))}, forward+backward per "
+          f"step (median of {args.repeats} after {args.warmup} warm-up):")
     print(f"  torch  {ms['torch']:8.1f} ms   (min {min(times['torch']):.1f})")
     print(f"  numpy  {ms['numpy']:8.1f} ms   (min {min(times['numpy']):.1f})")
     print(f"  ratio  {ms['numpy'] / ms['torch']:8.2f} x   numpy / torch")

@@ -25,8 +25,8 @@ import tempfile
 def run(data: str, steps: int, threads: int, workers: int, cache: str) -> float | None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "alexnet", "train", "--model", "alexnet_owt", "--data", data, "--image-size", "224",
-               "--batch-size", "32", "--max-steps", str(steps), "--val-images", "32", "--workers", str(workers),
+        cmd = [sys.executable, "-m", "alexnet", "train", "--model", "alexnet_owt", "--data", data, "--image-size",
+               "224", "--batch-size", "32", "--max-steps", str(steps), "--val-images", "32", "--workers", str(workers),
                "--cache-images", cache, "--no-tensorboard", "--out", os.path.join(tmp, "run")]
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     found = re.findall(r"([\d,.]+) img/s", out.stdout + out.stderr)
@@ -45,7 +45,8 @@ def main() -> None:
 
     cores = len(os.sched_getaffinity(0))
     print(f"{cores} cores, torch {torch.__version__}; alexnet_owt, 224 px, batch 32, {args.steps} steps, {args.data}")
-    settings = [(t, w, "off") for t in sorted({cores, max(1, cores - 1)}, reverse=True) for w in sorted({0, max(0, cores - 1), cores})]
+    settings = [(t, w, "off") for t in sorted({cores, max(1, cores - 1)}, reverse=True)
+                for w in sorted({0, max(0, cores - 1), cores})]
     settings.append((cores, max(0, cores - 1), "on"))
     for threads, workers, cache in settings:
         rate = run(args.data, args.steps, threads, workers, cache)

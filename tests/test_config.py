@@ -12,10 +12,12 @@ from alexnet.errors import UsageError
 def test_presets_load_and_carry_the_recipes():
     assert {"fast", "paper", "d2l"} <= set(preset_names())
     paper = make_config(read_yaml("paper"))
-    assert (paper.model, paper.optimizer, paper.momentum, paper.weight_decay, paper.batch_size, paper.lr, paper.epochs) == (
-        "alexnet2012", "sgd", 0.9, 5e-4, 128, 0.01, 90)
-    assert paper.schedule == "plateau" and paper.max_lr_drops == 3 and paper.augment == "paper" and paper.lighting == 0.1
-    # Caffe's init (the paper's left the loss flat, benchmarks/paper_init.py); choices read a holdout, not the test split
+    assert (paper.model, paper.optimizer, paper.momentum, paper.weight_decay, paper.batch_size, paper.lr,
+            paper.epochs) == ("alexnet2012", "sgd", 0.9, 5e-4, 128, 0.01, 90)
+    assert paper.schedule == "plateau" and paper.max_lr_drops == 3
+    assert paper.augment == "paper" and paper.lighting == 0.1
+    # Caffe's init (the paper's left the loss flat, benchmarks/paper_init.py); choices read a holdout, not the
+    # test split
     assert paper.model_args == {"init": "caffe"} and paper.holdout == 5000
     d2l = make_config(read_yaml("d2l"))
     assert (d2l.model, d2l.data, d2l.image_size, d2l.lr, d2l.momentum, d2l.batch_size, d2l.epochs) == (
@@ -33,10 +35,12 @@ def test_overrides_win_and_are_coerced():
 @pytest.mark.parametrize("field,value,words", [
     ("lr", 0, "lr must be > 0"), ("lr", -1.0, "lr"), ("epochs", 0, "epochs must be >= 1"),
     ("batch_size", 0, "batch_size"), ("momentum", 1.5, "momentum"), ("augment", "fancy", "augment must be one of"),
-    ("schedule", "step", "schedule"), ("tta", "x", "tta"), ("device", "tpu", "device"), ("epochs", 2.5, "epochs expects int"),
-    ("image_size", 4, "image_size"), ("workers", -3, "workers"), ("flip", "maybe", "flip expects bool"),
+    ("schedule", "step", "schedule"), ("tta", "x", "tta"), ("device", "tpu", "device"),
+    ("epochs", 2.5, "epochs expects int"), ("image_size", 4, "image_size"), ("workers", -3, "workers"),
+    ("flip", "maybe", "flip expects bool"),
     ("input_norm", "zscore", "input_norm must be one of auto, mean_image, channel"),
-    ("momentum_form", "caffe", "momentum_form must be one of torch, paper"), ("bias_decay", "sometimes", "bias_decay expects bool"),
+    ("momentum_form", "caffe", "momentum_form must be one of torch, paper"),
+    ("bias_decay", "sometimes", "bias_decay expects bool"),
 ])
 def test_invalid_values_name_the_field(field, value, words):
     with pytest.raises(UsageError, match=words):
@@ -48,9 +52,10 @@ def test_invalid_values_name_the_field(field, value, words):
 BILLION = 10**9 + 1  # one past MAX_COUNT, the bound of every count without a tighter one
 OUT_OF_RANGE = {
     "val_fraction": [0.0, 1.0], "image_size": [4, 1025], "lighting": [-0.1, float("inf")], "epochs": [0, BILLION],
-    "batch_size": [0, -5, 2**20 + 1, 10**26], "lr": [0.0, float("nan"), float("inf")], "momentum": [-0.1, 1.0], "weight_decay": [-1e-4, float("inf")],
-    "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1, BILLION], "max_lr_drops": [-1, BILLION], "label_smoothing": [-0.1, 1.0],
-    "seed": [-1, 2**32], "workers": [-2, 257], "max_steps": [-1, BILLION], "train_images": [-1, BILLION], "val_images": [-2, -3, BILLION],
+    "batch_size": [0, -5, 2**20 + 1, 10**26], "lr": [0.0, float("nan"), float("inf")], "momentum": [-0.1, 1.0],
+    "weight_decay": [-1e-4, float("inf")], "warmup_epochs": [-1.0, 11.0], "plateau_patience": [-1, BILLION],
+    "max_lr_drops": [-1, BILLION], "label_smoothing": [-0.1, 1.0], "seed": [-1, 2**32], "workers": [-2, 257],
+    "max_steps": [-1, BILLION], "train_images": [-1, BILLION], "val_images": [-2, -3, BILLION],
     "bias_lr_mult": [0.0, -1.0, float("nan")], "stop_train_error": [-0.1, 1.0], "train_eval_images": [-1, BILLION],
     "translate": [-2, -5, BILLION], "holdout": [-1, BILLION],
     "accum_steps": [0, 129],  # more micro-batches than the default batch of 128 has images
@@ -97,7 +102,8 @@ def test_every_field_has_a_docstring():
 
 
 def test_parse_kv():
-    assert parse_kv("activation=tanh, lrn=false,dropout=0.3,towers=1") == {"activation": "tanh", "lrn": False, "dropout": 0.3, "towers": 1}
+    assert parse_kv("activation=tanh, lrn=false,dropout=0.3,towers=1") == {
+        "activation": "tanh", "lrn": False, "dropout": 0.3, "towers": 1}
     with pytest.raises(UsageError, match="key=value"):
         parse_kv("tanh")
 
@@ -136,11 +142,13 @@ def test_translate_is_refused_where_it_means_nothing(overrides, words):
         make_config(overrides)
     assert make_config(translate=0).translate == 0 and make_config(translate=31, image_size=32).translate == 31
     # a preset's shift does not stand in the way of another augmentation (the fast preset sets 1)
-    assert make_config(translate=1, augment="paper").augment == "paper" and make_config(translate=0, tta="tencrop", augment="paper")
+    assert make_config(translate=1, augment="paper").augment == "paper"
+    assert make_config(translate=0, tta="tencrop", augment="paper")
 
 
 def test_tencrop_without_training_crops_is_refused_before_training():
-    with pytest.raises(UsageError, match="tta tencrop takes its views where training cropped, and augment none takes no crops"):
+    with pytest.raises(UsageError,
+                       match="tta tencrop takes its views where training cropped, and augment none takes no crops"):
         make_config(tta="tencrop", augment="none")
     assert make_config(tta="flip", augment="none").tta == "flip"
 
@@ -148,7 +156,8 @@ def test_tencrop_without_training_crops_is_refused_before_training():
 # ---- every YAML a user gives is bounded and typed (issue 16) ----------------------------------
 
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh")) + "data: *h\n"  # 9**8 = 43 million strings
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh")
+) + "data: *h\n"  # 9**8 = 43 million strings
 
 BAD_CONFIGS = [
     ("billion laughs", LAUGHS.encode(), "more than 10,000 values once its YAML aliases are expanded"),
@@ -202,7 +211,8 @@ def test_every_bad_model_args_value_is_one_line(tmp_path, capsys, value, words):
 
     with pytest.raises(UsageError, match=re.escape(words)):
         parse_kv(value)
-    for argv in (["train", "--model-args", value, "--out", str(tmp_path / "run")], ["summary", "alexnet_mini", "--model-args", value]):
+    for argv in (["train", "--model-args", value, "--out", str(tmp_path / "run")],
+                 ["summary", "alexnet_mini", "--model-args", value]):
         assert main(argv) == 2
         out = capsys.readouterr().err
         assert len(out.strip().splitlines()) == 1 and words in out, out

@@ -9,6 +9,7 @@ still an arrow of the design), so nothing is imported to check them.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -20,16 +21,21 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 ALLOWED = {
     "errors": set(),
     "atomic": {"errors"},
-    "config": {"errors", "atomic", "data"},  # data.limits: the bounded reader of YAML files
-    "data": {"errors", "atomic", "config"},
-    "models": {"errors", "config"},
+    "limits": set(),  # the size limits and the bounded reader every file goes through
+    "config": {"errors", "atomic", "limits"},
+    "data": {"errors", "atomic", "limits", "config"},  # config.kv_pairs: the one k=v splitter
+    "models": {"errors", "limits"},
     "scratch": set(),  # NumPy only: read and run without the rest of the package
-    "viz": {"errors", "atomic", "config", "data", "models"},
-    "engine": {"errors", "atomic", "config", "data", "models", "scratch", "viz"},  # viz: the run's closing pictures
-    "inference": {"errors", "atomic", "config", "data", "models", "engine"},
-    "bench": {"errors", "config", "data", "models", "engine", "inference"},  # inference: the ONNX export and the int8 copy the baselines run
-    "reproduce": {"errors", "atomic", "config", "data", "models", "engine", "inference", "viz"},
-    "cli": {"errors", "atomic", "config", "data", "models", "scratch", "viz", "engine", "inference", "bench", "reproduce"},
+    # viz draws; engine.console says whether a Jupyter kernel runs it (its inline backend)
+    "viz": {"errors", "atomic", "limits", "config", "data", "models", "engine"},
+    # viz: the run's closing pictures (engine/run.py), the one arrow left pointing up
+    "engine": {"errors", "atomic", "limits", "config", "data", "models", "scratch", "viz"},
+    "inference": {"errors", "atomic", "limits", "config", "data", "models", "engine"},
+    # inference: the ONNX export and the int8 copy the baselines run
+    "bench": {"errors", "limits", "config", "data", "models", "engine", "inference"},
+    "reproduce": {"errors", "atomic", "limits", "config", "data", "models", "engine", "inference", "viz"},
+    "cli": {"errors", "atomic", "limits", "config", "data", "models", "scratch", "viz", "engine", "inference", "bench",
+            "reproduce"},
     "__main__": {"cli"},
     "configs": set(),  # the YAML presets (package data)
     "alexnet": set(),  # alexnet/__init__.py names its exports as strings, imported on first use
@@ -57,7 +63,8 @@ def imports(src: Path) -> dict[str, list[tuple[str, str]]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 out += [(a.name, "") for a in node.names if a.name.split(".")[0] == "alexnet"]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "alexnet":
+            elif (isinstance(node, ast.ImportFrom) and node.level == 0
+                  and (node.module or "").split(".")[0] == "alexnet"):
                 for a in node.names:
                     full = f"{node.module}.{a.name}"
                     out.append((full, "") if full in mods else (node.module, a.name))
@@ -78,7 +85,7 @@ def circles(graph: dict[str, list[tuple[str, str]]]) -> list[list[str]]:
         path.append(m)
         for target, _ in graph.get(m, []):
             if state.get(target) == "open":
-                found.append(path[path.index(target):] + [target])
+                found.append([*path[path.index(target):], target])
             elif target not in state:
                 visit(target)
         path.pop()
@@ -122,13 +129,36 @@ def test_scratch_never_imports_torch():
 
 
 def test_no_private_name_is_imported_from_another_module():
-    private = [f"{m}: {target}.{name}" for m, targets in imports(SRC).items() for target, name in targets if name.startswith("_")]
+    private = [f"{m}: {target}.{name}" for m, targets in imports(SRC).items()
+               for target, name in targets if name.startswith("_")]
     assert private == []
 
 
 def test_no_module_is_over_450_lines():
-    long = {name: n for name, path in modules(SRC).items() if (n := len(path.read_text(encoding="utf-8").splitlines())) > LONGEST}
+    long = {name: n for name, path in modules(SRC).items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > LONGEST}
     assert long == {}
+
+
+HISTORY = re.compile(r"\b20\d\d-[01]\d-[0-3]\d\b|\b[Ii]ssues? #?\d+")  # a date, "issue 32"
+
+
+def history(src: Path) -> list[str]:
+    """file:line of every date or issue number in the package's code and presets: those belong in
+    BENCHMARKS.md and the issues, the code cites the section."""
+    files = sorted([*(src / "alexnet").rglob("*.py"), *(src / "alexnet").rglob("*.yaml")])
+    return [f"{path.relative_to(src)}:{n}" for path in files
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if HISTORY.search(line)]
+
+
+def test_no_dates_or_issue_numbers_in_the_code():
+    assert history(SRC) == []
+
+
+def test_the_history_check_finds_a_date_and_an_issue(tmp_path):
+    src = write(tmp_path, {"alexnet/a.py": "x = 1  # measured 2026-12-04\n", "alexnet/c.yaml": "# see issue 19\n",
+                           "alexnet/b.py": "size = 2026  # not a date\n"})
+    assert history(src) == ["alexnet/a.py:1", "alexnet/c.yaml:1"]
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

@@ -8,8 +8,8 @@
     ckpt = alexnet.load_weights("imagenet1k", "alexnet_owt")    # torchvision's pretrained weights, as a checkpoint
     alexnet.export(ckpt, "onnx", "alexnet.onnx")                 # checked in onnxruntime
 
-Names are imported on first use, so `import alexnet` stays cheap: it imports no torch (17 ms
-here, against 6 s for importing every name at once). `dir(alexnet)`, `help(alexnet)` and tab
+Names are imported on first use, so `import alexnet` stays cheap: it imports no torch (measured:
+BENCHMARKS.md, 'CPU: this project's machine'). `dir(alexnet)`, `help(alexnet)` and tab
 completion still list them all, with their signatures (`__dir__` below).
 """
 

@@ -12,9 +12,11 @@ import ast
 import dataclasses
 import inspect
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,16 @@ import yaml
 
 from alexnet.atomic import atomic_path
 from alexnet.errors import UsageError, brief
+from alexnet.limits import (
+    MAX_BATCH_SIZE,
+    MAX_CONFIG_BYTES,
+    MAX_COUNT,
+    MAX_IMAGE_SIZE,
+    MAX_WORKERS,
+    MAX_YAML_VALUES,
+    Refused,
+    read_regular,
+)
 
 AUGMENT_PRESETS = ("paper", "small", "none")
 OPTIMIZERS = ("sgd", "adamw")
@@ -34,29 +46,6 @@ BACKENDS = ("torch", "numpy")
 SWITCHES = ("auto", "on", "off")  # auto: on where it helps (the device decides)
 # the fields that take a switch; on the command line `--amp` means on and `--no-amp` off
 SWITCH_FIELDS = ("amp", "channels_last", "compile", "cuda_graphs", "cache_images", "device_decode")
-# The largest input side accepted: 4.5x the paper's 227. Larger is rarely meant (a typo such as
-# 2240) and its batches alone take gigabytes (128 x 3 x 2048^2 bytes = 1.6 GB).
-MAX_IMAGE_SIZE = 1024
-# The most classes a net may have (models/build_model): ImageNet-21k's 21,841 fit 4.5 times over,
-# and alexnet2012's fc8 is then 4096 x 100,000 floats (1.6 GB). A checkpoint's
-# `num_classes: 10**11` asked for terabytes before any shape check (issue 16).
-MAX_CLASSES = 100_000
-# Upper bounds of the counts a user gives, so that no value reaches torch's int64 arguments (a
-# batch of 10**26 failed inside torch.split with "Overflow when unpacking long long", issue 16).
-# The largest ImageNet batch published is 65,536 (Ying et al. 2018, on a TPU pod): 2**20 is 16
-# times that. A DataLoader forks one process per worker: past a few hundred a machine runs out of
-# memory or process slots long before loading gets faster. Every other count (epochs, steps,
-# images, patience) stops at a billion, so a product of two of them still fits in int64.
-MAX_BATCH_SIZE = 2**20
-MAX_WORKERS = 256
-MAX_COUNT = 10**9
-# A config file is a few dozen lines (the presets are under 1 KB). YAML aliases let a few hundred
-# bytes stand for billions of values ("billion laughs": 9 levels of 9 aliases make 387 million
-# strings); the loader builds them as shared references in milliseconds, but any later str(),
-# copy or dump expands them (60 s and 2.9 GB, issue 16). So a file's size and its values counted
-# with every alias expanded are bounded before anything else reads them.
-MAX_CONFIG_BYTES = 2**20
-MAX_YAML_VALUES = 10_000
 
 
 @dataclass
@@ -68,13 +57,17 @@ class TrainConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     """Extra builder arguments, e.g. 'activation=tanh,lrn=false' (num_classes comes from the data)."""
     data: str = "shapes"
-    """Dataset spec: shapes[:k=v,..], fashion-mnist[:DIR], mnist[:DIR], cifar10[:DIR], imagenet:DIR, folder:DIR, fake[:CxHxW]."""
+    """Dataset spec: shapes[:k=v,..], fashion-mnist[:DIR], mnist[:DIR], cifar10[:DIR], imagenet:DIR, folder:DIR,
+    fake[:CxHxW]."""
     train_images: int = 0
     """Train on a fixed class-balanced subset of this many images (0: the whole training split)."""
     val_images: int = -1
-    """Validate on a fixed class-balanced subset of this many images (0: the whole validation split; -1: the whole split, or 1,000 images in a --max-steps run)."""
+    """Validate on a fixed class-balanced subset of this many images (0: the whole validation split;
+    -1: the whole split, or 1,000 images in a --max-steps run)."""
     holdout: int = 0
-    """Hold out this many training images (a fixed class-balanced part) as the validation split where the data's own 'val' is its test split (CIFAR-10, Fashion-MNIST, MNIST, shapes); epochs, lr drops and best.pt then read only them, and the test split is scored once, at the end (0: validate on the test split)."""
+    """Hold out this many training images (class-balanced) as the validation split where the data's 'val' is its
+    test split (CIFAR-10, Fashion-MNIST, MNIST, shapes): epochs, lr drops and best.pt read only them, and the
+    test split is scored once, at the end (0: validate on the test split)."""
     val_fraction: float = 0.1
     """Share of a single folder tree held out for validation (folder:DIR without train/val)."""
     image_size: int = 0
@@ -82,11 +75,14 @@ class TrainConfig:
     augment: str = "small"
     """Training augmentation: paper (256 resize, random crops, flips, PCA lighting), small (pad-crop, flip), none."""
     translate: int = -1
-    """Largest shift of the small augmentation's random crops, in pixels: reflect-pad by this much, then a random patch of the input size (-1: size/8, 4 px at 32, the CIFAR practice; 0: no shift, flips only); the other augmentations ignore it."""
+    """Largest shift of the small augmentation's random crops, in pixels: reflect-pad by this much, then crop the
+    input size (-1: size/8, the CIFAR practice; 0: flips only); the other augmentations ignore it."""
     lighting: float = 0.1
-    """Std of the PCA colour-noise coefficients alpha, section 4.1 (paper augmentation), on the training set's own RGB eigen-decomposition; 0 turns it off."""
+    """Std of the PCA colour-noise coefficients alpha, section 4.1 (paper augmentation), on the training set's
+    own RGB eigen-decomposition; 0 turns it off."""
     input_norm: str = "auto"
-    """mean_image (section 2: raw 0-255 pixels minus the training set's per-pixel mean image), channel (per-channel standardisation), auto (mean_image for alexnet2012)."""
+    """mean_image (section 2: raw 0-255 pixels minus the training set's per-pixel mean image), channel
+    (per-channel standardisation), auto (mean_image for alexnet2012)."""
     flip: bool = True
     """Random horizontal flips (paper and small presets)."""
     epochs: int = 10
@@ -94,7 +90,8 @@ class TrainConfig:
     batch_size: int = 128
     """Images per optimizer step (the paper: 128)."""
     accum_steps: int = 1
-    """Split each batch into this many micro-batches whose gradients add up to the whole batch's: the same update with 1/N of the activation memory."""
+    """Split each batch into this many micro-batches whose gradients add up to the whole batch's: the same
+    update with 1/N of the activation memory."""
     optimizer: str = "sgd"
     """sgd (momentum, the paper's) or adamw."""
     lr: float = 0.01
@@ -110,7 +107,8 @@ class TrainConfig:
     bias_decay: bool = True
     """Weight decay on the biases too (cuda-convnet and Caffe: no)."""
     momentum_form: str = "torch"
-    """SGD momentum as torch has it (v = m v + g + wd w; w -= lr v) or as the paper writes it (v = m v - wd lr w - lr g; w += v, section 5); they differ after an lr change."""
+    """SGD momentum as torch has it (v = m v + g + wd w; w -= lr v) or as the paper writes it
+    (v = m v - wd lr w - lr g; w += v, section 5); they differ after an lr change."""
     schedule: str = "plateau"
     """plateau (divide by 10 when validation error stops improving, the paper's), cosine, onecycle, constant."""
     warmup_epochs: float = 0.0
@@ -122,9 +120,11 @@ class TrainConfig:
     label_smoothing: float = 0.0
     """Label smoothing of the cross-entropy loss (0: the paper's plain loss)."""
     train_eval_images: int = 0
-    """Each epoch, also measure the error on this many training images (a fixed class-balanced subset) in eval mode with the test's view: no augmentation, no dropout (0: off)."""
+    """Each epoch, also measure the error on this many training images (a fixed class-balanced subset) in eval
+    mode with the test's view: no augmentation, no dropout (0: off)."""
     stop_train_error: float = 0.0
-    """Stop after the first epoch whose (running) training error is at or below this fraction (0: off; figure 1 stops at 0.25)."""
+    """Stop after the first epoch whose (running) training error is at or below this fraction
+    (0: off; figure 1 stops at 0.25)."""
     tta: str = "center"
     """Test-time views for the final evaluation: center, flip, or tencrop (section 4.1)."""
     seed: int = 0
@@ -132,7 +132,8 @@ class TrainConfig:
     device: str = "auto"
     """auto (cuda, then mps, then cpu), cpu, cuda, or mps."""
     amp: str = "auto"
-    """Mixed precision, bfloat16 autocast (float16 with loss scaling on GPUs without bf16): auto (on for CUDA and for CPUs that compute bf16 natively, AVX512-BF16 or AMX: 2.3-2.5x alexnet_mini's fp32 step with channels-last, engine/fast.py), on, off."""
+    """Mixed precision, bfloat16 autocast (float16 with loss scaling on GPUs without bf16): auto (on for CUDA
+    and for CPUs that compute bf16 natively, AVX512-BF16 or AMX: engine/fast.py), on, off."""
     workers: int = -1
     """Data-loading worker processes; -1 picks from the cores available."""
     out: str = ""
@@ -144,23 +145,30 @@ class TrainConfig:
     strict: bool = False
     """Stop at the first unreadable image instead of skipping and counting it."""
     skip_nonfinite: bool = False
-    """Skip a batch whose loss is NaN or infinite (no optimizer step; counted and logged) instead of stopping the run."""
+    """Skip a batch whose loss is NaN or infinite (no optimizer step; counted and logged) instead of stopping
+    the run."""
     deterministic: bool = False
     """Ask torch for deterministic algorithms (slower on GPU)."""
     tensorboard: bool = True
     """Write TensorBoard event files into the run folder."""
     backend: str = "torch"
-    """torch, or numpy: the from-scratch NumPy nets of alexnet.scratch (alexnet_simple, alexnet_mini, alexnet2012; SGD, CPU)."""
+    """torch, or numpy: the from-scratch NumPy nets of alexnet.scratch (alexnet_simple, alexnet_mini,
+    alexnet2012; SGD, CPU)."""
     channels_last: str = "auto"
-    """Channels-last (NHWC) weights and activations, which tensor-core convolutions and oneDNN's bf16 kernels want: auto (on where amp's auto is), on, off."""
+    """Channels-last (NHWC) weights and activations, which tensor-core convolutions and oneDNN's bf16 kernels
+    want: auto (on where amp's auto is), on, off."""
     compile: str = "auto"
-    """torch.compile the training model (fused kernels, LRN included): auto (on for CUDA), on, off; falls back to eager if compiling fails."""
+    """torch.compile the training model (fused kernels, LRN included): auto (on for CUDA), on, off; falls back
+    to eager if compiling fails."""
     cuda_graphs: str = "auto"
-    """Replay the compiled training step as CUDA graphs (torch.compile mode reduce-overhead): auto (on when compiling on CUDA in one process), on, off."""
+    """Replay the compiled training step as CUDA graphs (torch.compile mode reduce-overhead): auto (on when
+    compiling on CUDA in one process), on, off."""
     cache_images: str = "auto"
-    """Decode and prepare image files (folder:, imagenet:) once into memory before training: auto (when they take under a quarter of the free memory, one process), on, off."""
+    """Decode and prepare image files (folder:, imagenet:) once into memory before training: auto (when they
+    take under a quarter of the free memory, one process), on, off."""
     device_decode: str = "auto"
-    """Decode JPEG files on the training device, a batch per call (nvJPEG on a GPU): auto (on for CUDA), on, off (PIL in the loader workers)."""
+    """Decode JPEG files on the training device, a batch per call (nvJPEG on a GPU): auto (on for CUDA), on,
+    off (PIL in the loader workers)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -180,7 +188,8 @@ class TrainConfig:
         for name, f in FIELDS.items():
             value = getattr(self, name)
             # bool is an int subclass: `max_steps: true` is a mistake, not 1
-            if f.type in ("int", "float") and (isinstance(value, bool) or not isinstance(value, int if f.type == "int" else (int, float))):
+            number = int if f.type == "int" else (int, float)
+            if f.type in ("int", "float") and (isinstance(value, bool) or not isinstance(value, number)):
                 raise UsageError(f"{name} must be {'an integer' if f.type == 'int' else 'a number'}; got {value!r}")
             if f.type == "float" and not math.isfinite(value):  # NaN passes no comparison below, but inf passes ">= 0"
                 raise UsageError(f"{name} must be a finite number; got {value!r}")
@@ -188,7 +197,8 @@ class TrainConfig:
                 raise UsageError(f"{name} must be at most {MAX_COUNT:,}; got {value!r}")
         _check("lr", self.lr, self.lr > 0, "must be > 0")
         _check("epochs", self.epochs, self.epochs >= 1, "must be >= 1")
-        _check("batch_size", self.batch_size, 1 <= self.batch_size <= MAX_BATCH_SIZE, f"must be in [1, {MAX_BATCH_SIZE}]")
+        _check("batch_size", self.batch_size, 1 <= self.batch_size <= MAX_BATCH_SIZE,
+               f"must be in [1, {MAX_BATCH_SIZE}]")
         _check("accum_steps", self.accum_steps, 1 <= self.accum_steps <= self.batch_size, "must be in [1, batch_size]")
         _check("momentum", self.momentum, 0 <= self.momentum < 1, "must be in [0, 1)")
         _check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
@@ -199,22 +209,26 @@ class TrainConfig:
         _check("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "must be in [0, 1)")
         _check("holdout", self.holdout, self.holdout >= 0, "must be >= 0 images (0: validate on the test split)")
         _check("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "must be in (0, 1)")
-        _check("image_size", self.image_size, self.image_size == 0 or 8 <= self.image_size <= MAX_IMAGE_SIZE, f"must be 0 (the model's) or in [8, {MAX_IMAGE_SIZE}]")
+        _check("image_size", self.image_size, self.image_size == 0 or 8 <= self.image_size <= MAX_IMAGE_SIZE,
+               f"must be 0 (the model's) or in [8, {MAX_IMAGE_SIZE}]")
         _check("warmup_epochs", self.warmup_epochs, 0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]")
         _check("plateau_patience", self.plateau_patience, self.plateau_patience >= 0, "must be >= 0")
         _check("max_lr_drops", self.max_lr_drops, self.max_lr_drops >= 0, "must be >= 0")
-        _check("workers", self.workers, -1 <= self.workers <= MAX_WORKERS, f"must be in [0, {MAX_WORKERS}] (or -1 for auto)")
+        _check("workers", self.workers, -1 <= self.workers <= MAX_WORKERS,
+               f"must be in [0, {MAX_WORKERS}] (or -1 for auto)")
         _check("train_images", self.train_images, self.train_images >= 0, "must be >= 0 (0: all)")
         _check("val_images", self.val_images, self.val_images >= -1, "must be >= 0 (0: all), or -1 (auto)")
         _check("max_steps", self.max_steps, self.max_steps >= 0, "must be >= 0")
         _check("seed", self.seed, 0 <= self.seed < 2**32, "must be in [0, 2**32)")  # NumPy's seed range
         _check("translate", self.translate, self.translate >= -1, "must be >= 0 pixels (-1: size/8)")
         if self.translate >= 0 and self.image_size and self.translate >= self.image_size:
-            raise UsageError(f"translate must be below image_size {self.image_size} (the reflected border is cut from the image); got {self.translate}")
+            raise UsageError(f"translate must be below image_size {self.image_size} (the reflected border is cut "
+                             f"from the image); got {self.translate}")
         if self.tta == "tencrop" and self.translate == 0 and self.augment == "small":
-            raise UsageError("tta tencrop takes its views where training cropped, and translate 0 takes no shifted crops: "
-                             "use tta center or flip, or translate > 0")
-        if self.tta == "tencrop" and self.augment == "none":  # refused here, not after the training (data/transforms.py)
+            raise UsageError("tta tencrop takes its views where training cropped, and translate 0 takes no "
+                             "shifted crops: use tta center or flip, or translate > 0")
+        # refused here, not after the training (data/transforms.py)
+        if self.tta == "tencrop" and self.augment == "none":
             raise UsageError("tta tencrop takes its views where training cropped, and augment none takes no crops: "
                              "use tta center or flip, or augment small or paper")
         if not isinstance(self.model_args, dict):
@@ -229,8 +243,8 @@ class TrainConfig:
             raise UsageError("data must not be empty")
 
 
-# A --max-steps run is a smoke run: validating all of Fashion-MNIST's 10,000 test images at 224 px
-# took 150 s of a 3-step run's 174 s on this project's 2-core CPU (issue 15); 1,000 take a tenth.
+# A --max-steps run is a smoke run: validating a whole 10,000-image split at 224 px would take most of
+# its time (BENCHMARKS.md, 'CPU: this project's machine'); 1,000 take a tenth.
 SMOKE_VAL_IMAGES = 1000
 
 
@@ -264,21 +278,22 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 @cache
 def field_docs() -> dict[str, str]:
-    """Each field's docstring (the string literal after it in the class body), for --help."""
+    """Each field's docstring (the string literal after it in the class body) on one line, for --help."""
     try:
         tree = ast.parse(inspect.getsource(TrainConfig))
     except (OSError, TypeError):  # no source (frozen app): help texts are empty
         return {}
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
+    for node, nxt in pairwise(body):
         if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = str(nxt.value.value)  # type: ignore[union-attr]
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
     return docs
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name[: -len(".yaml")] for p in resources.files("alexnet.configs").iterdir() if p.name.endswith(".yaml"))
+    files = resources.files("alexnet.configs").iterdir()
+    return sorted(p.name[: -len(".yaml")] for p in files if p.name.endswith(".yaml"))
 
 
 def read_yaml(source: str) -> dict[str, Any]:
@@ -302,7 +317,6 @@ def read_yaml(source: str) -> dict[str, Any]:
 
 def _read_text(path: Path) -> str:
     """A config file's text: a regular file of at most MAX_CONFIG_BYTES, in UTF-8."""
-    from alexnet.data.limits import Refused, read_regular
 
     try:
         data = read_regular(path, MAX_CONFIG_BYTES)
@@ -312,7 +326,8 @@ def _read_text(path: Path) -> str:
     except OSError as e:
         raise UsageError(f"cannot read config {path}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise UsageError(f"config {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+        raise UsageError(f"config {path} is not UTF-8 text "
+                         f"(byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
 
 
 def load_yaml(text: str, where: str) -> Any:
@@ -352,7 +367,8 @@ def _count_values(value: Any, counted: dict[int, int], open_: set[int]) -> int:
     items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
     n = 1 + sum(_count_values(item, counted, open_) for item in items)
     if n > MAX_YAML_VALUES:
-        raise _Unbounded(f"more than {MAX_YAML_VALUES:,} values once its YAML aliases are expanded (a config holds a few dozen)")
+        raise _Unbounded(f"more than {MAX_YAML_VALUES:,} values once its YAML aliases are expanded "
+                         "(a config holds a few dozen)")
     open_.discard(key)
     counted[key] = n
     return n
@@ -394,7 +410,6 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-
 def parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -404,14 +419,22 @@ def parse_bool(text: str) -> bool:
     raise ValueError(text)
 
 
+def kv_pairs(text: str) -> Iterator[tuple[str, str, str | None]]:
+    """'a=1, b=x' -> ('a=1', 'a', '1'), ('b=x', 'b', 'x'): each comma-separated part, its key and
+    its value (None where the part has no '='), stripped; empty parts skipped. The one splitter of
+    the `k=v` lists (--model-args here, dataset options in data/options.py)."""
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        yield part, key.strip(), value.strip() if sep else None
+
+
 def parse_kv(text: str) -> dict[str, Any]:
     """'activation=tanh,lrn=false,dropout=0.3' -> {'activation': 'tanh', 'lrn': False, 'dropout': 0.3}."""
     out: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
+    for part, key, value in kv_pairs(text):
+        if value is None or not key:
             raise UsageError(f"expected key=value, got '{part}'")
-        out[key.strip()] = load_yaml(value, f"'{part}'") if value.strip() else ""
+        out[key] = load_yaml(value, f"'{part}'") if value else ""
     return out
 
 

@@ -20,8 +20,18 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-from alexnet.bench import (BASELINE_AUTOCAST, BASELINE_DATA, BASELINE_FP32, BenchConfig, Runner, compile_or_eager,
-                           forward_flops, measure, peak_flops, run_bench)
+from alexnet.bench import (
+    BASELINE_AUTOCAST,
+    BASELINE_DATA,
+    BASELINE_FP32,
+    BenchConfig,
+    Runner,
+    compile_or_eager,
+    forward_flops,
+    measure,
+    peak_flops,
+    run_bench,
+)
 from alexnet.cli import main
 from alexnet.models import build_model
 from alexnet.models.summary import summarize
@@ -69,7 +79,8 @@ def infer_report() -> dict:
 def test_infer_report_with_baselines(infer_report: dict):
     r = infer_report
     assert TOP_KEYS <= set(r)
-    assert (r["device"], r["model"], r["mode"], r["batch_size"], r["image_size"]) == ("cpu", "alexnet_owt", "infer", 2, 64)
+    assert (r["device"], r["model"], r["mode"], r["batch_size"], r["image_size"]) == (
+        "cpu", "alexnet_owt", "infer", 2, 64)
     assert r["torch"] == torch.__version__ and r["torchvision"] == torchvision.__version__
     assert set(r["results"]) == {"infer"} and set(r["baselines"]["infer"]) == {BASELINE_FP32, BASELINE_AUTOCAST}
     check_entry(r["results"]["infer"])
@@ -93,7 +104,8 @@ def test_cli_train_json_on_a_small_model(capsys):
     assert code == 0
     r = json.loads(capsys.readouterr().out)
     assert TOP_KEYS <= set(r)
-    assert (r["model"], r["precision"], r["channels_last"], r["baselines"], r["ratios"]) == ("alexnet_mini", "fp32", False, {}, {})
+    assert (r["model"], r["precision"], r["channels_last"], r["baselines"], r["ratios"]) == (
+        "alexnet_mini", "fp32", False, {}, {})
     train = r["results"]["train"]
     check_entry(train)
     # training FLOPs per image: 3x the forward's (forward, input gradients, weight gradients)
@@ -134,7 +146,8 @@ def test_runners_are_warmed_up_one_by_one_then_take_turns():
 
     out = measure([factory("a", 3), factory("b", 5)], torch.device("cpu"), warmup=2, windows=2, steps=3)
     assert calls == ["build a", "a", "a", "build b", "b", "b"] + (["a"] * 3 + ["b"] * 3) * 2
-    assert len(out["a"]["windows"]) == 2 and out["b"]["tflops_per_s"] == pytest.approx(out["b"]["images_per_s"] * 10 / 1e12)
+    assert len(out["a"]["windows"]) == 2
+    assert out["b"]["tflops_per_s"] == pytest.approx(out["b"]["images_per_s"] * 10 / 1e12)
 
 
 def test_peak_flops_table():
@@ -180,7 +193,8 @@ def test_data_mode_with_jpegs_decoded_in_the_main_process(jpeg_folder: Path, cap
 
 
 def test_cuda_graphs_without_cuda_are_noted_not_used(capsys):
-    code = main(["bench", "--mode", "infer", "--model", "alexnet_mini", "--image-size", "32", "--cuda-graphs", "--json", *QUICK])
+    code = main(["bench", "--mode", "infer", "--model", "alexnet_mini", "--image-size", "32", "--cuda-graphs", "--json",
+                 *QUICK])
     assert code == 0
     r = json.loads(capsys.readouterr().out)
     assert r["cuda_graphs"] is False and r["results"]["infer"]["cuda_graphs"] is False

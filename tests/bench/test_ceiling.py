@@ -48,8 +48,8 @@ def test_a_real_ceiling_is_a_finite_rate_and_the_best_window(precision):
 
 
 def test_report_gives_mfu_against_the_ceiling_of_each_precision():
-    cfg = BenchConfig(model="alexnet_mini", mode="infer", batch_size=2, image_size=32, device="cpu", warmup=1, windows=2,
-                      steps=1, precision="fp32", ceiling_side=128)
+    cfg = BenchConfig(model="alexnet_mini", mode="infer", batch_size=2, image_size=32, device="cpu", warmup=1,
+                      windows=2, steps=1, precision="fp32", ceiling_side=128)
     r = run_bench(cfg)
     assert set(r["ceilings"]) == {"fp32"} and r["ceilings"]["fp32"]["side"] == 128
     ours = r["results"]["infer"]
@@ -75,7 +75,8 @@ def test_runtime_baseline_runs_our_model(runtime, capsys):
     r = json.loads(capsys.readouterr().out)
     theirs = r["baselines"]["infer"][runtime]
     assert theirs["images_per_s"] > 0 and theirs["precision"] == "fp32"
-    assert r["ratios"]["infer"][runtime] == pytest.approx(r["results"]["infer"]["images_per_s"] / theirs["images_per_s"])
+    ours = r["results"]["infer"]["images_per_s"]
+    assert r["ratios"]["infer"][runtime] == pytest.approx(ours / theirs["images_per_s"])
     assert theirs["flops_per_image"] == r["results"]["infer"]["flops_per_image"]  # the same net
     assert theirs["max_abs_diff"] < 1e-4  # its logits are torch's (fp32) on the same batch
 

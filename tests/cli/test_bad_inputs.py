@@ -273,7 +273,8 @@ BROKEN_KINDS = ("truncated", "empty", "text", "bomb", "unreadable", "dangling", 
 
 def file_state(paths) -> dict[str, tuple[int, int, str]]:
     """{path: (lstat mode, lstat size, link target)}: the same before and after a command that left the files alone."""
-    return {str(p): (os.lstat(p).st_mode, os.lstat(p).st_size, os.readlink(p) if os.path.islink(p) else "") for p in paths}
+    return {str(p): (os.lstat(p).st_mode, os.lstat(p).st_size, os.readlink(p) if os.path.islink(p) else "")
+            for p in paths}
 
 
 @dataclass
@@ -342,7 +343,8 @@ TRAIN_ARGS = ("--model", "alexnet_mini", "--image-size", "32", "--epochs", "1", 
 
 
 def train(corpus: Corpus, workdir: Path, out: str, *extra: str) -> Run:
-    return alexnet("train", "--data", f"folder:{corpus.root}", *TRAIN_ARGS, "--out", str(workdir / out), *extra, cwd=workdir)
+    return alexnet("train", "--data", f"folder:{corpus.root}", *TRAIN_ARGS, "--out", str(workdir / out), *extra,
+                   cwd=workdir)
 
 
 def read_report(run_dir: Path) -> dict[str, str]:
@@ -373,7 +375,8 @@ def check_training(run: Run, run_dir: Path, corpus: Corpus) -> None:
     report = read_report(run_dir)
     assert set(report) == corpus.all_broken(), str(run)
     assert not set(report) & corpus.all_usable()
-    assert f"skipped {len(corpus.all_broken())} unreadable image(s)" in run.err and "bad_images.txt" in run.err, str(run)
+    assert f"skipped {len(corpus.all_broken())} unreadable image(s)" in run.err, str(run)
+    assert "bad_images.txt" in run.err, str(run)
     result = json.loads(run.out.strip().splitlines()[-1])
     assert result["bad_images"] == len(corpus.all_broken())
     assert result["epochs"] == 1 and np.isfinite(result["final_top1"])
@@ -428,7 +431,8 @@ def test_eval_skips_and_reports_broken_files(trained: tuple[Run, Path], corpus: 
     assert sum(result["per_class"].values()) >= 0 and set(result["per_class"]) == set(CLASSES)
 
 
-def test_predict_reports_each_broken_file_and_predicts_the_rest(trained: tuple[Run, Path], corpus: Corpus, workdir: Path):
+def test_predict_reports_each_broken_file_and_predicts_the_rest(trained: tuple[Run, Path], corpus: Corpus,
+                                                                workdir: Path):
     _, run_dir = trained
     assert (run_dir / "best.pt").is_file(), "training failed; see test_train_skips_and_reports_broken_files"
     run = alexnet("predict", str(corpus.root), "--checkpoint", str(run_dir), "--json", "--topk", "2",
@@ -452,10 +456,11 @@ def test_predict_reports_each_broken_file_and_predicts_the_rest(trained: tuple[R
 def test_viz_refuses_a_pipe_a_device_and_a_huge_file_on_one_line(corpus: Corpus, workdir: Path):
     # viz opens its image through load_image, as predict does: no hang, no read, one line, exit 2
     # (a link to /dev/zero meets the pipe's check: see tests/data/test_load_image.py)
-    for kind, reason in (("fifo", "not a regular file (a pipe or device)"), ("huge", "file is too large (1 TiB, over the limit of")):
+    for kind, reason in (("fifo", "not a regular file (a pipe or device)"),
+                         ("huge", "file is too large (1 TiB, over the limit of")):
         path = next(p for p in corpus.broken["train"] if Path(p).name.startswith(f"bad-{kind}."))
-        run = alexnet("viz", "augment", path, "--model", "alexnet_mini", "--device", "cpu", "--out", str(workdir / "aug.png"),
-                      cwd=workdir, timeout=60)
+        run = alexnet("viz", "augment", path, "--model", "alexnet_mini", "--device", "cpu", "--out",
+                      str(workdir / "aug.png"), cwd=workdir, timeout=60)
         assert_one_line_error(run, "viz", f"cannot read {path}: {reason}")
     assert not (workdir / "aug.png").exists()
     assert file_state(corpus.all_broken()) == corpus.state
@@ -484,7 +489,8 @@ def latin1_names(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, s
         f.write(jpeg[: len(jpeg) // 2])
     with open(valid, "wb") as f:
         f.write(encoded(Image.fromarray(picture("square", rng)), "JPEG"))
-    run = alexnet("train", "--data", f"folder:{root}", *TRAIN_ARGS, "--workers", "0", "--out", str(base / "run"), cwd=base)
+    run = alexnet("train", "--data", f"folder:{root}", *TRAIN_ARGS, "--workers", "0", "--out", str(base / "run"),
+                  cwd=base)
     return root, os.fsdecode(broken), os.fsdecode(valid), run
 
 
@@ -540,7 +546,8 @@ def write_idx_set(folder: Path) -> dict[str, Path]:
     return paths
 
 
-@pytest.mark.parametrize("defect", ["wrong-magic", "truncated-body", "huge-claim", "huge-dims", "empty-images", "gzip-bomb"])
+@pytest.mark.parametrize("defect", ["wrong-magic", "truncated-body", "huge-claim", "huge-dims", "empty-images",
+                                    "gzip-bomb"])
 def test_malformed_idx_file_is_a_one_line_error(tmp_path: Path, defect: str):
     paths = write_idx_set(tmp_path / "fm")
     bad = paths["t10k-images-idx3-ubyte"]
@@ -584,7 +591,8 @@ def test_cifar_batch_of_the_wrong_shape_is_a_one_line_error(tmp_path: Path):
         (folder / f"data_batch_{i}").write_bytes(batch(rng.integers(0, 256, (4, 3072), dtype=np.uint8), 4))
     (folder / "test_batch").write_bytes(batch(rng.integers(0, 256, (3, 3072), dtype=np.uint8), 3))
     meta = {b"label_names": [c.encode() for c in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                                                   "horse", "ship", "truck")], b"num_cases_per_batch": 4, b"num_vis": 3072}
+                                                   "horse", "ship", "truck")],
+            b"num_cases_per_batch": 4, b"num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     bad = folder / "data_batch_3"
     bad.write_bytes(batch(rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), 4))  # H,W,C images, not N x 3072
@@ -606,7 +614,8 @@ def cifar_tree(root: Path) -> Path:
         for cls in ("airplane", "cat"):
             (root / split / cls).mkdir(parents=True)
             for i in range(n):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / cls / f"{i:04d}.jpg")
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / cls / f"{i:04d}.jpg")
     return root
 
 
@@ -635,7 +644,8 @@ def test_cifar_archive_that_is_not_gzip_is_a_one_line_error(tmp_path: Path):
     archive = tmp_path / "cifar10-jpeg.tar.gz"
     archive.write_bytes(b"<html>a download that went wrong</html>")
     run = alexnet("train", "--data", f"cifar10:{archive}", *CIFAR_ARGS, "--out", str(tmp_path / "run"), cwd=tmp_path)
-    assert_one_line_error(run, "train", f"{archive}: cannot read the archive (not a tar file, nor a gzip, bzip2 or xz compressed one)")
+    assert_one_line_error(run, "train", f"{archive}: cannot read the archive "
+                                        "(not a tar file, nor a gzip, bzip2 or xz compressed one)")
 
 
 def test_cifar_archive_with_a_sparse_member_claiming_a_tib_lists_it_in_bad_images(tmp_path: Path):
@@ -662,5 +672,6 @@ def test_cifar_archive_with_a_sparse_member_claiming_a_tib_lists_it_in_bad_image
 @pytest.mark.skipif(not Path("/proc/self/mountinfo").is_file(), reason="no /proc file system (not Linux)")
 def test_a_kernel_file_system_is_a_one_line_error_not_a_walk(tmp_path: Path):
     # /proc/*/root links to every process's root folder: walking it walked the whole file system
-    run = alexnet("train", "--data", "folder:/proc", *CIFAR_ARGS, "--out", str(tmp_path / "run"), cwd=tmp_path, timeout=60)
+    run = alexnet("train", "--data", "folder:/proc", *CIFAR_ARGS, "--out", str(tmp_path / "run"), cwd=tmp_path,
+                  timeout=60)
     assert_one_line_error(run, "train", "folder: /proc is on the proc file system, which holds no image files")

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def alexnet(*args, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "alexnet", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    return subprocess.run([sys.executable, "-m", "alexnet", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=600)
 
 
 @pytest.mark.parametrize("verb", sorted(VERBS))
@@ -68,11 +69,13 @@ def numeric_options():
 
 def test_numeric_options_are_found():
     found = {(" ".join(path), opt) for path, opt, _ in numeric_options()}
-    assert {("predict", "--topk"), ("eval", "--workers"), ("viz augment", "--lighting"), ("viz filters", "--layer")} <= found
+    assert {("predict", "--topk"), ("eval", "--workers"), ("viz augment", "--lighting"),
+            ("viz filters", "--layer")} <= found
     assert len(found) >= 15
 
 
-@pytest.mark.parametrize("path,option,kind", numeric_options(), ids=[" ".join([*p, o]) for p, o, _ in numeric_options()])
+@pytest.mark.parametrize("path,option,kind", numeric_options(),
+                         ids=[" ".join([*p, o]) for p, o, _ in numeric_options()])
 def test_every_numeric_option_is_range_checked(path, option, kind, capsys):
     low, high = getattr(kind, "low", None), getattr(kind, "high", None)
     assert low is not None, f"{' '.join(path)} {option} takes an unchecked number: use alexnet.cli.common.number"
@@ -127,11 +130,13 @@ def test_a_folder_with_one_image_per_class_trains_says_why_and_suggests_a_comman
     for i, name in enumerate(("ant", "bee", "cat")):
         (tmp_path / "data" / name).mkdir(parents=True)
         Image.new("RGB", (40, 30), (80 * i, 40, 200)).save(tmp_path / "data" / name / "only.jpg")
-    code = main(["train", "--data", f"folder:{tmp_path / 'data'}", "--model", "alexnet_simple", "--image-size", "32", "--val-fraction", "0.5",
-                 "--epochs", "1", "--workers", "0", "--no-tensorboard", "--out", str(tmp_path / "run")])
+    code = main(["train", "--data", f"folder:{tmp_path / 'data'}", "--model", "alexnet_simple", "--image-size", "32",
+                 "--val-fraction", "0.5", "--epochs", "1", "--workers", "0", "--no-tensorboard",
+                 "--out", str(tmp_path / "run")])
     out, err = capsys.readouterr()
     assert code == 0
-    assert "has no validation images" in err and "3 of its 3 classes have a single image" in err and "val_fraction (0.5)" in err
+    assert "has no validation images" in err and "3 of its 3 classes have a single image" in err
+    assert "val_fraction (0.5)" in err
     assert "no val images" in err and "nan" not in (out + err).lower()
     assert "no validation images to score it on" in out and "-100" not in out and "1 epoch in" in out
     assert (tmp_path / "run" / "last.pt").exists() and not (tmp_path / "run" / "best.pt").exists()
@@ -144,8 +149,8 @@ def test_a_folder_with_one_image_per_class_trains_says_why_and_suggests_a_comman
 
 
 def test_a_smoke_run_says_so_and_bounds_its_validation(tmp_path, capsys):
-    code = main(["train", "--data", "shapes:train=256,test=1500", "--max-steps", "2", "--batch-size", "32", "--workers", "0",
-                 "--no-tensorboard", "--out", str(tmp_path / "run")])
+    code = main(["train", "--data", "shapes:train=256,test=1500", "--max-steps", "2", "--batch-size", "32", "--workers",
+                 "0", "--no-tensorboard", "--out", str(tmp_path / "run")])
     out, err = capsys.readouterr()
     assert code == 0
     assert "1500 train" not in err and "(256 train / 1000 val images" in err  # SMOKE_VAL_IMAGES of the 1500
@@ -156,8 +161,8 @@ def test_a_smoke_run_says_so_and_bounds_its_validation(tmp_path, capsys):
 
 
 def test_the_epoch_line_gives_the_lr_at_its_first_and_last_step_and_resume_counts_all_sessions(tmp_path, capsys):
-    common = ["--data", "shapes:train=128,test=32", "--batch-size", "32", "--workers", "0", "--no-tensorboard", "--schedule", "cosine",
-              "--lr", "0.05", "--warmup-epochs", "0"]
+    common = ["--data", "shapes:train=128,test=32", "--batch-size", "32", "--workers", "0", "--no-tensorboard",
+              "--schedule", "cosine", "--lr", "0.05", "--warmup-epochs", "0"]
     assert main(["train", *common, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "2"]) == 0
@@ -194,7 +199,8 @@ def test_a_switch_with_a_wrong_value_is_one_line_exit_2(capsys):
 def test_a_reader_that_closes_the_pipe_stops_the_command_quietly():
     """`alexnet models | head -1`: the reader is gone before the output is written."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "alexnet", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "alexnet", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
@@ -221,8 +227,10 @@ HUGE = "99999999999999999999999999"
     (["predict", "x.jpg", "--batch-size", HUGE], "argument --batch-size"),
     (["predict", "x.jpg", "--topk", HUGE], "argument --topk: must be at most 1,000,000,000"),
     (["summary", "alexnet_mini", "--input", "3x100000x100000"], "input size 3x100000x100000 is too large"),
-    (["summary", "alexnet_mini", "--num-classes", "1e14"], "argument --num-classes: must be in [1, 100,000], got '1e14'"),
-    (["summary", "alexnet_mini", "--num-classes", "100000000000000"], "argument --num-classes: must be in [1, 100,000]"),
+    (["summary", "alexnet_mini", "--num-classes", "1e14"],
+     "argument --num-classes: must be in [1, 100,000], got '1e14'"),
+    (["summary", "alexnet_mini", "--num-classes", "100000000000000"],
+     "argument --num-classes: must be in [1, 100,000]"),
     (["summary", "alexnet_mini", "--model-args", "num_classes=100000000000000"], "num_classes must be at most 100,000"),
     (["summary", "convnet_local", "--model-args", "local3=1000000"], "more than the 1,000,000,000 allowed"),
     (["summary", "convnet_local", "--model-args", f"local3={HUGE}"], "cannot be built"),
@@ -230,7 +238,8 @@ HUGE = "99999999999999999999999999"
 ])
 def test_huge_and_odd_numbers_are_one_line_before_any_work(args, words, tmp_path, capsys):
     if args[0] == "train":
-        args = [*args, "--out", str(tmp_path / "run"), "--max-steps", "1"] if "--max-steps" not in args else [*args, "--out", str(tmp_path / "run")]
+        args = ([*args, "--out", str(tmp_path / "run"), "--max-steps", "1"] if "--max-steps" not in args
+                else [*args, "--out", str(tmp_path / "run")])
     code = main(args)
     err = capsys.readouterr().err
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
@@ -241,7 +250,8 @@ def test_huge_and_odd_numbers_are_one_line_before_any_work(args, words, tmp_path
     (["eval", "/no/such/run", "--json"], "checkpoint not found: /no/such/run"),
     (["train", "--json", "--epochs", "0"], "epochs must be >= 1"),
     (["export", "/no/such.pt", "--format", "onnx", "--json"], "/no/such.pt"),
-    (["eval", "run", "--json", "--batch-size", "0"], "argument --batch-size: must be in [1, 1,048,576], got '0'"),  # argparse's
+    (["eval", "run", "--json", "--batch-size", "0"],
+     "argument --batch-size: must be in [1, 1,048,576], got '0'"),  # argparse's
     (["summary", "--json", "alexnet_mini", "--input", "3x9"], "--input '3x9' is not CxHxW"),
 ])
 def test_with_json_an_error_is_also_one_json_object_on_stdout(args, words, capsys):
@@ -251,4 +261,5 @@ def test_with_json_an_error_is_also_one_json_object_on_stdout(args, words, capsy
     lines = out.strip().splitlines()
     assert len(lines) == 1, out
     record = json.loads(lines[0])
-    assert record["exit_code"] == 2 and record["verb"] == args[0] and words in record["error"] and record["error"] in err
+    assert record["exit_code"] == 2 and record["verb"] == args[0]
+    assert words in record["error"] and record["error"] in err

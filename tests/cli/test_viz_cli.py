@@ -103,12 +103,12 @@ def test_every_verb_writes_a_png(run: Path, photos: Path, tmp_path: Path, capsys
 
 def test_filters_tile_is_the_trained_kernel(run: Path, tmp_path: Path) -> None:
     """The grid drawn for the run holds the checkpoint's own first-layer kernels, each normalised."""
-    from alexnet.inference.inspect import conv_weights
     from alexnet.engine.checkpoint import model_from_checkpoint
+    from alexnet.inference.inspect import conv_weights
     from alexnet.viz.filters import filter_tiles
 
     ckpt = load_checkpoint(run)
-    name, weight = conv_weights(model_from_checkpoint(ckpt))[0]
+    _name, weight = conv_weights(model_from_checkpoint(ckpt))[0]
     tiles = filter_tiles(weight, "rgb")
     k = ckpt["model"]["features.conv1.weight"][5].numpy()  # C,h,w
     np.testing.assert_allclose(tiles[5], ((k - k.min()) / (k.max() - k.min())).transpose(1, 2, 0), rtol=1e-6, atol=1e-7)
@@ -123,8 +123,9 @@ def test_filters_tile_is_the_trained_kernel(run: Path, tmp_path: Path) -> None:
     (["filters"], "say which net to use"),
     ([], "say which picture"),
 ])
-def test_usage_errors_are_one_line(run: Path, photos: Path, args: list[str], message: str, capsys: pytest.CaptureFixture,
-                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_usage_errors_are_one_line(run: Path, photos: Path, args: list[str], message: str,
+                                   capsys: pytest.CaptureFixture, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     one = str(next(photos.glob("*/*.png")))
     argv = [str(run) if a == "RUN" else one if a == "IMG" else a for a in args]
@@ -170,10 +171,11 @@ def test_predictions_tiles_name_their_files(run: Path, photos: Path, tmp_path: P
 
 def test_before_after_states_the_change_of_the_checkpoint(run: Path, tmp_path: Path, drawn: list[Any]) -> None:
     """The number in the picture is ||W - W0|| / ||W0|| of the run's own conv1 kernels, computed here in numpy."""
-    from alexnet.inference.inspect import conv_weights
     from alexnet.engine.checkpoint import model_from_checkpoint
+    from alexnet.inference.inspect import conv_weights
 
-    assert main(["viz", "filters", "--before-after", str(run), "--device", "cpu", "--out", str(tmp_path / "b.png")]) == 0
+    assert main(["viz", "filters", "--before-after", str(run), "--device", "cpu", "--out",
+                 str(tmp_path / "b.png")]) == 0
     ckpt = load_checkpoint(run)
     w0 = ckpt["init_filters"].double().numpy()
     w = conv_weights(model_from_checkpoint(ckpt))[0][1].double().numpy()

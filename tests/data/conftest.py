@@ -71,7 +71,8 @@ def png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+            + chunk(b"IEND", b""))
 
 
 def write_unopenable(folder: Path, huge_bytes: int, ext: str = ".jpg") -> dict[str, Path]:
@@ -91,7 +92,8 @@ def write_unopenable(folder: Path, huge_bytes: int, ext: str = ".jpg") -> dict[s
 def file_state(paths) -> list[tuple[str, int, int, str]]:
     """(path, lstat mode, lstat size, link target) of each path: equal before and after a run when
     the run left the files as they were."""
-    return [(str(p), os.lstat(p).st_mode, os.lstat(p).st_size, os.readlink(p) if os.path.islink(p) else "") for p in paths]
+    return [(str(p), os.lstat(p).st_mode, os.lstat(p).st_size, os.readlink(p) if os.path.islink(p) else "")
+            for p in paths]
 
 
 def finishes(fn, timeout: float = 20.0):

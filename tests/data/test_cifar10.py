@@ -19,8 +19,8 @@ from PIL import Image
 import alexnet.data.archive as archive_module
 import alexnet.data.cifar_cache as cifar_cache
 from alexnet.data import BadImage, open_dataset
-from alexnet.data.limits import CIFAR_IMAGE_BYTES
 from alexnet.errors import DataError
+from alexnet.limits import CIFAR_IMAGE_BYTES
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -134,7 +134,7 @@ def test_bad_batches(tmp_path: Path):
     write_batches(tmp_path / "c")
     path = tmp_path / "c" / "data_batch_3"
     path.write_bytes(batch_pickle(np.zeros((4, 3000), np.uint8), [0] * 4))
-    with pytest.raises(DataError, match="data_batch_3.*3072"):
+    with pytest.raises(DataError, match=r"data_batch_3.*3072"):
         open_dataset(f"cifar10:{tmp_path / 'c'}")
     path.write_bytes(batch_pickle(np.zeros((4, 3072), np.uint8), [0] * 3))
     with pytest.raises(DataError, match="4 images but 3 labels"):
@@ -360,15 +360,17 @@ def test_an_archive_member_too_large_is_listed_and_never_read(tmp_path: Path):
     # (RFC 1952, 2.2), so the zeros are one compressed MiB repeated, streamed through gzip here.
     zeros = gzip.compress(bytes(2**20))
     archive = tmp_path / "cifar10-jpeg.tar.gz"
-    archive.write_bytes(gzip.compress(_file_members("train/cat/0.jpg", "test/cat/0.jpg") + _tar_block("train/cat/huge.jpg", 256 * 2**20))
-                        + zeros * 256 + gzip.compress(_file_members("test/cat/1.jpg") + bytes(1024)))
+    members = _file_members("train/cat/0.jpg", "test/cat/0.jpg") + _tar_block("train/cat/huge.jpg", 256 * 2**20)
+    archive.write_bytes(gzip.compress(members) + zeros * 256
+                        + gzip.compress(_file_members("test/cat/1.jpg") + bytes(1024)))
     assert archive.stat().st_size < 2**20
     before = archive.read_bytes()
     result, grew_mib = peak_memory_growth(
         f"source = alexnet.data.open_dataset({'cifar10:' + str(archive)!r})\n"
         "result['bad'] = {b.path: b.reason for b in source.split('train').bad}\n"
         "result['n'] = [len(source.split('train')), len(source.split('test'))]")
-    assert result == {"bad": {"train/cat/huge.jpg": "file is too large (256 MiB, over the limit of 1 MiB)"}, "n": [1, 2]}
+    assert result == {"bad": {"train/cat/huge.jpg": "file is too large (256 MiB, over the limit of 1 MiB)"},
+                      "n": [1, 2]}
     assert grew_mib < 64, f"peak memory grew {grew_mib:.0f} MiB: the member was read"
     assert archive.read_bytes() == before
 
@@ -403,7 +405,8 @@ def test_a_gnu_sparse_member_claiming_a_tib_is_listed_and_never_read(tmp_path: P
     archive = _sparse_tar(tmp_path / "cifar10-jpeg.tar.gz", tmp_path / "src", "train/cat/huge.jpg")
     train = finishes(lambda: open_dataset(f"cifar10:{archive}").split("train"))
     assert len(train) == 5
-    assert {b.path: b.reason for b in train.bad} == {"train/cat/huge.jpg": "file is too large (1 TiB, over the limit of 1 MiB)"}
+    reasons = {b.path: b.reason for b in train.bad}
+    assert reasons == {"train/cat/huge.jpg": "file is too large (1 TiB, over the limit of 1 MiB)"}
 
 
 @pytest.mark.skipif(not _gnu_tar(), reason="GNU tar is not installed")
@@ -413,7 +416,8 @@ def test_a_sparse_batch_claiming_a_tib_is_a_one_line_error(tmp_path: Path):
     archive = _sparse_tar(tmp_path / "cifar-10-python.tar.gz", tmp_path / "src", "cifar-10-batches-py/data_batch_2")
     with pytest.raises(DataError) as err:
         finishes(lambda: open_dataset(f"cifar10:{archive}"))
-    assert str(err.value) == f"{archive}:cifar-10-batches-py/data_batch_2: file is too large (1 TiB, over the limit of 256 MiB)"
+    assert str(err.value) == (f"{archive}:cifar-10-batches-py/data_batch_2: file is too large "
+                              "(1 TiB, over the limit of 256 MiB)")
 
 
 @pytest.mark.skipif(not _gnu_tar(), reason="GNU tar is not installed")
@@ -424,14 +428,16 @@ def test_a_sparse_member_with_an_extended_map_refuses_the_archive(tmp_path: Path
     assert len(tarfile.open(archive).getmember("./train/cat/holes.jpg").sparse) == 10  # the map did need extending
     with pytest.raises(DataError) as err:
         open_dataset(f"cifar10:{archive}")
-    assert str(err.value) == f"{archive}: refusing the archive: member './train/cat/holes.jpg' is a sparse file with an extended map"
+    assert str(err.value) == (f"{archive}: refusing the archive: member './train/cat/holes.jpg' is a sparse file "
+                              "with an extended map")
 
 
 @pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME])
 def test_a_tar_header_claiming_a_tib_refuses_the_archive(tmp_path: Path, kind: bytes):
     # tarfile reads a pax header or a GNU long name whole: 1 TiB was a MemoryError traceback
     archive = tmp_path / "cifar10-jpeg.tar.gz"
-    archive.write_bytes(gzip.compress(_file_members("train/cat/0.jpg") + _tar_block("././@PaxHeader", 2**40, kind) + bytes(1024)))
+    members = _file_members("train/cat/0.jpg") + _tar_block("././@PaxHeader", 2**40, kind) + bytes(1024)
+    archive.write_bytes(gzip.compress(members))
     with pytest.raises(DataError) as err:
         open_dataset(f"cifar10:{archive}")
     assert str(err.value) == (f"{archive}: refusing the archive: the header of member '././@PaxHeader' is too large "
@@ -439,7 +445,7 @@ def test_a_tar_header_claiming_a_tib_refuses_the_archive(tmp_path: Path, kind: b
 
 
 def test_members_are_bounded_in_number_and_in_total(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    # the limits themselves are far above CIFAR-10's (alexnet.data.limits); smaller ones show the checks
+    # the limits themselves are far above CIFAR-10's (alexnet.limits); smaller ones show the checks
     write_tree(tmp_path / "tree")
     archive = write_tar(tmp_path / "cifar10-jpeg.tar.gz", tmp_path / "tree")
     with monkeypatch.context() as m:
@@ -448,6 +454,8 @@ def test_members_are_bounded_in_number_and_in_total(tmp_path: Path, monkeypatch:
             open_dataset(f"cifar10:{archive}")
     with monkeypatch.context() as m:
         m.setattr(archive_module, "ARCHIVE_READ_BYTES", 2000)
-        with pytest.raises(DataError, match=r"refusing the archive: the data read from it is too large \(.* over the limit of 1.95 KiB\)"):
+        with pytest.raises(DataError,
+                           match=r"refusing the archive: the data read from it is too large \(.* over the limit of "
+                                 r"1.95 KiB\)"):
             open_dataset(f"cifar10:{archive}")
     assert len(open_dataset(f"cifar10:{archive}").split("train")) == 5

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import file_state, finishes, write_unopenable
 from PIL import Image
 from torchvision.transforms.v2.functional import pil_to_tensor
 
@@ -18,7 +19,6 @@ from alexnet.data.images import load_image
 from alexnet.data.transforms import Prepare
 from alexnet.engine.train import fit
 from alexnet.errors import DataError
-from conftest import file_state, finishes, write_unopenable
 
 
 def tree(root, per_class=10, broken=0):
@@ -27,7 +27,8 @@ def tree(root, per_class=10, broken=0):
         (root / c).mkdir(parents=True)
         for i in range(per_class):
             h, w = int(rng.integers(20, 60)), int(rng.integers(20, 60))
-            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / c / f"{i}.{'png' if i == 3 else 'jpg'}")
+            pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / c / f"{i}.{'png' if i == 3 else 'jpg'}")
     for i in range(broken):
         (root / "bees" / f"broken{i}.jpg").write_bytes(b"\xff\xd8\xff not really")
     return root
@@ -45,7 +46,7 @@ def test_decoded_split_is_every_file_prepared_in_order(tmp_path):
         expected = torch.stack([prepare(pil_to_tensor(load_image(p))) for p, _ in good])  # N,3,32,32
         assert torch.equal(got.images, expected) and got.targets == [y for _, y in good]
         assert [b.path for b in got.bad] == [p for p in paths if "broken" in p]
-    with pytest.raises(DataError, match="broken0.jpg"):
+    with pytest.raises(DataError, match=r"broken0\.jpg"):
         decoded.decode_split(files, prepare, workers=0, strict=True)
 
 
@@ -63,8 +64,9 @@ def test_prepared_bytes_and_the_memory_rule(monkeypatch):
 
 def test_training_from_memory_matches_training_from_files(tmp_path, capsys, monkeypatch):
     """Every file readable: the same batches in the same order, so the same losses to the last bit."""
-    common = dict(model="alexnet_simple", model_args={"dropout": 0.0}, data=f"folder:{tree(tmp_path / 'data')}", image_size=32,
-                  augment="paper", epochs=2, batch_size=8, workers=0, tensorboard=False, deterministic=True, optimizer="adamw", lr=1e-3)
+    common = dict(model="alexnet_simple", model_args={"dropout": 0.0}, data=f"folder:{tree(tmp_path / 'data')}",
+                  image_size=32, augment="paper", epochs=2, batch_size=8, workers=0, tensorboard=False,
+                  deterministic=True, optimizer="adamw", lr=1e-3)
     runs = {}
     for cache in ("off", "on", "auto"):
         fit(make_config(out=str(tmp_path / cache), cache_images=cache, **common))
@@ -95,7 +97,8 @@ def test_caching_refuses_pipes_devices_and_huge_files_without_reading_them(tmp_p
     paths = sorted(str(p) for p in root.rglob("*.*"))
     files = ImageFiles(paths, [0] * len(paths))
     for decode_on in (None, torch.device("cpu")):  # PIL in the workers, or the batched (device) decoder
-        cached = finishes(lambda: decoded.decode_split(files, Prepare("small", 8, 3), workers=0, decode_on=decode_on))
+        cached = finishes(lambda decode_on=decode_on: decoded.decode_split(
+            files, Prepare("small", 8, 3), workers=0, decode_on=decode_on))
         assert len(cached) == len(paths) - 3
         reasons = {b.path: b.reason for b in cached.bad}
         assert set(reasons) == {str(p) for p in hostile.values()}

@@ -125,7 +125,8 @@ def test_links_to_folders_are_followed_only_inside_the_tree(tmp_path: Path):
         source = finishes(lambda: open_dataset(f"folder:{root}", val_fraction=0.5))
     passed = sorted(str(w.message).split(", e.g. ")[1].split(" ")[0] for w in warned)
     assert passed == [str(root / "cats" / "out"), str(root / "dogs" / "everything")]
-    assert all(f"not entering 1 folder(s) that lead out of {root} or onto a special file system" in str(w.message) for w in warned)
+    assert all(f"not entering 1 folder(s) that lead out of {root} or onto a special file system" in str(w.message)
+               for w in warned)
     listed = sorted(str(Path(p).relative_to(root)) for p in source.split("train").paths + source.split("val").paths)
     assert listed == ["cats/1.jpg", "cats/more/2.jpg", "dogs/1.jpg", "dogs/4.jpg", "spare/cats/2.jpg"]
 

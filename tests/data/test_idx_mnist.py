@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import finishes, peak_memory_growth
 
 from alexnet.data import open_dataset
 from alexnet.data.idx import read_idx
 from alexnet.errors import DataError
-from conftest import finishes, peak_memory_growth
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -178,7 +178,8 @@ def test_a_gzip_bomb_is_never_inflated(tmp_path: Path):
         f"    alexnet.data.idx.read_idx({str(bomb)!r}, ndim=3)\n"
         "except alexnet.errors.DataError as err:\n"
         "    result['error'] = str(err)")
-    assert result["error"] == f"{bomb}: IDX body is longer than the 7840 bytes the header (10x28x28) says: file has trailing bytes"
+    assert result["error"] == (f"{bomb}: IDX body is longer than the 7840 bytes the header (10x28x28) says: "
+                               "file has trailing bytes")
     assert grew_mib < 64, f"peak memory grew {grew_mib:.0f} MiB: the gzip was inflated"
 
 
@@ -197,7 +198,8 @@ def test_a_header_claiming_more_than_the_limit_is_refused_before_reading(tmp_pat
 
 
 @pytest.mark.parametrize("dims, words", [
-    ((2**31, 2**31, 4), "the IDX data its header (2147483648x2147483648x4) claims is too large (16 EiB"),  # 2^64: 0 in int64
+    # 2^64: 0 in int64
+    ((2**31, 2**31, 4), "the IDX data its header (2147483648x2147483648x4) claims is too large (16 EiB"),
     ((2**32 - 1,) * 3, "claims is too large"),
     ((5, 0, 0), "the IDX header gives the dimensions 5x0x0: a 0 leaves no values"),
     ((0, 28, 28), "a 0 leaves no values"),
@@ -215,5 +217,5 @@ def test_a_pipe_or_a_link_to_a_device_is_refused_without_blocking(tmp_path: Path
     (tmp_path / "zero-idx1-ubyte").symlink_to("/dev/zero")
     for name in ("pipe-idx1-ubyte", "zero-idx1-ubyte"):
         with pytest.raises(DataError) as err:
-            finishes(lambda: read_idx(tmp_path / name, ndim=1))
+            finishes(lambda name=name: read_idx(tmp_path / name, ndim=1))
         assert str(err.value) == f"{tmp_path / name}: not a regular file (a pipe or device)"

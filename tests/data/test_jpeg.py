@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED, file_state, finishes, write_unopenable
 from PIL import Image
 
 from alexnet.data.datasets import ImageFiles
@@ -18,8 +19,6 @@ from alexnet.data.jpeg import decode_jpegs, read_encoded, upright
 from alexnet.data.loader import DeviceDecoded, make_loader, set_epoch
 from alexnet.data.subset import take
 from alexnet.data.transforms import Prepare
-
-from conftest import SHARED, file_state, finishes, write_unopenable
 
 CPU = torch.device("cpu")
 
@@ -64,7 +63,8 @@ def test_device_decoding_gives_the_pil_paths_batches(tmp_path):
     """Every kind of file in one tree: the device path prepares the same uint8 images, labels and
     bad files as the workers' PIL path, in the same order."""
     paths = [photo(tmp_path / "a.jpg", size=(60, 40)), photo(tmp_path / "b.jpg", size=(60, 40), seed=1),
-             photo(tmp_path / "c.jpg", size=(30, 50), seed=2, orientation=6), photo(tmp_path / "d.jpg", mode="L", seed=3),
+             photo(tmp_path / "c.jpg", size=(30, 50), seed=2, orientation=6),
+             photo(tmp_path / "d.jpg", mode="L", seed=3),
              photo(tmp_path / "e.jpg", mode="CMYK", seed=4), str(tmp_path / "f.png")]
     Image.new("RGB", (20, 20), (10, 200, 30)).save(paths[-1])
     good = (tmp_path / "a.jpg").read_bytes()
@@ -121,7 +121,8 @@ def test_a_decoder_that_cannot_run_costs_speed_not_the_run(tmp_path, monkeypatch
         raise NotImplementedError("torchvision was built without nvJPEG")
 
     monkeypatch.setattr(torchvision.io, "decode_jpeg", broken)
-    files = ImageFiles([photo(tmp_path / f"{i}.jpg", seed=i, orientation=6 if i == 1 else None) for i in range(3)], [0, 1, 2])
+    files = ImageFiles([photo(tmp_path / f"{i}.jpg", seed=i, orientation=6 if i == 1 else None) for i in range(3)],
+                       [0, 1, 2])
     prepare = Prepare("paper", 28, 3)
     (pil,) = batches(files, prepare)
     (device,) = batches(files, prepare, decode_on=CPU)  # every file handed to PIL in the main process
@@ -134,7 +135,7 @@ def test_pipes_devices_and_huge_files_are_not_read_by_the_device_path(tmp_path):
     hostile = write_unopenable(tmp_path, huge_bytes=2**40)  # a pipe, a link to /dev/zero, a 1 TiB sparse file
     before = file_state(hostile.values())
     for path in hostile.values():
-        assert finishes(lambda: read_encoded(str(path))) is None  # not read: load_image says why
+        assert finishes(lambda path=path: read_encoded(str(path))) is None  # not read: load_image says why
     paths = [photo(tmp_path / "good.jpg"), *map(str, hostile.values())]
     files = ImageFiles(paths, [0, 1, 2, 3])
     (batch,) = finishes(lambda: batches(files, Prepare("small", 8, 3), decode_on=CPU))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import file_state, finishes, png_claiming, write_unopenable
 from PIL import Image
 
 from alexnet.data import BadImage, load_image
-from alexnet.data.limits import IMAGE_FILE_BYTES
-from conftest import file_state, finishes, png_claiming, write_unopenable
+from alexnet.limits import IMAGE_FILE_BYTES
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

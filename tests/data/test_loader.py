@@ -30,9 +30,11 @@ def test_a_device_copy_gives_the_same_batches():
 
 
 def test_make_loader_keeps_data_off_a_cpu_device_and_shards_the_global_batch():
-    loader = make_loader(data(), lambda x: x, batch_size=16, shuffle=True, workers=0, seed=1, device=torch.device("cpu"))
+    loader = make_loader(data(), lambda x: x, batch_size=16, shuffle=True, workers=0, seed=1,
+                         device=torch.device("cpu"))
     assert loader.data.images is not None and loader.batch_size == 16
-    halves = [make_loader(data(), lambda x: x, batch_size=16, shuffle=True, workers=0, seed=1, shard=Shard(r, 2, 16)) for r in (0, 1)]
+    halves = [make_loader(data(), lambda x: x, batch_size=16, shuffle=True, workers=0, seed=1, shard=Shard(r, 2, 16))
+              for r in (0, 1)]
     assert [h.batch_size for h in halves] == [8, 8] and [len(h) for h in halves] == [3, 3]  # 50 // 16 full steps
     whole = batches(loader)
     for k, (a, b) in enumerate(zip(batches(halves[0]), batches(halves[1]), strict=True)):

@@ -31,7 +31,8 @@ def test_mean_image_and_pca_of_real_photos_match_numpy(tmp_path: Path):
     prepare = Prepare("paper", 227, 3)
     split = ImageFiles(paths, list(range(len(paths))))
     loader = make_loader(split, prepare, batch_size=5, shuffle=False, workers=0)
-    stats = cached_pixel_stats(split, lambda: iter(loader), channels=3, side=prepare.side, preset="paper", root=tmp_path)
+    stats = cached_pixel_stats(split, lambda: iter(loader), channels=3, side=prepare.side, preset="paper",
+                               root=tmp_path)
 
     # numpy, independently: the same prepared 256x256 squares, float64 throughout
     images = np.stack([prepare(load_image(p)).numpy() for p in paths]).astype(np.float64)  # N,3,256,256

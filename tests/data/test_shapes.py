@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -76,10 +74,3 @@ def test_noise_class_is_noisy_and_shapes_are_not():
     }
     assert spread["noise"] > 60  # uniform 0..255: about 74
     assert spread["solid"] < 35  # only the additive noise (0.1 * 255 = 25.5)
-
-
-def test_generation_is_fast():
-    open_dataset("shapes:train=100,test=10")  # warm up
-    start = time.perf_counter()
-    open_dataset("shapes")
-    assert time.perf_counter() - start < 1.5  # about 0.3 s on a 2-core machine

@@ -50,8 +50,11 @@ def test_hold_out_moves_a_balanced_part_of_train_to_val_and_keeps_test_apart():
     train, val, test = held.split("train"), held.split("val"), held.split("test")
     assert (len(train), len(val)) == (250, 50) and test is source.split("val") and test is not val
     assert Counter(val.targets) == {c: 5 for c in range(10)}  # ten classes, five each
+
     # the held-out images and the training images are disjoint and together the original training split
-    pixels = lambda s: {bytes(x.numpy().tobytes()) + bytes([y]) for x, y in zip(s.images, s.targets)}
+    def pixels(s):
+        return {bytes(x.numpy().tobytes()) + bytes([y]) for x, y in zip(s.images, s.targets)}
+
     assert not pixels(train) & pixels(val) and pixels(train) | pixels(val) == pixels(source.split("train"))
     # fixed: the same images whatever the run's seed; then train_images / val_images cut the holdout's parts
     torch.manual_seed(7)

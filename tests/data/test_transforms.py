@@ -61,7 +61,8 @@ def test_ten_crop_views():
     views = eval_transform("paper", size=224, channels=3, mean=(0, 0, 0), std=(1, 1, 1), tta="tencrop")(img)
     assert views.shape == (10, 3, 224, 224)
     square = TF.center_crop(TF.resize(TF.pil_to_tensor(img), 256, antialias=True), 256).float() / 255
-    corners = {0: square[:, :224, :224], 1: square[:, :224, -224:], 2: square[:, -224:, :224], 3: square[:, -224:, -224:], 4: square[:, 16:240, 16:240]}
+    corners = {0: square[:, :224, :224], 1: square[:, :224, -224:], 2: square[:, -224:, :224],
+               3: square[:, -224:, -224:], 4: square[:, 16:240, 16:240]}
     for i, ref in corners.items():
         torch.testing.assert_close(views[i], ref)
     # views 5..9 are the same five crops of the mirrored image: the centre mirrors the centre,
@@ -151,7 +152,8 @@ def test_channels_last_batches_hold_the_same_numbers(preset):
     assert nhwc.is_contiguous(memory_format=torch.channels_last) and torch.equal(nhwc, plain)
     views = EvalViews(channels_last=True, **stats)(x)
     assert views.is_contiguous(memory_format=torch.channels_last) and torch.equal(views, EvalViews(**stats)(x))
-    expected = (x[..., 2:34, 2:34].float() / 255 - torch.tensor([0.5, 0.4, 0.3])[:, None, None]) / torch.tensor([0.2, 0.25, 0.3])[:, None, None]
+    mean, std = torch.tensor([0.5, 0.4, 0.3])[:, None, None], torch.tensor([0.2, 0.25, 0.3])[:, None, None]
+    expected = (x[..., 2:34, 2:34].float() / 255 - mean) / std
     torch.testing.assert_close(views, expected)  # the centre patch, normalised by the formula
 
 
@@ -168,7 +170,8 @@ def test_small_crops_are_every_window_of_the_reflected_border_and_no_other(trans
     assert augment.pad == t
     drawn = augment(image.expand(3000, -1, -1, -1)).flatten(1)  # N,C*S*S
     padded = TF.pad(image[0], [t] * 4, padding_mode="reflect").float()  # C,R+2t,R+2t
-    windows = torch.stack([padded[:, y:y + 16, x:x + 16] for y in range(2 * t + 1) for x in range(2 * t + 1)]).flatten(1)
+    windows = torch.stack([padded[:, y:y + 16, x:x + 16] for y in range(2 * t + 1)
+                           for x in range(2 * t + 1)]).flatten(1)
     assert torch.equal(torch.unique(drawn, dim=0), torch.unique(windows, dim=0))
 
 

@@ -47,7 +47,8 @@ def good(trained: Path) -> dict:
 
 
 def _opt(ckpt: dict, change) -> dict:
-    opt = {"state": dict(ckpt["optimizer"]["state"]), "param_groups": [dict(g) for g in ckpt["optimizer"]["param_groups"]]}
+    opt = {"state": dict(ckpt["optimizer"]["state"]),
+           "param_groups": [dict(g) for g in ckpt["optimizer"]["param_groups"]]}
     change(opt)
     return opt
 
@@ -56,7 +57,8 @@ def _rng(ckpt: dict, part: str, value) -> dict:
     return {**ckpt["rng"], part: value}
 
 
-PARTIAL = {"batches": 1, "loss_sum": torch.tensor(2.3), "correct": torch.tensor(1), "images": 10, "nonfinite": 0, "seconds": 0.5, "lr": 0.01}
+PARTIAL = {"batches": 1, "loss_sum": torch.tensor(2.3), "correct": torch.tensor(1), "images": 10, "nonfinite": 0,
+           "seconds": 0.5, "lr": 0.01}
 
 # (id, key, value or a function of the good checkpoint, words the error must contain)
 ROWS = [
@@ -74,7 +76,8 @@ ROWS = [
     ("num_classes 5", "model_args", {"num_classes": 5}, "does not fit"),
     ("model a string", "model", "weights", "model must be a state_dict"),
     ("model empty", "model", {}, "is missing"),
-    ("model wrong shape", "model", lambda c: {**c["model"], "classifier.fc5.weight": torch.zeros(3, 3)}, "has shape (3, 3)"),
+    ("model wrong shape", "model", lambda c: {**c["model"], "classifier.fc5.weight": torch.zeros(3, 3)},
+     "has shape (3, 3)"),
     ("model extra tensor", "model", lambda c: {**c["model"], "extra": torch.zeros(1)}, "unexpected tensor 'extra'"),
     ("classes 5", "classes", 5, "classes must be a list of class names"),
     ("classes too few", "classes", ["a", "b"], "must name the net's 10 outputs"),
@@ -101,7 +104,8 @@ ROWS = [
     ("translate a string", "translate", "2", "translate"),
     ("translate a bool", "translate", True, "translate"),
     ("translate a fraction", "translate", 2.0, "translate"),
-    ("translate with augment paper", "augment", "paper", "translate must be"),  # the run's saved 4 px means nothing there
+    # the run's saved 4 px means nothing there
+    ("translate with augment paper", "augment", "paper", "translate must be"),
     ("mean_image a string", "mean_image", "x", "mean_image"),
     ("mean_image 2-d", "mean_image", torch.zeros(32, 32), "mean_image"),
     ("mean_image nan", "mean_image", torch.full((3, 32, 32), math.nan), "mean_image"),
@@ -125,17 +129,21 @@ ROWS = [
     ("init_filters", "init_filters", torch.zeros(2, 2), "init_filters"),
     ("optimizer a string", "optimizer", "sgd", "optimizer must be an optimizer's state_dict"),
     ("optimizer no groups", "optimizer", {"state": {}, "param_groups": []}, "optimizer must be"),
-    ("optimizer a parameter lost", "optimizer", lambda c: _opt(c, lambda o: o["param_groups"][0].update(params=o["param_groups"][0]["params"][1:])),
+    ("optimizer a parameter lost", "optimizer",
+     lambda c: _opt(c, lambda o: o["param_groups"][0].update(params=o["param_groups"][0]["params"][1:])),
      "parameters, each once"),
-    ("optimizer state of a stranger", "optimizer", lambda c: _opt(c, lambda o: o["state"].update({999: {}})), "its own parameters"),
-    ("optimizer state of the wrong shape", "optimizer", lambda c: _opt(c, lambda o: o["state"].update({0: {"momentum_buffer": torch.zeros(7)}})),
+    ("optimizer state of a stranger", "optimizer", lambda c: _opt(c, lambda o: o["state"].update({999: {}})),
+     "its own parameters"),
+    ("optimizer state of the wrong shape", "optimizer",
+     lambda c: _opt(c, lambda o: o["state"].update({0: {"momentum_buffer": torch.zeros(7)}})),
      "state of parameter 0 must have its shape"),
     ("optimizer groups split otherwise", "optimizer", lambda c: _opt(c, lambda o: o.update(param_groups=[
         {**o["param_groups"][0], "params": o["param_groups"][0]["params"][:2]},
         {**o["param_groups"][0], "params": o["param_groups"][0]["params"][2:]}])), "parameter groups of"),
     ("rng a string", "rng", "x", "rng must be"),
     ("rng torch state", "rng", lambda c: _rng(c, "torch", torch.zeros(3, dtype=torch.uint8)), "rng is not"),
-    ("rng numpy keys", "rng", lambda c: _rng(c, "numpy", {**c["rng"]["numpy"], "keys": torch.zeros(5, dtype=torch.int64)}), "rng is not"),
+    ("rng numpy keys", "rng",
+     lambda c: _rng(c, "numpy", {**c["rng"]["numpy"], "keys": torch.zeros(5, dtype=torch.int64)}), "rng is not"),
     ("rng python state", "rng", lambda c: _rng(c, "python", {**c["rng"]["python"], "state": [1, 2]}), "rng is not"),
     ("rng missing part", "rng", lambda c: {"torch": c["rng"]["torch"]}, "rng is not"),
     ("partial a string", "partial", "half", "partial must be"),
@@ -232,7 +240,8 @@ def test_model_args_far_too_large_take_no_memory(good: dict, tmp_path: Path):
     proc = subprocess.Popen([sys.executable, "-m", "alexnet", "eval", str(bad)], stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read().decode()
-    assert os.waitstatus_to_exitcode(status) == 2 and "does not fit alexnet2012" in err and len(err.strip().splitlines()) == 1, err
+    assert os.waitstatus_to_exitcode(status) == 2, err
+    assert "does not fit alexnet2012" in err and len(err.strip().splitlines()) == 1, err
     # ru_maxrss is in KiB; torch's CUDA build alone maps about 0.8 GiB, the net would add 1.9 GB
     assert usage.ru_maxrss < 1.5 * 1024 * 1024, f"peak {usage.ru_maxrss / 1024:.0f} MiB"
 
@@ -247,7 +256,8 @@ def _flip_a_weight_byte(path: Path) -> str:
     assert at > 0 and raw.count(data[:64]) == 1
     raw[at + len(data) // 2] ^= 0x10
     path.write_bytes(bytes(raw))
-    assert not torch.equal(torch.load(path, weights_only=True)["model"][name], ckpt["model"][name])  # torch.load alone notices nothing
+    # torch.load alone notices nothing
+    assert not torch.equal(torch.load(path, weights_only=True)["model"][name], ckpt["model"][name])
     return name
 
 
@@ -258,7 +268,8 @@ def test_a_flipped_weight_byte_is_refused(trained: Path, tmp_path: Path, capsys)
     for argv in (["eval", str(bad)], ["predict", str(bad), "--checkpoint", str(bad)]):
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert f"{bad}: its tensors do not match the digest saved with them" in err and len(err.strip().splitlines()) == 1
+        assert f"{bad}: its tensors do not match the digest saved with them" in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_in_a_run_folder_a_corrupted_last_falls_back_to_best(trained: Path, tmp_path: Path, capsys):
@@ -268,7 +279,8 @@ def test_in_a_run_folder_a_corrupted_last_falls_back_to_best(trained: Path, tmp_
     ckpt = load_checkpoint(run, prefer="last")
     assert ckpt["path"] == str(run / "best.pt")
     err = capsys.readouterr().err
-    assert f"warning: {run / 'last.pt'}: its tensors do not match the digest" in err and f"using {run / 'best.pt'}" in err
+    assert f"warning: {run / 'last.pt'}: its tensors do not match the digest" in err
+    assert f"using {run / 'best.pt'}" in err
 
 
 def test_a_checkpoint_from_before_digests_still_loads(good: dict, tmp_path: Path):

@@ -29,9 +29,11 @@ def tmpfs(tmp_path):
     def mount(size: str) -> Path:
         where = tmp_path / f"disk{len(mounted)}"
         where.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                              capture_output=True, text=True)
         if done.returncode:
-            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}): a real full disk needs root")
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}): "
+                        "a real full disk needs root")
         mounted.append(where)
         return where
 
@@ -57,7 +59,8 @@ def fill(disk: Path) -> None:
 
 def files(folder: Path) -> dict[str, bytes]:
     """Every file's bytes but the marker's, which a run rewrites with its PID as it takes the lock."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".alexnet-run"}
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".alexnet-run"}
 
 
 def temporaries(folder: Path) -> list[str]:
@@ -123,7 +126,8 @@ def test_export_to_a_full_or_read_only_disk(tmpfs, capsys, run, fmt, trouble):
     args = ["export", str(run), "--format", fmt, "--out", str(disk / f"net.{fmt}")]
     if fmt == "torchscript" and trouble == "full":
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        done = subprocess.run([sys.executable, "-m", "alexnet", *args], capture_output=True, text=True, env=env, timeout=300)
+        done = subprocess.run([sys.executable, "-m", "alexnet", *args], capture_output=True, text=True, env=env,
+                              timeout=300)
         code, err = done.returncode, done.stderr
     else:
         code, err = cli_main(args), capsys.readouterr().err
@@ -144,7 +148,8 @@ def test_eval_of_a_read_only_run_prints_its_figures_and_warns_about_the_picture(
     code = cli_main(["eval", str(copy), "--workers", "0", *(["--json"] if json_out else [])])
     out, err = capsys.readouterr()
     assert code == 0 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("alexnet eval: warning: the confusion matrix was not drawn: cannot write")
+    assert err.strip().splitlines()[-1].startswith(
+        "alexnet eval: warning: the confusion matrix was not drawn: cannot write")
     assert "Read-only file system" in err
     if json_out:
         result = json.loads(out)

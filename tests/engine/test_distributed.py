@@ -35,12 +35,15 @@ def records(run: Path) -> list[dict]:
 
 
 def train(tmp_path: Path, processes: int, out: str, *extra: str) -> subprocess.CompletedProcess:
-    args = ["--model", "alexnet_simple", "--model-args", "dropout=0", "--augment", "none", "--data", "shapes:train=320,test=80,size=32",
-            "--batch-size", "64", "--lr", "0.01", "--schedule", "constant", "--workers", "0", "--no-tensorboard", "--device", "cpu",
-            "--deterministic", "--out", out, *extra]
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"] if processes > 1 else [sys.executable]
+    args = ["--model", "alexnet_simple", "--model-args", "dropout=0", "--augment", "none",
+            "--data", "shapes:train=320,test=80,size=32", "--batch-size", "64", "--lr", "0.01",
+            "--schedule", "constant", "--workers", "0", "--no-tensorboard", "--device", "cpu", "--deterministic",
+            "--out", out, *extra]
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+                if processes > 1 else [sys.executable])
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*launcher, "-m", "alexnet", "train", *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    done = subprocess.run([*launcher, "-m", "alexnet", "train", *args], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

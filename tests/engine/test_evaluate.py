@@ -57,8 +57,8 @@ def test_amp_evaluation_agrees_with_float32(tmp_path):
     from alexnet.engine.evaluate import evaluate_checkpoint
     from alexnet.engine.train import fit
 
-    fit(make_config(model="alexnet_simple", data="shapes:train=256,test=128,size=32", epochs=2, batch_size=64, workers=0,
-                    tensorboard=False, out=str(tmp_path / "run")))
+    fit(make_config(model="alexnet_simple", data="shapes:train=256,test=128,size=32", epochs=2, batch_size=64,
+                    workers=0, tensorboard=False, out=str(tmp_path / "run")))
     ckpt = load_checkpoint(tmp_path / "run")
     fp32 = evaluate_checkpoint(ckpt, workers=0)
     bf16 = evaluate_checkpoint(ckpt, workers=0, amp=True)
@@ -69,14 +69,16 @@ def test_amp_evaluation_agrees_with_float32(tmp_path):
 
 def test_evaluate_checkpoint_scores_a_class_balanced_subset_when_asked(tmp_path):
     """images=N: the first N of data/subset.take's class-balanced order, nothing else; N < 0 is refused."""
+    import pytest
+
     from alexnet.config import make_config
     from alexnet.engine.checkpoint import load_checkpoint
     from alexnet.engine.evaluate import evaluate_checkpoint
     from alexnet.engine.train import fit
     from alexnet.errors import UsageError
-    import pytest
 
-    fit(make_config(data="shapes:train=200,test=100,size=32", epochs=1, workers=0, tensorboard=False, out=str(tmp_path / "r")))
+    fit(make_config(data="shapes:train=200,test=100,size=32", epochs=1, workers=0, tensorboard=False,
+                    out=str(tmp_path / "r")))
     ckpt = load_checkpoint(tmp_path / "r")
     part = evaluate_checkpoint(ckpt, workers=0, images=40)
     assert part["n"] == 40 and part["per_class_n"] == [4] * 10

@@ -14,8 +14,9 @@ from alexnet.engine.train import fit
 
 # no dropout and no augmentation: nothing random differs between the eager and compiled programs
 # (Inductor draws dropout masks from its own generator)
-PLAIN = dict(model="alexnet_simple", model_args={"dropout": 0.0}, augment="none", data="shapes:train=256,test=64,size=32",
-             epochs=2, batch_size=64, workers=0, tensorboard=False, deterministic=True, amp="off")
+PLAIN = dict(model="alexnet_simple", model_args={"dropout": 0.0}, augment="none",
+             data="shapes:train=256,test=64,size=32", epochs=2, batch_size=64, workers=0, tensorboard=False,
+             deterministic=True, amp="off")
 
 
 def losses(run: Path) -> list[float]:
@@ -35,7 +36,8 @@ def test_switches_resolve_per_device():
 
 
 @pytest.mark.parametrize("native", [False, True])
-def test_amp_and_channels_last_auto_follow_native_bf16_and_a_cpu_without_it_trains_in_fp32(native, tmp_path, monkeypatch):
+def test_amp_and_channels_last_auto_follow_native_bf16_and_a_cpu_without_it_trains_in_fp32(
+        native, tmp_path, monkeypatch):
     """auto turns bf16 autocast and channels-last on for a CPU that computes bf16 natively, and
     leaves a CPU without it (AVX2 only: emulated bf16, slower than fp32) on the fp32 NCHW path;
     forced here either way, whatever this machine has."""
@@ -43,11 +45,13 @@ def test_amp_and_channels_last_auto_follow_native_bf16_and_a_cpu_without_it_trai
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(engine, "bf16_native", lambda device: native)
-    assert engine.bf16_switch("auto", cpu) is native and engine.bf16_switch("on", cpu) and not engine.bf16_switch("off", cpu)
+    assert engine.bf16_switch("auto", cpu) is native
+    assert engine.bf16_switch("on", cpu) and not engine.bf16_switch("off", cpu)
     assert engine.bf16_switch("auto", torch.device("cuda"))
     asked, layouts = [], []
     real = torch_backend.autocast_for
-    monkeypatch.setattr(torch_backend, "autocast_for", lambda device, enabled: asked.append(enabled) or real(device, enabled))
+    monkeypatch.setattr(torch_backend, "autocast_for",
+                        lambda device, precision: asked.append(precision) or real(device, precision))
     cfg = make_config(read_yaml("fast"), out=str(tmp_path / "run"), **{**PLAIN, "amp": "auto", "channels_last": "auto"},
                       max_steps=2)
     original = torch.nn.Conv2d.forward
@@ -58,7 +62,7 @@ def test_amp_and_channels_last_auto_follow_native_bf16_and_a_cpu_without_it_trai
 
     monkeypatch.setattr(torch.nn.Conv2d, "forward", conv_forward)
     fit(cfg)
-    assert asked == [native]
+    assert asked == ["auto" if native else "fp32"]
     assert layouts[0] is native  # the batch as conv1 receives it: channels-last only on the bf16 path
     assert all(torch.isfinite(torch.tensor(losses(tmp_path / "run"))))
 
@@ -75,7 +79,8 @@ def test_channels_last_and_compile_train_the_same_numbers(tmp_path):
     # micro-batches (measured here: 2e-5 and 9e-8 of the loss). Another layout or fused kernels
     # only sum in another order, so they must stay within ten times that; the floor is 8 float32
     # epsilons, for a machine where both orders happen to agree.
-    spread = max(gap(losses(run(tmp_path, f"accum{k}", channels_last="off", compile="off", accum_steps=k)), eager) for k in (2, 4))
+    spread = max(gap(losses(run(tmp_path, f"accum{k}", channels_last="off", compile="off", accum_steps=k)), eager)
+                 for k in (2, 4))
     allowed = 10 * max(spread, 1e-6)
     nhwc = losses(run(tmp_path, "nhwc", channels_last="on", compile="off"))
     fast = losses(run(tmp_path, "compiled", channels_last="on", compile="on"))
@@ -114,7 +119,8 @@ def test_jpegs_decoded_in_the_main_process_train_the_same_numbers(tmp_path, caps
     folder = dict(PLAIN, data=f"folder:{tmp_path / 'data'}", image_size=32, batch_size=8, augment="paper", lighting=0.1)
     runs = {}
     for decode in ("off", "on"):
-        fit(make_config(read_yaml("fast"), out=str(tmp_path / decode), **folder, device_decode=decode, cuda_graphs="on"))
+        fit(make_config(read_yaml("fast"), out=str(tmp_path / decode), **folder, device_decode=decode,
+                        cuda_graphs="on"))
         runs[decode] = losses(tmp_path / decode)
     assert runs["on"] == runs["off"]
     assert "cuda_graphs on is ignored: they need a CUDA device" in capsys.readouterr().err
@@ -126,4 +132,5 @@ def test_a_compiler_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch, "compile", broken)
     result = fit(make_config(read_yaml("fast"), out=str(tmp_path / "run"), **{**PLAIN, "epochs": 1}, compile="on"))
     assert result["epochs"] == 1
-    assert "torch.compile failed (RuntimeError: InductorError: no working C++ compiler found); training eagerly" in capsys.readouterr().err
+    assert ("torch.compile failed (RuntimeError: InductorError: no working C++ compiler found); training eagerly"
+            in capsys.readouterr().err)

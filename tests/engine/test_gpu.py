@@ -30,7 +30,8 @@ def photos(folder: Path, n: int = 12) -> ImageFiles:
     paths = []
     for i in range(n):
         h, w = (40, 60) if i % 3 else (int(rng.integers(30, 80)), int(rng.integers(30, 80)))
-        smooth = np.kron(rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3)), np.ones((4, 4, 1)))[:h, :w]  # photo-like blocks
+        # photo-like blocks
+        smooth = np.kron(rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3)), np.ones((4, 4, 1)))[:h, :w]
         img = Image.fromarray(smooth.astype(np.uint8)).convert("L" if i == 5 else "RGB")
         folder.mkdir(parents=True, exist_ok=True)
         img.save(folder / f"{i}.jpg", quality=90)
@@ -52,7 +53,8 @@ def test_nvjpeg_decodes_as_pil_does(tmp_path):
 
 
 def test_cuda_graphs_train_as_the_compiled_step_does(tmp_path):
-    common = dict(model="alexnet_simple", model_args={"dropout": 0.0}, augment="none", data="shapes:train=256,test=64,size=32",
+    common = dict(model="alexnet_simple", model_args={"dropout": 0.0}, augment="none",
+                  data="shapes:train=256,test=64,size=32",
                   epochs=2, batch_size=64, workers=0, tensorboard=False, device="cuda", compile="on")
     losses = {}
     for graphs in ("off", "on"):
@@ -63,6 +65,7 @@ def test_cuda_graphs_train_as_the_compiled_step_does(tmp_path):
 
 
 def test_bench_times_with_cuda_events_and_graphs():
-    r = run_bench(BenchConfig(model="alexnet_mini", mode="train", image_size=32, batch_size=64, warmup=3, windows=2, steps=3))
+    r = run_bench(BenchConfig(model="alexnet_mini", mode="train", image_size=32, batch_size=64, warmup=3, windows=2,
+                              steps=3))
     assert r["device"] == "cuda" and r["timing"]["clock"] == "cuda_events"
     assert r["compile"] and r["cuda_graphs"] and r["results"]["train"]["images_per_s"] > 0

@@ -13,9 +13,9 @@ import torch
 from alexnet.config import make_config
 from alexnet.data import open_dataset
 from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from alexnet.engine.train import fit
 from alexnet.inference.export import export
 from alexnet.inference.predict import predict
-from alexnet.engine.train import fit
 from alexnet.inference.weights import load_weights
 
 
@@ -25,9 +25,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ALEXNET_CACHE", str(cache))
-        fit(make_config(model="alexnet_simple", data="shapes:train=300,test=100", augment="paper", input_norm="mean_image",
-                        lighting=0.1, epochs=1, max_steps=3, batch_size=32, optimizer="sgd", lr=1e-4,
-                        momentum_form="paper", bias_lr_mult=2.0, bias_decay=False, out=str(out), tensorboard=False, workers=0))
+        fit(make_config(model="alexnet_simple", data="shapes:train=300,test=100", augment="paper",
+                        input_norm="mean_image", lighting=0.1, epochs=1, max_steps=3, batch_size=32, optimizer="sgd",
+                        lr=1e-4, momentum_form="paper", bias_lr_mult=2.0, bias_decay=False, out=str(out),
+                        tensorboard=False, workers=0))
     return out
 
 
@@ -39,7 +40,8 @@ def test_checkpoint_carries_the_mean_image_of_the_prepared_training_images(run: 
 
     prepare = Prepare("paper", 32, 3)  # 32 px: the paper's ratio gives 37-squares
     train = source.split("train")
-    squares = np.stack([prepare(train[i][0]).numpy() for i in range(len(train))]).astype(np.float64)  # numpy, independently
+    # numpy, independently
+    squares = np.stack([prepare(train[i][0]).numpy() for i in range(len(train))]).astype(np.float64)
     assert tuple(ckpt["mean_image"].shape) == (3, 37, 37)
     np.testing.assert_allclose(ckpt["mean_image"].numpy(), squares.mean(axis=0), atol=1e-3)
     cov = np.cov(squares.transpose(1, 0, 2, 3).reshape(3, -1), bias=True)

@@ -62,7 +62,8 @@ def fail_like_a_full_gpu(self, x):
     meta device, which loading a checkpoint makes, allocates nothing and so passes)."""
     if x.device.type == "meta":
         return REAL_FORWARD(self, x)
-    raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.shape[0] / 8:.2f} GiB. GPU 0 has a total capacity of 79.19 GiB")
+    raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.shape[0] / 8:.2f} GiB. GPU 0 has a total "
+                                 "capacity of 79.19 GiB")
 
 
 def one_line_error(capsys, *words: str) -> None:

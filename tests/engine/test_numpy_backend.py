@@ -47,8 +47,8 @@ def test_loss_falls_and_the_run_folder_is_a_torch_run(run3):
     run, result = run3
     log = read_log(run)
     assert [r["epoch"] for r in log] == [1, 2, 3]
-    assert set(log[0]) == {"epoch", "step", "lr", "lr_end", "train_loss", "train_top1", "images", "seconds", "images_per_s",
-                           "val_loss", "val_top1", "val_top5"}
+    assert set(log[0]) == {"epoch", "step", "lr", "lr_end", "train_loss", "train_top1", "images", "seconds",
+                           "images_per_s", "val_loss", "val_top1", "val_top5"}
     assert log[-1]["train_loss"] < log[0]["train_loss"]
     assert result["best_top1"] == max(r["val_top1"] for r in log) and log[-1]["val_top1"] > 0.2  # chance is 0.1
     assert result["tta"] == "flip" and 0 < result["final_top1"] <= 1
@@ -99,7 +99,8 @@ def test_resume_continues_exactly(run3, tmp_path):
         fit(make_config(resumed["config"], epochs=3, resume=str(two)))
     # the checkpoint is a torch-backend one: the torch engine continues it too
     copy = tmp_path / "copy"
-    torch_result = fit(make_config(load_checkpoint(copy, prefer="last")["config"], epochs=3, resume=str(copy), backend="torch"))
+    torch_result = fit(make_config(load_checkpoint(copy, prefer="last")["config"], epochs=3, resume=str(copy),
+                                   backend="torch"))
     assert torch_result["epochs"] == 3
 
 
@@ -107,7 +108,8 @@ def test_resume_continues_exactly(run3, tmp_path):
     (dict(optimizer="adamw"), "SGD only"),
     (dict(device="cuda"), "CPU only"),
     (dict(amp=True), "float32 only"),
-    (dict(model="alexnet_owt"), "no NumPy version; the numpy backend trains: alexnet2012, alexnet_mini, alexnet_simple"),
+    (dict(model="alexnet_owt"),
+     "no NumPy version; the numpy backend trains: alexnet2012, alexnet_mini, alexnet_simple"),
     (dict(image_size=36), "takes 3x32x32 inputs"),  # the torch net takes 32..39 px, the NumPy one 32 only
     (dict(image_size=64), "does not fit alexnet_simple: it takes inputs of 32 to 39 px"),
     (dict(model_args={"dropout": 2.0}), "dropout"),

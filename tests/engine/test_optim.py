@@ -21,7 +21,8 @@ def test_paper_form_is_the_papers_update_written_out():
     g = torch.Generator().manual_seed(1)
     w0, b0 = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
     w, b = w0.clone().requires_grad_(), b0.clone().requires_grad_()
-    opt = PaperSGD([{"params": [w]}, {"params": [b], "lr": 0.02, "weight_decay": 0.0}], lr=0.01, momentum=0.9, weight_decay=0.0005)
+    opt = PaperSGD([{"params": [w]}, {"params": [b], "lr": 0.02, "weight_decay": 0.0}], lr=0.01, momentum=0.9,
+                   weight_decay=0.0005)
     grads = gradients(8, [(4, 3), (4,)])
     # the hand-written loop: plain tensors, the paper's arithmetic
     hw, hb = w0.clone(), b0.clone()
@@ -107,7 +108,8 @@ def test_plateau_divides_each_group_at_most_max_lr_drops_times():
     state = Plateau()
     for _ in range(8):
         state = plateau_after(state, 0.5, cfg)  # never better: a drop every epoch until the floor
-    for group, lr in zip(opt.param_groups, learning_rates(cfg, [g["lr"] for g in opt.param_groups], 0, state, total_steps=1, steps_per_epoch=1)):
+    rates = learning_rates(cfg, [g["lr"] for g in opt.param_groups], 0, state, total_steps=1, steps_per_epoch=1)
+    for group, lr in zip(opt.param_groups, rates):
         group["lr"] = lr
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-5, 2e-5])
 

@@ -30,12 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def config(out: Path, **kw):
-    return make_config(read_yaml("fast"), data=DATA, workers=0, tensorboard=False, deterministic=True, model="alexnet_mini", batch_size=64,
-                       out=str(out), **kw)
+    return make_config(read_yaml("fast"), data=DATA, workers=0, tensorboard=False, deterministic=True,
+                       model="alexnet_mini", batch_size=64, out=str(out), **kw)
 
 
 def records(run: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING}
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
@@ -110,7 +111,8 @@ def test_a_signal_mid_epoch_saves_and_resume_is_exact(straight, tmp_path, monkey
 def test_sigterm_from_outside_then_resume_finishes(tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "alexnet", "train", "--data", DATA, "--workers", "0", "--no-tensorboard", "--epochs", "40", "--out", str(run)]
+    cmd = [sys.executable, "-m", "alexnet", "train", "--data", DATA, "--workers", "0", "--no-tensorboard", "--epochs",
+           "40", "--out", str(run)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     lines = []
     for line in proc.stderr:  # type: ignore[union-attr]
@@ -123,7 +125,8 @@ def test_sigterm_from_outside_then_resume_finishes(tmp_path):
     assert f"alexnet train --resume {run}" in rest
     saved = load_checkpoint(run, prefer="last")
     assert 1 <= saved["epoch"] < 40
-    done = subprocess.run([sys.executable, "-m", "alexnet", "train", "--resume", str(run), "--epochs", str(saved["epoch"] + 1)],
+    done = subprocess.run([sys.executable, "-m", "alexnet", "train", "--resume", str(run),
+                           "--epochs", str(saved["epoch"] + 1)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(run, prefer="last")["epoch"] == saved["epoch"] + 1
@@ -132,14 +135,17 @@ def test_sigterm_from_outside_then_resume_finishes(tmp_path):
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     augment_hook(monkeypatch, 8, lambda x: x * float("nan"))  # epoch 2, batch 3
-    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 8 \(lr .*\); the last good checkpoint is .*last.pt"):
+    with pytest.raises(TrainingDiverged,
+                       match=r"loss is nan at step 8 \(lr .*\); the last good checkpoint is .*last.pt"):
         fit(config(run, epochs=3))
     assert load_checkpoint(run, prefer="last")["epoch"] == 1
     # the CLI: one line, exit 1
     monkeypatch.setattr(TrainAugment, "forward", lambda self, x: x.float() * float("nan"))
-    code = cli_main(["train", "--data", DATA, "--workers", "0", "--no-tensorboard", "--epochs", "1", "--out", str(tmp_path / "cli")])
+    code = cli_main(["train", "--data", DATA, "--workers", "0", "--no-tensorboard", "--epochs", "1",
+                     "--out", str(tmp_path / "cli")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and err[-1].startswith("alexnet train: error: loss is nan at step 1") and "no checkpoint was written" in err[-1]
+    assert code == 1 and err[-1].startswith("alexnet train: error: loss is nan at step 1")
+    assert "no checkpoint was written" in err[-1]
 
 
 def test_skip_nonfinite_skips_and_counts_the_batch(tmp_path, monkeypatch):
@@ -173,7 +179,9 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypa
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", full)  # what alexnet.atomic calls before the rename
-    with pytest.raises(UsageError, match=r"cannot write checkpoint .*last.pt: No space left on device; the previous last.pt is intact"):
+    with pytest.raises(UsageError,
+                       match=r"cannot write checkpoint .*last.pt: No space left on device; the previous last.pt is "
+                             r"intact"):
         save_checkpoint(path, {"a": torch.zeros(2)})
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
@@ -308,8 +316,9 @@ def test_ctrl_c_with_data_loading_workers(tmp_path):
                 Image.fromarray((rng.random((32, 32, 3)) * 60 + 80 * c).astype(np.uint8)).save(folder / f"{i}.png")
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "alexnet", "train", "--data", f"folder:{tmp_path / 'photos'}", "--model", "alexnet_simple",
-           "--workers", "2", "--batch-size", "8", "--no-tensorboard", "--epochs", "30", "--out", str(run)]
+    cmd = [sys.executable, "-m", "alexnet", "train", "--data", f"folder:{tmp_path / 'photos'}",
+           "--model", "alexnet_simple", "--workers", "2", "--batch-size", "8", "--no-tensorboard", "--epochs", "30",
+           "--out", str(run)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, start_new_session=True)
     lines = []
     for line in proc.stderr:  # type: ignore[union-attr]
@@ -325,7 +334,8 @@ def test_ctrl_c_with_data_loading_workers(tmp_path):
     assert rest.count("SIGINT: finishing this step") == 1, log
     saved = load_checkpoint(run, prefer="last")
     assert saved["epoch"] >= 1
-    done = subprocess.run([sys.executable, "-m", "alexnet", "train", "--resume", str(run), "--epochs", str(saved["epoch"] + 1),
-                           "--workers", "2"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "alexnet", "train", "--resume", str(run),
+                           "--epochs", str(saved["epoch"] + 1), "--workers", "2"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(run, prefer="last")["epoch"] == saved["epoch"] + 1

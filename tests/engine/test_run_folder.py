@@ -18,7 +18,8 @@ from alexnet.cli import main as cli_main
 from alexnet.engine.run_folder import MARKER, TRAINER_FILES
 
 DATA = "shapes:train=128,test=32,size=32"
-QUICK = ["--data", DATA, "--workers", "0", "--no-tensorboard", "--device", "cpu", "--model", "alexnet_simple", "--batch-size", "64"]
+QUICK = ["--data", DATA, "--workers", "0", "--no-tensorboard", "--device", "cpu", "--model", "alexnet_simple",
+         "--batch-size", "64"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -118,7 +119,8 @@ def test_an_earlier_versions_run_folder_resumes_and_gets_its_marker(tmp_path):
 
 def test_leftovers_are_removed_only_for_the_files_a_run_writes(tmp_path):
     ours = [tmp_path / f".{name}.abcd_123.tmp" for name in TRAINER_FILES]
-    theirs = [tmp_path / n for n in (".a.abcdefgh.tmp", ".report.abcd1234.tmp", ".last.pt.toolong12.tmp", ".last.pt.abcdefgh.tmp.keep")]
+    theirs = [tmp_path / n for n in (".a.abcdefgh.tmp", ".report.abcd1234.tmp", ".last.pt.toolong12.tmp",
+                                     ".last.pt.abcdefgh.tmp.keep")]
     for p in ours + theirs:
         p.write_text("x")
     gone = remove_leftovers(tmp_path, TRAINER_FILES)
@@ -150,12 +152,13 @@ def test_a_second_writer_is_refused_naming_the_first_and_the_first_run_is_whole(
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.05)
         for second in ([*QUICK, "--out", str(run), "--epochs", "1"], ["--resume", str(run), "--epochs", "2000"]):
-            done = subprocess.run([*alexnet, *second], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            done = subprocess.run([*alexnet, *second], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=120)
             assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
             assert f"is in use: process {first.pid} on " in done.stderr.strip().splitlines()[-1], done.stderr
         assert first.poll() is None
         first.send_signal(signal.SIGTERM)  # saves, then exits 143
-        out, err = first.communicate(timeout=120)
+        _out, err = first.communicate(timeout=120)
     finally:
         first.kill()
     assert first.returncode == 143, err
@@ -170,8 +173,9 @@ def test_under_torchrun_rank_0s_refusal_stops_every_process(tmp_path):
     folder = users_folder(tmp_path / "d")
     before = snapshot(folder)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "alexnet", "train",
-                           *QUICK, "--max-steps", "1", "--out", str(folder)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           "-m", "alexnet", "train", *QUICK, "--max-steps", "1", "--out", str(folder)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode != 0 and "is not an alexnet run folder" in done.stderr, done.stderr[-3000:]
     ours = [line for line in done.stderr.splitlines() if line.startswith("alexnet train: error:")]
     # each rank raises the one line; rank 1's may not reach stderr, as torchrun terminates the

@@ -50,7 +50,8 @@ def test_tencrop_is_not_worse_than_the_centre_view_on_a_trained_net(trained: dic
     assert ten["top1"] >= centre["top1"] - margin(N_TEST), (ten["top1"], centre["top1"])
     noise = trained["classes"].index("noise")
     n_noise = centre["per_class_n"][noise]
-    assert ten["per_class"][noise] >= centre["per_class"][noise] - margin(n_noise), (ten["per_class"], centre["per_class"])
+    assert ten["per_class"][noise] >= centre["per_class"][noise] - margin(n_noise), (
+        ten["per_class"], centre["per_class"])
 
 
 def test_small_views_are_training_crops_and_the_centre_is_the_image() -> None:
@@ -82,7 +83,8 @@ def test_small_views_follow_the_runs_translate(translate: int) -> None:
     torch.testing.assert_close(square, v2.functional.pad(image, [translate] * 4, padding_mode="reflect"))
     views = EvalViews(tta="tencrop", size=32, channels=3, mean=[0.0] * 3, std=[1 / 255] * 3)(square)[0]
     torch.testing.assert_close(views[4], image[0].float())
-    torch.testing.assert_close(views[3], square[0, :, 2 * translate:, 2 * translate:].float())  # the bottom-right corner
+    # the bottom-right corner
+    torch.testing.assert_close(views[3], square[0, :, 2 * translate:, 2 * translate:].float())
     with pytest.raises(UsageError, match="no crop, no margin"):
         eval_prepare("small", size=32, channels=3, tta="tencrop", translate=0)
 
@@ -106,7 +108,8 @@ def test_mean_image_is_padded_as_the_image_was() -> None:
     torch.testing.assert_close(padded, torch.nn.functional.pad(x.float() - mean, (4,) * 4, mode="reflect"))
 
 
-def test_tencrop_without_training_crops_is_refused(trained: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tencrop_without_training_crops_is_refused(trained: dict[str, Any], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(UsageError, match="augment 'none'"):
         eval_prepare("none", size=32, channels=3, tta="tencrop")
     # the rule reads the checkpoint's saved preparation: the same net, saved as trained with "none"
@@ -117,7 +120,8 @@ def test_tencrop_without_training_crops_is_refused(trained: dict[str, Any], tmp_
     assert "ten-crop" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_the_runs_translate_travels_with_its_net(trained: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_runs_translate_travels_with_its_net(trained: dict[str, Any], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """The shift a run trained with is saved with it (checkpoint, config, safetensors) and ten-crop
     reads it there: a net saved as trained with translate 0 is refused ten-crop in one line, and a
     checkpoint from before the field (no key) gets the border training then took, size/8."""
@@ -127,8 +131,8 @@ def test_the_runs_translate_travels_with_its_net(trained: dict[str, Any], tmp_pa
 
     assert trained["translate"] == 1 and trained["config"]["translate"] == 1  # the fast preset's 1 px
     run = tmp_path / "run"
-    assert main(["train", "--data", "shapes:train=20,test=10", "--batch-size", "10", "--max-steps", "1", "--translate", "1",
-                 "--workers", "0", "--no-tensorboard", "--out", str(run)]) == 0
+    assert main(["train", "--data", "shapes:train=20,test=10", "--batch-size", "10", "--max-steps", "1", "--translate",
+                 "1", "--workers", "0", "--no-tensorboard", "--out", str(run)]) == 0
     capsys.readouterr()
     ckpt = load_checkpoint(run)
     assert ckpt["translate"] == 1 and ckpt["config"]["translate"] == 1

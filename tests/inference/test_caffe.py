@@ -79,7 +79,8 @@ def unpacked(field: int, values: np.ndarray, fmt: str) -> bytes:
     return records.tobytes()
 
 
-def blob(values: np.ndarray, shape: tuple[int, ...], *, legacy: bool, data: str = "packed", dims: str = "packed") -> bytes:
+def blob(values: np.ndarray, shape: tuple[int, ...], *, legacy: bool, data: str = "packed",
+         dims: str = "packed") -> bytes:
     """A BlobProto: legacy num/channels/height/width (1-padded to 4-D) or BlobShape; values as
     packed floats, unpacked floats, packed doubles, or two packed runs ("split")."""
     if legacy:
@@ -119,7 +120,7 @@ def write(path: Path, data: bytes) -> Path:
 def v1_model(weights: dict, names: list[str] | None = None, *, shapes: dict | None = None) -> bytes:
     """bvlc_alexnet in the V1 form: legacy shapes, packed floats, the layers between the weights."""
     out = ld(1, "AlexNet") + ld(3, "data") + b"".join(vint(4, d) for d in (10, 3, 227, 227))
-    for name, shape, _ in NET:
+    for name, _shape, _ in NET:
         if names is not None and name not in names:
             continue
         w, b = weights[name]
@@ -137,7 +138,7 @@ def new_model(weights: dict) -> bytes:
     ways = {"conv1": ("unpacked", "unpacked"), "conv2": ("double", "packed"), "conv3": ("split", "packed"),
             "fc8": ("unpacked", "unpacked")}
     out = ld(1, "AlexNet") + new_layer("data", "Input", [])
-    for name, shape, _ in NET:
+    for name, _shape, _ in NET:
         w, b = weights[name]
         data, dims = ways.get(name, ("packed", "packed"))
         kind = "Convolution" if name.startswith("conv") else "InnerProduct"
@@ -159,7 +160,10 @@ def caffe_lrn(a: torch.Tensor, size: int = 5, alpha: float = 1e-4, beta: float =
 def caffe_forward(weights: dict, x_bgr: torch.Tensor, **lrn: float) -> torch.Tensor:
     """deploy.prototxt on N,3,227,227 BGR mean-subtracted 0-255 input, in float64 -> N,1000."""
     p = {name: (torch.from_numpy(w).double(), torch.from_numpy(b).double()) for name, (w, b) in weights.items()}
-    pool = lambda t: F.max_pool2d(t, 3, 2, ceil_mode=True)  # Caffe's pooling rounds up; 55, 27, 13 divide evenly
+
+    def pool(t):  # Caffe's pooling rounds up; 55, 27, 13 divide evenly
+        return F.max_pool2d(t, 3, 2, ceil_mode=True)
+
     x = pool(caffe_lrn(F.relu(F.conv2d(x_bgr.double(), *p["conv1"], stride=4)), **lrn))  # N,96,27,27
     x = pool(caffe_lrn(F.relu(F.conv2d(x, *p["conv2"], padding=2, groups=2)), **lrn))  # N,256,13,13
     x = F.relu(F.conv2d(x, *p["conv3"], padding=1))
@@ -198,7 +202,8 @@ def mean_bgr() -> torch.Tensor:
 def files(tmp_path_factory, weights, mean_bgr) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("caffe")
     v1 = write(root / "with_mean" / "bvlc_alexnet.caffemodel", v1_model(weights))
-    mean = write(root / "with_mean" / "imagenet_mean.binaryproto", blob(mean_bgr.numpy(), (1, 3, 256, 256), legacy=True))
+    mean = write(root / "with_mean" / "imagenet_mean.binaryproto",
+                 blob(mean_bgr.numpy(), (1, 3, 256, 256), legacy=True))
     (root / "alone").mkdir()
     alone = root / "alone" / "bvlc_alexnet.caffemodel"
     os.symlink(v1, alone)  # the same file, with no mean file beside it
@@ -245,7 +250,7 @@ def test_state_equals_the_caffe_weights_with_conv1_in_rgb(files, weights, form, 
     ckpt = load_weights(files[form])
     state = ckpt["model"]
     assert ckpt["model_name"] == "alexnet2012" and ckpt["model_args"] == {"lrn_k": 1.0, "lrn_per_tower": False}
-    for name, shape, _ in NET:
+    for name, _shape, _ in NET:
         prefix = ("features." if name.startswith("conv") else "classifier.") + name
         w, b = (torch.from_numpy(a) for a in weights[name])
         torch.testing.assert_close(state[f"{prefix}.weight"], w.flip(1) if name == "conv1" else w, rtol=0, atol=0)
@@ -316,7 +321,8 @@ def one_line(path: Path, words: str, model: str | None = None) -> str:
     with pytest.raises(UsageError) as info:
         load_weights(path, model)
     message = str(info.value)
-    assert "\n" not in message and words in message.replace(str(path), "FILE"), message  # the path holds the test's name
+    # the path holds the test's name
+    assert "\n" not in message and words in message.replace(str(path), "FILE"), message
     return message
 
 
@@ -339,7 +345,9 @@ def test_a_wrong_weight_shape_names_the_layer(weights, name, wrong, tmp_path):
     w = np.zeros(wrong, np.float32)
     b = weights[name][1]
     bad = write(tmp_path / "bad.caffemodel", v1_model({name: (w, b)}, [name]))
-    one_line(bad, f"layer {name}'s weight has shape {(1,) * (4 - len(wrong)) + wrong}, alexnet2012 (bvlc_alexnet) wants {dict((n, s) for n, s, _ in NET)[name]}")
+    one_line(bad,
+             f"layer {name}'s weight has shape {(1,) * (4 - len(wrong)) + wrong}, alexnet2012 (bvlc_alexnet) wants "
+             f"{dict((n, s) for n, s, _ in NET)[name]}")
 
 
 @pytest.mark.parametrize("name,wrong", [("conv1", (48,)), ("conv3", (385,)), ("conv5", (2, 128)), ("fc8", (999,))])
@@ -365,27 +373,33 @@ PROTOTXT = 'name: "AlexNet"\nlayer {\n  name: "data"\n  type: "Input"\n  top: "d
     ("a prototxt", PROTOTXT.encode(), "it is a text file"),
     ("a one-word text", b"hello", "it is a text file"),
     ("a PNG", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "cannot read Caffe model"),
-    ("random bytes", np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "cannot read Caffe model"),
+    ("random bytes", np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+     "cannot read Caffe model"),
     ("wire type 6", ld(2, ld(4, "conv1") + key(9, 6) + b"\x00"), "unknown wire type 6"),
     ("wire type 3 (a group)", key(2, 3) + b"\x00", "unknown wire type 3"),
     ("wire type 7 at the top", key(1, 7), "unknown wire type 7"),
     ("a name as a varint", ld(2, vint(4, 5)), "field 4 at byte 2 has wire type 0"),
     ("an endless varint", ld(2, vint(5, 1)[:1] + b"\xff" * 12), "runs over 10 bytes"),
     ("no weights", ld(1, "AlexNet") + v1_layer("relu1", V1_RELU, []), "no layer holds weights"),
-    ("too few values", v1_layer("conv1", V1_CONVOLUTION, [vint(1, 96) + vint(2, 3) + vint(3, 11) + vint(4, 11) + ld(5, b"\0" * 40)]),
+    ("too few values",
+     v1_layer("conv1", V1_CONVOLUTION, [vint(1, 96) + vint(2, 3) + vint(3, 11) + vint(4, 11) + ld(5, b"\0" * 40)]),
      "holds 10 values, its shape (96, 3, 11, 11) says 34,848"),
-    ("a ragged packed run", v1_layer("conv1", V1_CONVOLUTION, [ld(5, b"\0" * 6)]), "6 bytes are not whole 4-byte numbers"),
+    ("a ragged packed run", v1_layer("conv1", V1_CONVOLUTION, [ld(5, b"\0" * 6)]),
+     "6 bytes are not whole 4-byte numbers"),
     ("a negative dimension", new_layer("conv1", "Convolution", [ld(7, ld(1, varint(-3)))]), "negative dimension"),
     ("V0 layers", ld(2, ld(1, ld(1, "conv1") + ld(2, "conv"))), "Caffe's V0 format"),
     ("both forms", v1_layer("a", V1_RELU, []) + new_layer("b", "ReLU", []), "both 'layer' and 'layers'"),
     ("a name that is not UTF-8", ld(2, ld(4, b"conv\xff")), "is not UTF-8"),
     # Blob::ShapeEquals: a bias of 96 is (1, 1, 1, 96); (1, 96, 1, 1) holds as many values but is refused
-    ("a legacy shape padded wrongly", v1_layer("conv1", V1_CONVOLUTION, [CONV1[0], blob(B1, (1, 96, 1, 1), legacy=True)]),
+    ("a legacy shape padded wrongly",
+     v1_layer("conv1", V1_CONVOLUTION, [CONV1[0], blob(B1, (1, 96, 1, 1), legacy=True)]),
      "layer conv1's bias has shape (1, 96, 1, 1)"),
-    ("a renamed layer", v1_layer("conv1_caffenet", V1_CONVOLUTION, CONV1), "has no layer conv1 (its layers with weights: conv1_caffenet)"),
+    ("a renamed layer", v1_layer("conv1_caffenet", V1_CONVOLUTION, CONV1),
+     "has no layer conv1 (its layers with weights: conv1_caffenet)"),
     ("no bias", v1_layer("conv1", V1_CONVOLUTION, CONV1[:1]), "layer conv1 holds 1 blobs, not its weights and bias"),
     ("a V1 type", v1_layer("conv1", V1_LRN, CONV1), "layer conv1 is a LRN layer, bvlc_alexnet's is Convolution"),
-    ("a type", new_layer("conv1", "Deconvolution", [blob(W1, W1.shape, legacy=False)] * 2), "layer conv1 is a Deconvolution layer"),
+    ("a type", new_layer("conv1", "Deconvolution", [blob(W1, W1.shape, legacy=False)] * 2),
+     "layer conv1 is a Deconvolution layer"),
 ])
 def test_a_file_that_is_not_a_caffemodel_is_one_line(what, data, words, tmp_path):
     one_line(write(tmp_path / "bad.caffemodel", data), words)
@@ -414,7 +428,8 @@ def test_a_bad_mean_file_beside_the_model_is_one_line(files, what, data, words, 
 
 @pytest.mark.parametrize("what,data,words", [
     ("truncated", "cut", "truncated"), ("a wrong shape", "shape", "layer conv2's weight has shape"),
-    ("a text file", PROTOTXT.encode(), "text file"), ("empty", b"", "empty"), ("missing layer", "missing", "has no layer fc6"),
+    ("a text file", PROTOTXT.encode(), "text file"), ("empty", b"", "empty"),
+    ("missing layer", "missing", "has no layer fc6"),
 ])
 def test_the_cli_says_it_in_one_line_exit_2(weights, v1_bytes, what, data, words, tmp_path, photo, capsys):
     if data == "cut":
@@ -429,7 +444,8 @@ def test_the_cli_says_it_in_one_line_exit_2(weights, v1_bytes, what, data, words
                  ["export", str(bad), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1 and words in err.replace(str(bad), "FILE") and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert words in err.replace(str(bad), "FILE"), err
     assert not (tmp_path / "f.png").exists() and not (tmp_path / "x.onnx").exists()
 
 

@@ -68,7 +68,8 @@ def test_traced_lrn_is_torchs_formula() -> None:
     x = torch.randn(2, 96, 9, 9) * 30
     traced = torch.jit.trace(lrn, x)
     torch.testing.assert_close(traced(x), lrn(x), rtol=1e-6, atol=1e-6)
-    halves = torch.cat([torch.nn.functional.local_response_norm(h, 5, 1e-4, 0.75, 2.0) for h in x.chunk(2, dim=1)], dim=1)
+    halves = torch.cat([torch.nn.functional.local_response_norm(h, 5, 1e-4, 0.75, 2.0) for h in x.chunk(2, dim=1)],
+                       dim=1)
     torch.testing.assert_close(traced(x), halves, rtol=1e-6, atol=1e-6)
 
 
@@ -76,7 +77,8 @@ def test_cli_export_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) 
     from alexnet.engine.checkpoint import save_checkpoint
 
     ckpt = _ckpt("alexnet_mini")
-    ckpt["mean"], ckpt["std"] = [0.4913996827602386, 0.48215827, 0.44653124], [0.24703233, 0.24348505, 0.26158768]  # CIFAR-10's
+    # CIFAR-10's
+    ckpt["mean"], ckpt["std"] = [0.4913996827602386, 0.48215827, 0.44653124], [0.24703233, 0.24348505, 0.26158768]
     save_checkpoint(tmp_path / "best.pt", {k: v for k, v in ckpt.items() if k not in ("format", "version", "path")})
     assert main(["export", str(tmp_path), "--format", "onnx"]) == 0
     out = capsys.readouterr().out
@@ -88,6 +90,7 @@ def test_cli_export_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert main(["export", str(tmp_path), "--format", "onnx"]) == 2  # never replaces a file unasked
     assert "exists; pass --force" in capsys.readouterr().err
     assert (tmp_path / "best.onnx").read_bytes() == before
-    assert main(["export", str(tmp_path), "--format", "safetensors", "--out", str(tmp_path / "no" / "x.safetensors")]) == 2
+    assert main(["export", str(tmp_path), "--format", "safetensors", "--out",
+                 str(tmp_path / "no" / "x.safetensors")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--format", "pickle"]) == 2

@@ -138,7 +138,8 @@ def test_eval_cli_int8(trained: dict[str, Any], capsys) -> None:
     (["--int8", "--calibration-images", "-5"], "--calibration-images"),
     (["--int8", "--calibration-images", "lots"], "--calibration-images"),
 ])
-def test_eval_int8_bad_options_are_one_line_exit_2(trained: dict[str, Any], args: list[str], words: str, capsys) -> None:
+def test_eval_int8_bad_options_are_one_line_exit_2(trained: dict[str, Any], args: list[str], words: str,
+                                                   capsys) -> None:
     assert main(["eval", str(trained["path"]), "--workers", "0", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err
@@ -158,7 +159,8 @@ def test_bench_int8_beside_ours(capsys) -> None:
     entry = r["baselines"]["infer"]["int8"]
     assert entry["precision"] == "int8" and entry["images_per_s"] > 0
     assert entry["ceiling_tflops"] is None and entry["mfu"] is None  # no int8 ceiling is timed
-    assert r["ratios"]["infer"]["int8"] == pytest.approx(r["results"]["infer"]["images_per_s"] / entry["images_per_s"], rel=1e-12)
+    ours = r["results"]["infer"]["images_per_s"]
+    assert r["ratios"]["infer"]["int8"] == pytest.approx(ours / entry["images_per_s"], rel=1e-12)
     assert entry["top1_agreement"] >= 0.5 and math.isfinite(entry["max_abs_diff"])
     assert main(["bench", "--mode", "train", "--baseline", "int8", *QUICK]) == 2
     assert "measures inference" in capsys.readouterr().err

@@ -40,7 +40,8 @@ def _reference(model: torch.nn.Module, image: Image.Image, tencrop: bool = False
     if not tencrop:
         x = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.transforms()(rgb)[None]  # 1,3,224,224
     else:
-        square = v2.functional.center_crop(v2.functional.resize(v2.functional.pil_to_tensor(rgb), 256, antialias=True), 256)
+        square = v2.functional.center_crop(v2.functional.resize(v2.functional.pil_to_tensor(rgb), 256, antialias=True),
+                                           256)
         crops = torch.stack(v2.TenCrop(224)(square))  # 10,3,224,224
         x = v2.functional.normalize(crops.float() / 255, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     with torch.no_grad():
@@ -72,7 +73,8 @@ def test_real_photos_match_torchvision(tv_weights, tta: str) -> None:
         top = reference.topk(5)
         assert [e["index"] for e in result["topk"]] == top.indices.tolist()
         np.testing.assert_allclose([e["prob"] for e in result["topk"]], top.values.numpy(), rtol=1e-4, atol=1e-7)
-        assert result["topk"][0]["class"] == torchvision.models.AlexNet_Weights.IMAGENET1K_V1.meta["categories"][top.indices[0]]
+        categories = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.meta["categories"]
+        assert result["topk"][0]["class"] == categories[top.indices[0]]
 
 
 def test_odd_modes_convert_and_a_bad_file_is_an_entry(tmp_path: Path, tv_weights) -> None:
@@ -131,7 +133,8 @@ def test_cli_json_lines_table_and_exit_code(tmp_path: Path, tv_weights, capsys: 
     assert len(lines[0]["topk"]) == 2 and set(lines[0]["topk"][0]) == {"class", "index", "prob"}
     assert lines[1]["error"] == "empty file" and lines[2]["error"] == "missing file"
     assert "2 of 3 input(s) could not be read" in err
-    assert main(["predict", str(tmp_path / "a.png"), "--model", "alexnet_owt", "--weights", str(weights), "--device", "cpu"]) == 0
+    assert main(["predict", str(tmp_path / "a.png"), "--model", "alexnet_owt", "--weights", str(weights), "--device",
+                 "cpu"]) == 0
     out, _ = capsys.readouterr()
     assert out.splitlines()[0] == str(tmp_path / "a.png") and len(out.splitlines()) == 6
 
@@ -154,13 +157,14 @@ def test_a_model_carries_its_run_preparation_and_a_bare_model_is_refused(tmp_pat
     statistics); a model that carries neither is refused in one line, never given ImageNet's."""
     from alexnet.config import make_config
     from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from alexnet.inference.export import export
     from alexnet.engine.train import fit
     from alexnet.errors import UsageError
+    from alexnet.inference.export import export
     from alexnet.models import build_model
 
     run = tmp_path / "run"
-    fit(make_config(data="shapes:train=256,test=64,size=32", epochs=1, batch_size=64, workers=0, tensorboard=False, out=str(run)))
+    fit(make_config(data="shapes:train=256,test=64,size=32", epochs=1, batch_size=64, workers=0, tensorboard=False,
+                    out=str(run)))
     ckpt = load_checkpoint(run)
     rng = np.random.default_rng(0)
     images = [torch.from_numpy(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)) for _ in range(6)]

@@ -16,8 +16,8 @@ import torchvision
 from safetensors.torch import save_file
 
 from alexnet.engine.checkpoint import model_from_checkpoint
-from alexnet.inference.weights import load_weights, save_safetensors, select_model
 from alexnet.errors import UsageError
+from alexnet.inference.weights import load_weights, save_safetensors, select_model
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_mismatch_names_the_first_bad_tensor(tmp_path: Path, tv_alexnet: torch.n
 def test_wrong_model_for_the_file(tmp_path: Path, tv_alexnet: torch.nn.Module) -> None:
     path = tmp_path / "owt.pth"
     torch.save(tv_alexnet.state_dict(), path)
-    with pytest.raises(UsageError, match="does not fit alexnet2012: tensor 'features.conv1.weight'"):
+    with pytest.raises(UsageError, match=r"does not fit alexnet2012: tensor 'features\.conv1\.weight'"):
         load_weights(path, "alexnet2012")
     with pytest.raises(UsageError, match="bare state_dict: say which model"):
         load_weights(path)
@@ -181,7 +181,8 @@ def _ours(tmp_path: Path) -> tuple[dict, dict]:
 def _write_ours(path: Path, state: dict, info: dict | str) -> Path:
     import json
 
-    save_file(state, str(path), metadata={"alexnet": info if isinstance(info, str) else json.dumps(info), "format": "pt"})
+    save_file(state, str(path), metadata={"alexnet": info if isinstance(info, str) else json.dumps(info),
+                                          "format": "pt"})
     return path
 
 
@@ -212,7 +213,8 @@ def test_a_bad_safetensors_description_is_one_line(tmp_path: Path, capsys, key, 
         load_weights(bad)
     image = tmp_path / "x.png"
     torchvision.transforms.functional.to_pil_image(torch.zeros(3, 40, 40)).save(image)
-    for argv in (["predict", str(image), "--weights", str(bad)], ["export", str(bad), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]):
+    for argv in (["predict", str(image), "--weights", str(bad)],
+                 ["export", str(bad), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and words in err and str(bad) in err, err

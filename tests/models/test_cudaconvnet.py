@@ -77,13 +77,15 @@ def test_locally_connected_layer_matches_a_loop_over_positions():
 def test_convnet_local_is_the_11pct_net_and_lrn_false_only_drops_the_norms():
     with_norm, without = build_model("convnet_local"), build_model("convnet_local", lrn=False)
     s = shapes(with_norm, torch.zeros(1, 3, 32, 32))
-    assert list(s) == ["conv1", "relu1", "pool1", "lrn1", "conv2", "relu2", "lrn2", "pool2", "local3", "relu3", "local4", "relu4"]
+    assert list(s) == ["conv1", "relu1", "pool1", "lrn1", "conv2", "relu2", "lrn2", "pool2", "local3", "relu3",
+                       "local4", "relu4"]
     assert s["pool2"] == (64, 8, 8) and s["local3"] == (64, 8, 8) and s["local4"] == (32, 8, 8)
     assert [n for n in shapes(without, torch.zeros(1, 3, 32, 32))] == [n for n in s if not n.startswith("lrn")]
     assert sum(p.numel() for p in with_norm.parameters()) == sum(p.numel() for p in without.parameters())
     assert build_model("convnet_local", local3=32).features.local3.out_channels == 32  # the 13% file's width
     norm = with_norm.features.lrn1
-    assert isinstance(norm, nn.LocalResponseNorm) and (norm.size, norm.alpha, norm.beta, norm.k) == (9, 0.001, 0.75, 1.0)
+    assert isinstance(norm, nn.LocalResponseNorm)
+    assert (norm.size, norm.alpha, norm.beta, norm.k) == (9, 0.001, 0.75, 1.0)
 
 
 def test_cuda_convnets_cmrnorm_formula_is_torchs_local_response_norm():

@@ -12,8 +12,8 @@ from torch import nn
 
 from alexnet.errors import UsageError
 from alexnet.models import MODELS, ModelEntry, build_model, check_input_size, list_models
-from alexnet.models.lrn import LocalResponseNorm
 from alexnet.models.layers import make_lrn
+from alexnet.models.lrn import LocalResponseNorm
 
 
 def n_params(model: nn.Module) -> int:
@@ -240,7 +240,8 @@ def test_lrn_in_channels_last_and_bf16_matches_torch_in_fp32(dtype):
     expected = nn.LocalResponseNorm(5, 1e-2, 0.75, 1.0)(a32)
     (grad_torch,) = torch.autograd.grad(expected, a32, g.float())
     assert out.dtype == dtype
-    torch.testing.assert_close(out.float(), expected, **({} if dtype == torch.float32 else dict(rtol=1.6e-2, atol=1e-2)))
+    torch.testing.assert_close(out.float(), expected,
+                               **({} if dtype == torch.float32 else dict(rtol=1.6e-2, atol=1e-2)))
     torch.testing.assert_close(grad_ours.float(), grad_torch,
                                **({} if dtype == torch.float32 else dict(rtol=1.6e-2, atol=1e-2)))
     assert (expected - a32 / 1.0).abs().max() > 1e-1  # the normalisation is not negligible at this scale
@@ -283,8 +284,8 @@ def test_alexnet2012_caffe_init_is_bvlc_alexnets_train_val():
     torch.manual_seed(0)
     model = build_model("alexnet2012", init="caffe")
     layers = {n.rsplit(".", 1)[-1]: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-    prototxt = {"conv1": (0.01, 0.0), "conv2": (0.01, 0.1), "conv3": (0.01, 0.0), "conv4": (0.01, 0.1), "conv5": (0.01, 0.1),
-                "fc6": (0.005, 0.1), "fc7": (0.005, 0.1), "fc8": (0.01, 0.0)}
+    prototxt = {"conv1": (0.01, 0.0), "conv2": (0.01, 0.1), "conv3": (0.01, 0.0), "conv4": (0.01, 0.1),
+                "conv5": (0.01, 0.1), "fc6": (0.005, 0.1), "fc7": (0.005, 0.1), "fc8": (0.01, 0.0)}
     for name, (std, bias) in prototxt.items():
         assert layers[name].weight.detach().std().item() == pytest.approx(std, rel=0.05), name
         assert torch.equal(layers[name].bias.detach(), torch.full_like(layers[name].bias, bias)), name
@@ -344,7 +345,7 @@ def test_pool_switch(name):
     assert n_params(over) == n_params(non)
 
 
-@pytest.mark.parametrize("name", SWITCHED + ["alexnet_owt", "alexnet_d2l", "vgg11", "vgg_small"])
+@pytest.mark.parametrize("name", [*SWITCHED, "alexnet_owt", "alexnet_d2l", "vgg11", "vgg_small"])
 def test_dropout_switch(name):
     default, changed = on_meta(name), on_meta(name, dropout=0.2)
     assert all(d.p == 0.5 for d in modules_of(default, nn.Dropout))
@@ -378,14 +379,16 @@ def test_small_pools_give_the_same_sizes(name):
         ("alexnet_simple", {"towers": 2}, ["alexnet_simple", "towers", "activation", "dropout"]),
         ("alexnet_mini", {"towers": 3}, ["towers", "1, 2"]),
         ("alexnet_mini", {"conv_width": 0}, ["conv_width", "(0, 4]"]),
-        *[("alexnet_mini", {"conv1_std": v}, ["conv1_std must be a number in [0, 1)"]) for v in (-0.01, 1.0, float("nan"), True, "0.01", None)],
+        *[("alexnet_mini", {"conv1_std": v}, ["conv1_std must be a number in [0, 1)"])
+          for v in (-0.01, 1.0, float("nan"), True, "0.01", None)],
         ("alexnet2012", {"conv_width": "half"}, ["conv_width"]),
         ("alexnet2012", {"init": "kaiming"}, ["init", "paper", "caffe"]),
         ("convnet4", {"dropout": 0.5}, ["convnet4", "dropout", "activation"]),
         ("vgg16", {"activation": "tanh"}, ["vgg16", "activation", "num_classes"]),
         # sizes out of bounds (issue 16), refused before any memory is taken: the first would be 1.6 TB of fc8
         *[(name, {"num_classes": 10**11}, ["num_classes must be at most 100,000"]) for name in MODELS],
-        *[(name, {"in_channels": c}, ["in_channels must be 1 or 3"]) for name in ("alexnet2012", "alexnet_d2l", "vgg11") for c in (2, 4, 0, True)],
+        *[(name, {"in_channels": c}, ["in_channels must be 1 or 3"])
+          for name in ("alexnet2012", "alexnet_d2l", "vgg11") for c in (2, 4, 0, True)],
         ("convnet_local", {"local3": 10**6}, ["55,360,129,866 weights, more than the 1,000,000,000 allowed"]),
         ("convnet_local", {"local3": 10**30}, ["cannot be built", "Overflow"]),
     ],
@@ -458,7 +461,7 @@ def test_check_input_size_limits():
         check_input_size("alexnet_mini", 32, dropout=3.0)
 
 
-# ----------------------------------------------------------------------------- towers, conv_width, convnet4 (section 3.2, figure 1)
+# ----------------------------------------------------------------- towers, conv_width, convnet4 (section 3.2, figure 1)
 
 
 def conv_params(c_in: int, c_out: int, k: int, groups: int = 1) -> int:
@@ -481,7 +484,8 @@ def test_alexnet_mini_tower_conv_equals_two_separate_convs():
     conv2 = build_model("alexnet_mini", towers=2).features.conv2
     x = torch.randn(2, 24, 8, 8)
     w, b = conv2.weight, conv2.bias
-    halves = [nn.functional.conv2d(x[:, 12 * t:12 * (t + 1)], w[32 * t:32 * (t + 1)], b[32 * t:32 * (t + 1)], padding=2) for t in range(2)]
+    halves = [nn.functional.conv2d(x[:, 12 * t:12 * (t + 1)], w[32 * t:32 * (t + 1)], b[32 * t:32 * (t + 1)], padding=2)
+              for t in range(2)]
     torch.testing.assert_close(conv2(x), torch.cat(halves, dim=1))
 
 
@@ -492,7 +496,8 @@ def test_alexnet_mini_tower_lrn_is_per_tower():
     torch.testing.assert_close(lrn(x), torch.cat([reference(x[:, :12]), reference(x[:, 12:])], dim=1))
 
 
-@pytest.mark.parametrize("name, widths", [("alexnet_mini", (12, 32, 48, 48, 64)), ("alexnet2012", (48, 128, 192, 192, 256))])
+@pytest.mark.parametrize("name, widths", [("alexnet_mini", (12, 32, 48, 48, 64)),
+                                          ("alexnet2012", (48, 128, 192, 192, 256))])
 def test_half_width_one_tower_keeps_the_last_conv(name, widths):
     """The paper's comparison net: half the kernels in each conv layer but the last (footnote of section 3.2)."""
     model = build_model(name, towers=1, conv_width=0.5)

@@ -132,4 +132,4 @@ def test_format_summary(summary2012):
     table = [line for line in lines if line.startswith(("features.", "classifier."))]
     assert len(table) == len(summary2012["rows"])
     # numbers are right-aligned, so every row of the table ends in the same column
-    assert len({len(line) for line in [lines[0]] + table}) == 1
+    assert len({len(line) for line in [lines[0], *table]}) == 1

@@ -31,7 +31,7 @@ def test_notebook_runs_at_smoke_scale(name, tmp_path_factory):
             pytest.skip("Fashion-MNIST is not on disk (Debian package dataset-fashion-mnist; .ci/run installs it)")
     runs = tmp_path_factory.getbasetemp() / "notebook-runs"  # shared: 01 may use 04's run, as at full scale
     seconds = runner().execute(NOTEBOOKS / name, smoke=True, save=False, timeout=300, runs=runs)
-    assert seconds < 120, f"{name} took {seconds:.0f} s at smoke scale; the budget is 2 minutes"
+    print(f"{name}: {seconds:.0f} s at smoke scale")  # a figure, not a test: no test asserts a duration
 
 
 def test_every_notebook_has_committed_outputs_with_a_picture():
@@ -58,9 +58,11 @@ def test_the_notebooks_use_only_public_names():
             for node in ast.walk(ast.parse("".join(cell["source"]))):
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("alexnet"):
                     names = [node.module, *(a.name for a in node.names)]
-                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "alexnet":
+                elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                      and node.value.id == "alexnet"):
                     names = [node.attr]
                 else:
                     continue
-                private = [n for n in names if any(p.startswith("_") and not p.endswith("__") for p in n.split("."))]  # dunders are public
+                # dunders are public
+                private = [n for n in names if any(p.startswith("_") and not p.endswith("__") for p in n.split("."))]
                 assert not private, f"{path.name} uses {private}"

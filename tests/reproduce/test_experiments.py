@@ -2,9 +2,9 @@
 
 import pytest
 
+from alexnet.errors import UsageError
 from alexnet.models import build_model, model_options
 from alexnet.reproduce.experiments import EXPERIMENTS, SCALES, arm_config, base_config, get, get_scale
-from alexnet.errors import UsageError
 
 # The factor each experiment ablates, as config fields and model arguments. towers is the paper's
 # own comparison: one tower with half the kernels (section 3.2), so two model arguments change.
@@ -51,7 +51,8 @@ def test_the_with_arm_is_the_base_net_so_its_runs_are_shared(name):
     assert arm_config(exp, exp.with_arm, scale, "cifar10") == base_config(exp, scale, "cifar10")
 
 
-@pytest.mark.parametrize("data, model", [("cifar10", "alexnet_mini"), ("imagenet:/x", "alexnet2012"), ("folder:/x", "alexnet2012")])
+@pytest.mark.parametrize("data, model", [("cifar10", "alexnet_mini"), ("imagenet:/x", "alexnet2012"),
+                                         ("folder:/x", "alexnet2012")])
 def test_base_net_fits_the_data_and_its_switches_exist(data, model):
     for exp in EXPERIMENTS.values():
         for arm in (exp.with_arm, exp.without_arm):
@@ -64,7 +65,8 @@ def test_base_net_fits_the_data_and_its_switches_exist(data, model):
 
 def test_paper_recipe_in_the_base():
     config = base_config(EXPERIMENTS["towers"], SCALES["cpu"], "cifar10")
-    assert (config["optimizer"], config["momentum"], config["weight_decay"], config["batch_size"]) == ("sgd", 0.9, 5e-4, 128)
+    assert (config["optimizer"], config["momentum"], config["weight_decay"], config["batch_size"]) == (
+        "sgd", 0.9, 5e-4, 128)
     assert config["augment"] == "paper" and config["tta"] == "tencrop"
     fig1 = base_config(EXPERIMENTS["relu-vs-tanh"], SCALES["cpu"], "cifar10")
     assert fig1["weight_decay"] == 0 and fig1["augment"] == "none"  # "no regularization of any kind"
@@ -82,8 +84,10 @@ def test_every_run_updates_as_the_reference_code_does(name, data):
 def test_figure1_and_lrn_run_cuda_convnets_nets_on_its_inputs():
     fig1 = base_config(EXPERIMENTS["relu-vs-tanh"], SCALES["cpu"], "cifar10")
     assert fig1["model"] == "convnet4" and fig1["input_norm"] == "mean_image"
-    assert fig1["train_images"] == 10_000 and fig1["stop_train_error"] == 0.25 and fig1["epochs"] == 100  # to 25% or the budget
-    assert fig1["schedule"] == "constant"  # a pilot stopped at 25% is then the same run whatever its cap (runner.pilot_lr)
+    # to 25% or the budget
+    assert fig1["train_images"] == 10_000 and fig1["stop_train_error"] == 0.25 and fig1["epochs"] == 100
+    # a pilot stopped at 25% is then the same run whatever its cap (runner.pilot_lr)
+    assert fig1["schedule"] == "constant"
     lrn = base_config(EXPERIMENTS["lrn"], SCALES["cpu"], "cifar10")
     assert lrn["model"] == "convnet_local" and lrn["input_norm"] == "mean_image"
     assert base_config(EXPERIMENTS["lrn"], SCALES["cpu"], "imagenet:/x")["model"] == "alexnet2012"
@@ -101,7 +105,7 @@ def test_dropout_is_measured_on_clean_training_images_at_a_scale_that_can_overfi
 
 
 def test_unknown_names_are_usage_errors():
-    with pytest.raises(UsageError, match="unknown experiment 'lrm'.*lrn"):
+    with pytest.raises(UsageError, match=r"unknown experiment 'lrm'.*lrn"):
         get("lrm")
     with pytest.raises(UsageError, match="unknown scale"):
         get_scale("huge")
@@ -122,12 +126,15 @@ def test_the_mini_ablations_take_the_papers_inputs_so_lrn_acts():
     net = build_model("alexnet_mini", **config["model_args"])
     assert abs(float(net.features.conv1.weight.detach().std()) - 0.01) < 0.001  # the paper's N(0, 0.01) in conv1 ...
     assert float(net.features.conv2.weight.detach().std()) > 0.04  # ... Kaiming's sqrt(2 / 600) = 0.058 above it
-    assert "conv1_std" not in base_config(EXPERIMENTS["towers"], SCALES["cpu"], "imagenet:/x")["model_args"]  # alexnet2012's own init
+    imagenet = base_config(EXPERIMENTS["towers"], SCALES["cpu"], "imagenet:/x")
+    assert "conv1_std" not in imagenet["model_args"]  # alexnet2012's own init
 
 
 def test_the_shared_with_arms_are_named():
     from alexnet.reproduce.runner import shares_runs_with
 
     scale = SCALES["cpu"]
-    assert set(shares_runs_with(EXPERIMENTS["towers"], scale, "cifar10")) == {"overlapping-pooling", "pca-lighting", "ten-crop"}
-    assert shares_runs_with(EXPERIMENTS["lrn"], scale, "cifar10") == [] and shares_runs_with(EXPERIMENTS["dropout"], scale, "cifar10") == []
+    assert set(shares_runs_with(EXPERIMENTS["towers"], scale, "cifar10")) == {
+        "overlapping-pooling", "pca-lighting", "ten-crop"}
+    assert shares_runs_with(EXPERIMENTS["lrn"], scale, "cifar10") == []
+    assert shares_runs_with(EXPERIMENTS["dropout"], scale, "cifar10") == []

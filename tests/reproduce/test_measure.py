@@ -16,8 +16,10 @@ def run(test_error, *, train_eval=None, curve=None, classes=10, tencrop=None):
     """One run's result.json: test errors in %, the eval-mode training error's curve in %."""
     curve = curve or [train_eval if train_eval is not None else test_error]
     return {"center": {"top1_error": test_error / 100, "top5_error": test_error / 300},
-            "tencrop": {"top1_error": (tencrop if tencrop is not None else test_error) / 100, "top5_error": test_error / 300},
-            "curve": [{"train_error": c / 100, "train_eval_error": c / 100, "epoch": i + 1} for i, c in enumerate(curve)],
+            "tencrop": {"top1_error": (tencrop if tencrop is not None else test_error) / 100,
+                        "top5_error": test_error / 300},
+            "curve": [{"train_error": c / 100, "train_eval_error": c / 100, "epoch": i + 1}
+                      for i, c in enumerate(curve)],
             "num_classes": classes, "config": {"epochs": len(curve)}}
 
 
@@ -38,7 +40,8 @@ def test_a_regulariser_without_overfitting_to_prevent_is_inconclusive():
     without = [run(e, train_eval=t) for e, t in ((44.0, 47.0), (44.5, 47.5), (43.8, 47.2))]
     got = measure(exp, {"PCA lighting 0.1": with_, "no PCA lighting": without})
     assert got["effects"]["top1"]["verdict"] == "reproduced"  # the test error did drop ...
-    assert got["verdict"] == "inconclusive" and got["why"].startswith("no overfitting to prevent at this scale")  # ... but not by regularising
+    # ... but not by regularising
+    assert got["verdict"] == "inconclusive" and got["why"].startswith("no overfitting to prevent at this scale")
     gap = got["overfitting"]["no PCA lighting"]
     assert gap["diff"] == pytest.approx(((44 - 47) + (44.5 - 47.5) + (43.8 - 47.2)) / 3)
 

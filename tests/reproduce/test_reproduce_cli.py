@@ -1,4 +1,5 @@
-"""`alexnet reproduce` end to end at the smoke scale: every experiment writes its report files, runs are shared and kept."""
+"""`alexnet reproduce` end to end at the smoke scale: every experiment writes its report files, runs
+are shared and kept."""
 
 import json
 import re
@@ -6,8 +7,8 @@ import re
 import pytest
 
 from alexnet.cli import main
-from alexnet.reproduce.runner import MAX_WIDEN
 from alexnet.reproduce.experiments import EXPERIMENTS
+from alexnet.reproduce.runner import MAX_WIDEN
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -34,7 +35,8 @@ def test_every_experiment_writes_its_report(smoke, name):
     arms = list(result["arms"].values())
     assert [len(a["runs"]) for a in arms] == [2, 2]
     # a run stops early only where the experiment says so (figure 1 at 25% training error)
-    assert all(len(r["curve"]) == a["config"]["epochs"] or (a["config"].get("stop_train_error") and len(r["curve"]) <= a["config"]["epochs"])
+    assert all(len(r["curve"]) == a["config"]["epochs"]
+               or (a["config"].get("stop_train_error") and len(r["curve"]) <= a["config"]["epochs"])
                for a in arms for r in a["runs"])
     report = (folder / "report.md").read_text()
     for heading in ("## What the paper says", "## How it was tested", "## What we measured", "## Pictures"):
@@ -44,12 +46,14 @@ def test_every_experiment_writes_its_report(smoke, name):
     assert exp.claim in report
     if exp.kind == "speed":
         assert set(result["epochs_to_25"]) == set(result["arms"])
-        for arm, a in zip((exp.with_arm, exp.without_arm), arms):  # the grid, widened until the chosen rate has a slower one on each side
+        # the grid, widened until the chosen rate has a slower one on each side
+        for arm, a in zip((exp.with_arm, exp.without_arm), arms):
             lrs = [t["lr"] for t in a["lr_pilot"]]
             grid = arm.lr_grid
             assert set(grid) <= set(lrs) and len(lrs) <= len(grid) + MAX_WIDEN and lrs == sorted(lrs)
             chosen = lrs.index(a["config"]["lr"])
-            assert 0 < chosen < len(lrs) - 1 or len(lrs) == len(grid) + MAX_WIDEN or a["lr_pilot"][-1]["train_error"] == 1.0
+            assert (0 < chosen < len(lrs) - 1 or len(lrs) == len(grid) + MAX_WIDEN
+                    or a["lr_pilot"][-1]["train_error"] == 1.0)
             assert a["runs"][0]["config"]["lr"] == a["config"]["lr"]  # seed 0 is the chosen rate's pilot
     else:
         assert result["metrics"] == ["top1"]  # 10 classes: no top-5 verdict
@@ -79,7 +83,8 @@ def test_measured_errors_are_the_test_split_scored_by_eval(smoke):
 
 def test_base_runs_are_shared(smoke):
     runs = [p.name for p in (smoke / "runs").iterdir()]
-    count = {model: sum(r.startswith(model + "-") for r in runs) for model in ("alexnet_mini", "convnet_local", "convnet4")}
+    count = {model: sum(r.startswith(model + "-") for r in runs)
+             for model in ("alexnet_mini", "convnet_local", "convnet4")}
     # alexnet_mini: the base and three ablations (towers, pooling, PCA) plus dropout's own two configs, 2 seeds each;
     # convnet_local: lrn's two arms; convnet4: figure 1's two arms and at least 4 lr pilots per arm
     assert count["alexnet_mini"] == (4 + 2) * 2 and count["convnet_local"] == 2 * 2
@@ -98,7 +103,8 @@ def test_summary_table_has_a_row_per_experiment(smoke):
 
 def test_a_second_run_trains_nothing(smoke, capsys):
     before = {p: p.stat().st_mtime_ns for p in (smoke / "runs").rglob("result.json")}
-    assert main(["reproduce", "lrn", "--scale", "smoke", "--data", "shapes:train=300,test=100", "--out", str(smoke)]) == 0
+    assert main(["reproduce", "lrn", "--scale", "smoke", "--data", "shapes:train=300,test=100", "--out",
+                 str(smoke)]) == 0
     out = capsys.readouterr().out
     assert out.count("(done before)") == 4 and "training " not in out
     assert {p: p.stat().st_mtime_ns for p in (smoke / "runs").rglob("result.json")} == before
@@ -130,7 +136,8 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
 
 
 def test_summary_that_is_a_folder_is_refused_before_training(tmp_path, capsys):
-    assert main(["reproduce", "lrn", "--scale", "smoke", "--data", "shapes", "--out", str(tmp_path / "out"), "--summary", str(tmp_path)]) == 2
+    assert main(["reproduce", "lrn", "--scale", "smoke", "--data", "shapes", "--out", str(tmp_path / "out"),
+                 "--summary", str(tmp_path)]) == 2
     assert "--summary" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 

@@ -50,7 +50,8 @@ def test_mini_lrn_term_on_the_papers_inputs_is_an_order_of_magnitude_above_stand
 
     images = take(open_dataset(f"cifar10:{CIFAR}").split("train"), 256).images.float()  # N,3,32,32, 0-255
     paper = images - images.mean(dim=0)  # section 2: raw pixels minus the mean image
-    standardised = (images / 255 - torch.tensor([0.49, 0.48, 0.45])[:, None, None]) / torch.tensor([0.25, 0.24, 0.26])[:, None, None]
+    mean, std = torch.tensor([0.49, 0.48, 0.45])[:, None, None], torch.tensor([0.25, 0.24, 0.26])[:, None, None]
+    standardised = (images / 255 - mean) / std
     torch.manual_seed(0)
     ablation = build_model("alexnet_mini", towers=2, conv1_std=0.01)  # the reproduce ablations' net
     torch.manual_seed(0)

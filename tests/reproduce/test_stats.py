@@ -139,8 +139,10 @@ def test_a_bound_only_ratio_is_direction_only():
 
 
 def result(top1_with, top1_without, classes=10):
-    runs = lambda errs: [{"center": {"top1_error": e / 100, "top5_error": e / 200}, "curve": [{"train_error": e / 100}],
-                          "num_classes": classes} for e in errs]
+    def runs(errs):
+        return [{"center": {"top1_error": e / 100, "top5_error": e / 200}, "curve": [{"train_error": e / 100}],
+                 "num_classes": classes} for e in errs]
+
     return {"with LRN": runs(top1_with), "without LRN": runs(top1_without)}
 
 

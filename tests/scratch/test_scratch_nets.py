@@ -54,7 +54,8 @@ def test_small_nets_match_torch(name, kw):
     model.double()
     net64 = scratch.build(name, dtype=np.float64, **kw)
     net64.load_state_dict(to_numpy(model))
-    assert rel_err(scratch.evaluate_batch(net64, x.astype(np.float64)), torch_logits(model, x.astype(np.float64))) <= 1e-10
+    assert rel_err(scratch.evaluate_batch(net64, x.astype(np.float64)),
+                   torch_logits(model, x.astype(np.float64))) <= 1e-10
 
 
 @pytest.mark.parametrize("name,kw", SMALL[::2])
@@ -128,9 +129,9 @@ def test_load_state_dict_is_strict():
     good = net.state_dict()
     before = net.state_dict()
     missing = {k: v for k, v in good.items() if k != "classifier.fc4.bias"}
-    with pytest.raises(ValueError, match="classifier.fc4.bias"):
+    with pytest.raises(ValueError, match=r"classifier\.fc4\.bias"):
         net.load_state_dict(missing)
-    with pytest.raises(ValueError, match="features.conv9.weight"):
+    with pytest.raises(ValueError, match=r"features\.conv9\.weight"):
         net.load_state_dict({**good, "features.conv9.weight": np.zeros(3)})
     wrong = {**{k: v + 1 for k, v in good.items()}, "features.conv2.weight": np.zeros((64, 32, 5, 5))}
     with pytest.raises(ValueError, match=r"features.conv2.weight has shape \(64, 32, 5, 5\)"):
@@ -159,7 +160,8 @@ def test_init_follows_the_torch_builders():
                 assert not net.params[key].any()
     a, b = scratch.build("alexnet_simple", seed=1), scratch.build("alexnet_simple", seed=1)
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
-    assert not np.array_equal(scratch.build("alexnet_simple", seed=2).params["features.conv1.weight"], a.params["features.conv1.weight"])
+    assert not np.array_equal(scratch.build("alexnet_simple", seed=2).params["features.conv1.weight"],
+                              a.params["features.conv1.weight"])
 
 
 def test_forward_with_dropout_needs_rng_and_is_reproducible():
@@ -190,13 +192,15 @@ def test_bad_arguments_raise_one_line_errors():
 
 @pytest.mark.parametrize("name,kw", [("alexnet_mini", dict(activation="tanh")), ("alexnet_simple", dict(lrn=True))])
 def test_layer_names_follow_torch_modules(name, kw, alexnet2012_torch):
-    for net, model in ((scratch.build(name, **kw), build_model(name, **kw)), (scratch.build("alexnet2012", num_classes=10), alexnet2012_torch)):
+    for net, model in ((scratch.build(name, **kw), build_model(name, **kw)),
+                       (scratch.build("alexnet2012", num_classes=10), alexnet2012_torch)):
         torch_names = [path for path, m in model.named_modules() if path and not list(m.children())]
         assert [layer.name for layer in net.layers if layer.name != "flatten"] == torch_names
         for layer in net.layers:  # the layers' settings are the torch modules'
             module = model.get_submodule(layer.name) if layer.name != "flatten" else None
             if layer.kind == "conv":
-                assert (module.stride, module.padding, module.groups) == ((layer.opts["stride"],) * 2, (layer.opts["padding"],) * 2, layer.opts["groups"])
+                assert (module.stride, module.padding, module.groups) == (
+                    (layer.opts["stride"],) * 2, (layer.opts["padding"],) * 2, layer.opts["groups"])
             elif layer.kind == "pool":
                 assert (module.kernel_size, module.stride, module.padding, module.ceil_mode) == (
                     layer.opts["kernel_size"], layer.opts["stride"], layer.opts["padding"], False)

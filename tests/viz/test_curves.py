@@ -30,7 +30,7 @@ def test_errors(tmp_path):
         plot_curves([("ok", records(2)), ("run-x", [])], tmp_path / "c.png")
     with pytest.raises(UsageError):
         plot_curves([], tmp_path / "c.png")
-    with pytest.raises(UsageError, match=".png"):
+    with pytest.raises(UsageError, match=r"\.png"):
         plot_curves([("ok", records(2))], tmp_path / "c.svg")
     assert not list(tmp_path.iterdir())
 

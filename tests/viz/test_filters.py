@@ -102,7 +102,7 @@ def test_plot_filters_layouts(tmp_path):
         plot_filters(w, tmp_path / "x.png", towers=5)
     with pytest.raises(UsageError, match="shape"):
         plot_filters(w, tmp_path / "x.png", before=torch.randn(64, 3, 11, 11))
-    with pytest.raises(UsageError, match=".png"):
+    with pytest.raises(UsageError, match=r"\.png"):
         plot_filters(w, tmp_path / "f.jpg")
 
 

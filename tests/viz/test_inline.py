@@ -16,7 +16,8 @@ from alexnet.viz.predictions import plot_prediction_grid, plot_top5
 
 IMAGE = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
 TOPK = [{"class": f"c{i}", "index": i, "prob": p} for i, p in enumerate((0.5, 0.3, 0.2))]
-RECORDS = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "train_top1": 0.3 * e, "val_top1": 0.25 * e, "lr": 0.01}
+RECORDS = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "train_top1": 0.3 * e, "val_top1": 0.25 * e,
+            "lr": 0.01}
            for e in (1, 2, 3)]
 DRAWINGS = {
     "filters": lambda: plot_filters(torch.randn(8, 3, 5, 5), title="t"),

@@ -104,7 +104,8 @@ def _predictions(tmp: Any) -> None:
     plot_prediction_grid(images(6), [topk()] * 6, tmp / "g.png", title=RUN, true=true, names=names)
     plot_prediction_grid(images(6), [topk()] * 6, tmp / "n.png", title=RUN, names=names)
     plot_prediction_grid(images(1), [topk()], tmp / "one.png", title=RUN, true=["circle"], names=[LONG_FILE])
-    plot_top5(images(1), [topk()], tmp / "t1.png", title=f"{RUN}: top-5 predictions", true=["circle"], names=[LONG_FILE])
+    plot_top5(images(1), [topk()], tmp / "t1.png", title=f"{RUN}: top-5 predictions", true=["circle"],
+              names=[LONG_FILE])
     plot_top5(images(6), [topk()] * 6, tmp / "t6.png", title=RUN, true=true, names=names)
 
 
@@ -113,7 +114,8 @@ def _heatmap(tmp: Any) -> None:
 
     probs = torch.softmax(torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 3, 0)
     classes = [f"class number {i}, a synonym" for i in range(1000)]
-    plot_heatmap(probs, classes, tmp / "h.png", title=f"{RUN}: all 1000 softmax outputs for {LONG_FILE}", image=images(1)[0])
+    plot_heatmap(probs, classes, tmp / "h.png", title=f"{RUN}: all 1000 softmax outputs for {LONG_FILE}",
+                 image=images(1)[0])
     plot_heatmap(np.full(10, 0.1), [f"c{i}" for i in range(10)], tmp / "s.png", title=f"{RUN}: {LONG_FILE}", top=10)
 
 
@@ -121,7 +123,8 @@ def _neighbors(tmp: Any) -> None:
     from alexnet.viz.neighbors import plot_neighbors
 
     title = f"{RUN}: nearest training images in fc7 space (of 100 from shapes:train=320,test=80,size=32)"
-    plot_neighbors(images(2), [images(1), images(1)], tmp / "n.png", title=title, query_labels=["vertical_stripes", None],
+    plot_neighbors(images(2), [images(1), images(1)], tmp / "n.png", title=title,
+                   query_labels=["vertical_stripes", None],
                    neighbor_labels=[["horizontal_stripes"], ["circle"]], distances=[[1.0], [2.0]])
 
 
@@ -129,14 +132,17 @@ def _curves(tmp: Any) -> None:
     from alexnet.viz.curves import plot_curves
 
     one = [{"epoch": 1, "lr": 0.01, "train_loss": 2.0, "val_loss": 2.1, "train_top1": 0.2, "val_top1": 0.25}]
-    plot_curves([(RUN, one), ("b", one)], tmp / "c.png", title=f"{RUN} against a second run with a title that goes on " * 3)
+    plot_curves([(RUN, one), ("b", one)], tmp / "c.png",
+                title=f"{RUN} against a second run with a title that goes on " * 3)
 
 
 def _augment(tmp: Any) -> None:
     from alexnet.viz.augment import plot_augmentations
 
-    plot_augmentations(torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8), [np.random.rand(32, 32, 3)], tmp / "a.png",
-                       title=f"training augmentation 'paper' of {LONG_FILE} for {RUN}", caption="random crop + flip " * 8)
+    plot_augmentations(torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8), [np.random.rand(32, 32, 3)],
+                       tmp / "a.png",
+                       title=f"training augmentation 'paper' of {LONG_FILE} for {RUN}",
+                       caption="random crop + flip " * 8)
 
 
 def _confusion(tmp: Any) -> None:

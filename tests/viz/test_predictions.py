@@ -55,7 +55,7 @@ def test_grid_titles_colours_and_score(tmp_path, drawn):
     true = ["tabby cat", "dingo", "great white shark", None]  # right, wrong, right (spelling differs), unknown
     out = plot_prediction_grid(images(4), topks, tmp_path / "g.png", true=true, cols=3)
     assert out == tmp_path / "g.png"
-    w, h = png_size(out)
+    w, _h = png_size(out)
     assert w == round((3 * P.CELL + 2 * P.GAP + 2 * P.EDGE) * 120)  # 3 columns of 2.4 in at 120 dpi
     fig = drawn[0]
     axes = fig.axes
@@ -74,7 +74,7 @@ def test_grid_titles_colours_and_score(tmp_path, drawn):
 
 def test_grid_without_labels_and_with_title(tmp_path, drawn):
     out = plot_prediction_grid(images(5), [topk(("x", 0.5))] * 5, tmp_path / "g.png", title="my photos")
-    w, h = png_size(out)
+    w, _h = png_size(out)
     assert w == round((4 * P.CELL + 3 * P.GAP + 2 * P.EDGE) * 120)
     assert drawn[0]._suptitle.get_text() == "my photos\n5 images"
     assert all(rgb(ax.title.get_color()) == rgb("black") for ax in drawn[0].axes[:5])
@@ -138,7 +138,8 @@ def test_grid_tiles_are_titled_with_their_file_names(tmp_path, drawn):
     """Each tile: its file name (black, shortened in the middle when wider than the image), then the prediction."""
     names = ["0000.jpg", "cat/0001.jpg", "n02123045_tabby_with_a_very_long_file_name_indeed.JPEG", "x.png"]
     topks = [topk(("tabby cat", 0.87))] * 4
-    plot_prediction_grid(images(4), topks, tmp_path / "g.png", true=["tabby cat", "dog", None, "tabby cat"], names=names, cols=2)
+    plot_prediction_grid(images(4), topks, tmp_path / "g.png", true=["tabby cat", "dog", None, "tabby cat"],
+                         names=names, cols=2)
     fig = drawn[0]
     for ax, name in zip(fig.axes, names):
         (shown,) = [t.get_text() for t in ax.texts]
@@ -157,7 +158,8 @@ def test_grid_rows_keep_clear_of_the_images_above(tmp_path, drawn):
     square = [np.zeros((32, 32, 3), dtype=np.uint8)] * 6  # as `alexnet viz predictions --count 6` drew them
     for i, extra in enumerate([{}, {"true": ["cross", "circle"] * 3},
                                {"true": ["cross"] * 6, "names": [f"{i}.jpg" for i in range(6)]}]):
-        plot_prediction_grid(square, [topk(("cross", 0.29))] * 6, tmp_path / f"{i}.png", title="alexnet_mini (run)", **extra)
+        plot_prediction_grid(square, [topk(("cross", 0.29))] * 6, tmp_path / f"{i}.png", title="alexnet_mini (run)",
+                             **extra)
         assert layout_problems(drawn[i]) == [], extra
 
 

@@ -1,4 +1,4 @@
-"""Throughput benchmark (issue 6), `alexnet bench`: images/s, peak memory and model FLOP
+"""Throughput benchmark, `alexnet bench`: images/s, peak memory and model FLOP
 utilisation of our fast path, against torchvision's `alexnet` run the standard way, in the same
 process.
 
@@ -22,22 +22,61 @@ The modules, each importing only those above it:
 - `report`: `format_report`, that report as a text table (imports none of the others).
 """
 
-from alexnet.bench.config import (BASELINE_AUTOCAST, BASELINE_DATA, BASELINE_FP32, MEAN, MODES, PRECISIONS, STD, TIMING,
-                                  BenchConfig, bf16_native, check_size, model_input_size, resolve)
-from alexnet.bench.data import endless, imagefolder_root, measure_data, ours_data, torchvision_data
-from alexnet.bench.flops import PEAK_FLOPS, device_name, forward_flops, peak_flops
-from alexnet.bench.report import format_report, size_text
-from alexnet.bench.run import run_bench
-from alexnet.bench.synthetic import (autocast, check_baseline_size, compile_or_eager, inference_dtype, ours, sgd,
-                                     synthetic_batch, torchvision_alexnet)
-from alexnet.bench.timing import (MEMORY_KINDS, Runner, measure, memory_in_use, peak_memory, reset_peak_memory, summarise,
-                                  synchronize, timed)
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "BASELINE_AUTOCAST", "BASELINE_DATA", "BASELINE_FP32", "MEAN", "MEMORY_KINDS", "MODES", "PEAK_FLOPS", "PRECISIONS",
-    "STD", "TIMING", "BenchConfig", "Runner", "autocast", "bf16_native", "check_baseline_size", "check_size",
-    "compile_or_eager", "device_name", "endless", "format_report", "forward_flops", "imagefolder_root",
-    "inference_dtype", "measure", "measure_data", "memory_in_use", "model_input_size", "ours", "ours_data",
-    "peak_flops", "peak_memory", "reset_peak_memory", "resolve", "run_bench", "sgd", "size_text", "summarise",
-    "synchronize", "synthetic_batch", "timed", "torchvision_alexnet", "torchvision_data",
-]
+# name -> its module, imported on first use so that `alexnet bench --help` loads no torch
+_EXPORTS = {
+    "BASELINE_AUTOCAST": "alexnet.bench.config",
+    "BASELINE_DATA": "alexnet.bench.config",
+    "BASELINE_FP32": "alexnet.bench.config",
+    "BenchConfig": "alexnet.bench.config",
+    "MEAN": "alexnet.bench.config",
+    "MEMORY_KINDS": "alexnet.bench.timing",
+    "MODES": "alexnet.bench.config",
+    "PEAK_FLOPS": "alexnet.bench.flops",
+    "PRECISIONS": "alexnet.bench.config",
+    "Runner": "alexnet.bench.timing",
+    "STD": "alexnet.bench.config",
+    "TIMING": "alexnet.bench.config",
+    "bf16_native": "alexnet.engine.fast",
+    "check_baseline_size": "alexnet.bench.synthetic",
+    "check_size": "alexnet.bench.config",
+    "compile_or_eager": "alexnet.bench.synthetic",
+    "device_name": "alexnet.bench.flops",
+    "endless": "alexnet.bench.data",
+    "format_report": "alexnet.bench.report",
+    "forward_flops": "alexnet.bench.flops",
+    "imagefolder_root": "alexnet.bench.data",
+    "inference_dtype": "alexnet.bench.synthetic",
+    "measure": "alexnet.bench.timing",
+    "measure_data": "alexnet.bench.data",
+    "memory_in_use": "alexnet.bench.timing",
+    "model_input_size": "alexnet.bench.config",
+    "ours": "alexnet.bench.synthetic",
+    "ours_data": "alexnet.bench.data",
+    "peak_flops": "alexnet.bench.flops",
+    "peak_memory": "alexnet.bench.timing",
+    "reset_peak_memory": "alexnet.bench.timing",
+    "resolve": "alexnet.bench.config",
+    "run_bench": "alexnet.bench.run",
+    "sgd": "alexnet.bench.synthetic",
+    "summarise": "alexnet.bench.timing",
+    "synchronize": "alexnet.bench.timing",
+    "synthetic_batch": "alexnet.bench.synthetic",
+    "timed": "alexnet.bench.timing",
+    "torchvision_alexnet": "alexnet.bench.synthetic",
+    "torchvision_data": "alexnet.bench.data",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'alexnet.bench' has no attribute '{name}'")

@@ -5,9 +5,10 @@ datasheet peak (CPUs) too.
 Why a matmul: it is the best case of the kernels a convnet runs (oneDNN and cuBLAS reach their
 highest throughput on large GEMMs; AlexNet's convolutions run as GEMM-like kernels, its fc layers
 are GEMMs), so "MFU against the ceiling" says how much of what this device demonstrably computes
-the model gets. On this project's CPUs a 4096x4096 bf16 matmul reached 1.84 TFLOP/s where the
-cores have AMX, fp32 0.33 (issue 19, 2026-12-01); a CPU without native bf16 (AVX2 only) runs bf16
-products emulated, slower than fp32, which is why `precision auto` picks fp32 there.
+the model gets. Where the cores have AMX, bf16 products run several times faster than fp32 ones
+(measured: BENCHMARKS.md, the section on the small-image path and the ceiling); a CPU without
+native bf16 (AVX2 only) runs bf16 products emulated, slower than fp32, which is why `precision
+auto` picks fp32 there.
 
 The ceiling is the best of a few windows (the most the device was seen to do), not their median:
 MFU against it is then a conservative figure.
@@ -22,8 +23,8 @@ import torch
 from alexnet.bench.timing import timed
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# matrix side per device type: 4096 takes about 0.4 s per product in fp32 on a 2-core CPU
-# (137 GFLOP at 0.33 TFLOP/s); a GPU needs 8192 to fill its SMs for long enough to time
+# matrix side per device type: 4096 (137 GFLOP a product) keeps a CPU busy for a sizeable part
+# of a second; a GPU needs 8192 to fill its SMs for long enough to time
 SIDE = {"cpu": 4096, "cuda": 8192}
 WINDOW_S = 0.25  # each timed window lasts at least this long (products repeated)
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import torch
-
-from alexnet.engine.fast import bf16_native, resolve_device
 from alexnet.errors import UsageError
+
+if TYPE_CHECKING:  # torch is imported where it is used, so `alexnet bench --help` loads none
+    import torch
 
 MODES = ("train", "infer", "data", "all")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BASELINE_FP32 = "torchvision_eager_fp32"
 BASELINE_AUTOCAST = "torchvision_eager_autocast"
 BASELINE_DATA = "torchvision_imagefolder"
-RUNTIME_NAMES = ("onnxruntime", "openvino", "int8")  # inference baselines: the exported model, and ours in int8 (bench/runtimes.py)
+# inference baselines: the exported model, and ours in int8 (bench/runtimes.py)
+RUNTIME_NAMES = ("onnxruntime", "openvino", "int8")
 
 # ImageNet's per-channel statistics in [0, 1] units: synthetic batches are normalised with them
 # as ImageNet batches would be (the values change no timing).
@@ -27,10 +29,10 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 # Timing defaults per device type: (warm-up steps, windows, steps per window). A CPU step of
-# alexnet_owt at batch 64, 224x224 takes about 1 s (inference) to 4 s (torchvision's fp32
-# training step) on this project's 2-core machine, so 2 + 3x2 steps keep `alexnet bench` (train
-# and infer, ours only) under a minute; a GPU step takes milliseconds, and 20 of them make a
-# window long enough for CUDA events to time to well under 1%.
+# alexnet_owt at batch 64, 224x224 takes seconds (measured: BENCHMARKS.md, 'CPU: this
+# project's machine'), so 2 + 3x2 steps keep `alexnet bench` (train and infer, ours only) under
+# a minute; a GPU step takes milliseconds, and 20 of them make a window long enough for CUDA
+# events to time to well under 1%.
 TIMING = {"cpu": (2, 3, 2), "cuda": (10, 5, 20)}
 
 
@@ -41,7 +43,8 @@ class BenchConfig:
     model: str = "alexnet_owt"
     """Model name (alexnet models); the baselines are always torchvision's alexnet."""
     mode: str = "all"
-    """train, infer, data (the input pipeline alone; needs `data`), or all (train, infer, and data when `data` is given)."""
+    """train, infer, data (the input pipeline alone; needs `data`), or all (train, infer, and data when
+    `data` is given)."""
     batch_size: int = 0
     """Images per step; 0: 64 on the CPU, 256 on a GPU."""
     image_size: int = 0
@@ -49,9 +52,10 @@ class BenchConfig:
     precision: str = "auto"
     """fp32, bf16, fp16 (autocast), or auto: bf16 where the device computes it natively, else fp32."""
     channels_last: bool | None = None
-    """Channels-last (NHWC) model and inputs; None: on (measured faster on this project's CPU; the GPU fast path)."""
+    """Channels-last (NHWC) model and inputs; None: on (faster on the CPU, BENCHMARKS.md; the GPU fast path)."""
     compile: bool | None = None
-    """torch.compile the model; None: on for CUDA, off elsewhere (no gain on this project's CPU, and 30-60 s to compile)."""
+    """torch.compile the model; None: on for CUDA, off elsewhere (no gain on the CPU, and slow to compile:
+    BENCHMARKS.md, 'CPU: this project's machine')."""
     cuda_graphs: bool | None = None
     """Replay the compiled step as CUDA graphs (compile mode reduce-overhead); None: on when compiling on CUDA.
     They need both: `resolve` leaves this on only where they can run."""
@@ -89,8 +93,8 @@ class BenchConfig:
             raise UsageError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        for name, low in (("batch_size", 0), ("image_size", 0), ("workers", -1), ("warmup", -1), ("windows", 0), ("steps", 0),
-                          ("ceiling_side", 0)):
+        for name, low in (("batch_size", 0), ("image_size", 0), ("workers", -1), ("warmup", -1), ("windows", 0),
+                          ("steps", 0), ("ceiling_side", 0)):
             if getattr(self, name) < low:
                 raise UsageError(f"{name} must be >= {low}; got {getattr(self, name)}")
         if self.warmup == 0:  # the first step builds what the step needs (and compiles): never timed
@@ -109,6 +113,8 @@ class BenchConfig:
 
 def resolve(cfg: BenchConfig) -> tuple[BenchConfig, torch.device]:
     """`cfg` with every default that depends on the device filled in, and the device."""
+    from alexnet.engine.fast import bf16_native, resolve_device
+
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"device must be auto, cpu or cuda; got {cfg.device!r}")
     device = resolve_device(cfg.device)
@@ -135,6 +141,8 @@ def resolve(cfg: BenchConfig) -> tuple[BenchConfig, torch.device]:
 
 def model_input_size(name: str) -> tuple[int, int, int]:
     """C,H,W the model takes, read off a copy built on the meta device (no weights allocated)."""
+    import torch
+
     from alexnet.models import build_model
 
     with torch.device("meta"):

@@ -69,14 +69,16 @@ def torchvision_data(cfg: BenchConfig, device: torch.device, root: Path, workers
     """torchvision's standard pipeline doing the same work per image: ImageFolder decodes,
     Resize(R) + RandomCrop(S) + RandomHorizontalFlip + ToTensor + Normalize in the workers."""
     from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms as T
+    from torchvision import datasets
+    from torchvision import transforms as T
 
     from alexnet.data.transforms import resize_for
 
     size = cfg.image_size
     steps = [T.Grayscale(1)] if channels == 1 else []
-    tf = T.Compose([*steps, T.Resize(resize_for(size, "paper")), T.RandomCrop(size), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(MEAN[:channels] if channels == 3 else (sum(MEAN) / 3,), STD[:channels] if channels == 3 else (sum(STD) / 3,))])
+    tf = T.Compose([*steps, T.Resize(resize_for(size, "paper")), T.RandomCrop(size), T.RandomHorizontalFlip(),
+                    T.ToTensor(), T.Normalize(MEAN[:channels] if channels == 3 else (sum(MEAN) / 3,),
+                                              STD[:channels] if channels == 3 else (sum(STD) / 3,))])
     try:
         dataset = datasets.ImageFolder(str(root), transform=tf)
     except (FileNotFoundError, OSError) as e:

@@ -1,7 +1,7 @@
 """The whole benchmark: `run_bench` resolves the config, runs each mode (ours and, with
---baseline, torchvision's), adds the MFU against the device's datasheet peak (where known) and against its ceiling measured
-in the same run (bench/ceiling.py), and returns the JSON-ready
-report `alexnet bench` prints (as a table: bench/report.py).
+--baseline, torchvision's), adds the MFU against the device's datasheet peak (where known) and
+against its ceiling measured in the same run (bench/ceiling.py), and returns the JSON-ready report
+`alexnet bench` prints (as a table: bench/report.py).
 """
 
 from __future__ import annotations
@@ -65,9 +65,11 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
                 else:
                     factories = [lambda mode=mode: ours(cfg, device, mode, notes)]
                     if cfg.baseline:
-                        factories += [lambda mode=mode, a=a: torchvision_alexnet(cfg, device, mode, a) for a in (False, True)]
+                        factories += [lambda mode=mode, a=a: torchvision_alexnet(cfg, device, mode, a)
+                                      for a in (False, True)]
                     if mode == "infer":
-                        factories += [lambda n=n: int8_runner(cfg) if n == "int8" else exported_runner(cfg, device, n, exported.name)
+                        factories += [lambda n=n: (int8_runner(cfg) if n == "int8"
+                                                   else exported_runner(cfg, device, n, exported.name))
                                       for n in cfg.runtimes]
                     measured = measure(factories, device, **timing)
                 for entry in measured.values():
@@ -79,14 +81,16 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
                     if entry["tflops_per_s"] and cfg.ceiling and floating:
                         if entry["precision"] not in ceilings:
                             log(f"ceiling: a {cfg.ceiling_side or 'large'} square matmul in {entry['precision']}")
-                            ceilings[entry["precision"]] = matmul_ceiling(device, entry["precision"], side=cfg.ceiling_side)
+                            ceilings[entry["precision"]] = matmul_ceiling(device, entry["precision"],
+                                                                          side=cfg.ceiling_side)
                         ceiling = ceilings[entry["precision"]]["tflops_per_s"]
                     entry["ceiling_tflops"] = ceiling
                     entry["mfu_ceiling"] = entry["tflops_per_s"] / ceiling if ceiling else None
                 results[mode] = measured.pop("ours")
                 if measured:
                     baselines[mode] = measured
-                    ratios[mode] = {name: results[mode]["images_per_s"] / b["images_per_s"] for name, b in measured.items()}
+                    ratios[mode] = {name: results[mode]["images_per_s"] / b["images_per_s"]
+                                    for name, b in measured.items()}
     finally:
         torch.backends.cudnn.benchmark = benchmark_was
         exported.cleanup()

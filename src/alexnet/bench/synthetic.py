@@ -5,7 +5,6 @@ and torchvision's alexnet run the standard way (`torchvision_alexnet`), with wha
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,15 +19,6 @@ from alexnet.bench.timing import Runner, synchronize
 from alexnet.engine.fast import autocast_for, compile_now
 from alexnet.engine.torch_backend import backward_and_step
 from alexnet.errors import UsageError
-
-
-def autocast(device: torch.device, precision: str) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler | None]:
-    """Autocast for `precision`, and the loss scaler fp16 training needs (its range is too small for raw gradients)."""
-    if precision == "fp32":
-        return contextlib.nullcontext(), None
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    return torch.autocast(device.type, dtype=dtype), scaler
 
 
 def inference_dtype(precision: str) -> torch.dtype:
@@ -65,7 +55,8 @@ def synthetic_input(batch_size: int, channels: int, side: int, seed: int, device
 
 def compile_or_eager(model: nn.Module, first_call: Callable[[nn.Module], None], notes: list[str],
                      mode: str | None = None) -> tuple[nn.Module, bool]:
-    """torch.compile(model, mode=mode), compiled now by `first_call`; the eager model and a one-line note if that fails."""
+    """torch.compile(model, mode=mode), compiled now by `first_call`; the eager model and a one-line
+    note if that fails."""
     net, failure = compile_now(model, first_call, mode)
     if failure:
         notes.append(f"torch.compile failed ({failure}); measured eagerly")
@@ -85,7 +76,7 @@ def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) ->
     images, labels = synthetic_batch(cfg.batch_size, channels, resize_for(size, "paper"), num_classes, device, cfg.seed)
     layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(memory_format=layout)
-    amp, scaler = autocast(device, cfg.precision)
+    amp, scaler = autocast_for(device, cfg.precision)
     stats = dict(size=size, channels=channels, mean=MEAN, std=STD)
     graphs = bool(cfg.cuda_graphs)  # resolved: only where compiling on CUDA
     if kind == "train":
@@ -107,8 +98,8 @@ def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) ->
         model.eval()
         # inference holds its weights in the autocast dtype, as deployed nets do; torchvision's
         # loop keeps fp32 weights, which autocast casts again at every batch (61 M of them, fc6
-        # alone 38 M). On this project's CPU bf16 weights took alexnet_owt's forward alone from
-        # 433 to 646 images/s (batch 64, channels-last, 2026-12-01)
+        # alone 38 M); bf16 weights made the forward markedly faster on the CPU (measured:
+        # BENCHMARKS.md, 'CPU: this project's machine')
         model.to(inference_dtype(cfg.precision))
         views = EvalViews(tta="center", channels_last=bool(cfg.channels_last), **stats).to(device)
 
@@ -144,7 +135,7 @@ def torchvision_alexnet(cfg: BenchConfig, device: torch.device, kind: str, use_a
     size = cfg.image_size
     _, labels = synthetic_batch(cfg.batch_size, 3, size, 1000, device, cfg.seed)
     x = synthetic_input(cfg.batch_size, 3, size, cfg.seed, device)  # N,3,S,S float32, normalised once
-    amp, scaler = autocast_for(device, True) if use_autocast else (contextlib.nullcontext(), None)
+    amp, scaler = autocast_for(device, "auto" if use_autocast else "fp32")
     dtype = getattr(amp, "fast_dtype", torch.float32)
     precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
     if kind == "train":
@@ -165,7 +156,8 @@ def torchvision_alexnet(cfg: BenchConfig, device: torch.device, kind: str, use_a
                 model(x)  # N,1000
             return x.shape[0]
 
-    flops = forward_flops(lambda: torchvision.models.alexnet(num_classes=1000), (3, size, size))  # x3 for training, as ours
+    # x3 for training, as ours
+    flops = forward_flops(lambda: torchvision.models.alexnet(num_classes=1000), (3, size, size))
     return Runner(BASELINE_AUTOCAST if use_autocast else BASELINE_FP32, step, precision,
                   flops * (3 if kind == "train" else 1))
 
@@ -180,4 +172,5 @@ def check_baseline_size(size: int) -> None:
         with torch.no_grad():
             net(torch.empty(1, 3, size, size, device="meta"))  # N=1,C,H,W
     except RuntimeError:
-        raise UsageError(f"--baseline needs an image size torchvision's alexnet takes (at least 63 px); got {size}") from None
+        raise UsageError("--baseline needs an image size torchvision's alexnet takes (at least 63 px); "
+                         f"got {size}") from None

@@ -79,7 +79,8 @@ def peak_memory(device: torch.device, before: int) -> tuple[int, str]:
 
 
 MEMORY_KINDS = {
-    "cuda_max_memory_allocated": "torch.cuda.max_memory_allocated while the run was built and warmed up, less what was allocated before",
+    "cuda_max_memory_allocated": "torch.cuda.max_memory_allocated while the run was built and warmed up, less what was "
+                                 "allocated before",
     "cpu_peak_rss": "the process's peak RSS (VmHWM) while the run was built and warmed up, less the RSS before",
     "cpu_process_peak_rss": "the process's peak RSS since it started (resource.getrusage)",
 }
@@ -95,7 +96,8 @@ def synchronize(device: torch.device) -> None:
 
 
 def timed(device: torch.device, work: Callable[[], int]) -> tuple[float, int]:
-    """Seconds `work` takes on `device` (CUDA events on a GPU, wall clock after a sync elsewhere), and what it returned."""
+    """Seconds `work` takes on `device` (CUDA events on a GPU, wall clock after a sync elsewhere), and
+    what it returned."""
     synchronize(device)
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Iterable
 from importlib import import_module
 
 from alexnet.errors import Interrupted, RunFailed, UsageError
@@ -28,7 +29,9 @@ VERBS = {
     "predict": "classify image files or folders with a trained or pretrained net",
     "viz": "pictures: filters, feature maps, predictions, heatmap, neighbours, curves, augmentations, confusion",
     "export": "write a trained net as ONNX, TorchScript or safetensors, checked after writing",
-    "reproduce": "the paper's claims (ReLU, towers, LRN, pooling, PCA lighting, dropout, ten-crop) as experiments with reports",
+    "reproduce": (
+        "the paper's claims (ReLU, towers, LRN, pooling, PCA lighting, dropout, ten-crop) as experiments with reports"
+    ),
     "bench": "measure images/s, peak memory and MFU of training, inference and the input pipeline, against torchvision",
 }
 
@@ -49,23 +52,35 @@ class RefusedArguments(SystemExit):
         self.message, self.prog = message, prog
 
 
-def build_parser() -> Parser:
+def build_parser(verbs: Iterable[str] | None = None) -> Parser:
+    """The parser, with the options of `verbs` (default: all). Only those verbs' modules are
+    imported, so `alexnet --help` and `alexnet VERB --help` load no torch (litgpt's lazy verbs)."""
     parser = Parser(prog="alexnet", description="AlexNet (Krizhevsky, Sutskever & Hinton, 2012) on PyTorch.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {import_module('alexnet').__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    chosen = set(VERBS if verbs is None else verbs)
     for verb, help_text in VERBS.items():
-        module = import_module(f"alexnet.cli.{verb}")
-        p = sub.add_parser(verb, help=help_text, description=module.__doc__.strip().splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=getattr(module, "EPILOG", None))
-        module.add_arguments(p)
+        p = sub.add_parser(verb, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
+        if verb in chosen:
+            module = import_module(f"alexnet.cli.{verb}")
+            p.description, p.epilog = module.__doc__.strip().splitlines()[0], getattr(module, "EPILOG", None)
+            module.add_arguments(p)
     return parser
 
 
+def verb_of(argv: list[str]) -> str | None:
+    """The verb named on the command line: the first word that is not an option (the top level
+    has only --help and --version, which take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser([verb_of(argv)])
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or argparse's one-line error: its exit code
-        if isinstance(e, RefusedArguments) and "--json" in (sys.argv[1:] if argv is None else argv):
+        if isinstance(e, RefusedArguments) and "--json" in argv:
             print_json_error(e.prog.partition(" ")[2] or None, e.message, 2)
         return int(e.code or 0)
     if args.verb is None:
@@ -73,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print_any_file_name()
     with warnings.catch_warnings():  # restores Python's own display when main returns
-        warnings.showwarning = lambda message, *_, **__: print(f"alexnet {args.verb}: warning: {message}", file=sys.stderr)
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"alexnet {args.verb}: warning: {message}", file=sys.stderr
+        )
         return run_verb(args)
 
 

@@ -9,8 +9,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from alexnet.config import MAX_COUNT
 from alexnet.errors import UsageError
+from alexnet.limits import MAX_COUNT
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -12,27 +12,34 @@ import json
 import sys
 from pathlib import Path
 
-from alexnet.config import MAX_BATCH_SIZE, MAX_WORKERS, TTA_MODES
 from alexnet.cli.common import number
+from alexnet.config import TTA_MODES
 from alexnet.errors import UsageError
+from alexnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
 
 EPILOG = """examples:
-  alexnet eval runs/alexnet_mini-shapes-20261122-101500
+  alexnet eval runs/alexnet_mini-shapes-YYYYMMDD-HHMMSS
   alexnet eval runs/RUN/best.pt --split test --tta tencrop --json
   alexnet eval runs/RUN --int8                      # int8 on the CPU, to compare with the float top-1
   alexnet eval runs/RUN --data folder:my_photos"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR", help="a .pt checkpoint, or a run folder (its best.pt)")
-    p.add_argument("--data", default=None, metavar="SPEC", help="dataset spec (default: the one the checkpoint was trained on)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR",
+                   help="a .pt checkpoint, or a run folder (its best.pt)")
+    p.add_argument("--data", default=None, metavar="SPEC",
+                   help="dataset spec (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="val", choices=("val", "test"), help="which held-out split (default val)")
-    p.add_argument("--tta", default="center", choices=TTA_MODES, help="test-time views: center, flip, tencrop (section 4.1; where training cropped)")
-    p.add_argument("--batch-size", type=number(int, 1, MAX_BATCH_SIZE), default=100, metavar="N", help="images per batch (default 100)")
-    p.add_argument("--workers", type=number(int, -1, MAX_WORKERS), default=-1, metavar="N", help="data-loading processes (-1: auto)")
+    p.add_argument("--tta", default="center", choices=TTA_MODES,
+                   help="test-time views: center, flip, tencrop (section 4.1; where training cropped)")
+    p.add_argument("--batch-size", type=number(int, 1, MAX_BATCH_SIZE), default=100, metavar="N",
+                   help="images per batch (default 100)")
+    p.add_argument("--workers", type=number(int, -1, MAX_WORKERS), default=-1, metavar="N",
+                   help="data-loading processes (-1: auto)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
-    p.add_argument("--int8", action="store_true", help="score the net quantized to int8 on the CPU (static, calibrated on training images)")
+    p.add_argument("--int8", action="store_true",
+                   help="score the net quantized to int8 on the CPU (static, calibrated on training images)")
     p.add_argument("--calibration-images", type=number(int, 1, 1_000_000), default=512, metavar="N",
                    help="training images that set --int8's activation ranges (default 512)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
@@ -53,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         if args.amp:
             raise UsageError("--int8 and --amp are two precisions: choose one")
         if args.device not in ("auto", "cpu"):
-            raise UsageError(f"--int8 runs on the CPU (PyTorch's int8 kernels are CPU ones), not {args.device}: use --device cpu")
+            raise UsageError(
+                f"--int8 runs on the CPU (PyTorch's int8 kernels are CPU ones), not {args.device}: use --device cpu"
+            )
     device = resolve_device("cpu" if args.int8 else args.device)
     precision = "int8" if args.int8 else "bf16" if args.amp else "fp32"
     ckpt = load_checkpoint(args.checkpoint)
@@ -61,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
                                  workers=args.workers, device=device, amp=args.amp, strict=args.strict,
                                  calibrate=calibrate, calibration_images=args.calibration_images)
     spec, classes = result["data"], result["classes"]
-    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{args.tta}{'-int8' if args.int8 else ''}.png"
+    suffix = "-int8" if args.int8 else ""
+    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{args.tta}{suffix}.png"
+    title = (f"{ckpt['model_name']} on {spec} ({args.split}, {args.tta}{', int8' if args.int8 else ''}): "
+             f"top-1 {result['top1']:.2%}")
     try:  # the figures matter more than the picture: a folder that cannot take it costs a warning
-        plot_confusion(result["confusion"].numpy(), classes, out, title=f"{ckpt['model_name']} on {spec} ({args.split}, {args.tta}{', int8' if args.int8 else ''}): top-1 {result['top1']:.2%}")
+        plot_confusion(result["confusion"].numpy(), classes, out, title=title)
         not_drawn = None
     except UsageError as e:
         not_drawn = str(e)
@@ -72,12 +84,14 @@ def run(args: argparse.Namespace) -> int:
         keys = ("loss", "top1", "top5", "top1_error", "top5_error", "n", "views")
         summary = {k: result[k] for k in keys} | {
             "checkpoint": ckpt["path"], "data": spec, "split": args.split, "tta": args.tta, "precision": precision,
-            "per_class": dict(zip(classes, result["per_class"])), "confusion_png": None if not_drawn else str(out), "bad_images": bad,
+            "per_class": dict(zip(classes, result["per_class"])), "confusion_png": None if not_drawn else str(out),
+            "bad_images": bad,
         }
         print(json.dumps(summary))
         warn_not_drawn(not_drawn)
         return 0
-    print(f"{ckpt['model_name']} from {ckpt['path']} on {spec} ({args.split}, {result['n']} images, {args.tta}, {result['views']} view(s), {precision})")
+    print(f"{ckpt['model_name']} from {ckpt['path']} on {spec} ({args.split}, {result['n']} images, {args.tta}, "
+          f"{result['views']} view(s), {precision})")
     print(f"  loss   {result['loss']:.4f}")
     print(f"  top-1  {result['top1']:.2%}  (error {result['top1_error']:.2%})")
     print(f"  top-5  {result['top5']:.2%}  (error {result['top5_error']:.2%})")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from alexnet.inference.export import FORMATS
+from alexnet.inference import FORMATS
 
 EPILOG = """examples:
   alexnet export runs/RUN --format onnx
@@ -19,9 +19,11 @@ EPILOG = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint, run folder, .safetensors, or a .pth state_dict (with --model)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="a checkpoint, run folder, .safetensors, or a .pth state_dict (with --model)")
     p.add_argument("--format", required=True, choices=tuple(FORMATS), help="onnx, torchscript or safetensors")
-    p.add_argument("--out", default=None, metavar="FILE", help="output file (default: beside the checkpoint, e.g. runs/RUN/best.onnx)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="output file (default: beside the checkpoint, e.g. runs/RUN/best.onnx)")
     p.add_argument("--model", default=None, metavar="NAME", help="the model a bare .pth/.safetensors state_dict is for")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -12,7 +12,8 @@ import json
 import sys
 
 from alexnet.cli.common import DEVICES, add_model_arguments, model_from_args, number
-from alexnet.config import MAX_BATCH_SIZE, TTA_MODES
+from alexnet.config import TTA_MODES
+from alexnet.limits import MAX_BATCH_SIZE
 
 EPILOG = """examples:
   alexnet predict cat.jpg photos/ --checkpoint runs/RUN
@@ -24,20 +25,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     add_model_arguments(p)
     p.add_argument("--topk", type=number(int, 1), default=5, metavar="K", help="classes shown per image (default 5)")
-    p.add_argument("--tta", default="center", choices=TTA_MODES, help="test-time views: center, flip, tencrop (section 4.1)")
-    p.add_argument("--batch-size", type=number(int, 1, MAX_BATCH_SIZE), default=32, metavar="N", help="images per forward pass (default 32)")
+    p.add_argument("--tta", default="center", choices=TTA_MODES,
+                   help="test-time views: center, flip, tencrop (section 4.1)")
+    p.add_argument("--batch-size", type=number(int, 1, MAX_BATCH_SIZE), default=32, metavar="N",
+                   help="images per forward pass (default 32)")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--json", action="store_true", help='one JSON object per line: {"path", "topk": [{"class", "index", "prob"}]}')
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object per line: {"path", "topk": [{"class", "index", "prob"}]}')
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.inference.predict import predict_iter
     from alexnet.engine.fast import resolve_device
+    from alexnet.inference.predict import predict_iter
 
     ckpt = model_from_args(args)
     device = resolve_device(args.device)
     failed = total = 0
-    for result in predict_iter(args.inputs, ckpt, topk=args.topk, tta=args.tta, batch_size=args.batch_size, device=device):
+    results = predict_iter(args.inputs, ckpt, topk=args.topk, tta=args.tta, batch_size=args.batch_size, device=device)
+    for result in results:
         total += 1
         failed += "error" in result
         if args.json:

@@ -1,4 +1,4 @@
-"""Reproduce the paper's claims: alexnet reproduce NAME|all|list [--scale smoke|cpu|gpu] [--seeds N] [--data SPEC] [--out DIR].
+"""Reproduce the paper's claims: alexnet reproduce NAME|all|list [--scale SCALE] [--seeds N] [--data SPEC] [--out DIR].
 
 Each experiment trains the paper's net with and without one of its choices (ReLU, two towers,
 LRN, overlapping pooling, PCA lighting, dropout; ten-crop compares two evaluations of the same
@@ -20,7 +20,7 @@ from alexnet.cli.common import number
 EPILOG = """examples:
   alexnet reproduce list                               # the experiments and the paper's numbers
   alexnet reproduce lrn --scale smoke --data shapes    # seconds: checks the whole path
-  alexnet reproduce all --scale cpu                    # CIFAR-10 (subsets), 5 seeds: about 3 hours on 2 cores
+  alexnet reproduce all --scale cpu                    # CIFAR-10 (subsets), 5 seeds: hours on a CPU
   alexnet reproduce all --scale gpu --data cifar10     # all of CIFAR-10, 5 seeds, 40 epochs
   alexnet reproduce towers --data imagenet:/data/imagenet --scale gpu   # alexnet2012 at 227x227
 
@@ -39,8 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("name", metavar="NAME", help=f"an experiment ({', '.join(names())}), all, or list")
     p.add_argument("--scale", default="cpu", choices=list(SCALES), help="how big the runs are (default cpu)")
-    p.add_argument("--seeds", type=number(int, 1, 100), default=None, metavar="N", help="seeds per arm (default: the scale's)")
-    p.add_argument("--data", default=DEFAULT_DATA, metavar="SPEC", help=f"dataset spec (default {DEFAULT_DATA}; imagenet:DIR for the full-size net)")
+    p.add_argument("--seeds", type=number(int, 1, 100), default=None, metavar="N",
+                   help="seeds per arm (default: the scale's)")
+    p.add_argument("--data", default=DEFAULT_DATA, metavar="SPEC",
+                   help=f"dataset spec (default {DEFAULT_DATA}; imagenet:DIR for the full-size net)")
     p.add_argument("--out", default=None, metavar="DIR", help="where reports and runs go (default reproduce/SCALE)")
     p.add_argument("--summary", default=None, metavar="FILE", help="the summary table's path (default OUT/paper.md)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.name == "list":
         for e in experiments.EXPERIMENTS.values():
-            paper = ", ".join(f"{k} {v:+g}" if k not in ("speedup", "iterations") else f"{k} {v:g}x" for k, v in e.paper.items() if v is not None)
+            paper = ", ".join(f"{k} {v:+g}" if k not in ("speedup", "iterations") else f"{k} {v:g}x"
+                              for k, v in e.paper.items() if v is not None)
             paper = paper or "direction only"
             print(f"{e.name:20s} section {e.section:14s} {e.title} (paper: {paper})")
         return 0
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for exp in chosen:
         n = seeds if args.seeds else experiments.seeds_for(exp, scale)
-        result = run_experiment(exp, scale, args.scale, data=args.data, seeds=n, runs_dir=out / "runs", device=args.device)
+        result = run_experiment(exp, scale, args.scale, data=args.data, seeds=n, runs_dir=out / "runs",
+                                device=args.device)
         written = write_report(result, out / exp.name, command)
         print(f"{exp.name}: {result['verdict']} — {result['why']}")
         print(f"  report: {written[0]}")
@@ -89,8 +93,9 @@ def _command(args: argparse.Namespace) -> str:
     from alexnet.reproduce.experiments import DEFAULT_DATA
 
     parts = ["alexnet", "reproduce", args.name, "--scale", args.scale]
-    for flag, value, default in (("--seeds", args.seeds, None), ("--data", args.data, DEFAULT_DATA), ("--out", args.out, None),
-                                 ("--summary", args.summary, None), ("--device", args.device, "auto")):
+    for flag, value, default in (("--seeds", args.seeds, None), ("--data", args.data, DEFAULT_DATA),
+                                 ("--out", args.out, None), ("--summary", args.summary, None),
+                                 ("--device", args.device, "auto")):
         if value != default:
             parts += [flag, str(value)]
     return " ".join(shlex.quote(p) for p in parts)

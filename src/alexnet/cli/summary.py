@@ -10,7 +10,7 @@ import argparse
 import json
 
 from alexnet.cli.common import number
-from alexnet.config import MAX_CLASSES
+from alexnet.limits import MAX_CLASSES
 
 EPILOG = """examples:
   alexnet summary alexnet2012
@@ -21,7 +21,8 @@ EPILOG = """examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="model name (see alexnet models)")
     p.add_argument("--input", default=None, metavar="CxHxW", help="input size (default: the model's own)")
-    p.add_argument("--num-classes", type=number(int, 1, MAX_CLASSES), default=None, metavar="N", help="number of classes (default: the model's)")
+    p.add_argument("--num-classes", type=number(int, 1, MAX_CLASSES), default=None, metavar="N",
+                   help="number of classes (default: the model's)")
     p.add_argument("--model-args", default="", metavar="K=V,...", help="extra builder arguments, e.g. towers=1")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
 

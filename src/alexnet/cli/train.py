@@ -24,13 +24,14 @@ EPILOG = """examples:
   alexnet train --config paper --data imagenet:/data/imagenet
   alexnet train --model alexnet_simple --model-args activation=tanh,lrn=true
   alexnet train --backend numpy --model alexnet_simple   # the from-scratch NumPy net (alexnet.scratch)
-  alexnet train --resume runs/alexnet_mini-shapes-20261122-101500 --epochs 20"""
+  alexnet train --resume runs/alexnet_mini-shapes-YYYYMMDD-HHMMSS --epochs 20"""
 
 _TYPES = {"int": int, "float": float, "str": str}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, metavar="PRESET|FILE", help=f"preset ({', '.join(preset_names())}; default fast, numpy with --backend numpy) or YAML file")
+    p.add_argument("--config", default=None, metavar="PRESET|FILE",
+                   help=f"preset ({', '.join(preset_names())}; default fast, numpy with --backend numpy) or YAML file")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     docs = field_docs()
     for name, f in FIELDS.items():
@@ -76,7 +77,8 @@ def resolve(args: argparse.Namespace) -> Any:
         from alexnet.engine.checkpoint import check_resumable, load_checkpoint
 
         run = Path(overrides["resume"])
-        if run.is_dir() and not any((run / f).exists() for f in ("last.pt", "best.pt")) and (run / "config.yaml").is_file():
+        folder_without_checkpoint = run.is_dir() and not any((run / f).exists() for f in ("last.pt", "best.pt"))
+        if folder_without_checkpoint and (run / "config.yaml").is_file():
             # stopped (killed) before its first checkpoint: start that run over, in its folder
             print(f"{run} has no checkpoint yet: starting it over from its config.yaml", file=sys.stderr)
             base = read_yaml(str(run / "config.yaml"))
@@ -117,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
 def closing_lines(cfg: Any, result: dict[str, Any]) -> list[str]:
     """What the run did, where it is, and a next command that works on it."""
     scored = result["best_top1"] >= 0 and not math.isnan(result["final_top1"])
-    scores = (f"best top-1 {result['best_top1']:.2%}, final top-1 {result['final_top1']:.2%}, top-5 {result['final_top5']:.2%}"
-              if scored else "no validation images to score it on")
+    scores = (f"best top-1 {result['best_top1']:.2%}, final top-1 {result['final_top1']:.2%}, "
+              f"top-5 {result['final_top5']:.2%}" if scored else "no validation images to score it on")
     n, first = result["epochs"], result.get("first_epoch", 0)
     done = f"{n} epoch{'' if n == 1 else 's'}"
     if cfg.max_steps and result["steps"] >= cfg.max_steps:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from alexnet.cli.common import DEVICES, add_model_arguments, number
-from alexnet.config import MAX_BATCH_SIZE
 from alexnet.errors import UsageError
+from alexnet.limits import MAX_BATCH_SIZE
 
 EPILOG = """examples:
   alexnet viz filters --checkpoint runs/RUN --out filters.png
@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         if verb != "curves":
             add_model_arguments(q)
             q.add_argument("--device", default="auto", choices=DEVICES)
-        q.add_argument("--out", default=f"{verb}.png", metavar="FILE.png", help=f"the picture to write (default {verb}.png)")
+        q.add_argument("--out", default=f"{verb}.png", metavar="FILE.png",
+                       help=f"the picture to write (default {verb}.png)")
         q.add_argument("--title", default="", help="a title in place of the default one")
 
 
@@ -122,7 +123,8 @@ def _who(ckpt: dict[str, Any]) -> str:
 # ---- filters ---------------------------------------------------------------------------------
 
 def _args_filters(q: argparse.ArgumentParser) -> None:
-    q.add_argument("--layer", type=number(int, 0), default=0, metavar="I", help="which conv layer, 0 = the first (default 0)")
+    q.add_argument("--layer", type=number(int, 0), default=0, metavar="I",
+                   help="which conv layer, 0 = the first (default 0)")
     q.add_argument("--mode", default="auto", choices=("auto", "rgb", "sum", "channels"),
                    help="rgb: 3-channel kernels as colour; sum: summed over input channels; channels: every slice")
     q.add_argument("--before-after", metavar="RUN_DIR", default=None,
@@ -146,9 +148,13 @@ def _run_filters(args: argparse.Namespace) -> Path:
         ckpt = load_checkpoint(args.before_after)
         before = ckpt.get("init_filters")
         if before is None:
-            raise UsageError(f"{ckpt['path']} keeps no initial kernels (it was trained by an older alexnet); train again to compare")
+            raise UsageError(
+                f"{ckpt['path']} keeps no initial kernels (it was trained by an older alexnet); train again to compare"
+            )
         if args.layer != 0:
-            raise UsageError("--before-after shows the first conv layer only: a run folder keeps the initial kernels of that layer")
+            raise UsageError(
+                "--before-after shows the first conv layer only: a run folder keeps the initial kernels of that layer"
+            )
     else:
         ckpt = _net(args, untrained_ok=True)
     convs = conv_weights(model_from_checkpoint(ckpt))
@@ -166,8 +172,10 @@ def _run_filters(args: argparse.Namespace) -> Path:
 def _args_features(q: argparse.ArgumentParser) -> None:
     q.add_argument("image", metavar="IMAGE", help="an image file")
     q.add_argument("--layer", default=None, metavar="NAME_OR_INDEX",
-                   help="a layer of net.features by name (relu1, pool2, ...) or index (default: the first activation)")
-    q.add_argument("--max-maps", type=number(int, 1), default=64, metavar="N", help="maps shown at most, the most active first (default 64)")
+                   help="a layer of net.features by name (relu1, pool2, ...) or index "
+                        "(default: the first activation)")
+    q.add_argument("--max-maps", type=number(int, 1), default=64, metavar="N",
+                   help="maps shown at most, the most active first (default 64)")
 
 
 def _run_features(args: argparse.Namespace) -> Path:
@@ -184,9 +192,12 @@ def _run_features(args: argparse.Namespace) -> Path:
 # ---- predictions -----------------------------------------------------------------------------
 
 def _args_predictions(q: argparse.ArgumentParser) -> None:
-    q.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (a folder named after a class gives the true label)")
-    q.add_argument("--style", default="grid", choices=("grid", "top5"), help="grid: the notebooks'; top5: the paper's Figure 4 left")
-    q.add_argument("--count", type=number(int, 1), default=16, metavar="N", help="images shown at most (default 16; 8 for top5)")
+    q.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files or folders (a folder named after a class gives the true label)")
+    q.add_argument("--style", default="grid", choices=("grid", "top5"),
+                   help="grid: the notebooks'; top5: the paper's Figure 4 left")
+    q.add_argument("--count", type=number(int, 1), default=16, metavar="N",
+                   help="images shown at most (default 16; 8 for top5)")
     q.add_argument("--tta", default="center", choices=("center", "flip", "tencrop"))
 
 
@@ -223,9 +234,10 @@ def _run_predictions(args: argparse.Namespace) -> Path:
     topks = [r["topk"] for _, r in ok]
     names = file_labels(files)
     if args.style == "top5":
-        return plot_top5(views, topks, args.out, title=_title(args, f"{_who(ckpt)}: top-5 predictions"), true=truth_or_none,
-                         names=names)
-    return plot_prediction_grid(views, topks, args.out, title=_title(args, f"{_who(ckpt)}"), true=truth_or_none, names=names)
+        return plot_top5(views, topks, args.out, title=_title(args, f"{_who(ckpt)}: top-5 predictions"),
+                         true=truth_or_none, names=names)
+    return plot_prediction_grid(views, topks, args.out, title=_title(args, f"{_who(ckpt)}"), true=truth_or_none,
+                                names=names)
 
 
 def _evenly(files: list[str], count: int) -> list[str]:
@@ -257,11 +269,16 @@ def _run_heatmap(args: argparse.Namespace) -> Path:
 # ---- neighbors -------------------------------------------------------------------------------
 
 def _args_neighbors(q: argparse.ArgumentParser) -> None:
-    q.add_argument("inputs", nargs="*", metavar="QUERY", help="query image files or folders (default: --queries images of the val split)")
-    q.add_argument("--data", default=None, metavar="SPEC", help="the data whose training images are searched (default: the net's)")
-    q.add_argument("--queries", type=number(int, 1), default=5, metavar="Q", help="held-out images used as queries when no QUERY is given (default 5)")
-    q.add_argument("-k", type=number(int, 1), default=6, metavar="K", help="neighbours per query (default 6, as in the paper)")
-    q.add_argument("--bank-size", type=number(int, 1), default=2000, metavar="N", help="training images searched at most (default 2000)")
+    q.add_argument("inputs", nargs="*", metavar="QUERY",
+                   help="query image files or folders (default: --queries images of the val split)")
+    q.add_argument("--data", default=None, metavar="SPEC",
+                   help="the data whose training images are searched (default: the net's)")
+    q.add_argument("--queries", type=number(int, 1), default=5, metavar="Q",
+                   help="held-out images used as queries when no QUERY is given (default 5)")
+    q.add_argument("-k", type=number(int, 1), default=6, metavar="K",
+                   help="neighbours per query (default 6, as in the paper)")
+    q.add_argument("--bank-size", type=number(int, 1), default=2000, metavar="N",
+                   help="training images searched at most (default 2000)")
 
 
 def _run_neighbors(args: argparse.Namespace) -> Path:
@@ -342,8 +359,10 @@ def _run_curves(args: argparse.Namespace) -> Path:
 def _args_augment(q: argparse.ArgumentParser) -> None:
     q.add_argument("image", metavar="IMAGE", help="an image file")
     q.add_argument("-n", type=number(int, 1), default=8, metavar="N", help="augmented views (default 8)")
-    q.add_argument("--preset", default=None, choices=("paper", "small", "none"), help="augmentation (default: the net's)")
-    q.add_argument("--lighting", type=number(float, 0), default=0.1, metavar="STD", help="PCA lighting alpha std, section 4.1 (default 0.1)")
+    q.add_argument("--preset", default=None, choices=("paper", "small", "none"),
+                   help="augmentation (default: the net's)")
+    q.add_argument("--lighting", type=number(float, 0), default=0.1, metavar="STD",
+                   help="PCA lighting alpha std, section 4.1 (default 0.1)")
     q.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=0, help="seed of the random views (default 0)")
 
 
@@ -359,14 +378,16 @@ def _run_augment(args: argparse.Namespace) -> Path:
     if isinstance(image, BadImage):
         raise UsageError(f"cannot read {args.image}: {image.reason}")
     prepared = Prepare(preset, size, channels)(image)  # uint8 C,R,R
-    translate = ckpt.get("translate") if preset == ckpt["augment"] else None  # the run's own shift, or the preset's default
-    augment = TrainAugment(preset, size=size, channels=channels, lighting=args.lighting, pca=prep_pca(ckpt), translate=translate,
-                           **prep_stats(ckpt))
+    # the run's own shift, or the preset's default
+    translate = ckpt.get("translate") if preset == ckpt["augment"] else None
+    augment = TrainAugment(preset, size=size, channels=channels, lighting=args.lighting, pca=prep_pca(ckpt),
+                           translate=translate, **prep_stats(ckpt))
     examples = augment_examples(prepared, augment, args.n, ckpt["mean"], ckpt["std"], seed=args.seed)
     what = {"paper": f"random {size}x{size} crop + horizontal flip + PCA lighting (alpha std {args.lighting:g})",
-            "small": f"reflect-pad {augment.pad} + random {size}x{size} crop + horizontal flip", "none": "no augmentation"}[preset]
-    return plot_augmentations(prepared, examples, args.out, title=_title(args, f"training augmentation '{preset}' ({ckpt['model_name']})"),
-                              caption=what)
+            "small": f"reflect-pad {augment.pad} + random {size}x{size} crop + horizontal flip",
+            "none": "no augmentation"}[preset]
+    title = _title(args, f"training augmentation '{preset}' ({ckpt['model_name']})")
+    return plot_augmentations(prepared, examples, args.out, title=title, caption=what)
 
 
 # ---- confusion -------------------------------------------------------------------------------
@@ -383,6 +404,8 @@ def _run_confusion(args: argparse.Namespace) -> Path:
     from alexnet.viz.confusion import plot_confusion
 
     ckpt = _net(args)
-    result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size, device=_device(args))
-    title = _title(args, f"{ckpt['model_name']} on {result['data']} ({args.split}, {args.tta}): top-1 {result['top1']:.2%}")
+    result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
+                                 device=_device(args))
+    title = _title(args, f"{ckpt['model_name']} on {result['data']} ({args.split}, {args.tta}): "
+                         f"top-1 {result['top1']:.2%}")
     return plot_confusion(result["confusion"].numpy(), result["classes"], Path(args.out), title=title)

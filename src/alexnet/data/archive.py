@@ -9,10 +9,10 @@ has been tampered with or was not made for us, and is refused whole.
 Nor may a small archive make the reader allocate much: a member is read only when the size its
 header claims is within the caller's limit (a 9 MB gzip can hold a 2 GiB member, a 755-byte tar
 a 1 TiB GNU sparse file), the wanted members together within `ARCHIVE_READ_BYTES`, tar's own
-extension headers within `TAR_HEADER_BYTES` (see `alexnet.data.limits`).
+extension headers within `TAR_HEADER_BYTES` (see `alexnet.limits`).
 
-Why not extract: CIFAR-10 as JPEGs is 60,000 tiny files; creating them costs 10-40 s here and
-236 MB of disk, while streaming them takes about 3 s.
+Why not extract: CIFAR-10 as JPEGs is 60,000 tiny files; creating them costs far more time and
+disk than streaming them (measured: BENCHMARKS.md, 'CPU: this project's machine').
 """
 
 from __future__ import annotations
@@ -23,9 +23,16 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
-from alexnet.data.limits import (ARCHIVE_FILE_BYTES, ARCHIVE_MEMBERS, ARCHIVE_READ_BYTES, TAR_HEADER_BYTES, Refused,
-                                 check_size, open_regular)
 from alexnet.errors import DataError
+from alexnet.limits import (
+    ARCHIVE_FILE_BYTES,
+    ARCHIVE_MEMBERS,
+    ARCHIVE_READ_BYTES,
+    TAR_HEADER_BYTES,
+    Refused,
+    check_size,
+    open_regular,
+)
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -52,7 +59,7 @@ def read_members(
     read: its contents are a `Refused` saying so, for the caller to list or raise.
 
     Raises a `DataError` naming the archive if it is unreadable, holds an unsafe member, or more
-    than `ARCHIVE_MEMBERS` members or `ARCHIVE_READ_BYTES` of wanted ones (alexnet.data.limits).
+    than `ARCHIVE_MEMBERS` members or `ARCHIVE_READ_BYTES` of wanted ones (alexnet.limits).
     """
     archive = Path(archive)
     total = 0

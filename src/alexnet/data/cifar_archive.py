@@ -21,8 +21,8 @@ from alexnet.data.cifar_classes import Splits, class_index
 from alexnet.data.cifar_jpeg import SPLITS
 from alexnet.data.cifar_pickle import META, TEST_BATCH, TRAIN_BATCHES, from_batches, unpickle_batch
 from alexnet.data.images import BadImage
-from alexnet.data.limits import CIFAR_BATCH_BYTES, CIFAR_IMAGE_BYTES, Refused
 from alexnet.errors import DataError
+from alexnet.limits import CIFAR_BATCH_BYTES, CIFAR_IMAGE_BYTES, Refused
 
 
 def read_archive(archive: Path) -> Splits:
@@ -39,7 +39,7 @@ def read_archive(archive: Path) -> Splits:
     files: dict[str, list[tuple[str, int]]] = {split: [] for split in SPLITS}
 
     def limit_of(name: PurePosixPath) -> int | None:
-        """The most bytes a wanted member may hold (data/limits.py); None for the others."""
+        """The most bytes a wanted member may hold (limits.py); None for the others."""
         if any(part.startswith(".") for part in name.parts):  # e.g. macOS's ._ resource files
             return None
         if name.name in batch_names:

@@ -14,7 +14,7 @@ split ``<split>_images`` (uint8 N,3,32,32), ``<split>_labels`` (int64 N) and ``<
 ([path, reason] of each file skipped). Files that fail to decode are skipped and listed in the
 split's ``bad`` attribute, and so are those whose header is not 32x32 (refused before decoding)
 and those the reader refused (not regular files, or larger than `CIFAR_IMAGE_BYTES`:
-`alexnet.data.limits`).
+`alexnet.limits`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ class name (`alexnet.data.cifar_classes`; any other name is an error), scanned l
 folder (`alexnet.data.folder.scan_class_folders`).
 
 Every file is read only if it is a regular file of at most `CIFAR_IMAGE_BYTES`
-(`alexnet.data.limits`), else it is skipped as a bad image; the files are decoded once into
+(`alexnet.limits`), else it is skipped as a bad image; the files are decoded once into
 tensors and cached (`alexnet.data.cifar_cache`), keyed by the tree's resolved path, and
 rebuilt when the mtime of a split or class folder (`_tree_signature`) has changed. The same
 layout inside an archive is read by `alexnet.data.cifar_archive`.
@@ -22,7 +22,7 @@ from alexnet.data.cifar_cache import cache_file, decode_and_cache, load_cache, s
 from alexnet.data.cifar_classes import Splits, class_index
 from alexnet.data.folder import scan_class_folders
 from alexnet.data.images import BadImage
-from alexnet.data.limits import CIFAR_IMAGE_BYTES, Refused, read_regular
+from alexnet.limits import CIFAR_IMAGE_BYTES, Refused, read_regular
 
 SPLITS = ("train", "test")
 

@@ -9,7 +9,7 @@ row-major order) and its ``b'labels'`` a list of N integers 0..9; the meta file'
 
 The batches are unpickled by a restricted unpickler that knows only the few numpy globals a
 batch needs, so a tampered file cannot run code. Each file is read only if it is a regular file
-of at most `CIFAR_BATCH_BYTES` (`alexnet.data.limits`). This module reads a folder of the
+of at most `CIFAR_BATCH_BYTES` (`alexnet.limits`). This module reads a folder of the
 batches; `alexnet.data.cifar_archive` reads them from an archive with `unpickle_batch` and
 `from_batches`.
 """
@@ -26,8 +26,8 @@ import torch
 
 from alexnet.data.cifar_classes import CIFAR10_CLASSES, Splits
 from alexnet.data.datasets import TensorImages
-from alexnet.data.limits import CIFAR_BATCH_BYTES, Refused, read_regular
 from alexnet.errors import DataError
+from alexnet.limits import CIFAR_BATCH_BYTES, Refused, read_regular
 
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCH = "test_batch"

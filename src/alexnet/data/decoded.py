@@ -1,4 +1,4 @@
-"""Image files decoded and prepared once, into memory, for splits that fit (issue 6's uint8 cache).
+"""Image files decoded and prepared once, into memory, for splits that fit (a uint8 cache).
 
 A folder of photographs is decoded, resized and centre-cropped again in every epoch; the result
 is the same each time (`Prepare` draws nothing), so a split small enough is better prepared once

@@ -82,10 +82,10 @@ def open_folder(
 def list_images(folder: Path, *, within: Path | None = None) -> list[str]:
     """Every image file under `folder` (recursively, skipping hidden names), sorted.
 
-    Links to files are listed (the file is checked when it is opened: `alexnet.data.limits`).
+    Links to files are listed (the file is checked when it is opened: `alexnet.limits`).
     Links to folders are followed only to a folder inside `within` (default: `folder` itself),
     and no folder on a special file system (/proc, /sys, ...) is entered: /proc/*/root alone would
-    otherwise take the walk over the whole file system (issue 16). What is passed over is warned of.
+    otherwise take the walk over the whole file system. What is passed over is warned of.
     """
     inside = os.path.realpath(within if within is not None else folder)
     special = special_filesystems()

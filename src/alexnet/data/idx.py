@@ -19,8 +19,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from alexnet.data.limits import IDX_BYTES, Refused, check_size, open_regular
 from alexnet.errors import DataError
+from alexnet.limits import IDX_BYTES, Refused, check_size, open_regular
 
 _UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -61,9 +61,11 @@ def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
             raise DataError(f"{path}: {err}") from None
         body = _read(f, expected_body + 1, path)
     if len(body) < expected_body:
-        raise DataError(f"{path}: IDX body is {len(body)} bytes but the header ({dims_text}) says {expected_body}: file truncated")
+        raise DataError(f"{path}: IDX body is {len(body)} bytes but the header ({dims_text}) says {expected_body}: "
+                        "file truncated")
     if len(body) > expected_body:  # only one byte more was read
-        raise DataError(f"{path}: IDX body is longer than the {expected_body} bytes the header ({dims_text}) says: file has trailing bytes")
+        raise DataError(f"{path}: IDX body is longer than the {expected_body} bytes the header ({dims_text}) says: "
+                        "file has trailing bytes")
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
@@ -71,7 +73,7 @@ def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
 def _opened(path: Path) -> Iterator[BinaryIO]:
     """The file's bytes as a stream, inflated if it is gzipped; a `DataError` if it cannot be opened."""
     try:
-        # a regular file, not a pipe or a device (alexnet.data.limits); gzipped, it may be as large
+        # a regular file, not a pipe or a device (alexnet.limits); gzipped, it may be as large
         with open_regular(path, IDX_BYTES) as f:
             gzipped = f.read(2) == _GZIP_MAGIC
             f.seek(0)

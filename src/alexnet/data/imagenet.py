@@ -30,9 +30,9 @@ from pathlib import Path
 from alexnet.data.datasets import ImageFiles
 from alexnet.data.folder import IMAGENET_MEAN, IMAGENET_STD, scan_class_folders
 from alexnet.data.images import is_image_file
-from alexnet.data.limits import LABEL_FILE_BYTES, Refused, check_size, read_regular
 from alexnet.data.source import DataSource
 from alexnet.errors import DataError, UsageError
+from alexnet.limits import LABEL_FILE_BYTES, Refused, check_size, read_regular
 
 VAL_LABELS_TXT = "val_labels.txt"
 DEVKIT_GROUND_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
@@ -90,7 +90,8 @@ def _sorted_split(folder: Path, index: dict[str, int]) -> ImageFiles:
     paths, targets = [], []
     for wnid, files in scan_class_folders(folder).items():
         if wnid not in index:
-            raise DataError(f"imagenet: {folder / wnid} is not named after an ILSVRC-2012 class (a WordNet id such as n01440764)")
+            raise DataError(f"imagenet: {folder / wnid} is not named after an ILSVRC-2012 class (a WordNet id such as "
+                            "n01440764)")
         paths += files
         targets += [index[wnid]] * len(files)
     return ImageFiles(paths, targets)
@@ -158,7 +159,8 @@ def _read_devkit(folder: Path) -> dict[str, str]:
     try:
         from scipy.io import loadmat  # only here: only the devkit route needs scipy
     except ImportError:
-        raise DataError(f"imagenet: reading {meta} needs scipy (pip install scipy), or give the labels as {VAL_LABELS_TXT}") from None
+        raise DataError(f"imagenet: reading {meta} needs scipy (pip install scipy), or give the labels as "
+                        f"{VAL_LABELS_TXT}") from None
     try:
         check_size(meta.stat().st_size, LABEL_FILE_BYTES)
     except Refused as err:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from alexnet.data.limits import IMAGE_FILE_BYTES, Refused, open_regular
+from alexnet.limits import IMAGE_FILE_BYTES, Refused, open_regular
 
 # Extensions (lower case, with the dot) that the folder scanners treat as images.
 IMAGE_EXTENSIONS = (
@@ -52,7 +52,7 @@ def load_image(path: str | os.PathLike) -> Image.Image | BadImage:
     path = os.fspath(path)
     try:
         # A FIFO named *.jpg would block Image.open forever, a link to /dev/zero never end, a
-        # sparse 1 TiB file take as long: only a regular file of a sane size is opened (data/limits.py).
+        # sparse 1 TiB file take as long: only a regular file of a sane size is opened (limits.py).
         # A dangling link raises FileNotFoundError here.
         with open_regular(path, IMAGE_FILE_BYTES) as f:
             # A bomb warning (between 1x and 2x PIL's pixel limit) is as much a reason to refuse the

@@ -1,20 +1,21 @@
 """JPEG files decoded on the training device in whole batches (nvJPEG on a GPU), PIL as the fallback.
 
-On a GPU the CPU's JPEG decoding is what limits training from files: this project's 2-core CPU
-decodes about 870 ImageNet photographs a second with PIL (measured 2026-12-01), while the GPU
-consumes tens of thousands. So, following torchvision's own advice for its GPU decoder
-("passing a list of tensors is more efficient than repeated individual calls"), the loader's
-workers only read each file's bytes and look at its header, and the main process decodes the
-whole batch in one `torchvision.io.decode_jpeg(list, device=...)` call. The decoded images are
-then prepared (shorter side to R, centre square: `transforms.Prepare`) on the device, those of
-one size together, as ImageNet's photographs mostly share a handful of sizes.
+On a GPU the CPU's JPEG decoding is what limits training from files: a few CPU cores decode
+hundreds of ImageNet photographs a second with PIL (measured: BENCHMARKS.md, 'CPU: this
+project's machine'), while the GPU consumes tens of thousands. So, following torchvision's own
+advice for its GPU decoder ("passing a list of tensors is more efficient than repeated
+individual calls"), the loader's workers only read each file's bytes and look at its header,
+and the main process decodes the whole batch in one `torchvision.io.decode_jpeg(list,
+device=...)` call. The decoded images are then prepared (shorter side to R, centre square:
+`transforms.Prepare`) on the device, those of one size together, as ImageNet's photographs
+mostly share a handful of sizes.
 
 What nvJPEG is not given, and why:
 - files that are not baseline/progressive RGB or grey JPEGs (PNG, CMYK JPEG, ...) are decoded by
   PIL in the worker (`load_image`, which handles every mode) and prepared there, as before;
 - files with more pixels than PIL's decompression-bomb limit are refused by `load_image` too, and
   so are pipes, devices and files over `IMAGE_FILE_BYTES`, which the worker does not even open
-  (`alexnet.data.limits`);
+  (`alexnet.limits`);
 - the EXIF orientation (phones store portrait photos rotated), which torchvision applies on the
   CPU only, is read from the header in the worker and applied on the device after decoding;
 - a file the decoder rejects (truncated, corrupt) makes the batched call fail: the batch is then
@@ -40,7 +41,7 @@ from torch.utils.data import Dataset
 
 from alexnet.data.datasets import ImageFiles
 from alexnet.data.images import BadImage, load_image
-from alexnet.data.limits import IMAGE_FILE_BYTES, read_regular
+from alexnet.limits import IMAGE_FILE_BYTES, read_regular
 
 # EXIF orientation tag (0x0112) values -> (quarter turns counter-clockwise, then mirror left-right)
 # that make the stored pixels upright, as PIL's ImageOps.exif_transpose does.
@@ -79,7 +80,7 @@ def read_encoded(path: str) -> Encoded | None:
                 if img.format != "JPEG" or img.mode not in ("RGB", "L"):
                     return None
                 orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
-    except Exception:  # noqa: BLE001 - unreadable or odd: load_image decides, and says why
+    except Exception:  # unreadable or odd: load_image decides, and says why
         return None
     if orientation not in range(1, 9):
         orientation = 1
@@ -139,13 +140,13 @@ def decode_jpegs(encoded: Sequence[Encoded], device: torch.device) -> list[Tenso
     # all (a torchvision built without nvJPEG) must cost speed, never the run.
     try:
         return [upright(x, e.orientation) for x, e in zip(decode([e.data for e in encoded]), encoded)]
-    except Exception:  # noqa: BLE001 - one bad file fails the whole call: find it
+    except Exception:  # one bad file fails the whole call: find it
         pass
     images: list[Tensor | BadImage] = []
     for e in encoded:
         try:
             images.append(upright(decode([e.data])[0], e.orientation))
-        except Exception:  # noqa: BLE001 - PIL decides, and names the reason if it fails too
+        except Exception:  # PIL decides, and names the reason if it fails too
             images.append(_with_pil(e.path, device))
     return images
 

@@ -83,8 +83,8 @@ class TensorBatches:
     the GPU): batches are then sliced, resized and augmented without leaving it.
     """
 
-    def __init__(self, data: TensorImages, prepare: Callable[[Tensor], Tensor], *, batch_size: int, shuffle: bool, seed: int,
-                 shard: Shard = ONE, device: torch.device | None = None) -> None:
+    def __init__(self, data: TensorImages, prepare: Callable[[Tensor], Tensor], *, batch_size: int, shuffle: bool,
+                 seed: int, shard: Shard = ONE, device: torch.device | None = None) -> None:
         self.data, self.prepare = data, prepare
         if device is not None:
             self.data = TensorImages(data.images.to(device), data.targets)
@@ -120,8 +120,8 @@ class DeviceDecoded:
     def to_batch(self, batch: EncodedBatch) -> Batch:
         """The batch's JPEGs decoded (one call) and prepared on the device, in the sampler's order."""
         at = [i for i, x in enumerate(batch.items) if isinstance(x, Encoded)]
-        images: list[Tensor | BadImage] = [x.to(self.device, non_blocking=True) if isinstance(x, Tensor) else x  # type: ignore[misc]
-                                           for x in batch.items]
+        images: list[Tensor | BadImage] = [  # type: ignore[misc]
+            x.to(self.device, non_blocking=True) if isinstance(x, Tensor) else x for x in batch.items]
         if at:
             for i, x in zip(at, decode_jpegs([batch.items[i] for i in at], self.device)):  # type: ignore[misc]
                 images[i] = x  # uint8 C,H,W as decoded, or a BadImage
@@ -153,7 +153,8 @@ def collate(items: Sequence[tuple[object, int]]) -> Batch:
     bad = [x for x, _ in items if isinstance(x, BadImage)]
     if not good:
         return Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), bad)
-    return Batch(torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good], dtype=torch.long), bad)  # type: ignore[misc]
+    return Batch(torch.stack([x for x, _ in good]),  # type: ignore[misc]
+                 torch.tensor([y for _, y in good], dtype=torch.long), bad)
 
 
 class _EpochSampler(torch.utils.data.Sampler[int]):
@@ -205,7 +206,8 @@ def make_loader(dataset: Dataset, prepare: Callable[[object], Tensor], *, batch_
     """
     if isinstance(dataset, TensorImages):
         keep = device if device is not None and _fits(dataset.images, device) else None
-        return TensorBatches(dataset, prepare, batch_size=batch_size, shuffle=shuffle, seed=seed, shard=shard, device=keep)
+        return TensorBatches(dataset, prepare, batch_size=batch_size, shuffle=shuffle, seed=seed, shard=shard,
+                             device=keep)
     encoded = decode_on is not None and isinstance(dataset, ImageFiles)
     loader = DataLoader(
         _Prepared(EncodedFiles(dataset) if encoded else dataset, prepare),  # type: ignore[arg-type]

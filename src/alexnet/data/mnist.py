@@ -119,7 +119,8 @@ def _locate(kind: _Kind, arg: str | None, download: bool) -> dict[str, tuple[Pat
         if found:
             return found
 
-    how = f"put the four IDX files ({', '.join(IDX_FILES['train'] + IDX_FILES['test'])}, plain or .gz) in DIR and use {kind.name}:DIR"
+    how = (f"put the four IDX files ({', '.join(IDX_FILES['train'] + IDX_FILES['test'])}, plain or .gz) in DIR "
+           f"and use {kind.name}:DIR")
     if kind is _FASHION:
         how += ", or on Debian/Ubuntu: apt-get install dataset-fashion-mnist"
     if arg is not None or not download:

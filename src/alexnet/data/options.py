@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from alexnet.config import kv_pairs
 from alexnet.errors import UsageError
 
 
@@ -19,13 +20,9 @@ def parse_options(
     options: dict[str, Any] = {}
     if not text:
         return options
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        key, value = key.strip().lower(), value.strip()
-        if not sep:
+    for part, key, value in kv_pairs(text):
+        key = key.lower()
+        if value is None:
             raise UsageError(f"{dataset}: option {part!r} is not key=value (known keys: {', '.join(kinds)})")
         if key not in kinds:
             raise UsageError(f"{dataset}: unknown option {key!r} (known: {', '.join(kinds)})")

@@ -19,11 +19,11 @@ import math
 import numpy as np
 import torch
 
-from alexnet.config import MAX_IMAGE_SIZE
 from alexnet.data.datasets import TensorImages
 from alexnet.data.options import at_least, parse_options
 from alexnet.data.source import DataSource
 from alexnet.errors import UsageError
+from alexnet.limits import MAX_IMAGE_SIZE
 
 SHAPE_CLASSES = [
     "horizontal_stripes", "vertical_stripes", "diagonal", "checkerboard", "circle",
@@ -47,11 +47,13 @@ def open_shapes(
     at_least("shapes", "train", n_train, 1)
     at_least("shapes", "test", n_test, 1)
     at_least("shapes", "noise", noise, 0.0)
-    # bounded before generating (issue 16): size=100000 asked for terabytes, and NaN passes at_least
+    # bounded before generating: size=100000 asked for terabytes, and NaN passes at_least
     if size > MAX_IMAGE_SIZE or not math.isfinite(noise):
-        raise UsageError(f"shapes: size must be at most {MAX_IMAGE_SIZE} and noise a finite number (got size={size}, noise={noise})")
+        raise UsageError(f"shapes: size must be at most {MAX_IMAGE_SIZE} and noise a finite number (got size={size}, "
+                         f"noise={noise})")
     if (n_train + n_test) * 3 * size**2 > 2**32:  # uint8 pixels: 4 GiB, 90 times the default's 46 MB
-        raise UsageError(f"shapes: {n_train} + {n_test} images of {size}x{size} would take more than 4 GiB; ask for fewer or smaller")
+        raise UsageError(f"shapes: {n_train} + {n_test} images of {size}x{size} would take more than 4 GiB; ask for "
+                         "fewer or smaller")
 
     base = seed % 2**63  # SeedSequence wants a non-negative entropy
     train_x, train_y = make_shapes(n_train, size, noise, np.random.default_rng([base, 1]))

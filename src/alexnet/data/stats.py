@@ -110,7 +110,7 @@ def cached_pixel_stats(split: Dataset, batches: Callable[[], object], *, channel
         path = (root or cache_dir()) / "stats" / f"pixels-{digest}.pt"
         try:
             return PixelStats.from_dict(torch.load(path, weights_only=True))
-        except Exception:  # noqa: BLE001 - absent, unreadable or foreign: compute it again
+        except Exception:  # absent, unreadable or foreign: compute it again
             pass
     stats = accumulate(batches, channels, side, total=total,
                        what=f"mean image and RGB covariance of {len(split)} training images (once; cached)")  # type: ignore[arg-type]

@@ -3,17 +3,17 @@
 The name is that of the collection CIFAR-10 was drawn from, the 80 Million Tiny Images of
 Torralba, Fergus & Freeman (2008); see Krizhevsky, "Learning Multiple Layers of Features from
 Tiny Images" (2009). A CIFAR-10 JPEG tree or archive holds 60,000 files of about 1 KB each
-(`alexnet.data.cifar_cache` decodes them); torchvision's decoders are 3-4x faster than PIL on
-them, fastest when handed a whole batch of JPEGs in one call.
+(`alexnet.data.cifar_cache` decodes them); torchvision's decoders are faster than PIL on them
+(BENCHMARKS.md, 'CPU: this project's machine'), fastest when handed a whole batch of JPEGs in
+one call.
 
 Before anything is decoded, each file's header is read by PIL: a file whose header does not give
 the expected size is refused there, as a `BadImage` naming its size, so a small PNG whose header
-claims 20,000 x 20,000 pixels costs nothing rather than the 1.2 GB its pixels would take (issue
-16). That costs about 22 us a file where the batched decode takes about 18 (20,480 files of
-cifar10-jpeg.tar.gz, this project's 2-core CPU, 2026-12-02): about 1.4 s more for the one-time
-decode that the cache then saves. JPEGs then go to torchvision in one call, PNGs one by one;
-other formats (GIF, WebP, ...) to PIL, which gives a GIF's first frame where torchvision would
-decode every frame.
+claims 20,000 x 20,000 pixels costs nothing rather than the 1.2 GB its pixels would take. The
+header check costs about as much as the decode itself, paid once: the cache then saves the
+decode (measured: BENCHMARKS.md, 'CPU: this project's machine'). JPEGs then go to torchvision
+in one call, PNGs one by one; other formats (GIF, WebP, ...) to PIL, which gives a GIF's first
+frame where torchvision would decode every frame.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def decode_tiny(names: list[str], contents: list[bytes | BadImage],
 
     with warnings.catch_warnings():
         # torchvision 0.29 deprecates its codecs in favour of TorchCodec; they are still here,
-        # and 3-4x faster than PIL on tiny JPEGs (about 40 us each).
+        # and faster than PIL on tiny JPEGs (see the module docstring).
         warnings.simplefilter("ignore", DeprecationWarning)
         jpegs = [i for i, v in enumerate(vetted) if v == "JPEG"]
         if jpegs:

@@ -15,16 +15,13 @@ Ten-crop takes its patches where training took its random crops (`crop_square`):
 four corners and centre of the R-square (section 4.1: 227-patches of the 256 image); for "small",
 those of the image reflect-padded by `translate` (default size/8), the extreme and middle positions
 of the CIFAR-style pad-and-crop (32 px: 40x40, offsets 0, 4 and 8, the centre patch the image
-itself); "none" trained on the whole image: no margin to move in, ten-crop refused (UsageError). The rule reads the run's saved preparation
-(`prep["augment"]`), never the model's name. Until 2026-12 the small presets took the paper's
-geometry instead: the 32 px image resized to R = 37 (x1.156, a scale training never showed)
-and cut at offsets 0, 2 and 5; the antialiased resampling halved the neighbour-pixel contrast
-of the `noise` class of `shapes` (mean |difference| 87 -> 45 grey levels, pixel std 76 -> 51).
-A quickstart run (`alexnet train`: alexnet_mini, shapes, 10 epochs; 1,000 val images) scored
-88.8% with those views against 98.9% for the centre view, `noise` 1%; with the training
-crops' corners 99.4%, `noise` 100% (3 epochs: 63.4% -> 78.2%, centre 78.1%). Ten-crop is kept
-for "small" rather than refused because these views are in the training distribution: it
-matched or beat the centre view on every run measured (tests/engine/test_tencrop.py).
+itself); "none" trained on the whole image: no margin to move in, ten-crop refused (UsageError).
+The rule reads the run's saved preparation (`prep["augment"]`), never the model's name. The small
+presets once took the paper's geometry instead (the 32 px image resized to R = 37, a scale
+training never showed, cut at offsets 0, 2 and 5): the resampling blurred fine patterns and
+ten-crop scored far below the centre view (measured: BENCHMARKS.md, 'CPU: this project's
+machine'). Ten-crop is kept for "small" rather than refused because these views are in the
+training distribution: it matched or beat the centre view on every run measured (tests/engine/test_tencrop.py).
 
 The net's units (`input_norm`): "mean_image" is the paper's, raw 0-255 values minus the training
 set's per-pixel mean image (data/stats.py), subtracted from the whole R-square before cropping,
@@ -43,10 +40,10 @@ conv1 55x55 there; PyTorch's convolution rounds down, so an unpadded 11x11/4 con
 same 55x55 maps as figure 2 with every window inside the image, and 30x30 = 900 crop positions
 per 256-square where 224 gives 33x33 = 1,089 (both "translations" of section 4.1).
 
-Splitting it this way moves the random work off the per-sample Python path: on this project's
-2-core CPU the per-sample torchvision v2 chain cost about 1 ms per 32 px image, more than the
-alexnet_mini forward+backward; batched it is a few tensor ops per batch, uint8 batches are 4x
-smaller to move, and on a GPU the augmentation runs there.
+Splitting it this way moves the random work off the per-sample Python path, which cost more
+than alexnet_mini's forward+backward on the CPU (BENCHMARKS.md, 'CPU: this project's machine');
+batched it is a few tensor ops per batch, uint8 batches are 4x smaller to move, and on a GPU
+the augmentation runs there.
 
 torchvision supplies resize, crops, flips and grayscale conversion (transforms.v2.functional);
 written here is what it lacks: per-image random crops and flips over a whole batch, `Lighting`
@@ -211,7 +208,8 @@ class Prepare(nn.Module):
         return f"preset={self.preset}, side={self.side}" + (f", pad={self.pad}" if self.pad else "")
 
 
-def eval_prepare(preset: str, *, size: int, channels: int, tta: str = "center", translate: int | None = None) -> Prepare:
+def eval_prepare(preset: str, *, size: int, channels: int, tta: str = "center",
+                 translate: int | None = None) -> Prepare:
     """The prepare step for evaluation, `preset` and `translate` being the run's (prep["augment"],
     prep["translate"]): the R-square, and for ten-crop the square the training crops were cut
     from (`crop_square`), so that the ten patches are positions and scales the net was trained
@@ -221,8 +219,9 @@ def eval_prepare(preset: str, *, size: int, channels: int, tta: str = "center", 
         return Prepare(preset, size, channels)
     side, pad = crop_square(preset, size, translate)
     if side + 2 * pad <= size:
-        raise UsageError(f"ten-crop takes its views where training cropped, but augment '{preset}'{' with translate 0' * (preset == 'small')} trained on the "
-                         f"whole {size}x{size} image (no crop, no margin): use tta center or flip")
+        raise UsageError("ten-crop takes its views where training cropped, but augment "
+                         f"'{preset}'{' with translate 0' * (preset == 'small')} trained on the whole {size}x{size} "
+                         "image (no crop, no margin): use tta center or flip")
     return Prepare(preset, size, channels, pad=pad)
 
 
@@ -239,7 +238,7 @@ class _Normalise(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # in place on a fresh float copy: two passes over the batch where (x.float() / 255 - mean) / std
-        # makes four (on this project's CPU 19 ms instead of 49 for 64 centre views of 224, 2026-12-01)
+        # makes four (measured: BENCHMARKS.md, 'CPU: this project's machine')
         return fresh_float(x).mul_(self.scale).add_(self.shift)
 
 
@@ -260,22 +259,22 @@ def _fit_stats(stats: Sequence[float], channels: int) -> list[float]:
 
 def random_crops(x: Tensor, size: int) -> Tensor:
     """An independent random size x size patch of every image: N,C,H,W -> N,C,size,size."""
-    n, c, h, w = x.shape
+    n, _c, h, w = x.shape
     if (h, w) == (size, size):
         return x
     oy = torch.randint(0, h - size + 1, (n,), device=x.device)
     ox = torch.randint(0, w - size + 1, (n,), device=x.device)
     if x.device.type == "cpu":
-        # a copy of each image's window: on a 2-core CPU 1 ms for 64 x 3x256x256 -> 224, where the
-        # gather took 44 ms (measured 2026-11-22); on a GPU the gather is one kernel where the
-        # loop would be n launches
+        # a copy of each image's window: far faster than the gather on the CPU (BENCHMARKS.md, 'CPU:
+        # this project's machine'); on a GPU the gather is one kernel where the loop would be n launches
         return crops_by_slicing(x, oy, ox, size)
     return crops_by_gather(x, oy, ox, size)
 
 
 def crops_by_slicing(x: Tensor, oy: Tensor, ox: Tensor, size: int) -> Tensor:
     """The patches at top-left corners (oy[i], ox[i]), one slice per image: N,C,H,W -> N,C,S,S."""
-    return torch.stack([x[i, :, y:y + size, left:left + size] for i, (y, left) in enumerate(zip(oy.tolist(), ox.tolist()))])
+    return torch.stack([x[i, :, y:y + size, left:left + size]
+                        for i, (y, left) in enumerate(zip(oy.tolist(), ox.tolist()))])
 
 
 def crops_by_gather(x: Tensor, oy: Tensor, ox: Tensor, size: int) -> Tensor:
@@ -377,7 +376,8 @@ class TrainAugment(nn.Module):
         return self.normalise(self.lighting(fresh_float(x)))  # shifted in 0-255 units, then standardised
 
     def extra_repr(self) -> str:
-        return (f"preset={self.preset}, size={self.size}, flip={self.flip}" + (f", translate={self.pad}" if self.preset == "small" else "")
+        return (f"preset={self.preset}, size={self.size}, flip={self.flip}"
+                + (f", translate={self.pad}" if self.preset == "small" else "")
                 + (", channels_last=True" if self.channels_last else ""))
 
 

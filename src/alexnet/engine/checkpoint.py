@@ -32,8 +32,9 @@ import torch
 from torch import nn
 
 from alexnet.atomic import atomic_path
-from alexnet.config import AUGMENT_PRESETS, MAX_COUNT, MAX_IMAGE_SIZE, make_config
+from alexnet.config import AUGMENT_PRESETS, make_config
 from alexnet.errors import UsageError, brief
+from alexnet.limits import MAX_COUNT, MAX_IMAGE_SIZE
 from alexnet.models import MODELS, build_model, check_input_size, first_conv
 
 FORMAT = "alexnet-checkpoint"
@@ -168,21 +169,26 @@ def check_checkpoint(ckpt: dict[str, Any], source: str | None = None) -> nn.Modu
     source = source or str(ckpt.get("path") or "checkpoint")
     missing = [key for key in DESCRIPTION if key not in ckpt]
     if missing:
-        raise UsageError(f"{source}: the checkpoint has no {missing[0]!r}: it is damaged, or not one this package wrote")
+        raise UsageError(f"{source}: the checkpoint has no {missing[0]!r}: "
+                         "it is damaged, or not one this package wrote")
     need = _needer(source)
     name, args, state = ckpt["model_name"], ckpt["model_args"], ckpt["model"]
     need("model_name", name, isinstance(name, str) and name in MODELS, f"must be one of {', '.join(MODELS)}")
-    need("model_args", args, isinstance(args, dict) and all(isinstance(k, str) and isinstance(v, (str, int, float, type(None)))
-                                                           for k, v in args.items()), "must map option names to single values")
+    single = (str, int, float, type(None))
+    need("model_args", args, isinstance(args, dict) and all(isinstance(k, str) and isinstance(v, single)
+                                                           for k, v in args.items()),
+         "must map option names to single values")
     try:
         with torch.device("meta"):
             net = build_model(name, **args)  # bounded there: classes, channels, weights in all
     except UsageError as e:
         raise UsageError(f"{source}: model_args: {e}") from None
-    need("model", state, isinstance(state, dict) and all(isinstance(k, str) for k in state), "must be a state_dict (tensors by name)")
+    need("model", state, isinstance(state, dict) and all(isinstance(k, str) for k in state),
+         "must be a state_dict (tensors by name)")
     check_state(net, state, source)
     classes = ckpt["classes"]
-    need("classes", classes, isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes), "must be a list of class names")
+    need("classes", classes, isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes),
+         "must be a list of class names")
     need("classes", classes, len(classes) == net.num_classes, f"must name the net's {net.num_classes} outputs")
     channels, size = net.input_size[0], ckpt["input_size"]
     need("input_size", size, isinstance(size, (list, tuple)) and len(size) == 3 and all(_integer(s) for s in size)
@@ -194,23 +200,29 @@ def check_checkpoint(ckpt: dict[str, Any], source: str | None = None) -> nn.Modu
         raise UsageError(f"{source}: input_size: {e}") from None
     for key, low in (("mean", -math.inf), ("std", 0.0)):  # std 0 would divide by zero
         stats = ckpt[key]
-        need(key, stats, isinstance(stats, (list, tuple)) and len(stats) in (1, 3) and all(_real(v) and v > low for v in stats),
+        need(key, stats, isinstance(stats, (list, tuple)) and len(stats) in (1, 3)
+             and all(_real(v) and v > low for v in stats),
              "must be 1 or 3 finite numbers" + (", each > 0" if low == 0 else ""))
-    need("augment", ckpt["augment"], ckpt["augment"] in AUGMENT_PRESETS, f"must be one of {', '.join(AUGMENT_PRESETS)}")
-    shift = ckpt.get("translate")  # absent before 2026-12-04: the small preset's size/8
+    need("augment", ckpt["augment"], ckpt["augment"] in AUGMENT_PRESETS,
+         f"must be one of {', '.join(AUGMENT_PRESETS)}")
+    shift = ckpt.get("translate")  # absent from older checkpoints: the small preset's size/8
     need("translate", shift, shift is None or (_integer(shift) and ckpt["augment"] == "small" and 0 <= shift < size[1]),
          f"must be the small augmentation's border in pixels, 0 to {size[1] - 1}")
     need("input_norm", ckpt.get("input_norm"), ckpt.get("input_norm") in INPUT_NORMS, "must be mean_image or channel")
     mean_image = ckpt.get("mean_image")
-    need("mean_image", mean_image, mean_image is None or (_floats(mean_image) and mean_image.ndim == 3 and mean_image.shape[0] == channels
-                                                          and size[1] <= mean_image.shape[1] == mean_image.shape[2] <= 2 * MAX_IMAGE_SIZE),
+    need("mean_image", mean_image,
+         mean_image is None or (_floats(mean_image) and mean_image.ndim == 3 and mean_image.shape[0] == channels
+                                and size[1] <= mean_image.shape[1] == mean_image.shape[2] <= 2 * MAX_IMAGE_SIZE),
          f"must be a float {channels},R,R tensor with R from {size[1]} to {2 * MAX_IMAGE_SIZE}")
     pca = ckpt.get("pca")
-    need("pca", pca, pca is None or (isinstance(pca, dict) and _floats(pca.get("eigval")) and _floats(pca.get("eigvec"))
-                                     and tuple(pca["eigval"].shape) == (channels,) and tuple(pca["eigvec"].shape) == (channels, channels)),
+    need("pca", pca,
+         pca is None or (isinstance(pca, dict) and _floats(pca.get("eigval")) and _floats(pca.get("eigvec"))
+                         and tuple(pca["eigval"].shape) == (channels,)
+                         and tuple(pca["eigvec"].shape) == (channels, channels)),
          f"must hold eigval ({channels}) and eigvec ({channels}x{channels}) float tensors")
     need("data", ckpt.get("data"), ckpt.get("data") is None or isinstance(ckpt["data"], str), "must be a dataset spec")
-    need("version", ckpt.get("version"), ckpt.get("version") is None or (_integer(ckpt["version"]) and 1 <= ckpt["version"] <= VERSION),
+    version = ckpt.get("version")
+    need("version", version, version is None or (_integer(version) and 1 <= version <= VERSION),
          f"must be 1 to {VERSION} (a newer alexnet wrote this file?)")
     if any(key in ckpt for key in TRAINING):
         _check_training(ckpt, net, source)
@@ -231,16 +243,21 @@ def _check_training(ckpt: dict[str, Any], net: nn.Module, source: str) -> None:
         raise UsageError(f"{source}: a training checkpoint without {missing[0]!r}: it is damaged")
     need = _needer(source)
     config = ckpt["config"]
-    need("config", config, isinstance(config, dict) and all(isinstance(k, str) for k in config), "must be the run's config (fields by name)")
+    need("config", config, isinstance(config, dict) and all(isinstance(k, str) for k in config),
+         "must be the run's config (fields by name)")
     for key in ("epoch", "step"):
-        need(key, ckpt[key], _integer(ckpt[key]) and 0 <= ckpt[key] <= MAX_COUNT, f"must be an integer in [0, {MAX_COUNT:,}]")
-    need("best_top1", ckpt["best_top1"], _real(ckpt["best_top1"]) and -1 <= ckpt["best_top1"] <= 1, "must be a number in [-1, 1]")
-    need("elapsed", ckpt.get("elapsed"), ckpt.get("elapsed") is None or (_real(ckpt["elapsed"]) and ckpt["elapsed"] >= 0), "must be seconds >= 0")
+        need(key, ckpt[key], _integer(ckpt[key]) and 0 <= ckpt[key] <= MAX_COUNT,
+             f"must be an integer in [0, {MAX_COUNT:,}]")
+    best = ckpt["best_top1"]
+    need("best_top1", best, _real(best) and -1 <= best <= 1, "must be a number in [-1, 1]")
+    elapsed = ckpt.get("elapsed")
+    need("elapsed", elapsed, elapsed is None or (_real(elapsed) and elapsed >= 0), "must be seconds >= 0")
     for key in ("metrics", "step_schedule", "plateau", "scaler"):
         need(key, ckpt.get(key), ckpt.get(key) is None or isinstance(ckpt[key], dict), "must be a mapping")
     conv = first_conv(net).weight
     init = ckpt.get("init_filters")
-    need("init_filters", init, init is None or (_floats(init) and init.shape == conv.shape), f"must be the first conv's {tuple(conv.shape)} kernels")
+    need("init_filters", init, init is None or (_floats(init) and init.shape == conv.shape),
+         f"must be the first conv's {tuple(conv.shape)} kernels")
     _check_optimizer(ckpt["optimizer"], net, config, need)
     rng = ckpt.get("rng")
     need("rng", rng, rng is None or isinstance(rng, dict), "must be the random-number states")
@@ -248,12 +265,15 @@ def _check_training(ckpt: dict[str, Any], net: nn.Module, source: str) -> None:
         try:  # put into fresh generators as train.restore_rng puts them into the global ones
             torch.Generator().set_state(rng["torch"])
             cuda = rng.get("cuda") or []
-            if not isinstance(cuda, list) or not all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda):
+            if not isinstance(cuda, list) or not all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8
+                                                     for s in cuda):
                 raise TypeError("cuda")
             n, p = rng["numpy"], rng["python"]
-            np.random.RandomState().set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+            keys = n["keys"].numpy().astype(np.uint32)
+            np.random.RandomState().set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
             random.Random().setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
-        except (LookupError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as e:  # NumPy: IndexError
+        # NumPy raises IndexError (a LookupError) for a short state
+        except (LookupError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as e:
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:80]
             raise UsageError(f"{source}: rng is not the random-number states this package saves ({reason})") from None
     _check_partial(ckpt.get("partial"), need)
@@ -264,7 +284,8 @@ def _check_optimizer(state: Any, net: nn.Module, config: dict[str, Any], need: A
     groups of the optimizer the run's config builds (torch's load_state_dict, on the meta device)."""
     groups = state.get("param_groups") if isinstance(state, dict) else None
     need("optimizer", state, isinstance(groups, list) and groups and isinstance(state.get("state"), dict)
-         and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups), "must be an optimizer's state_dict")
+         and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups),
+         "must be an optimizer's state_dict")
     params = list(net.parameters())
     ids = [i for g in groups for i in g["params"]]
     need("optimizer", state, all(_integer(i) for i in ids) and sorted(ids) == list(range(len(params))),
@@ -279,12 +300,15 @@ def _check_optimizer(state: Any, net: nn.Module, config: dict[str, Any], need: A
 
     built = make_optimizer(net, cfg)
     sizes, wanted = [len(g["params"]) for g in groups], [len(g["params"]) for g in built.param_groups]
-    need("optimizer", state, sizes == wanted, f"must have parameter groups of {wanted}, as its config builds; the file's are {sizes}")
+    need("optimizer", state, sizes == wanted,
+         f"must have parameter groups of {wanted}, as its config builds; the file's are {sizes}")
     # the file's ids, group by group, name the built optimizer's parameters in the same places
     param = {i: p for g, b in zip(groups, built.param_groups) for i, p in zip(g["params"], b["params"])}
     for index, entry in state["state"].items():
-        need("optimizer", state, all(not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape == param[index].shape for v in entry.values()),
-             f"state of parameter {index} must have its shape {tuple(param[index].shape)}")
+        shape = param[index].shape
+        need("optimizer", state, all(not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape == shape
+                                     for v in entry.values()),
+             f"state of parameter {index} must have its shape {tuple(shape)}")
     try:
         built.load_state_dict(state)  # on the meta device: what --resume does, without the memory
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
@@ -299,7 +323,8 @@ _PARTIAL = {
     "seconds": (lambda v: _real(v) and v >= 0, "a number >= 0"),
     "lr": (lambda v: _real(v) and v >= 0, "a number >= 0"),
     "loss_sum": (lambda v: _floats(v) and v.ndim == 0, "a float scalar tensor"),
-    "correct": (lambda v: isinstance(v, torch.Tensor) and v.ndim == 0 and not v.is_floating_point(), "an integer scalar tensor"),
+    "correct": (lambda v: isinstance(v, torch.Tensor) and v.ndim == 0 and not v.is_floating_point(),
+                "an integer scalar tensor"),
 }
 
 
@@ -350,7 +375,8 @@ def check_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
             raise UsageError(f"{source} does not fit {net.arch}: unexpected tensor {key!r}")
 
 
-def model_state(model: nn.Module, *, digest: bool = True, weights: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+def model_state(model: nn.Module, *, digest: bool = True,
+                weights: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """The part of a checkpoint that describes the model (what predict and eval need), with the
     digest of its tensors that loading verifies (`digest=False`: a dict kept in memory only).
     `weights` replace the model's own state_dict: the NumPy backend's net, described by a torch
@@ -368,9 +394,8 @@ def model_state(model: nn.Module, *, digest: bool = True, weights: dict[str, tor
 def tensor_digest(state: Mapping[str, torch.Tensor]) -> str:
     """'sha256:HEX' over each tensor's name, dtype, shape and bytes (contiguous, on the CPU), in
     sorted name order, so it does not depend on memory layout, device or the order a file lists
-    them in. Its cost, on saving and again on loading: alexnet2012's 60,965,224 weights (244 MB)
-    take 0.14 s (1.7 GB/s, median of 5 on this project's 2-core CPU, which has SHA instructions;
-    2026-12-02), against 0.69 s for torch.save of the same state_dict and 0.17 s for torch.load."""
+    them in. It costs less than torch.save of the same state (measured: BENCHMARKS.md, 'CPU: this
+    project's machine')."""
     h = hashlib.sha256()
     for key in sorted(state):
         t = state[key].detach().cpu().contiguous()
@@ -381,11 +406,11 @@ def tensor_digest(state: Mapping[str, torch.Tensor]) -> str:
 
 def check_digest(state: Mapping[str, torch.Tensor], expected: object, source: str) -> None:
     """Refuse, in one line, tensors whose digest is not the one saved with them (a damaged file).
-    A file saved before digests were (issue 16) has none and loads as it did."""
+    A file saved before digests were has none and loads as it did."""
     if expected is None:
         return
     if not isinstance(expected, str) or not expected.startswith("sha256:"):
         raise UsageError(f"{source}: digest must be 'sha256:...'; got {brief(expected)}")
     if tensor_digest(state) != expected:
-        raise UsageError(f"{source}: its tensors do not match the digest saved with them (bytes changed since it was written): "
-                         "the file is damaged")
+        raise UsageError(f"{source}: its tensors do not match the digest saved with them "
+                         "(bytes changed since it was written): the file is damaged")

@@ -17,7 +17,16 @@ import torch
 from tqdm import tqdm
 
 from alexnet.engine import distributed
-from alexnet.viz.figure import in_notebook
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (IPython's kernel app is running)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def main_process() -> bool:

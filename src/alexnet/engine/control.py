@@ -59,7 +59,8 @@ def restore_rng(state: dict[str, Any] | None) -> None:
             if i < torch.cuda.device_count():
                 torch.cuda.set_rng_state(s, i)
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
@@ -106,7 +107,8 @@ def interrupted(stop: StopRequest, run_dir: Path, where: str, saved: str = "stat
 
 def diverged(error: TrainingDiverged, run_dir: Path) -> TrainingDiverged:
     """`error` (which names the step and lr) with what was kept and what to try."""
-    kept = f"the last good checkpoint is {run_dir / 'last.pt'}" if (run_dir / "last.pt").exists() else "no checkpoint was written"
+    last = run_dir / "last.pt"
+    kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
     return TrainingDiverged(f"{error}; {kept}; lower --lr, or pass --skip-nonfinite to skip such batches")
 
 

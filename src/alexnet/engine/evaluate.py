@@ -2,11 +2,11 @@
 
 Test-time views (section 4.1): `views` turns each prepared uint8 batch into the network's input
 on the device; when that input is N,V,C,H,W (flip: V=2, ten-crop: V=10), the network's softmax
-outputs are averaged over the V views, as the paper averaged the
-predictions of its ten patches; loss and accuracy are computed on the averaged probabilities.
-A checkpoint's ten patches are cut where its training cropped (`eval_prepare`, from the saved
-`augment`): the paper's corners of the 256 square, or the small preset's corners of the image
-padded by the run's `translate` (default size/8); a run trained without crops ("none") is refused before any data is read.
+outputs are averaged over the V views, as the paper averaged the predictions of its ten patches;
+loss and accuracy are computed on the averaged probabilities. A checkpoint's ten patches are cut
+where its training cropped (`eval_prepare`, from the saved `augment`): the paper's corners of the
+256 square, or the small preset's corners of the image padded by the run's `translate`; a run
+trained without crops ("none") is refused before any data is read.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.engine.fast import autocast_for
 from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import confusion_matrix, topk_correct
+
+_CPU = torch.device("cpu")
 
 
 @torch.no_grad()
@@ -101,7 +103,7 @@ def evaluate_checkpoint(
     tta: str = "center",
     batch_size: int = 100,
     workers: int = -1,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = _CPU,
     amp: bool = False,
     strict: bool = False,
     images: int = 0,
@@ -109,11 +111,11 @@ def evaluate_checkpoint(
     calibration_images: int = 512,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint dict on a split of `data` (default: the data it was trained on, where
-    'val' is the run's holdout if it held one out and 'test' the test split), preparing images as it was trained (input size, channels, normalisation). `images` > 0
-    scores a class-balanced subset of that many (data/subset.py `take`). With `calibrate`
-    (inference/int8.py's `quantize_int8`, say) the net scored is `calibrate(net, batches)`, the
-    batches being the centre views of a class-balanced subset of `calibration_images` training
-    images, prepared as the evaluation's. Adds "data", "split", "tta" and "classes" to `evaluate`'s result."""
+    'val' is the run's holdout if it held one out), preparing images as it was trained. `images` > 0
+    scores a class-balanced subset of that many. With `calibrate` (inference/int8.py's
+    `quantize_int8`, say) the net scored is `calibrate(net, batches)` on the centre views of
+    `calibration_images` training images. Returns `evaluate`'s result with "data", "split", "tta" and
+    "classes" added."""
     from alexnet.data import open_dataset
     from alexnet.data.loader import default_workers, make_loader
     from alexnet.data.subset import hold_out, take
@@ -122,19 +124,21 @@ def evaluate_checkpoint(
 
     spec = data or ckpt.get("data")
     if not spec:
-        raise UsageError(f"{ckpt.get('path', 'these weights')} do not say what data they were trained on: give --data SPEC")
+        raise UsageError(f"{ckpt.get('path', 'these weights')} do not say what data they were trained on: "
+                         "give --data SPEC")
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
     # first, so that a ten-crop the run's preparation cannot support is refused before the data is opened
     prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta, translate=ckpt.get("translate"))
     config = ckpt.get("config") or {}
     source = open_dataset(spec, seed=int(config.get("seed", 0)), val_fraction=float(config.get("val_fraction", 0.1)))
-    if spec == ckpt.get("data"):  # the run's own data: 'val' is its holdout where it held one out, 'test' the test split
+    if spec == ckpt.get("data"):  # the run's own data: 'val' is its holdout where it held one out
         source = hold_out(source, int(config.get("holdout") or 0))
     classes = list(ckpt["classes"])
     if len(source.classes) != len(classes):
         named = ", ".join(classes[:3]) + (", ..." if len(classes) > 3 else "")
-        raise UsageError(f"{spec} has {len(source.classes)} class{'' if len(source.classes) == 1 else 'es'} but the net was trained "
-                         f"on {len(classes)}: a labelled set for it has a folder per class, named as its classes ({named})")
+        raise UsageError(f"{spec} has {len(source.classes)} class{'' if len(source.classes) == 1 else 'es'} "
+                         f"but the net was trained on {len(classes)}: a labelled set for it has a folder per class, "
+                         f"named as its classes ({named})")
     if images < 0:
         raise UsageError(f"images must be a count >= 0 (0: the whole split); got {images}")
     workers = default_workers() if workers < 0 else workers
@@ -145,12 +149,14 @@ def evaluate_checkpoint(
     part = take(source.split(split), images) if images else source.split(split)  # a class-balanced subset
     loader = make_loader(part, prepare, batch_size=batch_size, shuffle=False, workers=workers)
     if calibrate is not None:
-        model = calibrate(model.eval(), calibration_batches(source.split("train"), ckpt, calibration_images, batch_size, workers, device))
-    autocast, _ = autocast_for(device, amp)
+        batches = calibration_batches(source.split("train"), ckpt, calibration_images, batch_size, workers, device)
+        model = calibrate(model.eval(), batches)
+    autocast, _ = autocast_for(device, "auto" if amp else "fp32")
     if amp:  # weights held in the autocast dtype, not cast from float32 again at every batch
         model.to(autocast.fast_dtype)  # type: ignore[attr-defined]
     with explain_out_of_memory(batch_size, device, doing="evaluating", amp=amp):
-        result = evaluate(model, loader, device=device, num_classes=len(classes), views=views, autocast=autocast, strict=strict)
+        result = evaluate(model, loader, device=device, num_classes=len(classes), views=views, autocast=autocast,
+                          strict=strict)
     if result["n"] == 0:
         what = "no readable images" if len(source.split(split)) else "no images"
         raise UsageError(f"{spec} ({split}) has {what}: score the net on a labelled set with --data SPEC")
@@ -170,6 +176,7 @@ def calibration_batches(train: Any, ckpt: dict[str, Any], images: int, batch_siz
         raise UsageError("calibrating needs training images, and this data has none")
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
     views = EvalViews(size=size, channels=channels, tta="center", **prep_stats(ckpt)).to(device)
-    loader = make_loader(take(train, min(images, len(train))), eval_prepare(ckpt["augment"], size=size, channels=channels, tta="center"),
-                         batch_size=batch_size, shuffle=False, workers=workers)
+    prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta="center")
+    loader = make_loader(take(train, min(images, len(train))), prepare, batch_size=batch_size, shuffle=False,
+                         workers=workers)
     return (views(b.images.to(device)) for b in loader if b.labels.numel())

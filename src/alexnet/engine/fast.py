@@ -32,23 +32,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast_for(device: torch.device, enabled: bool) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler | None]:
-    """Mixed-precision context and loss scaler: bf16 where supported (no scaler needed), else fp16."""
-    if not enabled:
+def autocast_for(device: torch.device,
+                 precision: str = "auto") -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler | None]:
+    """Mixed-precision context and loss scaler for `precision`: fp32 (none), bf16, fp16 (with a
+    scaler, as fp16's range is too small for raw gradients; MPS has none), or auto: bf16 where the
+    device supports it, else fp16. Training, evaluation and the benchmark all take it from here."""
+    if precision == "fp32":
         return contextlib.nullcontext(), None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
-    dtype = torch.float16 if device.type == "mps" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype), None
+    if precision == "auto":
+        fp16 = device.type == "mps" or (device.type == "cuda" and not torch.cuda.is_bf16_supported())
+        precision = "fp16" if fp16 else "bf16"
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" and device.type != "mps" else None
+    return torch.autocast(device.type, dtype=dtype), scaler
 
 
 def switch(value: str, device: torch.device) -> bool:
     """A fast-path switch (auto, on, off) for `device`: auto is on for CUDA only.
 
     On GPUs compiled kernels are the standard fast path. On a CPU compiling costs time up front
-    (about 12 s for alexnet_simple on this project's 2-core CPU) that a short run does not win
-    back, and the compiled alexnet_mini step ran at 0.6-0.7x the eager one after 14-15 s of
-    compiling (`python benchmarks/cpu_small.py --compile`, 2026-12-03), so there it is asked for.
+    that a short run does not win back, and the compiled step ran slower than the eager one
+    (measured: BENCHMARKS.md, 'the small-image path and the ceiling'), so there it is asked for.
     """
     return value == "on" or (value == "auto" and device.type == "cuda")
 
@@ -67,18 +71,19 @@ def bf16_switch(value: str, device: torch.device) -> bool:
     """amp and channels_last (auto, on, off) for `device`: auto is on for CUDA, and on CPUs that
     compute bf16 natively (AVX512-BF16 or AMX), where the two go together.
 
-    Measured with alexnet_mini's training step (32x32, batch 128 and 256; `python
-    benchmarks/cpu_small.py`, AMD EPYC with AVX512-BF16, 2 threads, 2026-12-03): bf16 autocast
-    with channels-last ran at 2.3-2.5x the fp32 NCHW step, bf16 alone 1.15-1.17x, channels-last
-    alone 1.29-1.41x. A CPU without native bf16 (AVX2 only) runs bf16 products emulated, slower
-    than fp32, so there auto stays off: the fp32 path.
+    Together they beat either alone on such a CPU (measured: BENCHMARKS.md, 'the small-image path
+    and the ceiling'). A CPU without native bf16 emulates bf16 products, slower than fp32, so
+    there auto stays off.
     """
-    return value == "on" or (value == "auto" and (device.type == "cuda" or (device.type == "cpu" and bf16_native(device))))
+    if value != "auto":
+        return value == "on"
+    return device.type == "cuda" or (device.type == "cpu" and bf16_native(device))
 
 
 def compiled(net: nn.Module, example: torch.Tensor, autocast: contextlib.AbstractContextManager | None,
              mode: str | None = None) -> nn.Module:
-    """torch.compile(net, mode=mode), compiled now on one forward and backward of `example`; `net` if that fails.
+    """torch.compile(net, mode=mode), compiled now on one forward and backward of `example`; `net` if
+    that fails.
 
     Compiling happens on the first call; doing it here, under a forked RNG, keeps the training's
     random draws unchanged and turns a failure (no C++ compiler, an unsupported op) into a note
@@ -95,13 +100,14 @@ def compiled(net: nn.Module, example: torch.Tensor, autocast: contextlib.Abstrac
     return net
 
 
-def compile_now(net: nn.Module, first_call: Callable[[nn.Module], None], mode: str | None = None) -> tuple[nn.Module, str | None]:
-    """(torch.compile(net, mode=mode), None) compiled by `first_call(compiled)`; (net, why) if compiling fails."""
+def compile_now(net: nn.Module, first_call: Callable[[nn.Module], None],
+                mode: str | None = None) -> tuple[nn.Module, str | None]:
+    """(torch.compile(net, mode=mode), None) compiled by `first_call(compiled)`; (net, why) if it fails."""
     try:
         fast = torch.compile(net, mode=mode)
         first_call(fast)
         return fast, None
-    except Exception as e:  # noqa: BLE001 - any compiler failure (no C++ compiler, no Triton, an unsupported op)
+    except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         return net, f"{type(e).__name__}: {first}"
 
@@ -110,9 +116,9 @@ def use_cuda_graphs(cfg: TrainConfig, device: torch.device, world_size: int = 1)
     """Whether the compiled training step is replayed as CUDA graphs, and a note when cfg asked
     for graphs it cannot have.
 
-    A graph replays a whole step's kernels with one launch: at the 70,000 images/s issue 6 aims
-    for, a step of 256 images lasts under 4 ms, in which the CPU would otherwise launch every
-    kernel of the forward, the backward and the update one by one.
+    A graph replays a whole step's kernels with one launch: at the speeds a GPU is meant to reach
+    (BENCHMARKS.md, 'GPU: not measured'), a step lasts a few milliseconds, in which the CPU would
+    otherwise launch every kernel of the forward, the backward and the update one by one.
     Graphs come with compiling (mode "reduce-overhead"), need CUDA, and stay off under
     DistributedDataParallel, whose gradient all-reduce runs from hooks outside any graph.
     """
@@ -122,7 +128,8 @@ def use_cuda_graphs(cfg: TrainConfig, device: torch.device, world_size: int = 1)
         return False, None
     if possible:
         return True, None
-    why = ("they need a CUDA device" if device.type != "cuda" else "they come with compiling (--compile on)" if not compiling
+    why = ("they need a CUDA device" if device.type != "cuda"
+           else "they come with compiling (--compile on)" if not compiling
            else "DistributedDataParallel's all-reduce runs outside them" if world_size > 1
            else "a step of several micro-batches (--accum-steps) would overwrite the graphs' outputs")
     return False, f"cuda_graphs on is ignored: {why}"

@@ -1,27 +1,20 @@
 """The NumPy backend of the training loop: `alexnet train --backend numpy`.
 
-The run is the torch backend's in everything but the arithmetic. The one loop of
-engine/train.py drives it (the same config, data loaders and batch transforms, schedules,
-progress bar, metrics.jsonl, checkpoints, mid-epoch saves and pictures); what differs is who
-computes: every forward pass, backward pass and SGD update of the training, and every
-validation forward pass, is NumPy code (alexnet.scratch). torch only decodes and augments the
-batches, as it does for the torch backend, and averages the views' softmax outputs in
-`evaluate` (engine/evaluate.py), to which the NumPy net is lent as a module (`NumpyNet`).
+The run is the torch backend's in everything but the arithmetic: the one loop of engine/train.py
+drives it (config, loaders, batch transforms, schedules, metrics, checkpoints, mid-epoch saves),
+and every forward, backward and SGD update, and every validation forward, is NumPy code
+(alexnet.scratch). torch only decodes and augments the batches, and averages the views' softmax
+outputs in `evaluate`, to which the NumPy net is lent as a module (`NumpyNet`).
 
-No torch copy of the net is kept: the torch model that describes the run (its architecture,
-build arguments and checkpoint keys) is built on the meta device and holds no weights. A
-checkpoint is a torch-backend one all the same (`state`): the NumPy weights as a torch
-state_dict and the momentum buffers in torch.optim.SGD's state_dict layout, so `alexnet eval`,
-`predict`, `viz` and `export` read it as any other run, and `--resume` continues it with either
-backend (tests/engine/test_numpy_backend.py).
+The torch model that describes the run is built on the meta device and holds no weights. A
+checkpoint is a torch-backend one all the same (`state`: weights as a state_dict, momentum
+buffers in torch.optim.SGD's layout), so eval, predict, viz and export read it as any other run,
+and `--resume` continues it with either backend. Dropout masks come from a generator seeded by
+(seed, epoch) and saved in every checkpoint ("dropout_rng"), so a resumed run draws the masks the
+uninterrupted one drew.
 
-Dropout masks are drawn from a generator seeded by (seed, epoch) at each epoch's start; its
-state is saved in every checkpoint ("dropout_rng"), so a run stopped at any step and resumed
-draws the masks the uninterrupted run drew.
-
-Limits: SGD only (momentum, Nesterov, weight decay, as torch.optim.SGD), CPU only, float32 (no
-amp), one process, and the nets that have a NumPy version (alexnet_simple, alexnet_mini,
-alexnet2012) at their own input size.
+Limits: SGD only (as torch.optim.SGD), CPU only, float32, one process, and the nets that have a
+NumPy version (alexnet_simple, alexnet_mini, alexnet2012) at their own input size.
 """
 
 from __future__ import annotations
@@ -52,12 +45,14 @@ def check_numpy_config(cfg: TrainConfig) -> None:
     if cfg.amp == "on":  # auto: off, as on any CPU
         raise UsageError("the numpy backend computes in float32 only: drop --amp")
     if cfg.model not in scratch.list_models():
-        raise UsageError(f"model {cfg.model!r} has no NumPy version; the numpy backend trains: {', '.join(scratch.list_models())}")
+        raise UsageError(f"model {cfg.model!r} has no NumPy version; "
+                         f"the numpy backend trains: {', '.join(scratch.list_models())}")
     if cfg.momentum_form != "torch" or cfg.bias_lr_mult != 1 or not cfg.bias_decay:
         raise UsageError("the numpy backend's SGD is torch's form with one lr and decay for all parameters: "
                          "use --momentum-form torch --bias-lr-mult 1 --bias-decay, or --backend torch")
     if cfg.train_eval_images or cfg.stop_train_error or cfg.accum_steps > 1:
-        raise UsageError("train_eval_images, stop_train_error and accum_steps are options of the torch backend: use --backend torch")
+        raise UsageError("train_eval_images, stop_train_error and accum_steps are options of the torch backend: "
+                         "use --backend torch")
 
 
 def smoothed_cross_entropy(logits: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> tuple[float, np.ndarray]:
@@ -96,8 +91,8 @@ class NumpyBackend:
 
     autocast: contextlib.AbstractContextManager | None = None  # float32 only
 
-    def __init__(self, model: nn.Module, net: scratch.Net, opt: scratch.SGD, *, seed: int, label_smoothing: float = 0.0,
-                 optimizer_template: dict[str, Any]) -> None:
+    def __init__(self, model: nn.Module, net: scratch.Net, opt: scratch.SGD, *, seed: int,
+                 label_smoothing: float = 0.0, optimizer_template: dict[str, Any]) -> None:
         self.model, self.net, self.opt = model, net, opt
         self.seed, self.label_smoothing = seed, label_smoothing
         self.template = optimizer_template  # torch SGD state_dict of `model`: its groups, in their parameter order
@@ -146,26 +141,29 @@ class NumpyBackend:
         """The model and optimizer part of a checkpoint, as the torch backend writes them."""
         weights = {name: torch.from_numpy(w.copy()) for name, w in self.net.params.items()}
         groups = [{**g, "lr": self.opt.lr, "momentum": self.opt.momentum, "weight_decay": self.opt.weight_decay,
-                   "nesterov": self.opt.nesterov, "dampening": self.opt.dampening} for g in self.template["param_groups"]]
+                   "nesterov": self.opt.nesterov, "dampening": self.opt.dampening}
+                  for g in self.template["param_groups"]]
         names = [name for g in self.template["param_groups"] for name in g["names"]]
         state = {i: {"momentum_buffer": torch.from_numpy(self.opt.buffers[name].copy())}
                  for i, name in enumerate(names) if name in self.opt.buffers}
         for g in groups:
             g.pop("names")
-        return {**model_state(self.model, weights=weights), "optimizer": {"state": state, "param_groups": groups}, "scaler": None,
-                "dropout_rng": self.rng.bit_generator.state if self.rng is not None else None}
+        return {**model_state(self.model, weights=weights), "optimizer": {"state": state, "param_groups": groups},
+                "scaler": None, "dropout_rng": self.rng.bit_generator.state if self.rng is not None else None}
 
     def load(self, resume: dict[str, Any]) -> None:
         """Weights, momentum buffers and SGD hyper-parameters from a checkpoint (either backend's)."""
         saved = resume.get("optimizer") or {}
         groups = saved.get("param_groups") or [{}]
         if "momentum" not in groups[0] or "betas" in groups[0]:
-            raise UsageError(f"{resume['path']} was not trained with SGD; the numpy backend cannot continue its optimizer")
+            raise UsageError(f"{resume['path']} was not trained with SGD; "
+                             "the numpy backend cannot continue its optimizer")
         self.net.load_state_dict({name: t.detach().cpu().numpy() for name, t in resume["model"].items()})
         names = [name for g in self.template["param_groups"] for name in g["names"]]
         ids = [i for g in groups for i in g.get("params", [])]
         if len(ids) != len(names):
-            raise UsageError(f"{resume['path']}: its optimizer holds {len(ids)} parameters, the NumPy {self.net.arch} has {len(names)}")
+            raise UsageError(f"{resume['path']}: its optimizer holds {len(ids)} parameters, "
+                             f"the NumPy {self.net.arch} has {len(names)}")
         buffers = {}
         for i, name in zip(ids, names):
             buf = (saved.get("state") or {}).get(i, {}).get("momentum_buffer")
@@ -179,7 +177,8 @@ class NumpyBackend:
             try:
                 np.random.default_rng().bit_generator.state = saved_rng
             except (TypeError, ValueError, KeyError) as e:
-                raise UsageError(f"{resume['path']}: dropout_rng must be a NumPy PCG64 generator state ({type(e).__name__}: {e})") from None
+                raise UsageError(f"{resume['path']}: dropout_rng must be a NumPy PCG64 generator state "
+                                 f"({type(e).__name__}: {e})") from None
             self.restored = saved_rng
 
     def configure(self, group: dict[str, Any]) -> None:
@@ -209,7 +208,8 @@ def build(cfg: TrainConfig, model: nn.Module, *, device: torch.device, world: Wo
     for group, live in zip(template["param_groups"], optimizer.param_groups):
         group["names"] = [by_id[id(p)] for p in live["params"]]
     opt = scratch.SGD(net.params, lr=cfg.lr)
-    backend = NumpyBackend(model, net, opt, seed=cfg.seed, label_smoothing=cfg.label_smoothing, optimizer_template=template)
+    backend = NumpyBackend(model, net, opt, seed=cfg.seed, label_smoothing=cfg.label_smoothing,
+                           optimizer_template=template)
     backend.configure(optimizer.param_groups[0])
     if resume is not None:
         backend.load(resume)

@@ -79,7 +79,8 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     if not biases or (cfg.bias_lr_mult == 1 and cfg.bias_decay):
         return [{"params": weights + biases}]
     return [{"params": weights},
-            {"params": biases, "lr": cfg.lr * cfg.bias_lr_mult, "weight_decay": cfg.weight_decay if cfg.bias_decay else 0.0}]
+            {"params": biases, "lr": cfg.lr * cfg.bias_lr_mult,
+             "weight_decay": cfg.weight_decay if cfg.bias_decay else 0.0}]
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -87,10 +88,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg)
     first = groups[0]["params"]
     if cfg.optimizer == "adamw":
-        # one fused kernel on the CPU too: alexnet_mini's update (1.03M parameters in 16 tensors)
-        # took 0.35 ms instead of the for-loop's 2.87 ms, the same numbers (2026-12-04, 2-core
-        # EPYC), about 3% of a batch-128 step; torch's default fuses nothing on the CPU (CUDA keeps
-        # its default, foreach, which CUDA-graph capture is tested with)
+        # fused on the CPU too, where torch's default fuses nothing: the same numbers in a fraction of the time
+        # (BENCHMARKS.md, 'the recipe, int8, threads'); CUDA keeps foreach, which graph capture is tested with
         fused = True if first and first[0].device.type == "cpu" else None
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.momentum_form == "paper":

@@ -30,6 +30,8 @@ from alexnet.engine.fast import bf16_switch, switch
 from alexnet.errors import UsageError
 from alexnet.models import build_model, check_input_size
 
+_ALONE = World()  # one process: rank 0 of 1
+
 
 def open_training_data(cfg: TrainConfig) -> DataSource:
     """The dataset cfg.data names, cut to cfg.train_images / cfg.val_images; refuses an empty training split."""
@@ -63,7 +65,7 @@ class Pipeline(NamedTuple):
     train_eval: Loader | None = None  # a fixed subset of the training images, evaluated as the test is
 
 
-def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device: torch.device, world: World = World(),
+def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device: torch.device, world: World = _ALONE,
                   known: dict[str, Any] | None = None) -> Pipeline:
     """Loaders, batch transforms and the preparation record of a run; `known` is a resumed
     checkpoint, whose pixel statistics are reused rather than computed again."""
@@ -82,14 +84,16 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
                       pin_memory=pin, shard=shards[1], device=device, decode_on=decode_on)
     norm = resolved_input_norm(cfg)
     prep: dict[str, Any] = {"input_size": [channels, size, size], "mean": list(source.mean), "std": list(source.std),
-                            "augment": cfg.augment, "translate": shift, "input_norm": norm, "mean_image": None, "pca": None}
+                            "augment": cfg.augment, "translate": shift, "input_norm": norm, "mean_image": None,
+                            "pca": None}
     if norm == "mean_image" or (cfg.augment == "paper" and cfg.lighting > 0):
         stats = pixel_stats_for(train_split, prepare, known, workers=workers, decode_on=decode_on)
         prep["pca"] = {"eigval": stats.eigval, "eigvec": stats.eigvec}
         if norm == "mean_image":
             # mean/std that turn (x/255 - mean)/std into x minus the mean image's channel means: what a
             # consumer that knows only per-channel statistics (an exported file's user) can apply
-            prep.update(mean_image=stats.mean_image, mean=(stats.mean_image.mean(dim=(1, 2)) / 255).tolist(), std=[1 / 255] * channels)
+            mean = (stats.mean_image.mean(dim=(1, 2)) / 255).tolist()
+            prep.update(mean_image=stats.mean_image, mean=mean, std=[1 / 255] * channels)
     nhwc = bf16_switch(cfg.channels_last, device)  # batches laid out as the model's weights are
     stats_kw = dict(size=size, channels=channels, **prep_stats(prep))
     augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, channels_last=nhwc, pca=prep_pca(prep),
@@ -97,14 +101,16 @@ def data_pipeline(cfg: TrainConfig, model: nn.Module, source: DataSource, device
     views = EvalViews(tta="center", channels_last=nhwc, **stats_kw).to(device)
     train_eval = None
     if cfg.train_eval_images:
-        train_eval = make_loader(take(train_split, cfg.train_eval_images), prepare, batch_size=cfg.batch_size, shuffle=False,
-                                 workers=workers, seed=cfg.seed, pin_memory=pin, shard=shards[1], device=device, decode_on=decode_on)
+        train_eval = make_loader(take(train_split, cfg.train_eval_images), prepare, batch_size=cfg.batch_size,
+                                 shuffle=False, workers=workers, seed=cfg.seed, pin_memory=pin, shard=shards[1],
+                                 device=device, decode_on=decode_on)
     return Pipeline(train, val, augment, views, prep, tuple(bad), train_eval)
 
 
 def pixel_stats_for(split: Dataset, prepare: Prepare, known: dict[str, Any] | None, *, workers: int,
                     decode_on: torch.device | None = None) -> PixelStats:
-    """The training split's mean image and RGB components (data/stats.py): a resumed run's own, or computed (cached)."""
+    """The training split's mean image and RGB components (data/stats.py): a resumed run's own, or
+    computed (cached)."""
     if known is not None and known.get("pca"):
         side = prepare.side
         mean_image = known.get("mean_image")
@@ -118,14 +124,14 @@ def pixel_stats_for(split: Dataset, prepare: Prepare, known: dict[str, Any] | No
 
 
 def cached_splits(cfg: TrainConfig, source: DataSource, prepare: Prepare, workers: int, decode_on: torch.device | None,
-                  world: World = World()) -> tuple[list[Dataset], list[BadImage]]:
+                  world: World = _ALONE) -> tuple[list[Dataset], list[BadImage]]:
     """The train and val splits, image files among them decoded and prepared into memory first
     where cfg.cache_images says so (data/decoded.py), and the unreadable files met doing it.
 
     auto caches when the prepared images take at most a quarter of the memory available, in one
     process (under torchrun every process would hold its own copy)."""
     splits = [source.split("train"), source.split("val")]
-    # the files a reader skipped decoding into memory itself (a CIFAR-10 JPEG tree's), listed as the loader's are
+    # the files a reader skipped decoding into memory itself (a CIFAR-10 JPEG tree's), listed as the loader's
     known = [b for s in splits if isinstance(s, TensorImages) for b in s.bad]
     files = [s for s in splits if isinstance(s, ImageFiles)]
     if not files or cfg.cache_images == "off":
@@ -138,18 +144,19 @@ def cached_splits(cfg: TrainConfig, source: DataSource, prepare: Prepare, worker
     bad: list[BadImage] = list(known)
     for i, (name, split) in enumerate(zip(("train", "val"), splits)):
         if isinstance(split, ImageFiles):
-            splits[i] = decode_split(split, prepare, workers=workers, decode_on=decode_on, strict=cfg.strict, what=f"{name} images")
+            splits[i] = decode_split(split, prepare, workers=workers, decode_on=decode_on, strict=cfg.strict,
+                                     what=f"{name} images")
             bad += splits[i].bad  # type: ignore[attr-defined]
     return splits, bad
 
 
 def tta_pipeline(cfg: TrainConfig, source: DataSource, prep: dict[str, Any], workers: int, device: torch.device,
-                 world: World = World(), split: str = "val", tta: str | None = None) -> tuple[Loader, EvalViews]:
-    """The loader of `split` and the views of an evaluation with `tta` (default cfg.tta: flip, or the ten patches)."""
+                 world: World = _ALONE, split: str = "val", tta: str | None = None) -> tuple[Loader, EvalViews]:
+    """The loader of `split` and the views of an evaluation with `tta` (default cfg.tta)."""
     channels, size, tta = prep["input_size"][0], prep["input_size"][1], tta or cfg.tta
     views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(prep)).to(device)
-    loader = make_loader(source.split(split), eval_prepare(cfg.augment, size=size, channels=channels, tta=tta, translate=prep.get("translate")),
-                         batch_size=cfg.batch_size, shuffle=False, workers=workers, seed=cfg.seed,
-                         shard=Shard(world.rank, world.size))
+    prepare = eval_prepare(cfg.augment, size=size, channels=channels, tta=tta, translate=prep.get("translate"))
+    loader = make_loader(source.split(split), prepare, batch_size=cfg.batch_size, shuffle=False, workers=workers,
+                         seed=cfg.seed, shard=Shard(world.rank, world.size))
     return loader, views
 

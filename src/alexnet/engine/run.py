@@ -43,7 +43,8 @@ def open_run(cfg: TrainConfig, resume: dict[str, Any] | None, world: World, hold
     def choose() -> Path:
         if resume is not None:
             own = Path(resume["path"]).parent
-            saved = str((resume.get("config") or {}).get("out") or "")  # a config as saved: a folder since moved or copied
+            # the out a config saved: the folder may since have been moved or copied
+            saved = str((resume.get("config") or {}).get("out") or "")
             if not cfg.out or cfg.out == saved or Path(cfg.out).resolve() == own.resolve():
                 return hold.enter_context(claimed(resumed_run_folder(resume["path"], resume.get("config")), new=False))
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -73,11 +74,14 @@ def announce(cfg: TrainConfig, source: DataSource, where: str, run_dir: Path) ->
         log(f"a smoke run: it stops after {cfg.max_steps} step{plural(cfg.max_steps)} (--max-steps), "
             f"{cfg.max_steps * cfg.batch_size / max(n_train, 1):.2g} of an epoch of {n_train} images")
     if cfg.val_images < 0 and resolved_val_images(cfg) and n_val:
-        log(f"validating on a fixed class-balanced {n_val} val images, as a --max-steps run does; --val-images 0 takes them all")
+        log(f"validating on a fixed class-balanced {n_val} val images, as a --max-steps run does; "
+            "--val-images 0 takes them all")
     if cfg.batch_size > n_train:  # valid (each epoch is one smaller batch), but rarely what was meant
-        log(f"note: batch_size {cfg.batch_size} is larger than the {n_train} training images: each epoch is one step of {n_train}")
+        log(f"note: batch_size {cfg.batch_size} is larger than the {n_train} training images: "
+            f"each epoch is one step of {n_train}")
     if n_val == 0:
-        log(f"note: {cfg.data} has no validation images, so the epochs are not scored and no best.pt is kept; {why_no_val(cfg, source)}")
+        log(f"note: {cfg.data} has no validation images, so the epochs are not scored and no best.pt is kept; "
+            f"{why_no_val(cfg, source)}")
 
 
 def why_no_val(cfg: TrainConfig, source: DataSource) -> str:
@@ -86,9 +90,9 @@ def why_no_val(cfg: TrainConfig, source: DataSource) -> str:
     counts = np.bincount(targets, minlength=len(source.classes)) if targets else np.zeros(0)
     single = int((counts <= 1).sum())
     if cfg.data.startswith("folder:") and single:
-        return (f"{single} of its {len(source.classes)} classes have a single image, and val_fraction ({cfg.val_fraction:g}) "
-                "holds out a share of each class's images, so a class needs two to give one; give the folder a val/ split "
-                "(folder/train/CLASS, folder/val/CLASS), or more images per class")
+        return (f"{single} of its {len(source.classes)} classes have a single image, and val_fraction "
+                f"({cfg.val_fraction:g}) holds out a share of each class's images, so a class needs two to give one; "
+                "give the folder a val/ split (folder/train/CLASS, folder/val/CLASS), or more images per class")
     return "give the data a val/ split, or more images per class"
 
 
@@ -98,16 +102,18 @@ def plural(n: int) -> str:
 
 def epoch_label(cfg: TrainConfig, epoch: int) -> str:
     """"epoch 2/10", and in a --max-steps run the step limit beside it."""
-    return f"epoch {epoch}/{cfg.epochs}" + (f" (stops at step {cfg.max_steps}, --max-steps)" if cfg.max_steps else "")
+    limit = f" (stops at step {cfg.max_steps}, --max-steps)" if cfg.max_steps else ""
+    return f"epoch {epoch}/{cfg.epochs}{limit}"
 
 
-def end_epoch(run_dir: Path, metrics_log: MetricsLog | None, make_state: Callable[[dict[str, Any], float], dict[str, Any]], *,
-              epoch: int, label: str, step: int, lr: float, lr_end: float, train: dict[str, Any], val: dict[str, Any],
+def end_epoch(run_dir: Path, metrics_log: MetricsLog | None,
+              make_state: Callable[[dict[str, Any], float], dict[str, Any]], *, epoch: int, label: str, step: int,
+              lr: float, lr_end: float, train: dict[str, Any], val: dict[str, Any],
               best_top1: float) -> tuple[dict[str, Any], float]:
     """Record, checkpoint (last.pt; best.pt when val top-1 improved) and log one finished epoch.
 
-    Returns the epoch's record and the best val top-1 so far; make_state(record, best) is the checkpoint.
-    `lr` and `lr_end` are the learning rate at the epoch's first and last step (the progress bar
+    Returns the epoch's record and the best val top-1 so far; make_state(record, best) is the
+    checkpoint. `lr` and `lr_end` are the learning rate at the epoch's first and last step (the progress bar
     shows the current one). Without a `metrics_log` (a data-parallel process other than rank 0)
     nothing is written.
     """
@@ -124,19 +130,20 @@ def end_epoch(run_dir: Path, metrics_log: MetricsLog | None, make_state: Callabl
     save_checkpoint(run_dir / "last.pt", state)
     if improved:
         save_checkpoint(run_dir / "best.pt", state)
-    scored = (f"val loss {val['loss']:.4f} top1 {val['top1']:.2%} top5 {val['top5']:.2%}" if val.get("n", 1) and math.isfinite(val["loss"])
-              else "no val images")
+    scored = (f"val loss {val['loss']:.4f} top1 {val['top1']:.2%} top5 {val['top5']:.2%}"
+              if val.get("n", 1) and math.isfinite(val["loss"]) else "no val images")
     rates = f"lr {lr:.3g}" if f"{lr:.3g}" == f"{lr_end:.3g}" else f"lr {lr:.3g} -> {lr_end:.3g}"
     log(f"{label}  train loss {train['train_loss']:.4f} top1 {train['train_top1']:.2%}  {scored}  "
         f"{rates}  {train['images_per_s']:.0f} img/s  {train['seconds']:.1f} s")
     return record, best_top1
 
 
-def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, kernels: torch.Tensor, device: torch.device, *, epoch: int, step: int,
-               best_top1: float, final: dict[str, Any], train_rates: list[float], bad: list, started: float,
-               write: bool = True, first_epoch: int = 0, earlier: float = 0.0, val_images: int = -1,
+def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, kernels: torch.Tensor, device: torch.device, *,
+               epoch: int, step: int, best_top1: float, final: dict[str, Any], train_rates: list[float], bad: list,
+               started: float, write: bool = True, first_epoch: int = 0, earlier: float = 0.0, val_images: int = -1,
                test: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Draw the run's pictures, list the unreadable images (unless not `write`), and return the run's summary.
+    """Draw the run's pictures, list the unreadable images (unless not `write`), and return the run's
+    summary.
 
     `model` describes the net (its arch and classes; the NumPy backend's is on the meta device),
     `kernels` are its trained first-layer weights; `test` holds the test split's scores per view
@@ -150,7 +157,8 @@ def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, kernels: torch
         unique = {b.path: b.reason for b in bad}
         # a path that is not valid UTF-8 (Linux allows any bytes) is written as its own bytes
         with atomic_path(run_dir / "bad_images.txt") as tmp:
-            Path(tmp).write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()), encoding="utf-8", errors="surrogateescape")
+            Path(tmp).write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()), encoding="utf-8",
+                                 errors="surrogateescape")
         log(f"skipped {len(unique)} unreadable image(s); listed in {run_dir / 'bad_images.txt'}")
     return {
         "run_dir": str(run_dir),
@@ -169,7 +177,7 @@ def finish_run(cfg: TrainConfig, run_dir: Path, model: nn.Module, kernels: torch
         "bad_images": len({b.path for b in bad}),
         "val_images": val_images,
         "test": test or {},
-        "history": read_metrics(run_dir) if write else [],  # every epoch's record (metrics.jsonl), resumed sessions' too
+        "history": read_metrics(run_dir) if write else [],  # every epoch's record, resumed sessions' too
         "first_epoch": first_epoch,
         "seconds": time.perf_counter() - started,
         "total_seconds": earlier + time.perf_counter() - started,
@@ -190,15 +198,17 @@ def draw_run_pictures(run_dir: Path, model: nn.Module, kernels: torch.Tensor) ->
     towers = int(model.arch_kwargs.get("towers", model_options(model.arch).get("towers", 1)))
     k, c, h, w = weight.shape
     jobs = {
-        "curves.png": lambda path: plot_curves([(run_dir.name, read_metrics(run_dir))], path, title=f"{model.arch}: {run_dir.name}"),
-        "filters.png": lambda path: plot_filters(weight, path, towers=towers if k % towers == 0 else 1,
-                                                 title=f"{model.arch}: first-layer kernels ({k} of {h}x{w}x{c}) after training"),
+        "curves.png": lambda path: plot_curves([(run_dir.name, read_metrics(run_dir))], path,
+                                               title=f"{model.arch}: {run_dir.name}"),
+        "filters.png": lambda path: plot_filters(
+            weight, path, towers=towers if k % towers == 0 else 1,
+            title=f"{model.arch}: first-layer kernels ({k} of {h}x{w}x{c}) after training"),
     }
     for name, draw in jobs.items():
         try:
             draw(run_dir / name)
         except UsageError as e:  # a full or read-only disk: atomic.py's one line says which
             log(f"warning: {name} was not drawn: {e}")
-        except Exception as e:  # noqa: BLE001 - a failed picture must not cost the run
+        except Exception as e:
             log(f"warning: {name} was not drawn: {type(e).__name__}: {e}")
 

@@ -2,19 +2,16 @@
 
 A run folder (`runs/<model>-<data>-<date>-<time>/`, or `--out DIR`) belongs to this project:
 
-- `.alexnet-run`, a small JSON file, marks it. It is written when `alexnet train` makes the
-  folder, or adopts an empty one. `--out` at a folder that holds anything else and no marker is
-  refused, so a user's `metrics.jsonl` or `config.yaml` is never replaced. A folder of an
-  earlier version, which has no marker, is resumed in place (and marked) only when its
-  `config.yaml` is the checkpoint's own config; `--out` at one (a `config.yaml` beside a
-  `last.pt` or `best.pt`) is refused as holding a run.
-- The process that trains into it holds an exclusive `fcntl.flock` on the marker for the whole
-  run and writes its PID and host there, so a second writer (another `--out` at the same folder,
-  a `--resume` of a running run) is refused in one line naming the holder. The kernel drops the
-  lock when the holder ends, killed outright included, so a stale lock cannot block a resume.
-  `flock` also locks across machines on NFS v4 (Linux emulates it with a byte-range lock there).
-- The trainer deletes only its own leftovers: the temporary files (`atomic.py`) of the files it
-  writes (`TRAINER_FILES`), never another hidden `.NAME.XXXXXXXX.tmp` in the folder.
+- `.alexnet-run`, a small JSON file, marks it, written when `alexnet train` makes the folder or
+  adopts an empty one. `--out` at a folder that holds anything else and no marker is refused, so
+  a user's files are never replaced. An earlier version's folder (no marker) is resumed in place
+  only when its `config.yaml` is the checkpoint's own config; `--out` at one is refused.
+- The trainer holds an exclusive `fcntl.flock` on the marker for the whole run and writes its PID
+  and host there, so a second writer is refused in one line naming the holder. The kernel drops
+  the lock when the holder ends, killed or not, so a stale lock cannot block a resume (NFS v4
+  included).
+- The trainer deletes only its own leftovers: the temporary files (`atomic.py`) of
+  `TRAINER_FILES`, never another hidden `.NAME.XXXXXXXX.tmp` in the folder.
 
 `alexnet eval` and `alexnet export` read a run folder without the lock (watching a run's
 best.pt while it trains is allowed) and write only their own files, atomically.
@@ -43,7 +40,8 @@ TRAINER_FILES = ("config.yaml", "metrics.jsonl", *CHECKPOINTS, "curves.png", "fi
 
 
 def is_run_folder(folder: str | os.PathLike) -> bool:
-    """Whether `folder` is ours: it has the marker, or it is an earlier version's run (config + checkpoint)."""
+    """Whether `folder` is ours: it has the marker, or it is an earlier version's run (config and
+    checkpoint)."""
     folder = Path(folder)
     if (folder / MARKER).is_file():
         return True
@@ -76,10 +74,12 @@ def new_run_folder(out: str, name: str, root: Path = Path("runs")) -> Path:
         raise UsageError(f"--out {run} is a file, not a folder; pick a folder for the run")
     if run.is_dir() and not (run / MARKER).is_file():  # a marked folder is checked under its lock (claimed)
         if is_run_folder(run):
-            raise UsageError(f"run folder {run} already holds a run; continue it with --resume {run} or pick another --out")
+            raise UsageError(f"run folder {run} already holds a run; "
+                             f"continue it with --resume {run} or pick another --out")
         else:
             try:
-                names = sorted((p.name for p in run.iterdir()), key=lambda n: (n not in TRAINER_FILES, n))  # what a run would replace first
+                # what a run would replace first
+                names = sorted((p.name for p in run.iterdir()), key=lambda n: (n not in TRAINER_FILES, n))
             except OSError as e:
                 raise UsageError(f"cannot read --out {run}: {e.strerror or e}") from None
             if names:
@@ -94,7 +94,8 @@ def new_run_folder(out: str, name: str, root: Path = Path("runs")) -> Path:
 
 
 def resumed_run_folder(checkpoint: str | os.PathLike, config: dict | None) -> Path:
-    """The run folder that `--resume` continues: the checkpoint's own, if it is a run folder's last.pt or best.pt.
+    """The run folder that `--resume` continues: the checkpoint's own, if it is a run folder's last.pt
+    or best.pt.
 
     The folder must carry the marker, or (an earlier version's run) a config.yaml that is the
     checkpoint's own `config`. A checkpoint anywhere else (a copied `model.pt`, a `last.pt` in
@@ -105,7 +106,8 @@ def resumed_run_folder(checkpoint: str | os.PathLike, config: dict | None) -> Pa
     folder = file.parent
     if file.name not in CHECKPOINTS or not ((folder / MARKER).is_file() or _own_config(folder, config)):
         raise UsageError(f"{file} is not the last.pt or best.pt of a run folder, so resuming it would write beside "
-                         f"files that are not the run's; continue it in a new folder: alexnet train --resume {file} --out NEW_DIR")
+                         "files that are not the run's; continue it in a new folder: "
+                         f"alexnet train --resume {file} --out NEW_DIR")
     return folder
 
 
@@ -139,7 +141,8 @@ def claimed(run: Path, *, new: bool) -> Iterator[Path]:
             raise UsageError(f"run folder {run} is in use: {_holder(fd)} is training into it; "
                              "wait for it to end, or pick another --out") from None
         if new and holds_a_run(run):
-            raise UsageError(f"run folder {run} already holds a run; continue it with --resume {run} or pick another --out")
+            raise UsageError(f"run folder {run} already holds a run; "
+                             f"continue it with --resume {run} or pick another --out")
         about = {"format": "alexnet-run", "version": 1, "pid": os.getpid(), "host": socket.gethostname(),
                  "since": datetime.now().isoformat(timespec="seconds")}
         try:

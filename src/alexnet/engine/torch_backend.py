@@ -27,7 +27,8 @@ from alexnet.models import first_conv
 
 
 def forward_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, accum_steps: int = 1,
-                     autocast: contextlib.AbstractContextManager | None = None, scaler: torch.amp.GradScaler | None = None,
+                     autocast: contextlib.AbstractContextManager | None = None,
+                     scaler: torch.amp.GradScaler | None = None,
                      label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's mean loss and its logits (both detached), with the loss's gradient added into .grad.
 
@@ -55,7 +56,8 @@ def forward_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, accu
     return loss, outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
-def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                      scaler: torch.amp.GradScaler | None) -> None:
     """The update from `loss` (bench's loops): backward, then the optimizer step."""
     (scaler.scale(loss) if scaler is not None else loss).backward()
     optimizer_step(optimizer, scaler)
@@ -105,8 +107,8 @@ class TorchBackend:
         if self.cuda_graphs:  # a new step: the graphs may reuse the previous step's output memory
             torch.compiler.cudagraph_mark_step_begin()
         self.optimizer.zero_grad(set_to_none=True)
-        return forward_backward(self.net, x, y, accum_steps=self.accum_steps, autocast=self.autocast, scaler=self.scaler,
-                                label_smoothing=self.label_smoothing)
+        return forward_backward(self.net, x, y, accum_steps=self.accum_steps, autocast=self.autocast,
+                                scaler=self.scaler, label_smoothing=self.label_smoothing)
 
     def update(self, lrs: Sequence[float] | None) -> None:
         """One optimizer step from the held gradients, each group at its rate in `lrs` (None: as set)."""
@@ -136,9 +138,11 @@ def build(cfg: TrainConfig, model: nn.Module, *, device: torch.device, world: Wo
     if bf16_switch(cfg.channels_last, device):
         model.to(memory_format=torch.channels_last)
     # what trains: DDP averages the gradients of the processes after each backward
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if world.size > 1 else model
+    net = model
+    if world.size > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(model, cfg)
-    autocast, scaler = autocast_for(device, bf16_switch(cfg.amp, device))
+    autocast, scaler = autocast_for(device, "auto" if bf16_switch(cfg.amp, device) else "fp32")
     graphs, graphs_note = use_cuda_graphs(cfg, device, world.size)
     if graphs_note:
         log(graphs_note)

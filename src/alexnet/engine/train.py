@@ -4,23 +4,15 @@ The paper's recipe (section 5): SGD with momentum 0.9 and weight decay 0.0005 on
 learning rate 0.01 divided by 10 when the validation error stopped improving (three times in
 all). Other recipes (cosine, one-cycle, AdamW, label smoothing) are options of the same loop.
 
-This is the one training loop. It drives a `Backend`, which computes: the torch backend
-(engine/torch_backend.py: the net on its device, its optimizer, the fast path, DDP) or the NumPy
-backend (engine/numpy_backend.py: the from-scratch nets of alexnet.scratch). The learning rate is
-a plain function of the step and of the plateau state (engine/optim.py `learning_rates`), set
-on the backend at every step. Around the loop: the run's data (engine/pipeline.py), its folder
-(engine/run.py), signals, RNG states and divergence (engine/control.py), checkpoints
-(engine/checkpoint.py) and validation (engine/evaluate.py).
+This is the one training loop. It drives a `Backend`, which computes: torch's
+(engine/torch_backend.py) or the from-scratch NumPy nets' (engine/numpy_backend.py), and sets its
+learning rate at every step from the step and the plateau state (engine/optim.py
+`learning_rates`). Around the loop: the run's data (engine/pipeline.py), its folder
+(engine/run.py), signals, RNG states and divergence (engine/control.py, docs/reliability.md),
+checkpoints (engine/checkpoint.py) and validation (engine/evaluate.py).
 
 Data flows one way: dataset -> transforms -> loader -> model -> this engine -> the run folder
 (config.yaml, metrics.jsonl, tb/, last.pt, best.pt, bad_images.txt), which eval and predict read.
-
-Reliability (docs/reliability.md): every checkpoint holds the RNG states of torch, NumPy and
-`random`, and the data order is a function of (seed, epoch), so on the CPU with --deterministic a
-resumed run ends bit for bit where the uninterrupted one does. SIGINT/SIGTERM finish the current
-step and save last.pt with the epoch's progress ("partial": batches done, running sums), which
---resume continues from the next batch; with either backend. A NaN/inf loss stops the run
-(TrainingDiverged) before the update, or with --skip-nonfinite that batch is skipped and counted.
 """
 
 from __future__ import annotations
@@ -39,9 +31,18 @@ from alexnet.config import TrainConfig, save_config, to_dict
 from alexnet.data.loader import note_bad, set_epoch
 from alexnet.engine import distributed, numpy_backend, torch_backend
 from alexnet.engine.checkpoint import check_resumable, load_checkpoint, save_checkpoint
-from alexnet.engine.console import log, progress as progress_bar
-from alexnet.engine.control import (StopRequest, diverged, interrupted, refuse_nonfinite, restore_rng, rng_state,
-                                    seed_everything, stop_on_signals)
+from alexnet.engine.console import log
+from alexnet.engine.console import progress as progress_bar
+from alexnet.engine.control import (
+    StopRequest,
+    diverged,
+    interrupted,
+    refuse_nonfinite,
+    restore_rng,
+    rng_state,
+    seed_everything,
+    stop_on_signals,
+)
 from alexnet.engine.distributed import World
 from alexnet.engine.evaluate import evaluate
 from alexnet.engine.fast import bf16_switch, resolve_device
@@ -113,7 +114,8 @@ def train_one_epoch(
     loss_sum = part["loss_sum"].to(device) if "loss_sum" in part else torch.zeros((), device=device)
     correct = part["correct"].to(device) if "correct" in part else torch.zeros((), dtype=torch.long, device=device)
     images, step = int(part.get("images", 0)), start_step
-    done, nonfinite, earlier = int(part.get("batches", 0)), int(part.get("nonfinite", 0)), float(part.get("seconds", 0.0))
+    done, nonfinite = int(part.get("batches", 0)), int(part.get("nonfinite", 0))
+    earlier = float(part.get("seconds", 0.0))
     total, batches, cut, used_lr = len(loader), 0, None, None  # type: ignore[arg-type]
     bad = [] if bad is None else bad
     started = time.perf_counter()
@@ -155,7 +157,8 @@ def train_one_epoch(
             break
     bar.close()
     if distributed.active():  # the epoch's figures over all processes' images
-        total_sums = distributed.sum_across(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(images), device=device)]))
+        counted = torch.tensor(float(images), device=device)
+        total_sums = distributed.sum_across(torch.stack([loss_sum.float(), correct.float(), counted]))
         loss_sum, correct, images = total_sums[0], total_sums[1].long(), int(total_sums[2])
     seconds = earlier + time.perf_counter() - started
     out = {
@@ -166,8 +169,9 @@ def train_one_epoch(
         "images_per_s": images / seconds if seconds > 0 else 0.0,
         "step": step,
         "lr_last": used_lr,  # the lr of the epoch's last step (None: no step)
-        "partial": None if cut is None else {"batches": cut, "loss_sum": loss_sum.detach().cpu(), "correct": correct.detach().cpu(),
-                                             "images": images, "nonfinite": nonfinite, "seconds": seconds},
+        "partial": None if cut is None else {"batches": cut, "loss_sum": loss_sum.detach().cpu(),
+                                             "correct": correct.detach().cpu(), "images": images,
+                                             "nonfinite": nonfinite, "seconds": seconds},
     }
     if skip_nonfinite:
         out["nonfinite"] = nonfinite
@@ -194,7 +198,8 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
 def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
          on_epoch: Callable[[dict[str, Any]], None] | None, hold: contextlib.ExitStack) -> dict[str, Any]:
     if cfg.batch_size % world.size:
-        raise UsageError(f"batch_size {cfg.batch_size} (the global batch) does not divide among {world.size} processes")
+        raise UsageError(f"batch_size {cfg.batch_size} (the global batch) does not divide among "
+                         f"{world.size} processes")
     seed_everything(cfg.seed, cfg.deterministic)
     resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
     if resume is not None:
@@ -204,20 +209,25 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     with torch.device("meta") if cfg.backend == "numpy" else contextlib.nullcontext():
         model = build_for_data(cfg, source)
     if resume is not None and (resume["model_name"] != cfg.model or list(resume["classes"]) != list(source.classes)):
-        raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; it cannot resume this config")
+        raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; "
+                         "it cannot resume this config")
     pipe = data_pipeline(cfg, model, source, device, world, known=resume)
     train_loader, val_loader, prep = pipe.train, pipe.val, pipe.prep
     if len(train_loader) == 0:  # data-parallel drops the last incomplete global batch
-        raise UsageError(f"{cfg.data}: {len(source.split('train'))} training images make no full batch of {cfg.batch_size}")
-    backend = BACKENDS[cfg.backend](cfg, model, device=device, world=world, resume=resume, input_size=tuple(prep["input_size"]),
-                                    micro_batch=-(-train_loader.batch_size // cfg.accum_steps))  # the size each forward sees
+        raise UsageError(f"{cfg.data}: {len(source.split('train'))} training images make no full batch "
+                         f"of {cfg.batch_size}")
+    micro_batch = -(-train_loader.batch_size // cfg.accum_steps)  # the size each forward sees
+    backend = BACKENDS[cfg.backend](cfg, model, device=device, world=world, resume=resume,
+                                    input_size=tuple(prep["input_size"]), micro_batch=micro_batch)
     # the first layer's kernels as initialised, kept in every checkpoint (35 k numbers for
     # alexnet2012) so `alexnet viz filters --before-after RUN` can show what training made of them
     init_filters = backend.first_kernels() if resume is None else resume.get("init_filters")
     amp = bf16_switch(cfg.amp, device)
 
     steps_per_epoch = max(1, len(train_loader))
-    total_steps = cfg.epochs * steps_per_epoch if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total_steps = min(cfg.max_steps, total_steps)
     plateau = Plateau() if cfg.schedule == "plateau" else None
     epoch, step, best_top1 = 0, 0, -1.0
     first_epoch, earlier = 0, 0.0  # where this session starts, and the seconds the run took before it
@@ -228,12 +238,15 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         first_epoch, earlier = epoch, float(resume.get("elapsed") or 0.0)
         if plateau is not None:
             groups = (resume.get("optimizer") or {}).get("param_groups") or [{}]
-            plateau = plateau_from(resume.get("plateau"), base=backend.bases[0], saved_lr=groups[0].get("lr"), source=str(resume["path"]))
+            plateau = plateau_from(resume.get("plateau"), base=backend.bases[0], saved_lr=groups[0].get("lr"),
+                                   source=str(resume["path"]))
         if epoch >= cfg.epochs:
-            raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; pass a larger --epochs to continue")
+            raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; "
+                             "pass a larger --epochs to continue")
 
     def lr_at(at: int) -> list[float]:  # each group's lr at global step `at`, under the plateau state now
-        return learning_rates(cfg, backend.bases, at, plateau, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+        return learning_rates(cfg, backend.bases, at, plateau, total_steps=total_steps,
+                              steps_per_epoch=steps_per_epoch)
 
     run_dir = open_run(cfg, resume, world, hold)
     if resume is not None:
@@ -254,7 +267,8 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
             group["lr"] = lr  # the next step's, as a torch scheduler leaves it
         return {
             **state, **prep, "classes": list(source.classes), "data": cfg.data,
-            "step_schedule": None,  # the lr is a function of the step (and of "plateau"); older checkpoints held a LambdaLR's state
+            # the lr is a function of the step (and of "plateau"); older checkpoints held a LambdaLR's state
+            "step_schedule": None,
             "plateau": asdict(plateau) if plateau is not None else None,
             "epoch": epoch, "step": step, "best_top1": best_top1, "config": to_dict(cfg), "metrics": metrics,
             "init_filters": init_filters, "rng": rng_state(), "partial": partial,
@@ -277,31 +291,38 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
                 lr = float(partial["lr"]) if partial else lr_at(step)[0]
                 backend.begin_epoch(epoch)
                 train = train_one_epoch(
-                    backend, train_loader, device=device, augment=pipe.augment, lr=lr_at, max_steps=cfg.max_steps, start_step=step,
-                    strict=cfg.strict, bad=bad, progress=epoch_label(cfg, epoch + 1), stop=stop, skip_nonfinite=cfg.skip_nonfinite,
-                    partial=partial,
+                    backend, train_loader, device=device, augment=pipe.augment, lr=lr_at, max_steps=cfg.max_steps,
+                    start_step=step, strict=cfg.strict, bad=bad, progress=epoch_label(cfg, epoch + 1), stop=stop,
+                    skip_nonfinite=cfg.skip_nonfinite, partial=partial,
                 )
                 step, partial, lr_end = train.pop("step"), train.pop("partial"), train.pop("lr_last")
                 if partial is not None:  # stopped by a signal mid-epoch: save the progress, epoch not counted
                     if world.main:
                         save_checkpoint(run_dir / "last.pt", checkpoint(record, best_top1, {**partial, "lr": lr}))
-                    raise interrupted(stop, run_dir, f"at step {step} (epoch {epoch + 1}, batch {partial['batches']} of {len(train_loader)})")
+                    position = f"at step {step} (epoch {epoch + 1}, batch {partial['batches']} of {len(train_loader)})"
+                    raise interrupted(stop, run_dir, position)
                 train_rates.append(train["images_per_s"])
-                val = score(backend, val_loader, pipe.views, cfg, device, len(source.classes), progress=f"validating epoch {epoch + 1}")
+                val = score(backend, val_loader, pipe.views, cfg, device, len(source.classes),
+                            progress=f"validating epoch {epoch + 1}")
                 bad.extend(val["bad"])
-                if pipe.train_eval is not None:  # the training images as the test sees them: no augmentation, no dropout
+                # the training images as the test sees them: no augmentation, no dropout
+                if pipe.train_eval is not None:
                     clean = score(backend, pipe.train_eval, pipe.views, cfg, device, len(source.classes))
                     train.update(train_eval_loss=clean["loss"], train_eval_top1=clean["top1"])
                 epoch += 1
                 if plateau is not None:
                     plateau = plateau_after(plateau, val["top1"], cfg)
-                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch, label=epoch_label(cfg, epoch), step=step, lr=lr,
-                                              lr_end=lr if lr_end is None else lr_end, train=train, val=val, best_top1=best_top1)
+                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch,
+                                              label=epoch_label(cfg, epoch), step=step, lr=lr,
+                                              lr_end=lr if lr_end is None else lr_end, train=train, val=val,
+                                              best_top1=best_top1)
                 if on_epoch is not None:
                     on_epoch(record)
                 if reached(cfg, record):
-                    log(f"training error {1 - record['train_top1']:.2%} is at or below stop_train_error {cfg.stop_train_error:.2%}: stopping after epoch {epoch}")
-                if distributed.agree(torch.zeros(()), bool(stop))[1] and epoch < cfg.epochs:  # a signal came during validation or saving
+                    log(f"training error {1 - record['train_top1']:.2%} is at or below stop_train_error "
+                        f"{cfg.stop_train_error:.2%}: stopping after epoch {epoch}")
+                # a signal came during validation or saving
+                if distributed.agree(torch.zeros(()), bool(stop))[1] and epoch < cfg.epochs:
                     raise interrupted(stop, run_dir, f"after epoch {epoch}")
     except TrainingDiverged as e:
         raise diverged(e, run_dir) from None
@@ -317,24 +338,28 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
         log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
     test: dict[str, Any] = {}
     test_split = source.split("test")
-    if test_split is not source.split("val") and len(test_split):  # validated on a holdout: the test split, scored once
+    # validated on a holdout: the test split, scored once
+    if test_split is not source.split("val") and len(test_split):
         for view in dict.fromkeys(("center", cfg.tta)):
-            loader, views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device, world, split="test", tta=view)
+            loader, views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device, world, split="test",
+                                         tta=view)
             scored = score(backend, loader, views, cfg, device, len(source.classes))
             test[view] = {k: scored[k] for k in ("top1", "top5", "loss")}
-            log(f"test split ({len(test_split)} images, scored once) with {view}: top1 {scored['top1']:.2%} top5 {scored['top5']:.2%}")
-    return finish_run(cfg, run_dir, model, backend.first_kernels(), device, epoch=epoch, step=step, best_top1=best_top1, final=final,
-                      train_rates=train_rates, bad=bad, started=started, write=world.main, first_epoch=first_epoch,
-                      earlier=earlier, val_images=n_val, test=test)
+            log(f"test split ({len(test_split)} images, scored once) with {view}: "
+                f"top1 {scored['top1']:.2%} top5 {scored['top5']:.2%}")
+    return finish_run(cfg, run_dir, model, backend.first_kernels(), device, epoch=epoch, step=step, best_top1=best_top1,
+                      final=final, train_rates=train_rates, bad=bad, started=started, write=world.main,
+                      first_epoch=first_epoch, earlier=earlier, val_images=n_val, test=test)
 
 
-def score(backend: Backend, loader: Iterable, views: Callable[[torch.Tensor], torch.Tensor], cfg: TrainConfig, device: torch.device,
-          num_classes: int, progress: str = "") -> dict[str, Any]:
+def score(backend: Backend, loader: Iterable, views: Callable[[torch.Tensor], torch.Tensor], cfg: TrainConfig,
+          device: torch.device, num_classes: int, progress: str = "") -> dict[str, Any]:
     """`evaluate` of the backend's net on `loader`'s batches through `views`."""
-    return evaluate(backend.eval_model, loader, device=device, num_classes=num_classes, views=views, autocast=backend.autocast,
-                    strict=cfg.strict, progress=progress)
+    return evaluate(backend.eval_model, loader, device=device, num_classes=num_classes, views=views,
+                    autocast=backend.autocast, strict=cfg.strict, progress=progress)
 
 
 def reached(cfg: TrainConfig, record: dict[str, Any]) -> bool:
     """Whether the last epoch's running training error is at or below cfg.stop_train_error (when set)."""
-    return bool(cfg.stop_train_error) and "train_top1" in record and 1 - float(record["train_top1"]) <= cfg.stop_train_error
+    return (bool(cfg.stop_train_error) and "train_top1" in record
+            and 1 - float(record["train_top1"]) <= cfg.stop_train_error)

@@ -56,9 +56,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alexnet.config import MAX_IMAGE_SIZE
-from alexnet.data.limits import MiB, Refused, read_regular
 from alexnet.errors import UsageError
+from alexnet.limits import MAX_IMAGE_SIZE, MiB, Refused, read_regular
 from alexnet.models import build_model
 
 CAFFE_ARGS: dict[str, Any] = {"lrn_k": 1.0, "lrn_per_tower": False}  # alexnet2012 computing Caffe's LRN
@@ -68,7 +67,9 @@ MEAN_FILE = "imagenet_mean.binaryproto"  # its name in caffe_ilsvrc12.tar.gz (da
 LAYERS = {"conv1": "features.conv1", "conv2": "features.conv2", "conv3": "features.conv3", "conv4": "features.conv4",
           "conv5": "features.conv5", "fc6": "classifier.fc6", "fc7": "classifier.fc7", "fc8": "classifier.fc8"}
 # V1LayerParameter.LayerType numbers (caffe.proto) of the layers a message may name
-V1_TYPES = {4: "Convolution", 5: "Data", 6: "Dropout", 14: "InnerProduct", 15: "LRN", 17: "Pooling", 18: "ReLU", 20: "Softmax"}
+V1_TYPES = {
+    4: "Convolution", 5: "Data", 6: "Dropout", 14: "InnerProduct", 15: "LRN", 17: "Pooling", 18: "ReLU", 20: "Softmax"
+}
 # alexnet2012's weights are 244 MB as float32 (1,000 classes); a snapshot with its diffs twice that
 MODEL_BYTES = 1024 * MiB
 MEAN_BYTES = 64 * MiB  # Caffe's ImageNet mean is 786 KB (3x256x256 floats)
@@ -158,7 +159,10 @@ def _fields(buf: bytes, start: int, end: int, wires: dict[int, tuple[int, ...]],
         number, wire, value, pos = _field(buf, pos, end)
         if number in wires:
             if wire not in wires[number]:
-                raise _Malformed(f"{what} field {number} at byte {at:,} has wire type {wire}, caffe.proto gives it {wires[number][0]}")
+                raise _Malformed(
+                    f"{what} field {number} at byte {at:,} has wire type {wire}, "
+                    f"caffe.proto gives it {wires[number][0]}"
+                )
             found[number].append(value)
     return found
 
@@ -174,7 +178,9 @@ def _packed(buf: bytes, span: tuple[int, int], dtype: str) -> np.ndarray:
     """A packed run of little-endian floats or doubles (a view of `buf`)."""
     width = np.dtype(dtype).itemsize
     if (span[1] - span[0]) % width:
-        raise _Malformed(f"packed values at byte {span[0]:,}: {span[1] - span[0]:,} bytes are not whole {width}-byte numbers")
+        raise _Malformed(
+            f"packed values at byte {span[0]:,}: {span[1] - span[0]:,} bytes are not whole {width}-byte numbers"
+        )
     return np.frombuffer(buf, dtype=dtype, count=(span[1] - span[0]) // width, offset=span[0])
 
 
@@ -206,19 +212,29 @@ def _blob(buf: bytes, start: int, end: int, what: str) -> CaffeBlob:
             (floats if number == 5 else doubles).append(_packed(buf, value, "<f4" if number == 5 else "<f8"))
         elif (number, wire) in ((5, 5), (8, 1)):
             key = number << 3 | wire
-            run, after = _unpacked_run(buf, at, end, key, "<f4" if number == 5 else "<f8") if buf[at] == key else (None, at)
+            run, after = (
+                _unpacked_run(buf, at, end, key, "<f4" if number == 5 else "<f8") if buf[at] == key else (None, at)
+            )
             if run is None or not run.size:  # a key written in more bytes than it needs: this one value alone
                 run, after = _packed(buf, value, "<f4" if number == 5 else "<f8"), pos
             (floats if number == 5 else doubles).append(run)
             pos = after
         elif number in (1, 2, 3, 4, 5, 7, 8):
-            raise _Malformed(f"{what} field {number} at byte {at:,} has wire type {wire}, which caffe.proto does not give it")
+            raise _Malformed(
+                f"{what} field {number} at byte {at:,} has wire type {wire}, which caffe.proto does not give it"
+            )
     if any(d < 0 for d in [*legacy.values(), *dims]):
         raise _Malformed(f"{what} at byte {start:,} has a negative dimension")
     shape = tuple(legacy.get(i, 0) for i in (1, 2, 3, 4)) if legacy else tuple(dims)
-    values = np.concatenate(doubles).astype(np.float32) if doubles else np.concatenate(floats) if floats else np.zeros(0, np.float32)
+    values = (
+        np.concatenate(doubles).astype(np.float32) if doubles
+        else np.concatenate(floats) if floats
+        else np.zeros(0, np.float32)
+    )
     if values.size != math.prod(shape):
-        raise _Malformed(f"{what} at byte {start:,} holds {values.size:,} values, its shape {shape} says {math.prod(shape):,}")
+        raise _Malformed(
+            f"{what} at byte {start:,} holds {values.size:,} values, its shape {shape} says {math.prod(shape):,}"
+        )
     return CaffeBlob(shape, bool(legacy), values)
 
 
@@ -238,8 +254,10 @@ def _dims(buf: bytes, span: tuple[int, int]) -> list[int]:
 
 def _layers(buf: bytes) -> list[CaffeLayer]:
     """Every layer of a serialized NetParameter, in file order."""
-    net = _fields(buf, 0, len(buf), {1: (2,), 2: (2,), 3: (2,), 4: (0, 2), 5: (0,), 6: (2,), 7: (0,), 8: (2,), 100: (2,)},
-                  "NetParameter")
+    net = _fields(
+        buf, 0, len(buf), {1: (2,), 2: (2,), 3: (2,), 4: (0, 2), 5: (0,), 6: (2,), 7: (0,), 8: (2,), 100: (2,)},
+        "NetParameter",
+    )
     if net[2] and net[100]:  # as Caffe's UpgradeV1Net refuses it (src/caffe/util/upgrade_proto.cpp)
         raise _Malformed("it holds both 'layer' and 'layers' (V1) fields, which Caffe refuses as inconsistent")
     layers = []
@@ -247,7 +265,9 @@ def _layers(buf: bytes) -> list[CaffeLayer]:
         f = _fields(buf, *span, {1: (2,), 2: (2,), 7: (2,)}, "LayerParameter")
         name = _text(buf, f[1][-1], "a layer name") if f[1] else ""
         kind = _text(buf, f[2][-1], f"layer {name!r}'s type") if f[2] else ""
-        layers.append(CaffeLayer(name, kind, tuple(_blob(buf, *b, f"layer {name or '(unnamed)'}'s blob {i}") for i, b in enumerate(f[7]))))
+        layers.append(CaffeLayer(
+            name, kind, tuple(_blob(buf, *b, f"layer {name or '(unnamed)'}'s blob {i}") for i, b in enumerate(f[7]))
+        ))
     for span in net[2]:  # V1LayerParameter
         f = _fields(buf, *span, {1: (2,), 4: (2,), 5: (0,), 6: (2,)}, "V1LayerParameter")
         if f[1] and not f[4]:
@@ -255,7 +275,9 @@ def _layers(buf: bytes) -> list[CaffeLayer]:
                              "tools/upgrade_net_proto_binary")
         name = _text(buf, f[4][-1], "a layer name") if f[4] else ""
         kind = V1_TYPES.get(f[5][-1], f"V1 type {f[5][-1]}") if f[5] else ""
-        layers.append(CaffeLayer(name, kind, tuple(_blob(buf, *b, f"layer {name or '(unnamed)'}'s blob {i}") for i, b in enumerate(f[6]))))
+        layers.append(CaffeLayer(
+            name, kind, tuple(_blob(buf, *b, f"layer {name or '(unnamed)'}'s blob {i}") for i, b in enumerate(f[6]))
+        ))
     return layers
 
 
@@ -316,7 +338,10 @@ def read_mean_image(path: str | os.PathLike) -> Tensor:
     blob = read_binaryproto(path)
     shape = blob.shape[next((i for i, d in enumerate(blob.shape) if d != 1), len(blob.shape)):]  # leading 1s dropped
     if len(shape) != 3 or shape[0] != 3 or shape[1] != shape[2] or not 227 <= shape[1] <= 2 * MAX_IMAGE_SIZE:
-        raise UsageError(f"Caffe mean file {path}: shape {blob.shape} is not a 3xRxR BGR image with R from 227 to {2 * MAX_IMAGE_SIZE}")
+        raise UsageError(
+            f"Caffe mean file {path}: shape {blob.shape} is not a 3xRxR BGR image "
+            f"with R from 227 to {2 * MAX_IMAGE_SIZE}"
+        )
     mean = torch.from_numpy(blob.values.astype(np.float32)).reshape(shape).flip(0).contiguous()  # 3,R,R RGB
     if not bool(torch.isfinite(mean).all()):
         raise UsageError(f"Caffe mean file {path}: it holds values that are not finite numbers")
@@ -348,7 +373,9 @@ def alexnet_state(layers: dict[str, CaffeLayer], source: str) -> tuple[dict[str,
         with torch.device("meta"):
             wanted = build_model("alexnet2012", **args).state_dict()
     except UsageError as e:
-        raise UsageError(f"Caffe model {source}: layer fc8 has shape {fc8.blobs[0].shape if fc8 else None}: {e}") from None
+        raise UsageError(
+            f"Caffe model {source}: layer fc8 has shape {fc8.blobs[0].shape if fc8 else None}: {e}"
+        ) from None
     state: dict[str, Tensor] = {}
     for name, prefix in LAYERS.items():
         layer = layers.get(name)
@@ -356,9 +383,13 @@ def alexnet_state(layers: dict[str, CaffeLayer], source: str) -> tuple[dict[str,
             continue
         kind = "Convolution" if name.startswith("conv") else "InnerProduct"
         if layer.type != kind:
-            raise UsageError(f"Caffe model {source}: layer {name} is a {layer.type or 'typeless'} layer, bvlc_alexnet's is {kind}")
+            raise UsageError(
+                f"Caffe model {source}: layer {name} is a {layer.type or 'typeless'} layer, bvlc_alexnet's is {kind}"
+            )
         if len(layer.blobs) != 2:
-            raise UsageError(f"Caffe model {source}: layer {name} holds {len(layer.blobs)} blobs, not its weights and bias")
+            raise UsageError(
+                f"Caffe model {source}: layer {name} holds {len(layer.blobs)} blobs, not its weights and bias"
+            )
         for blob, part in zip(layer.blobs, ("weight", "bias")):
             want = tuple(wanted[f"{prefix}.{part}"].shape)
             if not _fits(blob, want):
@@ -385,7 +416,10 @@ def caffe_alexnet2012(path: str | os.PathLike, mean_file: str | os.PathLike | No
     if mean_file is not None:
         image = read_mean_image(mean_file)  # 3,R,R RGB, 0-255
         prep.update(input_norm="mean_image", mean_image=image, mean=(image.mean(dim=(1, 2)) / 255).tolist())
-        note = f"{path}: inputs in Caffe's units, 0-255 minus the mean image of {mean_file} ({'x'.join(map(str, image.shape))})"
+        note = (
+            f"{path}: inputs in Caffe's units, 0-255 minus the mean image of {mean_file} "
+            f"({'x'.join(map(str, image.shape))})"
+        )
     else:
         prep.update(input_norm="channel", mean_image=None, mean=[m / 255 for m in reversed(CAFFE_BGR_MEAN)])
         note = (f"{path}: inputs in Caffe's units, 0-255 minus its per-channel ImageNet mean (B,G,R "

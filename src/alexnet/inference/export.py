@@ -26,10 +26,10 @@ from torch import nn
 from alexnet.atomic import atomic_path
 from alexnet.data.transforms import five_crops, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
-from alexnet.inference.weights import INPUT_PREFIX, as_checkpoint, save_safetensors
 from alexnet.errors import UsageError
+from alexnet.inference import FORMATS
+from alexnet.inference.weights import INPUT_PREFIX, as_checkpoint, save_safetensors
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".ts.pt", "safetensors": ".safetensors"}
 ONNX_TOLERANCE = 1e-4  # largest absolute logit difference accepted between onnxruntime and PyTorch
 CHECK_BATCH = 3  # random inputs per check; not 1 or 2, so a batch size baked into the graph shows up
 
@@ -46,7 +46,9 @@ class SubtractMean(nn.Module):
     def __init__(self, net: nn.Module, mean_image: torch.Tensor, size: int) -> None:
         super().__init__()
         self.net = net
-        self.register_buffer("mean", five_crops(torch.as_tensor(mean_image, dtype=torch.float32), size)[4].contiguous()[None])  # 1,C,S,S
+        self.register_buffer(  # 1,C,S,S
+            "mean", five_crops(torch.as_tensor(mean_image, dtype=torch.float32), size)[4].contiguous()[None]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x - self.mean)
@@ -114,9 +116,11 @@ def _torchscript(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any
 def write_onnx(net: nn.Module, x: torch.Tensor, path: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
     """`net` as an ONNX file (opset 17, batch size free) traced on `x` N,C,S,S; `info` in its metadata_props."""
     try:
-        import onnx  # noqa: F401  (torch's exporter needs it)
+        import onnx
     except ImportError:
-        raise UsageError("ONNX export needs the onnx package: pip install onnx (and onnxruntime to check the file)") from None
+        raise UsageError(
+            "ONNX export needs the onnx package: pip install onnx (and onnxruntime to check the file)"
+        ) from None
     with warnings.catch_warnings():  # the TorchScript-based exporter announces its deprecation
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (x,), path, input_names=["images"], output_names=["logits"], opset_version=17,
@@ -132,7 +136,9 @@ def _check_onnx(path: Path, x: torch.Tensor, expected: torch.Tensor) -> dict[str
     try:
         import onnxruntime
     except ImportError:
-        return {"checker": None, "note": "onnxruntime is not installed: the file was not checked (pip install onnxruntime)"}
+        return {
+            "checker": None, "note": "onnxruntime is not installed: the file was not checked (pip install onnxruntime)"
+        }
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], {"images": x.numpy()})[0]
     diff = float((torch.from_numpy(got) - expected).abs().max())
@@ -149,7 +155,10 @@ def _check_torchscript(path: Path, x: torch.Tensor, expected: torch.Tensor) -> d
         diff = float((loaded(x) - expected).abs().max())
     if not diff <= ONNX_TOLERANCE:
         raise UsageError(f"{path}: the TorchScript module's logits differ from the model's by {diff:.2e}")
-    return {"checker": f"torch.jit {torch.__version__}", "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE, "inputs": list(x.shape)}
+    return {
+        "checker": f"torch.jit {torch.__version__}", "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE,
+        "inputs": list(x.shape),
+    }
 
 
 def _check_safetensors(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:

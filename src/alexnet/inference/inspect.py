@@ -65,11 +65,15 @@ def feature_layer(net: nn.Module, layer: str | int | None) -> tuple[str, nn.Modu
             return n, m
     if str(layer).lstrip("-").isdigit() and -len(named) <= int(layer) < len(named):
         return named[int(layer)]
-    raise UsageError(f"--layer {layer}: net.features has {', '.join(n for n, _ in named)} (or an index 0..{len(named) - 1})")
+    raise UsageError(
+        f"--layer {layer}: net.features has {', '.join(n for n, _ in named)} (or an index 0..{len(named) - 1})"
+    )
 
 
 @torch.no_grad()
-def feature_maps(model: Any, image: Image, layer: str | int | None = None, device: str | torch.device = "cpu") -> tuple[str, Tensor]:
+def feature_maps(
+    model: Any, image: Image, layer: str | int | None = None, device: str | torch.device = "cpu"
+) -> tuple[str, Tensor]:
     """(layer name, its float C,h,w output) for `image`'s view, read by a forward hook."""
     ckpt = as_checkpoint(model)
     net = model_from_checkpoint(ckpt).to(device).eval()

@@ -1,4 +1,4 @@
-"""int8 inference on the CPU: post-training static quantization of a trained net (issue 19).
+"""int8 inference on the CPU: post-training static quantization of a trained net.
 
 `quantize_int8` follows PyTorch's FX graph-mode recipe (torch.ao.quantization.quantize_fx:
 `prepare_fx`, a calibration pass, `convert_fx`; pytorch/pytorch, torch/ao/quantization/
@@ -6,25 +6,18 @@ quantize_fx.py) with the "x86" backend's default mapping: weights int8 per outpu
 (symmetric), activations uint8 per tensor from a histogram of the calibration batches, conv or
 linear fused with the ReLU after it. The kernels are fbgemm's and oneDNN's, which use VNNI
 (AVX512-VNNI) and AMX-INT8 where the CPU has them. LRN stays in float32: PyTorch has no quantized
-LRN kernel, so the graph dequantizes before each LRN and quantizes after it (`LocalResponseNorm` is traced as a leaf);
-so do locally connected layers. Every net `build_model` makes quantizes (alexnet2012, the
-small nets, the cuda-convnet nets, VGG: logits within 1.3-5% relative of the float net's on
-random inputs); a net whose forward FX cannot trace is a one-line error.
+LRN kernel, so the graph dequantizes before each LRN and quantizes after it (`LocalResponseNorm`
+is traced as a leaf); so do locally connected layers. Every net `build_model` makes quantizes; a
+net whose forward FX cannot trace is a one-line error.
 
-Measured (2026-12-04, AMD EPYC with AVX512-BF16/VNNI, 2 threads, torch 2.14.1; two runs of
-`alexnet bench --mode infer --baseline int8 openvino`, the machine otherwise idle): alexnet_owt at
-batch 64, 224 px ran int8 at 538-553 images/s, 2.25-2.44x the bf16 channels-last forward;
-alexnet_mini at 32 px ran slower in int8 than in bf16 (0.55-0.65x in a one-process comparison
-with the CPU shared: its maps are small and each of its two LRNs costs a dequantize and a
-quantize), so int8 is an option (`alexnet eval --int8`, the bench's int8 run), never a default.
-Accuracy against fp32 is measured per run with `alexnet eval RUN --int8` on the run's held-out
-split, calibrated on training images: within 0.08 points on CIFAR-10's 10,000 test images for
-three alexnet_mini runs (BENCHMARKS.md).
+int8 is an option (`alexnet eval --int8`, the bench's int8 run), never a default: it wins at 224 px
+but loses on small maps, where each LRN costs a dequantize and a quantize. Accuracy against fp32 is
+measured per run with `alexnet eval RUN --int8` (measured: BENCHMARKS.md, "int8 inference").
 
 torch.ao.quantization is deprecated upstream in favour of torchao's pt2e flow (prepare_pt2e /
-convert_pt2e, which needs torch.export and Inductor); it still ships in torch 2.14, where it is
-tested here, and so in 2.11, the GPU machine's version (it is being removed, not added). Its deprecation warnings are silenced here,
-and a torch without it gets a one-line error.
+convert_pt2e, which needs torch.export and Inductor); it still ships in torch 2.14 (tested here) and
+2.11 (the GPU machine's). Its deprecation warnings are silenced here; a torch without it gets a
+one-line error.
 """
 
 from __future__ import annotations
@@ -81,7 +74,9 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.M
         warnings.simplefilter("ignore")  # the deprecation notices of torch.ao (module docstring)
         net = _flat(copy.deepcopy(model).float().eval())
         try:  # every net of build_model traces; one of the user's own may not
-            prepared = quantize_fx.prepare_fx(net, get_default_qconfig_mapping(ENGINE), (first,), prepare_custom_config=custom)
+            prepared = quantize_fx.prepare_fx(
+                net, get_default_qconfig_mapping(ENGINE), (first,), prepare_custom_config=custom
+            )
         except (torch.fx.proxy.TraceError, NotImplementedError, TypeError) as e:
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(f"int8: {type(model).__name__} cannot be traced for quantization ({why})") from None

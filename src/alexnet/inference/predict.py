@@ -26,8 +26,8 @@ from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare, prep_sta
 from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.engine.evaluate import class_probabilities
 from alexnet.engine.memory import explain_out_of_memory
-from alexnet.inference.weights import as_checkpoint
 from alexnet.errors import UsageError
+from alexnet.inference.weights import as_checkpoint
 
 ImageInput = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
 
@@ -109,7 +109,10 @@ def _decode(item: ImageInput) -> Any:
         return load_image(item)
     if isinstance(item, Tensor):
         if item.dtype != torch.uint8 or item.ndim != 3 or item.shape[0] not in (1, 3):
-            return BadImage("<tensor>", f"tensor images must be uint8 C,H,W with 1 or 3 channels; got {item.dtype} {tuple(item.shape)}")
+            return BadImage(
+                "<tensor>",
+                f"tensor images must be uint8 C,H,W with 1 or 3 channels; got {item.dtype} {tuple(item.shape)}",
+            )
         return item
     if hasattr(item, "getpixel"):  # a PIL image: through the same mode conversion as files
         return normalise_image(item)

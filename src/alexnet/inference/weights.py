@@ -32,8 +32,19 @@ import torch
 from torch import nn
 
 from alexnet.atomic import atomic_path
-from alexnet.engine.checkpoint import (FORMAT, PREP_KEYS, VERSION, check_checkpoint, check_digest, check_state, load_checkpoint,
-                                       model_state, tensor_digest, torch_load, unwrap)
+from alexnet.engine.checkpoint import (
+    FORMAT,
+    PREP_KEYS,
+    VERSION,
+    check_checkpoint,
+    check_digest,
+    check_state,
+    load_checkpoint,
+    model_state,
+    tensor_digest,
+    torch_load,
+    unwrap,
+)
 from alexnet.engine.console import log
 from alexnet.errors import UsageError
 from alexnet.inference.caffe import caffe_alexnet2012, mean_file_beside
@@ -73,7 +84,10 @@ def load_weights(weights: str | os.PathLike, model: str | None = None) -> dict[s
     path = Path(name)
     if not path.exists():
         sets = ", ".join(f"{m}: {', '.join(s)}" for m, s in PRETRAINED.items())
-        raise UsageError(f"weights {name!r}: no such file, and not a pretrained set of {model or 'any model'} (pretrained sets: {sets})")
+        raise UsageError(
+            f"weights {name!r}: no such file, and not a pretrained set of {model or 'any model'} "
+            f"(pretrained sets: {sets})"
+        )
     if path.is_dir():
         return _same_model(load_checkpoint(path), model)
     if path.suffix == ".safetensors":
@@ -105,7 +119,9 @@ def pretrained(model: str, name: str, progress: bool = True) -> dict[str, Any]:
     transform = enum.transforms()
     crop, resize = int(transform.crop_size[0]), int(transform.resize_size[0])
     if abs(resize / crop - 256 / 224) > 1e-6:  # our 'paper' preparation is resize 256/224 x crop, then the centre crop
-        raise UsageError(f"{enum}: eval transform resize {resize} / crop {crop} is not the 256/224 this package prepares")
+        raise UsageError(
+            f"{enum}: eval transform resize {resize} / crop {crop} is not the 256/224 this package prepares"
+        )
     ckpt = from_state_dict(state, model, source=f"torchvision {enum}")
     ckpt.update(classes=list(enum.meta["categories"]), input_size=[3, crop, crop], mean=list(transform.mean),
                 std=list(transform.std), augment="paper", weights=str(enum))
@@ -158,8 +174,10 @@ def as_checkpoint(source: Any, model: str | None = None) -> dict[str, Any]:
         plain = unwrap(source)
         classes, prep = getattr(plain, "classes", None), getattr(plain, "prep", None)
         if classes is None or not isinstance(prep, dict):
-            raise UsageError(f"this {getattr(plain, 'arch', type(plain).__name__)} carries no class names or input preparation: "
-                             "pass its run folder or checkpoint, or a model from alexnet.model_from_checkpoint")
+            raise UsageError(
+                f"this {getattr(plain, 'arch', type(plain).__name__)} carries no class names or input preparation: "
+                "pass its run folder or checkpoint, or a model from alexnet.model_from_checkpoint"
+            )
         return {"format": FORMAT, "version": VERSION, **model_state(plain, digest=False), "classes": list(classes),
                 **{key: prep.get(key) for key in PREP_KEYS}, "data": None, "path": f"{plain.arch} (in memory)"}
     raise UsageError(f"expected a checkpoint, a run folder, a weights file or a model; got a {type(source).__name__}")
@@ -180,7 +198,9 @@ def save_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
     if ckpt.get("mean_image") is not None:
         state[INPUT_PREFIX + "mean_image"] = torch.as_tensor(ckpt["mean_image"]).float().contiguous()
     if ckpt.get("pca"):
-        state.update({INPUT_PREFIX + k: torch.as_tensor(ckpt["pca"][k]).float().contiguous() for k in ("eigval", "eigvec")})
+        state.update(
+            {INPUT_PREFIX + k: torch.as_tensor(ckpt["pca"][k]).float().contiguous() for k in ("eigval", "eigvec")}
+        )
     meta["digest"] = tensor_digest(state)  # of every tensor in the file, verified by _from_safetensors
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -199,7 +219,9 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
     except Exception as e:  # SafetensorError on a truncated or foreign file
         raise UsageError(f"cannot read {path}: {' '.join(str(e).split())[:120]}") from None
     if SAFETENSORS_KEY not in meta:
-        return from_state_dict({k: v for k, v in state.items() if not k.startswith(INPUT_PREFIX)}, model, source=str(path))
+        return from_state_dict(
+            {k: v for k, v in state.items() if not k.startswith(INPUT_PREFIX)}, model, source=str(path)
+        )
     try:
         info = json.loads(meta[SAFETENSORS_KEY])
     except ValueError:
@@ -209,10 +231,15 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
     check_digest(state, info.get("digest"), str(path))  # over every tensor in the file, the inputs' too
     inputs = {k[len(INPUT_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(INPUT_PREFIX)}
     described = ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")
-    ckpt = {"format": FORMAT, "version": VERSION, **{key: info[key] for key in described if key in info}, "model": state,
-            "data": None, "path": str(path), "input_norm": info.get("input_norm", "channel"),
-            "translate": info.get("translate"), "mean_image": inputs.get("mean_image"),
-            "pca": {"eigval": inputs["eigval"], "eigvec": inputs["eigvec"]} if "eigval" in inputs and "eigvec" in inputs else None}
+    ckpt = {
+        "format": FORMAT, "version": VERSION, **{key: info[key] for key in described if key in info}, "model": state,
+        "data": None, "path": str(path), "input_norm": info.get("input_norm", "channel"),
+        "translate": info.get("translate"), "mean_image": inputs.get("mean_image"),
+        "pca": (
+            {"eigval": inputs["eigval"], "eigvec": inputs["eigvec"]} if "eigval" in inputs and "eigvec" in inputs
+            else None
+        ),
+    }
     check_checkpoint(ckpt, str(path))
     return _same_model(ckpt, model)
 

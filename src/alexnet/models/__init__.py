@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
-from alexnet.config import MAX_CLASSES, MAX_IMAGE_SIZE
 from alexnet.errors import UsageError
+from alexnet.limits import MAX_CLASSES, MAX_IMAGE_SIZE
 from alexnet.models.alexnet2012 import alexnet2012
 from alexnet.models.alexnet_d2l import alexnet_d2l
 from alexnet.models.alexnet_owt import alexnet_owt
@@ -36,8 +36,12 @@ MODELS: dict[str, ModelEntry] = {
     "alexnet_d2l": ModelEntry(alexnet_d2l, "Dive into Deep Learning's AlexNet for Fashion-MNIST"),
     "alexnet_mini": ModelEntry(alexnet_mini, "AlexNet at 1/4 width for CIFAR-10, with the paper's switches"),
     "alexnet_simple": ModelEntry(alexnet_simple, "three-conv teaching net with the paper's switches"),
-    "convnet4": ModelEntry(convnet4, "the four-layer CIFAR-10 net of the paper's figure 1 (ReLU vs tanh), cuda-convnet's layout and init"),
-    "convnet_local": ModelEntry(convnet_local, "cuda-convnet's CIFAR-10 net of section 3.3 (11% with LRN, 13% without)"),
+    "convnet4": ModelEntry(
+        convnet4, "the four-layer CIFAR-10 net of the paper's figure 1 (ReLU vs tanh), cuda-convnet's layout and init"
+    ),
+    "convnet_local": ModelEntry(
+        convnet_local, "cuda-convnet's CIFAR-10 net of section 3.3 (11% with LRN, 13% without)"
+    ),
     "vgg11": ModelEntry(vgg11, "VGG configuration A, torchvision layout"),
     "vgg13": ModelEntry(vgg13, "VGG configuration B, torchvision layout"),
     "vgg16": ModelEntry(vgg16, "VGG configuration D, torchvision layout"),
@@ -77,11 +81,16 @@ def build_model(name: str, **kwargs: object) -> nn.Module:
     if isinstance(classes, int) and classes > MAX_CLASSES:
         raise UsageError(f"model '{name}': num_classes must be at most {MAX_CLASSES:,} (got {classes!r})")
     if isinstance(channels, bool) or channels not in INPUT_CHANNELS:
-        raise UsageError(f"model '{name}': in_channels must be 1 or 3, the grey or RGB images the data pipeline makes (got {channels!r})")
+        raise UsageError(
+            f"model '{name}': in_channels must be 1 or 3, the grey or RGB images the data pipeline makes "
+            f"(got {channels!r})"
+        )
     shapes = _build(name, kwargs, torch.device("meta"))
     weights = sum(p.numel() for p in shapes.parameters())
     if weights > MAX_PARAMS:
-        raise UsageError(f"model '{name}' with {kwargs} would have {weights:,} weights, more than the {MAX_PARAMS:,} allowed")
+        raise UsageError(
+            f"model '{name}' with {kwargs} would have {weights:,} weights, more than the {MAX_PARAMS:,} allowed"
+        )
     if torch.empty(()).device.type == "meta":  # built under `with torch.device("meta")` already
         return shapes
     return _build(name, kwargs, None)
@@ -93,7 +102,8 @@ def _build(name: str, kwargs: dict[str, object], device: torch.device | None) ->
             model = MODELS[name].builder(**kwargs)
     except UsageError as err:
         raise UsageError(f"model '{name}': {err}") from None
-    except (RuntimeError, ValueError, TypeError, OverflowError) as err:  # an argument no builder check knows, e.g. local3=10**30
+    # an argument no builder check knows, e.g. local3=10**30
+    except (RuntimeError, ValueError, TypeError, OverflowError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
         raise UsageError(f"model '{name}' cannot be built with {kwargs}: {reason}") from None
     model.arch = name
@@ -105,7 +115,7 @@ def check_input_size(name: str, size: int, **kwargs: object) -> None:
     """Raise a one-line UsageError unless model `name` (with `kwargs`) takes size x size inputs.
 
     The net is built and run on PyTorch's meta device, which propagates shapes only: no weights
-    are allocated and no arithmetic is done, so the check costs milliseconds even for VGG-19.
+    are allocated and no arithmetic is done, so the check is cheap even for VGG-19.
     On failure, the sizes the net does take (between 8 and MAX_IMAGE_SIZE) are found the same
     way and named in the message.
     """
@@ -132,7 +142,9 @@ def check_input_size(name: str, size: int, **kwargs: object) -> None:
     while hi < MAX_IMAGE_SIZE and fits(hi + 1):
         hi += 1
     takes = f"{lo} px" if lo == hi else f"{lo} to {hi} px" if hi < MAX_IMAGE_SIZE else f"at least {lo} px"
-    raise UsageError(f"image size {size} does not fit {name}: it takes inputs of {takes} (its own: {net.input_size[1]})")
+    raise UsageError(
+        f"image size {size} does not fit {name}: it takes inputs of {takes} (its own: {net.input_size[1]})"
+    )
 
 
 def _entry(name: str) -> ModelEntry:

@@ -70,7 +70,8 @@ def convnet4(*, num_classes: int = 10, in_channels: int = 3, activation: str = "
     check_choice("activation", activation, ACTIVATIONS)
     a = activation
     features = nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(in_channels, 32, 5, padding=2)), (f"{a}1", make_activation(a)), ("pool1", _pool("max")),  # N,32,16,16
+        ("conv1", nn.Conv2d(in_channels, 32, 5, padding=2)), (f"{a}1", make_activation(a)),
+        ("pool1", _pool("max")),  # N,32,16,16
         ("conv2", nn.Conv2d(32, 32, 5, padding=2)), (f"{a}2", make_activation(a)), ("pool2", _pool("avg")),  # N,32,8,8
         ("conv3", nn.Conv2d(32, 64, 5, padding=2)), (f"{a}3", make_activation(a)), ("pool3", _pool("avg")),  # N,64,4,4
     ]))
@@ -87,7 +88,8 @@ def convnet_local(*, num_classes: int = 10, in_channels: int = 3, lrn: bool = Tr
     check_bool("lrn", lrn)
     check_positive_int("local3", local3)
     layers: list[tuple[str, nn.Module]] = [
-        ("conv1", nn.Conv2d(in_channels, 64, 5, padding=2)), ("relu1", nn.ReLU(inplace=True)), ("pool1", _pool("max")),  # N,64,16,16
+        ("conv1", nn.Conv2d(in_channels, 64, 5, padding=2)), ("relu1", nn.ReLU(inplace=True)),
+        ("pool1", _pool("max")),  # N,64,16,16
     ]
     layers += [("lrn1", _cmrnorm())] if lrn else []
     layers += [("conv2", nn.Conv2d(64, 64, 5, padding=2)), ("relu2", nn.ReLU(inplace=True))]  # N,64,16,16

@@ -7,8 +7,8 @@ torch.nn.LocalResponseNorm computes (torch, like cuda-convnet's layer definition
 by n; the paper's equation does not write the 1/n). torch sums the window with avg_pool3d, whose
 CPU kernels make LRN cost more than all the convolutions of a small net; here the window sum is
 shifted adds (one product with a band matrix on the CPU in channels-last) and the backward pass
-is written out, which is 4-7x faster on a CPU and gives the same numbers. LocalResponseNorm
-below is a drop-in subclass of torch's module.
+is written out, which is several times faster on a CPU and gives the same numbers (measured:
+BENCHMARKS.md, "CPU: this project's machine"). LocalResponseNorm is a drop-in subclass of torch's.
 """
 
 from __future__ import annotations
@@ -23,20 +23,20 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 def _window_sum(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
     """out[:, c] = sum of t[:, c-before : c+after+1], zero outside the channels. N,C,H,W -> N,C,H,W.
 
-    On the CPU in channels-last, one product with a C x C band of ones: at every pixel the
-    window sum is a matrix-vector product over the channels, contiguous in that layout, which
-    oneDNN runs at matmul speed. Shifted adds of channel slices, strided there, took 30 ms against
-    0.9 ms for the product in bf16 at alexnet_mini's LRN1 (256x24x32x32), and 6.8 against 3.4 ms
-    in fp32; in NCHW the adds were as fast (fp32 6.1 against 6.7 ms) and in a whole training step
-    faster, so NCHW keeps them (AMD EPYC with AVX512-BF16, 2 threads, 2026-12-03; issue 19). The
-    band holds only 0 and 1 and oneDNN accumulates in fp32: in fp32 the sums are the adds' up to
-    summation order, in bf16 they are rounded once instead of after every add.
-    Elsewhere (GPUs, unmeasured) and under a dispatch mode (torch's FlopCounterMode, which would
-    count the product as the model's FLOPs, and the fake tensors of torch.compile) the adds.
+    On the CPU in channels-last, one product with a C x C band of ones: the channels are
+    contiguous there, so oneDNN runs it at matmul speed, where shifted adds of strided slices are
+    slow; in NCHW the adds are as fast, so NCHW keeps them
+    (measured: BENCHMARKS.md, "the small-image path and the ceiling"). oneDNN accumulates the 0/1
+    band in fp32: the sums are the adds' up to summation order (in bf16 rounded once). Elsewhere
+    (GPUs) and under a dispatch mode (FlopCounterMode would count the product as FLOPs;
+    torch.compile's fake tensors) the adds.
     """
     channels = t.shape[1]
     channels_last = t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-    if t.device.type == "cpu" and channels_last and not torch.compiler.is_compiling() and _get_current_dispatch_mode() is None:
+    if (
+        t.device.type == "cpu" and channels_last and not torch.compiler.is_compiling()
+        and _get_current_dispatch_mode() is None
+    ):
         c = torch.arange(channels)
         offset = c[:, None] - c[None, :]  # [input channel, output channel]: input - output
         band = ((offset >= -before) & (offset <= after)).to(t.dtype)  # C,C: 1 where the input is in the output's window
@@ -54,9 +54,8 @@ class _LocalResponseNorm(torch.autograd.Function):
         before, after = size // 2, (size - 1) // 2
         denom = _window_sum(x * x, before, after).mul_(alpha / size).add_(k)  # N,C,H,W
         if beta == 0.75:  # the paper's beta: d^-0.75 = d^-0.5 * d^-0.25, two roots instead of pow's exp and log
-            # 8.5 -> 2.2 ms in bf16 and 8.6 -> 4.4 ms in fp32 at 256x24x32x32 (pow was 9-10% of
-            # alexnet_mini's bf16 training step; AMD EPYC with AVX512-BF16, 2026-12-04, issue 19);
-            # in fp32 within 3e-7 of pow, in bf16 within 1% (three roundings instead of one)
+            # pow was a large share of the bf16 training step; the roots agree with it to rounding (three
+            # roundings instead of one) (measured: BENCHMARKS.md, "the small-image path and the ceiling")
             scale = denom.rsqrt()
             scale = scale.sqrt().mul_(scale)
         else:

@@ -4,10 +4,10 @@ alexnet_mini keeps the paper's shape (Krizhevsky et al. 2012, section 3.5): five
 with LRN after the first two and max-pooling after conv1, conv2 and conv5, then three fc
 layers with dropout. The conv widths are the paper's divided by 4 (24-64-96-96-64), the fc
 layers 4096/8 = 512 wide, conv1 is 5x5 with stride 1 since the images are 7x smaller. About
-1M parameters and 24M multiply-adds per image, so it trains at several hundred images/s on a
-2-core CPU. It has the same ablation switches as alexnet2012 (activation, lrn, pool, dropout);
-the 3/2 pool is padded by one so both pool kinds give 32 -> 16 -> 8 -> 4 and an ablation
-changes one factor only.
+1M parameters and 24M multiply-adds per image, so a 2-core CPU trains it (measured:
+BENCHMARKS.md, "CPU: this project's machine"). It has the same ablation switches as alexnet2012
+(activation, lrn, pool, dropout); the 3/2 pool is padded by one so both pool kinds give
+32 -> 16 -> 8 -> 4 and an ablation changes one factor only.
 
 alexnet_simple is the teaching notebook's three-conv net (32-64-128, 3x3, each followed by a
 pool) with one hidden fc layer and the same switches; LRN is off by default.
@@ -20,11 +20,10 @@ width (the paper's footnote: most parameters are in fc6, which it feeds).
 
 Both use the Kaiming init (He et al. 2015) with the gain of the chosen activation and a small
 last layer (see layers.init_kaiming). With these fan-ins (75 to 1024) the paper's std of 0.01
-and PyTorch's default init both shrink the signal at every layer: on the built-in shapes data
-(5000 images, 3 epochs, SGD+Nesterov, lr 0.02) alexnet_mini stayed at loss 2.30 with either,
-and reached 51-60% test accuracy with Kaiming. Being 8 layers deep without batch norm,
-alexnet_mini wants a peak lr of about 0.02 or less with momentum 0.9: at 0.05 most conv5 ReLUs
-died within 30 steps (the fraction of positive outputs fell from 0.52 to 0.11).
+and PyTorch's default init both shrink the signal at every layer, so alexnet_mini did not learn
+with either. Being 8 layers deep without batch norm, it wants a peak lr of about 0.02 or less
+with momentum 0.9: above that its conv5 ReLUs die
+(measured: BENCHMARKS.md, "CPU: this project's machine").
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import math
 import torch
 from torch import nn
 
-from alexnet.config import MAX_IMAGE_SIZE
 from alexnet.errors import UsageError
+from alexnet.limits import MAX_IMAGE_SIZE
 from alexnet.models.local import LocallyConnected2d
 
 
@@ -36,7 +36,9 @@ def _check_size(input_size: object) -> tuple[int, int, int]:
     if len(size) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
         raise UsageError(f"input size must be three positive integers C,H,W (got {input_size!r})")
     if max(size[1:]) > MAX_IMAGE_SIZE:  # the input alone is C*H*W floats: 3x100000x100000 asked for 120 GB
-        raise UsageError(f"input size {'x'.join(map(str, size))} is too large: height and width must be at most {MAX_IMAGE_SIZE}")
+        raise UsageError(
+            f"input size {'x'.join(map(str, size))} is too large: height and width must be at most {MAX_IMAGE_SIZE}"
+        )
     return size
 
 

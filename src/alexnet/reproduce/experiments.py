@@ -66,17 +66,20 @@ class Scale:
     """Training images scored in eval mode after each epoch (the regularisers' overfitting check)."""
 
 
-# cpu, chosen to fit this project's 2-core CPU in about three hours (BENCHMARKS.md): 5 seeds per arm
-# for the ablations, which is what brings their detectable effects nearest the paper's within the
-# budget, 3 for figure 1, whose tanh arm alone may take a quarter of it.
+# cpu, chosen to fit this project's 2-core CPU in about three hours
+# (measured: BENCHMARKS.md, "Faithful in effect"): 5 seeds per arm for the ablations bring their
+# detectable effects nearest the paper's within the budget; 3 for figure 1, whose tanh arm alone
+# may take a quarter of it.
 SCALES: dict[str, Scale] = {
     "smoke": Scale(train_images=200, val_images=100, epochs=2, figure1_epochs=3, seeds=2, batch_size=50, holdout=100,
-                   figure1_train_images=200, lrn_epochs=2, dropout_train_images=200, dropout_epochs=3, train_eval_images=100),
+                   figure1_train_images=200, lrn_epochs=2, dropout_train_images=200, dropout_epochs=3,
+                   train_eval_images=100),
     "cpu": Scale(train_images=10_000, val_images=5_000, epochs=10, figure1_epochs=100, seeds=5, holdout=5_000,
-                 figure1_train_images=10_000, figure1_seeds=3, lrn_epochs=8, dropout_train_images=5_000, dropout_epochs=30),
+                 figure1_train_images=10_000, figure1_seeds=3, lrn_epochs=8, dropout_train_images=5_000,
+                 dropout_epochs=30),
     "gpu": Scale(train_images=0, val_images=0, epochs=40, figure1_epochs=150, seeds=5, holdout=5_000,
-                 figure1_train_images=0, figure1_seeds=5, lrn_epochs=60, dropout_train_images=10_000, dropout_epochs=100,
-                 train_eval_images=5_000),
+                 figure1_train_images=0, figure1_seeds=5, lrn_epochs=60, dropout_train_images=10_000,
+                 dropout_epochs=100, train_eval_images=5_000),
 }
 
 
@@ -102,11 +105,13 @@ class Experiment:
     claim: str
     """What the paper says, in our words, with its numbers."""
     kind: str
-    """'errors' (test error, with vs without), 'views' (two evaluations of one run) or 'speed' (epochs to a training error)."""
+    """'errors' (test error, with vs without), 'views' (two evaluations of one run) or 'speed' (epochs to a
+    training error)."""
     with_arm: Arm
     without_arm: Arm
     paper: dict[str, float | None]
-    """The paper's effect per metric in percentage points of error (without - with), or its speed ratio; None: no number given."""
+    """The paper's effect per metric in percentage points of error (without - with), or its speed ratio; None: no
+    number given."""
     base: str = "paper-net"
     """'paper-net' (the base config) or 'figure1' (the four-layer net of figure 1)."""
     differences: str = ""
@@ -251,11 +256,15 @@ def base_config(exp: Experiment, scale: Scale, data: str) -> dict[str, Any]:
         # pixels, translations and flips; the lr decays linearly to zero over the run (the reference's
         # two late /10 drops, compressed into a short run)
         return {**common, "model": "convnet_local", "model_args": {"lrn": True, "local3": 64}, "image_size": 32,
-                "augment": "small", "input_norm": "mean_image", "flip": True, "lighting": 0.0, "epochs": scale.lrn_epochs,
-                "lr": 0.001, "weight_decay": 0.004, "schedule": "onecycle", "warmup_epochs": 0.0, "tta": "center"}
-    switches = {"towers": 2, "conv_width": 1.0, "activation": "relu", "lrn": True, "pool": "overlapping", "dropout": 0.5}
+                "augment": "small", "input_norm": "mean_image", "flip": True, "lighting": 0.0,
+                "epochs": scale.lrn_epochs, "lr": 0.001, "weight_decay": 0.004, "schedule": "onecycle",
+                "warmup_epochs": 0.0, "tta": "center"}
+    switches = {
+        "towers": 2, "conv_width": 1.0, "activation": "relu", "lrn": True, "pool": "overlapping", "dropout": 0.5
+    }
     if large:
-        switches["init"] = "caffe"  # the paper's own left the loss flat (benchmarks/paper_init.py; the paper preset's too)
+        # the paper's own init left the loss flat (benchmarks/paper_init.py; the paper preset's too)
+        switches["init"] = "caffe"
     else:
         # the paper's inputs (section 2: raw 0-255 pixels minus the mean image) and its conv1 init,
         # N(0, 0.01), which put LRN1's input where the paper's constants act; the layers above keep
@@ -266,11 +275,12 @@ def base_config(exp: Experiment, scale: Scale, data: str) -> dict[str, Any]:
     # decay 0.0005, batch 128; the lr warms up for half an epoch and decays linearly to zero instead
     # of being divided by 10 three times over 90 epochs. alexnet2012 uses the paper's 0.01;
     # alexnet_mini on these inputs 0.005, the best of a two-epoch pilot over 0.002, 0.005 and 0.02
-    # (BENCHMARKS.md).
+    # (measured: BENCHMARKS.md, "the reproduce runs on the paper's inputs").
     config = {**common, "model": "alexnet2012" if large else "alexnet_mini", "model_args": switches, "image_size": 0,
               "augment": "paper", "input_norm": "mean_image", "flip": True, "lighting": 0.1,
               "epochs": scale.epochs, "lr": 0.01 if large else 0.005, "weight_decay": 5e-4,
-              "schedule": "onecycle", "warmup_epochs": 0.5, "tta": "tencrop", "train_eval_images": scale.train_eval_images}
+              "schedule": "onecycle", "warmup_epochs": 0.5, "tta": "tencrop",
+              "train_eval_images": scale.train_eval_images}
     if exp.base == "dropout":
         config.update(train_images=scale.dropout_train_images, epochs=scale.dropout_epochs, tta="center")
     return config

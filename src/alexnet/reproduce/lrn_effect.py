@@ -31,7 +31,8 @@ def data_term(lrn: nn.LocalResponseNorm, a: torch.Tensor) -> torch.Tensor:
     towers = int(getattr(lrn, "towers", 1))
     sq = a.double().reshape(n * towers, c // towers, h, w) ** 2  # each tower's maps as a sample
     before, after = lrn.size // 2, (lrn.size - 1) // 2
-    padded = torch.nn.functional.pad(sq, (0, 0, 0, 0, before + 1, after))  # a zero channel first for the cumsum's origin
+    # a zero channel first for the cumsum's origin
+    padded = torch.nn.functional.pad(sq, (0, 0, 0, 0, before + 1, after))
     cum = padded.cumsum(dim=1)  # N*T,1+before+C+after,H,W
     width = before + after + 1
     window = cum[:, width:] - cum[:, :-width]  # N*T,C/T,H,W: the sum over each window
@@ -44,16 +45,20 @@ def summarise(lrn: nn.LocalResponseNorm, a: torch.Tensor) -> dict[str, float]:
     if term.numel() == 0:
         return {"median": 0.0, "p99": 0.0, "max": 0.0, "moved": 0.0, "outputs": 0}
     threshold = (1 - MOVED) ** (-1 / lrn.beta) - 1  # (1 + t)^-beta < 0.99
-    sample = term if term.numel() <= 2_000_000 else term[torch.randperm(term.numel(), generator=torch.Generator().manual_seed(0))[:2_000_000]]
-    return {"median": float(sample.median()), "p99": float(torch.quantile(sample.float(), 0.99)), "max": float(term.max()),
-            "moved": float((term > threshold).double().mean()), "outputs": int(term.numel())}
+    sample = term if term.numel() <= 2_000_000 else term[
+        torch.randperm(term.numel(), generator=torch.Generator().manual_seed(0))[:2_000_000]
+    ]
+    return {"median": float(sample.median()), "p99": float(torch.quantile(sample.float(), 0.99)),
+            "max": float(term.max()), "moved": float((term > threshold).double().mean()), "outputs": int(term.numel())}
 
 
 def lrn_terms(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]]:
     """{layer name: summary} for every LRN layer of `model` on the prepared batch `x` (N,C,H,W)."""
     inputs: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: inputs.__setitem__(name, args[0].detach().float()))
-             for name, m in model.named_modules() if isinstance(m, nn.LocalResponseNorm)]
+    hooks = [
+        m.register_forward_hook(lambda mod, args, out, name=name: inputs.__setitem__(name, args[0].detach().float()))
+        for name, m in model.named_modules() if isinstance(m, nn.LocalResponseNorm)
+    ]
     try:
         with torch.no_grad():
             model.eval()(x)
@@ -89,11 +94,15 @@ def measure_run(run_dir: Path, images: int = 256) -> dict[str, dict[str, float]]
 
 def describe(terms: dict[str, dict[str, float]]) -> str:
     """One sentence per layer, for a report."""
-    return "; ".join(f"{name}: median {t['median']:.2g}, 99th percentile {t['p99']:.2g}, max {t['max']:.2g}, "
-                     f"{100 * t['moved']:.1f}% of the positive outputs moved by more than {MOVED:.0%}" for name, t in terms.items())
+    return "; ".join(
+        f"{name}: median {t['median']:.2g}, 99th percentile {t['p99']:.2g}, max {t['max']:.2g}, "
+        f"{100 * t['moved']:.1f}% of the positive outputs moved by more than {MOVED:.0%}" for name, t in terms.items()
+    )
 
 
 def pooled(per_run: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
     """The mean over runs of each layer's summary (runs of one arm)."""
     names = [n for n in per_run[0]] if per_run else []
-    return {n: {k: sum(r[n][k] for r in per_run) / len(per_run) for k in ("median", "p99", "max", "moved")} for n in names}
+    return {
+        n: {k: sum(r[n][k] for r in per_run) / len(per_run) for k in ("median", "p99", "max", "moved")} for n in names
+    }

@@ -1,4 +1,4 @@
-"""What an experiment leaves for a reader: report.md, its pictures, results.json, and the one-table summary.
+"""What an experiment leaves for a reader: report.md, its pictures, results.json and the one-table summary.
 
 report.md says what the paper claims, how it was tested here (scale, data, the one factor that
 differs, the seeds, the command), the table of measured errors, the effect with its interval and
@@ -73,23 +73,27 @@ def report_text(result: dict[str, Any], command: str, pictures: list[str]) -> st
         "",
         f"- Data: `{result['data']}`, {n_train} training images; " + _splits(config, result) + " "
         "(fixed class-balanced subsets where not all, the same for every run).",
-        f"- Net: `{config['model']}` with {_args(config['model_args'])}; {_epochs(config)}, batch {config['batch_size']}, "
+        f"- Net: `{config['model']}` with {_args(config['model_args'])}; {_epochs(config)}, "
+        f"batch {config['batch_size']}, "
         f"{config['optimizer']} lr {_lr(result)} ({config['schedule']}), momentum {config['momentum']:g}"
         f" ({_update(config)}), weight decay {config['weight_decay']:g}, "
-        f"augmentation `{config['augment']}`" + (f" with PCA lighting {config['lighting']:g}" if config["augment"] == "paper" else "")
+        f"augmentation `{config['augment']}`"
+        + (f" with PCA lighting {config['lighting']:g}" if config["augment"] == "paper" else "")
         + f"; inputs {_inputs(config)}.",
         f"- The two arms differ only in: {_difference(result)}.",
-        f"- {result['seeds']} seed(s) per arm, paired: the two arms' runs with one seed share the data order and, where "
-        "the shapes agree, the initial weights; ± is the standard deviation over seeds. Intervals are paired t intervals "
-        "over seeds; the minimum detectable effect (MDE) is the smallest true effect the design finds with 80% "
-        "probability at the 5% level (reproduce/stats.py).",
+        f"- {result['seeds']} seed(s) per arm, paired: the two arms' runs with one seed share the data order and, "
+        "where the shapes agree, the initial weights; ± is the standard deviation over seeds. Intervals are paired t "
+        "intervals over seeds; the minimum detectable effect (MDE) is the smallest true effect the design finds with "
+        "80% probability at the 5% level (reproduce/stats.py).",
         f"- Command: `{command}`",
         "",
-        "Differences from the paper's setup: " + " ".join(filter(None, [_base_differences(config), result.get("differences", "")])),
+        "Differences from the paper's setup: "
+        + " ".join(filter(None, [_base_differences(config), result.get("differences", "")])),
         "",
     ]
     if result.get("shares_runs_with"):
-        lines += [f"Shared runs: the \"{arms[0]}\" runs are also the \"with\" arm of " + ", ".join(result["shares_runs_with"])
+        lines += [f"Shared runs: the \"{arms[0]}\" runs are also the \"with\" arm of "
+                  + ", ".join(result["shares_runs_with"])
                   + ". Their estimates are not independent: one odd seed moves all of them together, so read those "
                   "verdicts jointly.", ""]
     if result["kind"] == "speed":
@@ -97,12 +101,14 @@ def report_text(result: dict[str, Any], command: str, pictures: list[str]) -> st
     else:
         lines += _errors_section(result, arms)
     if result.get("lrn_term"):
-        lines += ["", "LRN in effect: the data term α/n·Σa² over k in the trained nets of the arm with the feature, on 256 of "
-                  "their validation images (mean over seeds; reproduce/lrn_effect.py): " + describe(result["lrn_term"]) + ". "
+        lines += ["", "LRN in effect: the data term α/n·Σa² over k in the trained nets of the arm with the feature, "
+                  "on 256 of their validation images (mean over seeds; reproduce/lrn_effect.py): "
+                  + describe(result["lrn_term"]) + ". "
                   "A term near zero everywhere would make the layer a constant scale."]
     lines += ["", "## Pictures", ""] + [f"![{p}]({p})" for p in pictures]
     lines += ["", f"Trained in {result['seconds_trained'] / 60:.1f} min on {_devices(result)}; "
-              "the runs' own folders (checkpoints, metrics.jsonl, config.yaml) are in runs/ beside this report's folder where the command ran.", ""]
+              "the runs' own folders (checkpoints, metrics.jsonl, config.yaml) are in runs/ beside this report's "
+              "folder where the command ran.", ""]
     return "\n".join(lines)
 
 
@@ -110,20 +116,21 @@ def _splits(config: dict[str, Any], result: dict[str, Any]) -> str:
     """Which split chose what and which one the numbers are on."""
     runs = [r for arm in result["arms"].values() for r in arm["runs"]]
     if config.get("holdout") and all(r.get("scored_on") == "test" for r in runs):
-        return (f"{config['holdout']:,} more training images held out as the validation split, which the per-epoch curves "
-                f"read ({_n(config['val_images'])} of them); the errors below are on the test split, scored once at the end of each run")
+        return (f"{config['holdout']:,} more training images held out as the validation split, which the per-epoch "
+                f"curves read ({_n(config['val_images'])} of them); the errors below are on the test split, scored "
+                "once at the end of each run")
     return f"{_n(config['val_images'])} validation images, on which the errors below are measured"
 
 
 def _base_differences(config: dict[str, Any]) -> str:
     if config["model"] == "alexnet_mini":
         std = (config.get("model_args") or {}).get("conv1_std")
-        init = (f"conv1 initialised as the paper's N(0, {std:g}), the layers above with Kaiming's init, since the paper's "
-                "N(0, 0.01) everywhere does not train this net") if std else "Kaiming-initialised"
-        return (f"the net is alexnet_mini (the paper's layout at a quarter of its conv widths, for 32x32 images; {init}) "
-                f"on `{config['data']}` instead of alexnet2012 on ImageNet, and it trains for "
-                f"{config['epochs']} epochs with a warm-up and linear decay of the lr instead of 90 epochs with the lr divided "
-                "by 10 on plateaus.")
+        init = (f"conv1 initialised as the paper's N(0, {std:g}), the layers above with Kaiming's init, since the "
+                "paper's N(0, 0.01) everywhere does not train this net") if std else "Kaiming-initialised"
+        return ("the net is alexnet_mini (the paper's layout at a quarter of its conv widths, for 32x32 images; "
+                f"{init}) on `{config['data']}` instead of alexnet2012 on ImageNet, and it trains for "
+                f"{config['epochs']} epochs with a warm-up and linear decay of the lr instead of 90 epochs with the "
+                "lr divided by 10 on plateaus.")
     if config["model"] == "alexnet2012":
         return (f"{config['epochs']} epochs with a warm-up and linear decay of the lr instead of 90 epochs with the lr "
                 "divided by 10 on plateaus.")
@@ -132,7 +139,9 @@ def _base_differences(config: dict[str, Any]) -> str:
 
 def _epochs(config: dict[str, Any]) -> str:
     stop = config.get("stop_train_error") or 0
-    return f"{config['epochs']} epochs" + (f" at most, stopping once the training error reaches {stop:.0%}" if stop else "")
+    return f"{config['epochs']} epochs" + (
+        f" at most, stopping once the training error reaches {stop:.0%}" if stop else ""
+    )
 
 
 def _update(config: dict[str, Any]) -> str:
@@ -146,7 +155,8 @@ def _update(config: dict[str, Any]) -> str:
 def _inputs(config: dict[str, Any]) -> str:
     norm = config.get("input_norm", "channel")
     if norm == "mean_image" or (norm == "auto" and config["model"] == "alexnet2012"):
-        return "raw 0-255 pixels minus the training set's mean image (section 2), the units the paper's LRN constants were set in"
+        return ("raw 0-255 pixels minus the training set's mean image (section 2), "
+                "the units the paper's LRN constants were set in")
     return "standardised per channel"
 
 
@@ -164,11 +174,13 @@ def _args(model_args: dict[str, Any]) -> str:
 def _difference(result: dict[str, Any]) -> str:
     arms = list(result["arms"].values())
     if result["kind"] == "views":
-        return "the test-time views (the same trained runs, evaluated two ways: " + " vs ".join(f"`{a['view']}`" for a in arms) + ")"
+        return ("the test-time views (the same trained runs, evaluated two ways: "
+                + " vs ".join(f"`{a['view']}`" for a in arms) + ")")
     parts = []
     for label, arm in result["arms"].items():
         parts.append(f"{label}: " + ", ".join(f"`{k}={v}`" for k, v in _flat(arm["changes"]).items()))
-    tuned = " (and the learning rate, which each arm picked for itself, see below)" if any(a.get("lr_pilot") for a in result["arms"].values()) else ""
+    tuned = (" (and the learning rate, which each arm picked for itself, see below)"
+             if any(a.get("lr_pilot") for a in result["arms"].values()) else "")
     return "; ".join(parts) + tuned
 
 
@@ -195,22 +207,23 @@ def _value(x: float | None, ratio: bool = False) -> str:
 
 
 def _errors_section(result: dict[str, Any], arms: list[str]) -> list[str]:
-    lines = ["## What we measured", "", "| arm | view | top-1 error % | top-5 error % | training error % (last epoch) | per seed, top-1 |",
+    lines = ["## What we measured", "",
+             "| arm | view | top-1 error % | top-5 error % | training error % (last epoch) | per seed, top-1 |",
              "|---|---|---|---|---|---|"]
     for label in arms:
         arm, numbers = result["arms"][label], result["measured"][label]
-        lines.append(f"| {label} | {arm['view']} | {_pm(numbers['top1'])} | {_pm(numbers['top5'])} | {_pm(numbers['train_error'])} | "
-                     + ", ".join(f"{v:.2f}" for v in numbers["top1"]) + " |")
-    lines += ["", "Effects, per seed then averaged (errors: without − with in percentage points, positive: the feature helps; "
-              "ratios: with over without):", "",
+        lines.append(f"| {label} | {arm['view']} | {_pm(numbers['top1'])} | {_pm(numbers['top5'])} | "
+                     f"{_pm(numbers['train_error'])} | " + ", ".join(f"{v:.2f}" for v in numbers["top1"]) + " |")
+    lines += ["", "Effects, per seed then averaged (errors: without − with in percentage points, positive: the "
+              "feature helps; ratios: with over without):", "",
               "| effect | measured | 95% interval | MDE | paper | verdict |", "|---|---|---|---|---|---|"]
     for m, e in result["effects"].items():
         ratio = m == "iterations"
-        lines.append(f"| {EFFECT_NAMES.get(m, m)} | {_value(e['diff'], ratio)} | {_interval(e, ratio)} | {_value(e.get('mde'), ratio).lstrip('+')} | "
-                     f"{_value(e['paper'], ratio)} | {e['verdict']} |")
+        lines.append(f"| {EFFECT_NAMES.get(m, m)} | {_value(e['diff'], ratio)} | {_interval(e, ratio)} | "
+                     f"{_value(e.get('mde'), ratio).lstrip('+')} | {_value(e['paper'], ratio)} | {e['verdict']} |")
     if "top5" not in result.get("metrics", ["top1", "top5"]):
-        lines += ["", "Top-5 is listed above but judged nowhere: with 10 classes it is half of them, and it cannot be set beside "
-                  "the paper's top-5 on 1000."]
+        lines += ["", "Top-5 is listed above but judged nowhere: with 10 classes it is half of them, and it cannot "
+                  "be set beside the paper's top-5 on 1000."]
     lines += ["", "The training error in the table is the one measured while training over the last epoch "
               "(augmented images, dropout on), as the paper's curves are."]
     if result.get("regime"):
@@ -220,17 +233,18 @@ def _errors_section(result: dict[str, Any], arms: list[str]) -> list[str]:
         lines += ["", "Training error in eval mode (no dropout) on un-augmented training images with the centre view, "
                   "after the last epoch: " + "; ".join(f"{label} {_pm(v)} %" for label, v in clean.items()) + "."]
     for label, gap in (result.get("overfitting") or {}).items():
-        lines += ["", f"Overfitting of \"{label}\", test error minus eval-mode training error (centre view, paired per seed): "
-                  f"**{gap['diff']:+.2f} points**, 95% interval {_interval(gap)}."]
+        lines += ["", f"Overfitting of \"{label}\", test error minus eval-mode training error (centre view, paired "
+                  f"per seed): **{gap['diff']:+.2f} points**, 95% interval {_interval(gap)}."]
     if result.get("overfitting") and result["kind"] == "errors" and "iterations" not in result["effects"]:
-        lines += ["", "A regulariser can only show its effect where the net without it overfits: the verdict asks for the "
-                  "gap of the arm without it to lie above zero first."]
+        lines += ["", "A regulariser can only show its effect where the net without it overfits: the verdict asks "
+                  "for the gap of the arm without it to lie above zero first."]
     conv = result.get("convergence")
     if conv:
         def show(xs: list) -> str:
             return ", ".join("not reached" if x is None else f"{x:.1f}" for x in xs)
-        lines += ["", f"Iterations to converge (the paper: dropout \"roughly doubles\" them): epochs until the training error "
-                  f"({'eval mode' if conv['measure'] == 'train_eval_error' else 'running'}) first reaches {100 * conv['target']:.2f}%, "
+        lines += ["", "Iterations to converge (the paper: dropout \"roughly doubles\" them): epochs until the "
+                  f"training error ({'eval mode' if conv['measure'] == 'train_eval_error' else 'running'}) first "
+                  f"reaches {100 * conv['target']:.2f}%, "
                   "the highest error every run of both arms had reached by three quarters of its epochs: with dropout "
                   f"{show(conv['epochs']['with'])}, without {show(conv['epochs']['without'])}."]
     return lines
@@ -238,31 +252,37 @@ def _errors_section(result: dict[str, Any], arms: list[str]) -> list[str]:
 
 def _speed_section(result: dict[str, Any], arms: list[str]) -> list[str]:
     lines = ["## What we measured", "",
-             f"Epochs until the training error (measured over each epoch, as in figure 1) first reaches {FIGURE1_ERROR:.0%}, "
-             "linearly interpolated between epochs:", "", "| arm | epochs to 25%, per seed | mean |", "|---|---|---|"]
+             "Epochs until the training error (measured over each epoch, as in figure 1) first reaches "
+             f"{FIGURE1_ERROR:.0%}, linearly interpolated between epochs:", "",
+             "| arm | epochs to 25%, per seed | mean |", "|---|---|---|"]
     for label in arms:
         reach = result["epochs_to_25"][label]
         shown = ", ".join("not reached" if x is None else f"{x:.2f}" for x in reach)
         got = [x for x in reach if x is not None]
-        mean = f"{mean_std(got)[0]:.2f}" + ("" if len(got) == len(reach) else f" ({len(got)} of {len(reach)} seeds)") if got else "—"
+        mean = (f"{mean_std(got)[0]:.2f}" + ("" if len(got) == len(reach) else f" ({len(got)} of {len(reach)} seeds)")
+                if got else "—")
         lines.append(f"| {label} | {shown} | {mean} |")
     e = result["effects"]["speedup"]
     ratio = result["ratio"]
-    shown = "—" if ratio is None else (f"at least {ratio:.1f}x" if result["ratio_is_lower_bound"] else
-                                        f"{ratio:.2f}x, 95% interval {_interval(e, True)}, MDE {_value(e.get('mde'), True)}")
+    shown = "—" if ratio is None else (
+        f"at least {ratio:.1f}x" if result["ratio_is_lower_bound"]
+        else f"{ratio:.2f}x, 95% interval {_interval(e, True)}, MDE {_value(e.get('mde'), True)}"
+    )
     lines += ["", f"tanh's epochs over ReLU's, per seed, as a geometric mean: **{shown}** (the paper: about "
-              f"{result['paper']['speedup']:.0f}x). A run stops once its training error reaches {FIGURE1_ERROR:.0%}, or after "
-              f"{result['max_epochs']} epochs; a seed that never got there counts as its budget, so the ratio is then a lower bound."]
+              f"{result['paper']['speedup']:.0f}x). A run stops once its training error reaches {FIGURE1_ERROR:.0%}, "
+              f"or after {result['max_epochs']} epochs; a seed that never got there counts as its budget, so the "
+              "ratio is then a lower bound."]
     pilots = {label: arm.get("lr_pilot") or [] for label, arm in result["arms"].items()}
     if any(pilots.values()):
-        lines += ["", "As in the paper, each net's learning rate was chosen on its own to make training as fast as possible: "
-                  "seed 0 trained at each rate of a grid, widened until the best rate had a slower one on either side, and the "
-                  "rate that reached 25% in the fewest epochs won (a pilot stops once it can no longer win; the winner's run "
-                  "is the arm's seed 0). Epochs to 25% at each rate:", "",
+        lines += ["", "As in the paper, each net's learning rate was chosen on its own to make training as fast as "
+                  "possible: seed 0 trained at each rate of a grid, widened until the best rate had a slower one on "
+                  "either side, and the rate that reached 25% in the fewest epochs won (a pilot stops once it can no "
+                  "longer win; the winner's run is the arm's seed 0). Epochs to 25% at each rate:", "",
                   "| arm | epochs to 25% (or training error % at the stop) at each lr | chosen |", "|---|---|---|"]
         for label, trials in pilots.items():
             shown = ", ".join(f"{t['lr']:g}: " + (f"{t['epochs_to_25']:.2f}" if t.get("epochs_to_25") is not None
-                                                  else f"not in {t.get('epochs', 0)} ({100 * t['train_error']:.1f}%)") for t in trials)
+                                                  else f"not in {t.get('epochs', 0)} ({100 * t['train_error']:.1f}%)")
+                              for t in trials)
             lines.append(f"| {label} | {shown} | {result['arms'][label]['config']['lr']:g} |")
     return lines
 
@@ -287,7 +307,8 @@ def plot_curves(result: dict[str, Any], path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     speed = result["kind"] == "speed"
-    keys = [("train_error", "training error")] if speed else [("train_error", "training error"), ("val_error", "test error (centre view)")]
+    keys = ([("train_error", "training error")] if speed
+            else [("train_error", "training error"), ("val_error", "test error (centre view)")])
     if not speed and all("train_eval_error" in r["curve"][-1] for arm in result["arms"].values() for r in arm["runs"]):
         keys.insert(1, ("train_eval_error", "training error, eval mode"))
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.8), squeeze=False)
@@ -353,18 +374,23 @@ def summary_rows(r: dict[str, Any], link: str) -> list[str]:
         ratio = m in ("speedup", "iterations")
         if m == "speedup":
             paper = f"{e['paper']:g}x faster"
-            measured = "—" if e["diff"] is None else (f"≥ {e['diff']:.1f}x faster" if r["ratio_is_lower_bound"] else f"{e['diff']:.2f}x faster")
+            measured = "—" if e["diff"] is None else (
+                f"≥ {e['diff']:.1f}x faster" if r["ratio_is_lower_bound"] else f"{e['diff']:.2f}x faster"
+            )
         elif m == "iterations":
-            paper, measured = f"{e['paper']:g}x the epochs", "—" if e["diff"] is None else f"{e['diff']:.2f}x the epochs"
+            paper, measured = (f"{e['paper']:g}x the epochs",
+                               "—" if e["diff"] is None else f"{e['diff']:.2f}x the epochs")
         elif m == "overfitting":
             paper, measured = "direction only", f"gap shrank {e['diff']:+.2f} pts"
         else:
             paper = "direction only" if e["paper"] is None else f"{e['paper']:+.1f} pts {m.replace('top', 'top-')}"
             measured = f"{e['diff']:+.2f} pts {m.replace('top', 'top-')}"
-        interval = "—" if e.get("lo") is None or (m == "speedup" and r.get("ratio_is_lower_bound")) else _interval(e, ratio)
+        interval = ("—" if e.get("lo") is None or (m == "speedup" and r.get("ratio_is_lower_bound"))
+                    else _interval(e, ratio))
         mde = "—" if e.get("mde") is None else _value(e["mde"], ratio).lstrip("+")
         title = r["title"] + (f": {m}" if m in ("overfitting", "iterations") else "")
-        rows.append(f"| {title} | {r['section']} | {paper} | {measured} | {interval} | {mde} | {verdict} | {scale} | [report]({link}) |")
+        rows.append(f"| {title} | {r['section']} | {paper} | {measured} | {interval} | {mde} | {verdict} | {scale} "
+                    f"| [report]({link}) |")
     return rows
 
 
@@ -385,15 +411,16 @@ def write_summary(out: Path, summary_path: Path) -> Path:
     text = "\n".join([
         "# The paper's claims, measured",
         "",
-        "Each row is one claim tested by `alexnet reproduce`: the effect of one of the paper's choices on test error in "
-        "percentage points (error without it minus error with it; positive means it helps), or a ratio of epochs. The arms "
-        "are paired by seed; intervals are 95% paired t intervals over seeds. **reproduced**: the interval lies on the "
-        "paper's side of zero (for a ratio: above 1 and holding the paper's number; *direction reproduced* where it "
-        "excludes it or is only a lower bound). **not reproduced**: it lies on the other side. **inconclusive**: it holds "
-        "zero; the report says whether the design was underpowered (its MDE, the smallest effect it would detect with 80% "
-        "probability, above the paper's effect), the runs were in another regime, or a regulariser had no overfitting to "
-        "prevent. Errors are on the test split, scored once per run; every choice made during training read a "
-        "validation split held out of the training images. Top-5 is judged only on sets of 100 classes or more.",
+        "Each row is one claim tested by `alexnet reproduce`: the effect of one of the paper's choices on test error "
+        "in percentage points (error without it minus error with it; positive means it helps), or a ratio of epochs. "
+        "The arms are paired by seed; intervals are 95% paired t intervals over seeds. **reproduced**: the interval "
+        "lies on the paper's side of zero (for a ratio: above 1 and holding the paper's number; *direction "
+        "reproduced* where it excludes it or is only a lower bound). **not reproduced**: it lies on the other side. "
+        "**inconclusive**: it holds zero; the report says whether the design was underpowered (its MDE, the smallest "
+        "effect it would detect with 80% probability, above the paper's effect), the runs were in another regime, or "
+        "a regulariser had no overfitting to prevent. Errors are on the test split, scored once per run; every choice "
+        "made during training read a validation split held out of the training images. Top-5 is judged only on "
+        "sets of 100 classes or more.",
         "",
         *rows,
         "",

@@ -14,8 +14,9 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from alexnet.atomic import atomic_path
 from alexnet.config import make_config
@@ -70,7 +71,8 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
     test = summary.get("test") or {}  # the test split, scored once at the end (the runs validate on a holdout)
     if test:
         center = {"top1_error": 1 - test["center"]["top1"], "top5_error": 1 - test["center"]["top5"]}
-        tencrop = {"top1_error": 1 - test["tencrop"]["top1"], "top5_error": 1 - test["tencrop"]["top5"]} if "tencrop" in test else None
+        tencrop = ({"top1_error": 1 - test["tencrop"]["top1"], "top5_error": 1 - test["tencrop"]["top5"]}
+                   if "tencrop" in test else None)
     else:  # data with no test split of its own beyond 'val' (a folder tree with train/val only): the val split
         center = {"top1_error": 1 - last["val_top1"], "top5_error": 1 - last["val_top5"]}
         tencrop = ({"top1_error": 1 - summary["final_top1"], "top5_error": 1 - summary["final_top5"]}
@@ -84,7 +86,8 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
         "num_classes": summary["num_classes"],
         "curve": [{"epoch": r["epoch"], "train_error": 1 - r["train_top1"], "val_error": 1 - r["val_top1"],
                    "val_top5_error": 1 - r["val_top5"], "train_loss": r["train_loss"], "val_loss": r["val_loss"],
-                   **({"train_eval_error": 1 - r["train_eval_top1"]} if "train_eval_top1" in r else {})} for r in records],
+                   **({"train_eval_error": 1 - r["train_eval_top1"]} if "train_eval_top1" in r else {})}
+                  for r in records],
         "scored_on": "test" if test else "val",
         "center": center,
         "tencrop": tencrop,
@@ -139,7 +142,9 @@ def pilot_lr(exp: Experiment, arm: Arm, scale: Scale, data: str, runs_dir: Path,
             trials.append({"lr": lr, "epochs_to_25": stats.epochs_to(curve, FIGURE1_ERROR), "train_error": curve[-1],
                            "epochs": len(curve), "seconds": result["seconds"], "result": result})
         except TrainingDiverged:
-            trials.append({"lr": lr, "epochs_to_25": None, "train_error": 1.0, "epochs": 0, "seconds": 0.0, "result": None})
+            trials.append(
+                {"lr": lr, "epochs_to_25": None, "train_error": 1.0, "epochs": 0, "seconds": 0.0, "result": None}
+            )
 
     for lr in arm.lr_grid:
         trial(lr)
@@ -207,7 +212,9 @@ def measure(exp: Experiment, results: dict[str, list[dict[str, Any]]]) -> dict[s
         numbers["lrn_term"] = lrn
     idle = not_learned(arms, with_runs + without_runs, effects["top1"])
     if exp.regulariser:
-        numbers["overfitting"] = {label: _overfitting(arms[label]) for label in (exp.with_arm.label, exp.without_arm.label)}
+        numbers["overfitting"] = {
+            label: _overfitting(arms[label]) for label in (exp.with_arm.label, exp.without_arm.label)
+        }
     if exp.overfitting:
         numbers["convergence"] = _convergence(with_runs, without_runs)
         word, why, effects = _dropout_verdict(exp, numbers, effects)
@@ -215,7 +222,9 @@ def measure(exp: Experiment, results: dict[str, list[dict[str, Any]]]) -> dict[s
         word, why = effects["top1"]["verdict"], effects["top1"]["why"]
         gap = numbers.get("overfitting", {}).get(exp.without_arm.label)
         if gap is not None and (gap["lo"] is None or gap["lo"] <= 0):
-            word, why = "inconclusive", "no overfitting to prevent at this scale: " + _gap_text(exp.without_arm.label, gap) + f"; {why}"
+            word, why = "inconclusive", (
+                "no overfitting to prevent at this scale: " + _gap_text(exp.without_arm.label, gap) + f"; {why}"
+            )
     if idle is not None:
         word, why = "inconclusive", f"the nets did not learn: {idle}"
     return {**numbers, "effects": effects, "verdict": word, "why": why}
@@ -228,7 +237,8 @@ def _regime(exp: Experiment, errors: list[float]) -> str:
     mean = stats.mean_std(errors)[0]
     if mean <= REGIME_FACTOR * exp.paper_error:
         return ""
-    return (f"the nets with the feature ended at {mean:.1f}% test error where the paper's were at {exp.paper_error:g}%: "
+    return (f"the nets with the feature ended at {mean:.1f}% test error "
+            f"where the paper's were at {exp.paper_error:g}%: "
             "another regime, so the paper's number is no yardstick here")
 
 
@@ -240,7 +250,9 @@ def _lrn_terms(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return pooled(terms) if terms and len(terms) == len(runs) else {}
 
 
-def not_learned(arms: dict[str, dict[str, list[float]]], runs: list[dict[str, Any]], top1: dict[str, Any]) -> str | None:
+def not_learned(
+    arms: dict[str, dict[str, list[float]]], runs: list[dict[str, Any]], top1: dict[str, Any]
+) -> str | None:
     """Why no verdict can be drawn from these runs (None: they learned): an arm's test error within
     2 points of chance (1 - 1/K), or runs so alike that the interval has zero width."""
     k = max((int(r.get("num_classes") or 0) for r in runs), default=0)
@@ -251,14 +263,16 @@ def not_learned(arms: dict[str, dict[str, list[float]]], runs: list[dict[str, An
             if mean >= chance - 2:
                 return f"{label} ended at {mean:.1f}% top-1 error, chance is {chance:.1f}%"
     if top1.get("lo") is not None and top1["lo"] == top1["hi"]:
-        return f"every run of both arms gave the same error difference ({top1['diff']:+.2f} points), an interval of zero width"
+        return (f"every run of both arms gave the same error difference ({top1['diff']:+.2f} points), "
+                "an interval of zero width")
     return None
 
 
 def _overfitting(arm: dict[str, list[float]]) -> dict[str, Any]:
     """Test error minus training error of one arm's runs (paired per seed), in points, both with the
     centre view: above zero is overfitting. The training error is the eval-mode pass over
-    un-augmented training images where the runs measured it, else the running error of the last epoch."""
+    un-augmented training images where the runs measured it, else the running error of the last
+    epoch."""
     train = arm.get("train_eval_error") or arm["train_error"]
     e = stats.paired_effect(train, arm["center_top1"])
     return {**e, "gaps": [t - a for a, t in zip(train, arm["center_top1"])],
@@ -267,7 +281,8 @@ def _overfitting(arm: dict[str, list[float]]) -> dict[str, Any]:
 
 def _gap_text(label: str, gap: dict[str, Any]) -> str:
     interval = "no interval" if gap["lo"] is None else f"95% interval [{gap['lo']:+.2f}, {gap['hi']:+.2f}]"
-    return f"{label}, the test error minus the eval-mode training error is {gap['diff']:+.2f} points ({interval}), not above zero"
+    return (f"{label}, the test error minus the eval-mode training error is {gap['diff']:+.2f} points "
+            f"({interval}), not above zero")
 
 
 def _convergence(with_runs: list[dict[str, Any]], without_runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -275,7 +290,8 @@ def _convergence(with_runs: list[dict[str, Any]], without_runs: list[dict[str, A
     epochs each run takes to bring its training error (eval mode where measured) down to a common
     target, the highest error that every run of both arms has reached by 3/4 of its epochs, and
     their ratio per seed (with over without) as a geometric mean with its interval."""
-    key = "train_eval_error" if all("train_eval_error" in r["curve"][-1] for r in with_runs + without_runs) else "train_error"
+    key = ("train_eval_error" if all("train_eval_error" in r["curve"][-1] for r in with_runs + without_runs)
+           else "train_error")
     runs = with_runs + without_runs
     target = max(min(p[key] for p in r["curve"][: max(1, (3 * len(r["curve"])) // 4)]) for r in runs)
     reach = {name: [stats.epochs_to([p[key] for p in r["curve"]], target) for r in rs]
@@ -285,7 +301,9 @@ def _convergence(with_runs: list[dict[str, Any]], without_runs: list[dict[str, A
     return {"measure": key, "target": target, "epochs": reach, "ratio": ratio}
 
 
-def _dropout_verdict(exp: Experiment, numbers: dict[str, Any], effects: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+def _dropout_verdict(
+    exp: Experiment, numbers: dict[str, Any], effects: dict[str, Any]
+) -> tuple[str, str, dict[str, Any]]:
     """Section 4.2's two statements, each with its own verdict: (1) without dropout the net overfits
     substantially, and dropout shrinks that overfitting (the per-seed gap without minus with);
     (2) dropout roughly doubles the iterations to converge. The test-error difference at equal
@@ -296,23 +314,30 @@ def _dropout_verdict(exp: Experiment, numbers: dict[str, Any], effects: dict[str
         over = ("inconclusive", "no overfitting to prevent at this scale: " + _gap_text(exp.without_arm.label, wo))
     else:
         word, why = stats.verdict(shrink, None)
-        over = (word, f"without dropout the net overfit by {wo['diff']:+.2f} points (95% interval [{wo['lo']:+.2f}, {wo['hi']:+.2f}]); "
+        over = (word, f"without dropout the net overfit by {wo['diff']:+.2f} points "
+                f"(95% interval [{wo['lo']:+.2f}, {wo['hi']:+.2f}]); "
                 f"dropout shrank that gap by {shrink['diff']:+.2f} points per seed: {why}")
     conv = numbers["convergence"]
     if conv["ratio"] is None:
         its = ("inconclusive", "some runs never reached the common training error, so there is no ratio")
     else:
-        its = stats.ratio_verdict(conv["ratio"], exp.paper["iterations"], what="dropout's epochs to converge over those without it:")
+        its = stats.ratio_verdict(
+            conv["ratio"], exp.paper["iterations"], what="dropout's epochs to converge over those without it:"
+        )
     out = {"overfitting": {**shrink, "paper": None, "verdict": over[0], "why": over[1]},
-           "iterations": {**conv["ratio"], "paper": exp.paper["iterations"], "verdict": its[0], "why": its[1]} if conv["ratio"]
-           else {"diff": None, "lo": None, "hi": None, "mde": None, "paper": exp.paper["iterations"], "verdict": its[0], "why": its[1]},
-           "top1": {**effects["top1"], "verdict": "not judged", "why": "test error at equal epochs, reported beside the claim, not part of it"}}
+           "iterations": {**conv["ratio"], "paper": exp.paper["iterations"], "verdict": its[0], "why": its[1]}
+           if conv["ratio"]
+           else {"diff": None, "lo": None, "hi": None, "mde": None, "paper": exp.paper["iterations"],
+                 "verdict": its[0], "why": its[1]},
+           "top1": {**effects["top1"], "verdict": "not judged",
+                    "why": "test error at equal epochs, reported beside the claim, not part of it"}}
     word = over[0] if over[0] == its[0] else f"overfitting {over[0]}; iterations {its[0]}"
     return word, f"(1) {over[1]}; (2) {its[1]}", out
 
 
 def _measure_speed(exp: Experiment, fast: list[dict[str, Any]], slow: list[dict[str, Any]]) -> dict[str, Any]:
-    """Figure 1: epochs to 25% training error per seed, and tanh's over ReLU's per seed (a lower bound where tanh never got there)."""
+    """Figure 1: epochs to 25% training error per seed, and tanh's over ReLU's per seed (a lower bound where
+    tanh never got there)."""
     epochs = max(int(r["config"]["epochs"]) for r in fast + slow)  # the budget (a pilot's cap may be smaller)
     reach = {label: [stats.epochs_to([p["train_error"] for p in r["curve"]], FIGURE1_ERROR) for r in runs]
              for label, runs in ((exp.with_arm.label, fast), (exp.without_arm.label, slow))}
@@ -322,21 +347,27 @@ def _measure_speed(exp: Experiment, fast: list[dict[str, Any]], slow: list[dict[
     what = "tanh's epochs to 25% over ReLU's:"
     if any(x is None for x in a):
         ratio = None
-        word, why = "inconclusive", f"ReLU did not reach {FIGURE1_ERROR:.0%} training error within {epochs} epochs in every seed; give it more epochs"
+        word, why = "inconclusive", (
+            f"ReLU did not reach {FIGURE1_ERROR:.0%} training error within {epochs} epochs in every seed; "
+            "give it more epochs"
+        )
     else:
-        slow_epochs = [float(len(r["curve"])) if y is None else y for y, r in zip(b, slow)]  # a lower bound where tanh never got there
+        # a lower bound where tanh never got there
+        slow_epochs = [float(len(r["curve"])) if y is None else y for y, r in zip(b, slow)]
         ratio = stats.ratio_effect(slow_epochs, a)
         word, why = stats.ratio_verdict(ratio, paper, what=what, bound=bound)
-    return {"epochs_to_25": reach, "ratio": None if ratio is None else ratio["diff"], "ratio_is_lower_bound": bound, "max_epochs": epochs,
-            "verdict": word, "why": why, "metrics": ["speedup"],
-            "effects": {"speedup": {**(ratio or {"diff": None, "lo": None, "hi": None, "mde": None}), "paper": paper, "verdict": word, "why": why}}}
+    return {"epochs_to_25": reach, "ratio": None if ratio is None else ratio["diff"], "ratio_is_lower_bound": bound,
+            "max_epochs": epochs, "verdict": word, "why": why, "metrics": ["speedup"],
+            "effects": {"speedup": {**(ratio or {"diff": None, "lo": None, "hi": None, "mde": None}), "paper": paper,
+                                    "verdict": word, "why": why}}}
 
 
-def run_experiment(exp: Experiment, scale: Scale, scale_name: str, *, data: str, seeds: int, runs_dir: Path, device: str = "auto",
-                   say: Callable[[str], None] = print) -> dict[str, Any]:
+def run_experiment(exp: Experiment, scale: Scale, scale_name: str, *, data: str, seeds: int, runs_dir: Path,
+                   device: str = "auto", say: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (or read) every run of `exp` and measure it: the content of its results.json."""
     results: dict[str, list[dict[str, Any]]] = {exp.with_arm.label: [], exp.without_arm.label: []}
-    pilots = {arm.label: pilot_lr(exp, arm, scale, data, runs_dir, device=device, say=say) for arm in (exp.with_arm, exp.without_arm)}
+    pilots = {arm.label: pilot_lr(exp, arm, scale, data, runs_dir, device=device, say=say)
+              for arm in (exp.with_arm, exp.without_arm)}
     todo = arm_runs(exp, scale, data, seeds, {label: lr for label, (lr, _) in pilots.items()})
     configs = {label: config for label, config, _ in todo}
     chosen = {label: next((t["result"] for t in trials if t["lr"] == lr and t["result"] is not None), None)
@@ -351,12 +382,15 @@ def run_experiment(exp: Experiment, scale: Scale, scale_name: str, *, data: str,
         results[label].append(train_run(config, seed, runs_dir, device=device, say=say))
     numbers = measure(exp, results)
     seconds = {r["run_dir"]: r["seconds"] for rs in results.values() for r in rs}
-    seconds.update({t["result"]["run_dir"]: t["seconds"] for _, trials in pilots.values() for t in trials if t["result"]})
+    seconds.update(
+        {t["result"]["run_dir"]: t["seconds"] for _, trials in pilots.values() for t in trials if t["result"]}
+    )
     return {
         "experiment": exp.name, "title": exp.title, "section": exp.section, "claim": exp.claim, "kind": exp.kind,
         "differences": exp.differences,
         "paper": exp.paper, "data": data, "seeds": seeds, "scale_name": scale_name, "scale": scale.__dict__,
-        "arms": {arm.label: {"changes": arm.changes, "view": arm.view, "config": configs[arm.label], "runs": results[arm.label],
+        "arms": {arm.label: {"changes": arm.changes, "view": arm.view, "config": configs[arm.label],
+                             "runs": results[arm.label],
                              "lr_pilot": [{k: v for k, v in t.items() if k != "result"} for t in pilots[arm.label][1]]}
                  for arm in (exp.with_arm, exp.without_arm)},
         "shares_runs_with": shares_runs_with(exp, scale, data),
@@ -371,4 +405,5 @@ def shares_runs_with(exp: Experiment, scale: Scale, data: str) -> list[str]:
     from alexnet.reproduce.experiments import EXPERIMENTS
 
     mine = arm_config(exp, exp.with_arm, scale, data)
-    return [e.name for e in EXPERIMENTS.values() if e.name != exp.name and arm_config(e, e.with_arm, scale, data) == mine]
+    return [e.name for e in EXPERIMENTS.values()
+            if e.name != exp.name and arm_config(e, e.with_arm, scale, data) == mine]

@@ -30,7 +30,7 @@ def t80(df: float) -> float:
     """The 80% quantile of Student's t with `df` degrees of freedom (df >= 1; floored): the power term of an MDE."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    k = int(math.floor(df))
+    k = math.floor(df)
     return T80[k - 1] if k <= len(T80) else 0.842
 
 
@@ -38,7 +38,7 @@ def t975(df: float) -> float:
     """The two-sided 95% critical value of Student's t with `df` degrees of freedom (df >= 1; floored)."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    k = int(math.floor(df))
+    k = math.floor(df)
     return T975[k - 1] if k <= len(T975) else 1.96
 
 
@@ -114,11 +114,13 @@ def ratio_effect(slow: Sequence[float], fast: Sequence[float]) -> dict[str, floa
     logs = [math.log(s / f) for s, f in zip(slow, fast)]
     m, lo, hi = paired_interval([0.0] * len(logs), logs)
     d = mde(logs)
-    return {"diff": math.exp(m), "lo": None if lo is None else math.exp(lo), "hi": None if hi is None else math.exp(hi),
-            "mde": None if d is None else math.exp(d), "n": len(logs)}
+    return {"diff": math.exp(m), "lo": None if lo is None else math.exp(lo),
+            "hi": None if hi is None else math.exp(hi), "mde": None if d is None else math.exp(d), "n": len(logs)}
 
 
-def verdict(e: dict[str, float | None], paper: float | None, *, regime: str = "", unit: str = " points") -> tuple[str, str]:
+def verdict(
+    e: dict[str, float | None], paper: float | None, *, regime: str = "", unit: str = " points"
+) -> tuple[str, str]:
     """('reproduced' | 'not reproduced' | 'inconclusive', why) for a paired effect `e` (paired_effect)
     whose positive side is the paper's direction.
 
@@ -135,14 +137,18 @@ def verdict(e: dict[str, float | None], paper: float | None, *, regime: str = ""
     could = f"could detect {detect:.2f}{unit}" if detect is not None else "no MDE"
     if lo > 0:
         size = "" if paper is None or regime else (
-            f"; the paper's {paper:+.2f} is " + ("inside it" if lo <= paper <= hi else "outside it: the size differs here"))
+            f"; the paper's {paper:+.2f} is "
+            + ("inside it" if lo <= paper <= hi else "outside it: the size differs here")
+        )
         return "reproduced", f"{span}, above zero{size}"
     if hi < 0:
         return "not reproduced", f"{span}, below zero: the effect goes the other way here"
     if regime:
         return "inconclusive", f"inconclusive at this scale: {span}, holding zero, and {regime}"
     if paper is not None and detect is not None and detect > paper:
-        return "inconclusive", f"underpowered: {span}, holding zero; the design {could}, the paper's effect is {paper:+.2f}"
+        return "inconclusive", (
+            f"underpowered: {span}, holding zero; the design {could}, the paper's effect is {paper:+.2f}"
+        )
     if paper is not None:
         return "inconclusive", (f"{span}, holding zero, though the design {could}, less than the paper's {paper:+.2f}: "
                                 "an effect of the paper's size would likely have shown")
@@ -159,7 +165,9 @@ def ratio_verdict(e: dict[str, float | None], paper: float, *, what: str, bound:
     r, lo, hi = e["diff"], e["lo"], e["hi"]
     if bound:
         if r is not None and r > 1:
-            return "direction reproduced", f"{what} at least {r:.1f}x (some runs never got there, so this is a lower bound; the paper: {paper:g}x)"
+            return "direction reproduced", (
+                f"{what} at least {r:.1f}x (some runs never got there, so this is a lower bound; the paper: {paper:g}x)"
+            )
         return "inconclusive", f"{what} at least {r:.1f}x, a bound that does not exclude 1"
     if lo is None or hi is None:
         return "inconclusive", f"{what} {r:.2f}x from one seed: no interval; run with --seeds 2 or more"

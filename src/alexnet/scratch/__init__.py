@@ -20,4 +20,4 @@ from alexnet.scratch.nets import Layer, Net, build, list_models
 from alexnet.scratch.optim import SGD
 from alexnet.scratch.train import evaluate_batch, loss_and_grads, train_step
 
-__all__ = ["Layer", "Net", "SGD", "build", "evaluate_batch", "layers", "list_models", "loss_and_grads", "train_step"]
+__all__ = ["SGD", "Layer", "Net", "build", "evaluate_batch", "layers", "list_models", "loss_and_grads", "train_step"]

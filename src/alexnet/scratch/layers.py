@@ -77,7 +77,9 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> tuple[
     return cols.reshape(c * kh * kw, n * oh * ow), oh, ow
 
 
-def col2im(dcols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
+def col2im(
+    dcols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int, padding: int
+) -> np.ndarray:
     """The adjoint of im2col: add every column's entries back onto the pixels they came from.
 
     dcols: C*kh*kw, N*OH*OW -> dx: N,C,H,W. Where windows overlap (stride < kernel) a pixel
@@ -104,7 +106,7 @@ def conv2d_forward(
     into G blocks and filter block g sees input block g only: the paper's two GPUs (section
     3.2), where conv2, conv4 and conv5 take input from their own GPU's maps alone.
     """
-    n, c, h, w = x.shape
+    n, c, _h, _w = x.shape
     f, cg, kh, kw = weight.shape
     if c != cg * groups or f % groups:
         raise ValueError(f"conv weight {weight.shape} with groups={groups} does not fit input with {c} channels")
@@ -118,7 +120,9 @@ def conv2d_forward(
     return out.transpose(1, 0, 2, 3), (cols, weight, bias is not None, x.shape, stride, padding, groups)  # N,F,OH,OW
 
 
-def conv2d_backward(dout: np.ndarray, cache: Cache, need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+def conv2d_backward(
+    dout: np.ndarray, cache: Cache, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """dout: N,F,OH,OW -> (dx: N,C,H,W or None, dweight: F,C/G,kh,kw, dbias: F or None).
 
     dweight = dout @ cols^T and dcols = weight^T @ dout, per group; dx = col2im(dcols). The
@@ -148,7 +152,7 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: int, stride: int, padding: in
     (section 3.4), kernel = stride = 2 the traditional one; the padding counts as -inf, so it
     never wins (alexnet_mini pads its 3/2 pool by one so that 32 -> 16 -> 8 -> 4).
     """
-    n, c, h, w = x.shape
+    _n, _c, h, w = x.shape
     if padding > kernel_size // 2:
         raise ValueError(f"pool padding {padding} must be at most half the kernel size {kernel_size}")
     oh, ow = out_size(h, kernel_size, stride, padding), out_size(w, kernel_size, stride, padding)
@@ -178,7 +182,7 @@ def max_pool2d_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
             hit = _window(xp, i, j, stride, oh, ow) == out
             hit &= ~served
             served |= hit
-            _window(dxp, i, j, stride, oh, ow)[...] += dout * hit  # * a mask: 6x faster than np.where
+            _window(dxp, i, j, stride, oh, ow)[...] += dout * hit  # * a mask: cheaper than np.where
     return dxp[:, :, padding:padding + h, padding:padding + w]
 
 
@@ -193,7 +197,8 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
 
 def relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     (out,) = cache
-    # as torch, the gradient at 0 is 0; multiplying by the mask is 6x faster than np.where here
+    # as torch, the gradient at 0 is 0; multiplying by the mask is cheaper than np.where
+    # (measured: BENCHMARKS.md, "CPU: this project's machine")
     return dout * (out > 0)
 
 
@@ -292,7 +297,9 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -
     return out, (x, weight, bias is not None)
 
 
-def linear_backward(dout: np.ndarray, cache: Cache, need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+def linear_backward(
+    dout: np.ndarray, cache: Cache, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """dout: N,M -> (dx: N,D, dweight: M,D, dbias: M)."""
     x, weight, has_bias = cache
     dx = dout @ weight if need_dx else None  # N,D

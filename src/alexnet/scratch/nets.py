@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,9 @@ class Layer:
 class Net:
     """A feed-forward stack of Layers with its parameters, keyed and shaped as torch's state_dict."""
 
-    def __init__(self, arch: str, layers: list[Layer], input_size: tuple[int, int, int], dtype: type = np.float32) -> None:
+    def __init__(
+        self, arch: str, layers: list[Layer], input_size: tuple[int, int, int], dtype: type = np.float32
+    ) -> None:
         self.arch = arch
         self.layers = layers
         self.input_size = tuple(input_size)  # C,H,W the net is built for
@@ -69,7 +72,9 @@ class Net:
     def dtype(self) -> np.dtype:
         return next(iter(self.params.values())).dtype
 
-    def forward(self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None) -> tuple[np.ndarray, list]:
+    def forward(
+        self, x: np.ndarray, train: bool = False, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, list]:
         """x: N,C,H,W -> (logits: N,num_classes, caches for backward). Dropout is on only when
         train is True, and then draws its masks from rng."""
         x = np.asarray(x, dtype=self.dtype)
@@ -81,7 +86,9 @@ class Net:
             caches.append(cache)
         return x, caches
 
-    def _forward_layer(self, layer: Layer, x: np.ndarray, train: bool, rng: np.random.Generator | None) -> tuple[np.ndarray, tuple]:
+    def _forward_layer(
+        self, layer: Layer, x: np.ndarray, train: bool, rng: np.random.Generator | None
+    ) -> tuple[np.ndarray, tuple]:
         o, kind = layer.opts, layer.kind
         if kind == "conv":
             w, b = self.params[f"{layer.name}.weight"], self.params[f"{layer.name}.bias"]
@@ -130,7 +137,10 @@ class Net:
         arrays = {key: np.asarray(state[key]) for key in self.params}
         for key, value in arrays.items():
             if value.shape != self.params[key].shape:
-                raise ValueError(f"{self.arch}: {key} has shape {value.shape} in the state_dict, the net needs {self.params[key].shape}")
+                raise ValueError(
+                    f"{self.arch}: {key} has shape {value.shape} in the state_dict, "
+                    f"the net needs {self.params[key].shape}"
+                )
         for key, value in arrays.items():
             self.params[key][...] = value
 
@@ -138,8 +148,14 @@ class Net:
         return sum(p.size for p in self.params.values())
 
     def __repr__(self) -> str:
-        rows = [f"  {layer.name}: {layer.kind} {layer.opts}" if layer.opts else f"  {layer.name}: {layer.kind}" for layer in self.layers]
-        return f"Net({self.arch}, input {self.input_size}, {self.num_parameters():,} parameters\n" + "\n".join(rows) + "\n)"
+        rows = [
+            f"  {layer.name}: {layer.kind} {layer.opts}" if layer.opts else f"  {layer.name}: {layer.kind}"
+            for layer in self.layers
+        ]
+        return (
+            f"Net({self.arch}, input {self.input_size}, {self.num_parameters():,} parameters\n"
+            + "\n".join(rows) + "\n)"
+        )
 
 
 _BACKWARD: dict[str, Callable[[np.ndarray, tuple], np.ndarray]] = {
@@ -152,7 +168,7 @@ _BACKWARD: dict[str, Callable[[np.ndarray, tuple], np.ndarray]] = {
 }
 
 
-# ----------------------------------------------------------------------------- layer factories (as alexnet.models.layers)
+# ------------------------------------------------------------------- layer factories (as alexnet.models.layers)
 
 
 def _conv(i: int, cin: int, cout: int, kernel_size: int, stride: int = 1, padding: int = 0, groups: int = 1) -> Layer:
@@ -172,7 +188,9 @@ def _lrn(name: str, towers: int = 1) -> Layer:
     return Layer(name, "lrn", dict(size=5, alpha=1e-4, beta=0.75, k=2.0, towers=towers))
 
 
-def _conv_block(i: int, conv: Layer, activation: str, lrn: bool, pool: str | None, overlap_padding: int = 0, towers: int = 1) -> list[Layer]:
+def _conv_block(
+    i: int, conv: Layer, activation: str, lrn: bool, pool: str | None, overlap_padding: int = 0, towers: int = 1
+) -> list[Layer]:
     block = [conv, Layer(f"features.{activation}{i}", activation)]
     if lrn:
         block.append(_lrn(f"features.lrn{i}", towers))
@@ -231,7 +249,9 @@ def _check_choice(arg: str, value: object, choices: tuple) -> None:
         raise ValueError(f"{arg} must be one of: {', '.join(map(str, choices))} (got {value!r})")
 
 
-def _check_switches(num_classes: object, in_channels: object, activation: object, lrn: object, pool: object, dropout: object) -> None:
+def _check_switches(
+    num_classes: object, in_channels: object, activation: object, lrn: object, pool: object, dropout: object
+) -> None:
     for arg, value in (("num_classes", num_classes), ("in_channels", in_channels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{arg} must be an integer >= 1 (got {value!r})")

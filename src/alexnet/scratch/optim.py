@@ -62,7 +62,10 @@ class SGD:
 
     def state_dict(self) -> dict[str, object]:
         """The hyper-parameters and copies of the momentum buffers, to resume training."""
-        hyper = dict(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov, dampening=self.dampening)
+        hyper = dict(
+            lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov,
+            dampening=self.dampening,
+        )
         return {**hyper, "buffers": {key: buf.copy() for key, buf in self.buffers.items()}}
 
     def load_state_dict(self, state: dict[str, object]) -> None:

@@ -18,7 +18,9 @@ from alexnet.scratch.nets import Net
 from alexnet.scratch.optim import SGD
 
 
-def loss_and_grads(net: Net, x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None, train: bool = True) -> tuple[float, dict[str, np.ndarray]]:
+def loss_and_grads(
+    net: Net, x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None, train: bool = True
+) -> tuple[float, dict[str, np.ndarray]]:
     """Mean cross-entropy of the batch and its gradient with respect to every parameter."""
     logits, caches = net.forward(x, train=train, rng=rng)  # N,K
     loss, loss_cache = L.cross_entropy_forward(logits, y)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,7 +14,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path | None = None, title: str = "") -> Path | Figure:
+def plot_confusion(
+    confusion: np.ndarray, classes: Sequence[str], path: Path | None = None, title: str = ""
+) -> Path | Figure:
     """Draw `confusion` (K x K counts) to `path`; class names are written when K <= 30."""
     plt = pyplot()
     counts = np.asarray(confusion, dtype=np.float64)

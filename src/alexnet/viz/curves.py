@@ -8,8 +8,9 @@ Section 5). Records are the rows `alexnet.engine.metrics.read_metrics` returns.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from alexnet.errors import UsageError
 from alexnet.viz.figure import finish, pyplot, short, wrap
@@ -31,7 +32,9 @@ def _series(records: Sequence[dict[str, Any]], key: str, scale: float = 1.0) -> 
     return xs, ys
 
 
-def plot_curves(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str | Path | None = None, *, title: str = "") -> Path | Figure:
+def plot_curves(
+    runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str | Path | None = None, *, title: str = ""
+) -> Path | Figure:
     """Draw loss, top-1 accuracy (%) and learning rate per epoch for every (label, records) run."""
     if not runs:
         raise UsageError("no runs to plot: give at least one run folder")
@@ -47,7 +50,7 @@ def plot_curves(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str 
     ax_loss, ax_acc, ax_lr = axes
     colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
     lrs: list[float] = []
-    for i, (label, records) in enumerate(runs):
+    for i, (_label, records) in enumerate(runs):
         colour = colours(i % colours.N)
         marker = "o" if len(records) <= MARKERS_UP_TO else None
         style = {"color": colour, "marker": marker, "markersize": 4, "linewidth": 1.6}
@@ -80,6 +83,8 @@ def plot_curves(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str 
     handles = run_handles + style_handles
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=9,
                frameon=False, title="colour = run, solid = train, dashed = validation", title_fontsize=9)
-    names = ", ".join(short(label, 30) for label, _ in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    names = ", ".join(short(label, 30) for label, _ in runs[:3]) + (
+        f" and {len(runs) - 3} more" if len(runs) > 3 else ""
+    )
     fig.suptitle(wrap(title or f"training curves: {names}", 14.5, 11), fontsize=11)
     return finish(fig, path, tight=False)

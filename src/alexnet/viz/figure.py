@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,20 +25,12 @@ if TYPE_CHECKING:
 DPI = 120  # pixels per inch of every PNG written: figsize (inches) x 120 = the PNG's pixel size
 
 
-def in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel (IPython's kernel app is running)."""
-    if "ipykernel" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
-
-
 def pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend (files only; no display needed), or in a Jupyter
     kernel on the kernel's own backend, so a user's inline plots keep working."""
     import matplotlib
+
+    from alexnet.engine.console import in_notebook
 
     if not in_notebook():
         matplotlib.use("Agg")
@@ -118,7 +109,9 @@ def text_width(text: str, fontsize: float, **font: Any) -> float:
 
     renderer = _measure()
     prop = FontProperties(size=fontsize, **font)
-    return max(renderer.get_text_width_height_descent(line, prop, ismath=False)[0] for line in str(text).split("\n")) / 72
+    return max(
+        renderer.get_text_width_height_descent(line, prop, ismath=False)[0] for line in str(text).split("\n")
+    ) / 72
 
 
 def text_height(lines: int, fontsize: float) -> float:

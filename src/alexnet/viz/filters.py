@@ -204,7 +204,8 @@ def plot_filters(weight: Any, path: str | Path | None = None, *, title: str = ""
             + _percent(relative_change(b[i * per_tower:(i + 1) * per_tower], w[i * per_tower:(i + 1) * per_tower]))
             + "; mid-grey = unchanged" for i in range(towers)]]
     ncols = len(panels)
-    grids = [[tile_grid(t[i * n:(i + 1) * n], cols) for t in panels] for i in range(towers)]  # all share cols: they line up
+    # all share cols: they line up
+    grids = [[tile_grid(t[i * n:(i + 1) * n], cols) for t in panels] for i in range(towers)]
     gh, gw = grids[0][0].shape[:2]
 
     # Panels are placed by hand in inches (save(tight=False)): tight_layout would shrink the

@@ -8,8 +8,9 @@ how sharply the net commits to a class and where the runners-up are (the top-5 o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -139,7 +140,9 @@ def plot_heatmap(probs: Any, classes: Sequence[str], path: str | Path | None = N
 
     if top:
         list_top = y0 + (pic_side + above if image is not None else 0.0)
-        fig.text(EDGE / width, 1 - list_top / height, f"top {top}", ha="left", va="top", fontsize=LIST, fontweight="bold")
+        fig.text(
+            EDGE / width, 1 - list_top / height, f"top {top}", ha="left", va="top", fontsize=LIST, fontweight="bold"
+        )
         fig.text(EDGE / width, 1 - (list_top + text_height(1, LIST) * SPACING / 1.2) / height, "\n".join(lines),
                  ha="left", va="top", fontsize=LIST, family="monospace", linespacing=SPACING)
 

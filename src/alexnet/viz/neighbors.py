@@ -73,10 +73,12 @@ def nearest(queries: Any, bank: Any, k: int = 6) -> tuple[np.ndarray, np.ndarray
     return indices, distances
 
 
-def plot_neighbors(query_images: Sequence[Any], neighbor_images: Sequence[Sequence[Any]], path: str | os.PathLike | None = None, *,
-                   title: str = "", query_labels: Sequence[str | None] | None = None,
-                   neighbor_labels: Sequence[Sequence[str | None]] | None = None,
-                   distances: Any = None) -> Path | Figure:
+def plot_neighbors(
+    query_images: Sequence[Any], neighbor_images: Sequence[Sequence[Any]], path: str | os.PathLike | None = None, *,
+    title: str = "", query_labels: Sequence[str | None] | None = None,
+    neighbor_labels: Sequence[Sequence[str | None]] | None = None,
+    distances: Any = None,
+) -> Path | Figure:
     """One row per query: the query image, a dividing line, then its neighbours nearest first.
 
     Images may be uint8 H,W,3 / H,W / C,H,W of any size; `neighbor_images[i]` holds query i's

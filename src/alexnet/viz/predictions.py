@@ -96,8 +96,10 @@ def plot_prediction_grid(images: Sequence[Any], topks: Sequence[Topk], path: str
     return finish(fig, path, tight=False)
 
 
-def plot_top5(images: Sequence[Any], topks: Sequence[Topk], path: str | os.PathLike | None = None, *,
-              title: str = "", true: Sequence[str | None] | None = None, names: Sequence[str] | None = None) -> Path | Figure:
+def plot_top5(
+    images: Sequence[Any], topks: Sequence[Topk], path: str | os.PathLike | None = None, *,
+    title: str = "", true: Sequence[str | None] | None = None, names: Sequence[str] | None = None,
+) -> Path | Figure:
     """The paper's Figure 4 (left): each image over a bar chart of its five most probable classes.
 
     Up to 8 images (more: the first 8 are drawn and the heading says so), in one row of up to 4

@@ -1,8 +1,9 @@
-"""How large anything read from a dataset file may be, and the one check every opener makes first.
+"""How large anything read from a file, or asked for by a user or a checkpoint, may be, and the one
+check every opener makes first.
 
 A dataset comes from anywhere, and a file named ``x.jpg`` may be a named pipe (opening it blocks
 for ever), a link to ``/dev/zero`` (reading it never ends), a 1 TiB sparse file, a 6 MB gzip that
-inflates to 6 GiB, or a 388 KB PNG of 20,000 x 20,000 pixels (1.2 GB decoded; issue 16). So
+inflates to 6 GiB, or a 388 KB PNG of 20,000 x 20,000 pixels (1.2 GB decoded). So
 every file is opened through `open_regular` / `read_regular`, which refuse what is not a regular
 file without opening it (and without blocking, should it change in between), and every size read
 from a file -- its own length, an archive member's, the dimensions in an IDX header -- is checked
@@ -23,9 +24,28 @@ from typing import BinaryIO
 
 MiB = 2**20
 
+# Bounds on what a user or a checkpoint asks for (config, models, the CLI's options).
+# The largest input side: 4.5x the paper's 227. Larger is rarely meant (a typo such as 2240), and
+# its batches alone take gigabytes.
+MAX_IMAGE_SIZE = 1024
+# The most classes a net may have (models/build_model): ImageNet-21k's fit 4.5 times over, and a
+# damaged checkpoint's `num_classes` cannot ask for terabytes before any shape check.
+MAX_CLASSES = 100_000
+# Bounds of the counts a user gives, so that no value overflows torch's int64 arguments: 2**20 is 16x
+# the largest ImageNet batch published (Ying et al. 2018); past a few hundred workers a machine runs
+# out of memory or process slots; a product of two counts of up to a billion still fits in int64.
+MAX_BATCH_SIZE = 2**20
+MAX_WORKERS = 256
+MAX_COUNT = 10**9
+# YAML aliases let a few hundred bytes stand for billions of values ("billion laughs"), cheap to load
+# but slow and huge to expand later (BENCHMARKS.md, 'CPU: this project's machine'), so a file's size
+# and its values counted with every alias expanded are bounded before anything else reads them.
+MAX_CONFIG_BYTES = 2**20
+MAX_YAML_VALUES = 10_000
+
 # An image file, any format. Real photographs are far smaller (the imagenet-sample's largest is
-# 0.7 MB, measured; issue 16 puts ImageNet's largest at tens of MB); an uncompressed 8-bit RGB
-# (RGBA) picture at PIL's pixel limit is 256 (341) MiB, so any picture the pixel limit allows fits.
+# 0.7 MB, ImageNet's largest tens of MB); an uncompressed 8-bit RGB (RGBA) picture at PIL's
+# pixel limit is 256 (341) MiB, so any picture the pixel limit allows fits.
 IMAGE_FILE_BYTES = 512 * MiB
 # One CIFAR-10 image, a file of a JPEG tree or an archive member: 32x32 pixels are 3 KB raw, the
 # real JPEGs at most 1,124 bytes (cifar10-jpeg.tar.gz, measured); 1 MiB leaves room for any
