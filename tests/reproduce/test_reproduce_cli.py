@@ -150,3 +150,24 @@ def test_an_unwritable_report_folder_is_one_line(tmp_path):
     with pytest.raises(UsageError, match="cannot write"):
         write_summary(tmp_path, blocker / "paper.md")  # its parent is a file
     assert blocker.read_text() == "keep me"
+
+
+def test_curves_of_seeds_that_stop_at_different_epochs(tmp_path):
+    """Figure 1's runs stop at 25% training error, each seed at its own epoch: the mean runs over
+    the epochs all reached, and the picture is still drawn (it once failed on 16 against 15)."""
+    from PIL import Image
+
+    from alexnet.reproduce.report import _mean_curve, plot_curves
+
+    def run(errors):
+        return {"curve": [{"epoch": e + 1, "train_error": v} for e, v in enumerate(errors)]}
+
+    arms = {"ReLU": {"runs": [run([0.6, 0.4, 0.3, 0.24]), run([0.6, 0.45, 0.24])]},
+            "tanh": {"runs": [run([0.7, 0.5, 0.35, 0.3, 0.24]), run([0.7, 0.5, 0.4, 0.24])]}}
+    epochs, mean, lo, hi = _mean_curve(arms["ReLU"]["runs"], "train_error")
+    assert epochs == [1, 2, 3]
+    assert mean == pytest.approx([60, 42.5, 27])
+    assert (lo, hi) == (pytest.approx([60, 40, 24]), pytest.approx([60, 45, 30]))
+    result = {"kind": "speed", "arms": arms, "title": "relu-vs-tanh", "seeds": 2}
+    path = plot_curves(result, tmp_path / "curves.png")
+    assert Image.open(path).size[0] > 100

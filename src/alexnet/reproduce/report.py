@@ -296,8 +296,9 @@ def _devices(result: dict[str, Any]) -> str:
 
 
 def _mean_curve(runs: list[dict[str, Any]], key: str) -> tuple[list[int], list[float], list[float], list[float]]:
-    epochs = [p["epoch"] for p in runs[0]["curve"]]
-    per_epoch = list(zip(*[[100 * p[key] for p in r["curve"]] for r in runs]))
+    n = min(len(r["curve"]) for r in runs)  # runs that stop at a target end at different epochs
+    epochs = [p["epoch"] for p in runs[0]["curve"][:n]]
+    per_epoch = list(zip(*[[100 * p[key] for p in r["curve"][:n]] for r in runs]))
     return epochs, [sum(v) / len(v) for v in per_epoch], [min(v) for v in per_epoch], [max(v) for v in per_epoch]
 
 
@@ -318,6 +319,11 @@ def plot_curves(result: dict[str, Any], path: Path) -> Path:
             style = "-" if colour == COLOURS[0] else "--"
             ax.plot(epochs, mean, style, color=colour, label=label, marker="o", markersize=3)
             ax.fill_between(epochs, lo, hi, color=colour, alpha=0.15, linewidth=0)
+            for run in arm["runs"]:  # each seed to its own end, past the epochs all of them reached
+                if len(run["curve"]) > len(epochs):
+                    tail = run["curve"][len(epochs) - 1:]
+                    ax.plot([q["epoch"] for q in tail], [100 * q[key] for q in tail], style, color=colour,
+                            linewidth=0.8, alpha=0.5)
         if speed:
             ax.axhline(100 * FIGURE1_ERROR, color="gray", linewidth=0.8, linestyle=":")
         ax.set_xlabel("epochs")
