@@ -263,3 +263,17 @@ def test_with_json_an_error_is_also_one_json_object_on_stdout(args, words, capsy
     record = json.loads(lines[0])
     assert record["exit_code"] == 2 and record["verb"] == args[0]
     assert words in record["error"] and record["error"] in err
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["train", "--modle", "alexnet_mini"], "alexnet train: error: unrecognized arguments: --modle alexnet_mini; "
+                                           "did you mean --model? (see alexnet train --help)"),
+    (["trian"], "did you mean train? (see alexnet --help)"),
+    (["eval", "RUN", "--workres", "2"], "did you mean --workers? (see alexnet eval --help)"),
+    (["viz", "filtres"], "did you mean filters? (see alexnet viz --help)"),
+    (["summary", "alexnet2012", "--zzzzzz"], "unrecognized arguments: --zzzzzz (see alexnet summary --help)"),
+])
+def test_a_typo_names_the_verbs_help_and_the_closest_match(argv, says, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1, err

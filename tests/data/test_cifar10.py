@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import re
 import subprocess
 import sys
 import tarfile
@@ -303,7 +304,7 @@ def test_missing_or_empty_paths(tmp_path: Path):
         open_dataset(f"cifar10:{tmp_path / 'empty'}")
 
 
-def test_failed_download_lists_the_places_searched(monkeypatch: pytest.MonkeyPatch):
+def test_failed_download_says_why_and_where_it_looked(monkeypatch: pytest.MonkeyPatch):
     import torchvision.datasets
 
     def offline(*args, **kwargs):
@@ -313,7 +314,7 @@ def test_failed_download_lists_the_places_searched(monkeypatch: pytest.MonkeyPat
     with pytest.raises(DataError) as err:
         open_dataset("cifar10")
     message = str(err.value)
-    assert "no route to host" in message and "shared/datasets/cifar10-jpeg.tar.gz" in message
+    assert "no route to host" in message and re.search(r"data/cifar10 or \d+ other places", message)
     assert "\n" not in message
 
 
@@ -459,3 +460,17 @@ def test_members_are_bounded_in_number_and_in_total(tmp_path: Path, monkeypatch:
                                  r"1.95 KiB\)"):
             open_dataset(f"cifar10:{archive}")
     assert len(open_dataset(f"cifar10:{archive}").split("train")) == 5
+
+
+def test_a_missing_dataset_is_a_short_line_naming_the_first_place_and_alexnet_data(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")  # no ./data, no ../shared beside it
+    monkeypatch.setenv("ALEXNET_DATA", str(tmp_path / "store"))
+    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataError) as refused:
+        open_dataset("cifar10", download=False)
+    message = str(refused.value)
+    assert message.startswith(f"cifar10: not found in {tmp_path / 'store' / 'cifar10'} or ")
+    assert "other places" in message and "ALEXNET_DATA" in message, message
+    assert len(message.replace(str(tmp_path), "")) < 200, message

@@ -11,9 +11,11 @@ argparse's own errors are shortened to one line too, and so are warnings (`alexn
 from __future__ import annotations
 
 import argparse
+import difflib
 import io
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterable
@@ -40,8 +42,22 @@ class Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage dump) and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        message += did_you_mean(message, [o for a in self._actions for o in a.option_strings])
         self._print_message(f"{self.prog}: error: {message} (see {self.prog} --help)\n", sys.stderr)
         raise RefusedArguments(message, self.prog)
+
+
+def did_you_mean(message: str, options: list[str]) -> str:
+    """'; did you mean --model?' for an unknown option or choice close to a known one, as git
+    suggests a verb; '' otherwise."""
+    if message.startswith("unrecognized arguments: "):
+        word, known = message.split()[2].split("=")[0], options
+    elif match := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
+        word, known = match[1], re.findall(r"[\w.-]+", match[2])
+    else:
+        return ""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 class RefusedArguments(SystemExit):
@@ -68,6 +84,12 @@ def build_parser(verbs: Iterable[str] | None = None) -> Parser:
     return parser
 
 
+def verb_parser(parser: Parser, verb: str | None) -> Parser:
+    """The parser of `verb` (the top-level one where there is none)."""
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return subs.choices[verb] if verb in subs.choices else parser
+
+
 def verb_of(argv: list[str]) -> str | None:
     """The verb named on the command line: the first word that is not an option (the top level
     has only --help and --version, which take no value)."""
@@ -78,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser([verb_of(argv)])
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # the verb's parser says it, so the error names `alexnet VERB --help` and its options
+            verb_parser(parser, args.verb).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # --help, --version, or argparse's one-line error: its exit code
         if isinstance(e, RefusedArguments) and "--json" in argv:
             print_json_error(e.prog.partition(" ")[2] or None, e.message, 2)

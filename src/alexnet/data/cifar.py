@@ -92,7 +92,7 @@ def _locate(arg: str | None, download: bool) -> tuple[str, Path]:
         if found is not None:
             return found
 
-    how = "give its folder or archive as cifar10:PATH, or set ALEXNET_DATA"
+    how = "give its folder or archive as cifar10:PATH, or set ALEXNET_DATA to the folder that holds it"
     if not download:
         raise DataError(f"cifar10: not found in {describe(places)}; {how}")
     try:

@@ -120,7 +120,7 @@ def _locate(kind: _Kind, arg: str | None, download: bool) -> dict[str, tuple[Pat
             return found
 
     how = (f"put the four IDX files ({', '.join(IDX_FILES['train'] + IDX_FILES['test'])}, plain or .gz) in DIR "
-           f"and use {kind.name}:DIR")
+           f"and use {kind.name}:DIR, or set ALEXNET_DATA to the folder that holds DIR")
     if kind is _FASHION:
         how += ", or on Debian/Ubuntu: apt-get install dataset-fashion-mnist"
     if arg is not None or not download:

@@ -29,5 +29,8 @@ def cache_dir() -> Path:
 
 
 def describe(places: list[Path]) -> str:
-    """A one-line list of searched places for an error message."""
-    return ", ".join(str(p) for p in places) if places else "(nowhere)"
+    """The searched places for a one-line error: the first, and how many more (a full list of a
+    dozen paths buries the message; the search order is in this module's docstring)."""
+    if len(places) <= 2:
+        return ", ".join(str(p) for p in places) or "(nowhere)"
+    return f"{places[0]} or {len(places) - 1} other places"
