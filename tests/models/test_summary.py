@@ -125,7 +125,7 @@ def test_explicit_input_size():
 def test_format_summary(summary2012):
     text = format_summary(summary2012)
     lines = text.splitlines()
-    assert lines[0].split() == ["Layer", "Type", "Output", "shape", "Params", "MACs"]
+    assert lines[0].split() == ["Layer", "Type", "Kernel", "Stride", "Output", "shape", "Params", "MACs"]
     assert any("features.conv1" in line and "96x55x55" in line and "34,944" in line for line in lines)
     assert "60,965,224" in text
     assert "3.8%" in text and "96.2%" in text
@@ -133,3 +133,17 @@ def test_format_summary(summary2012):
     assert len(table) == len(summary2012["rows"])
     # numbers are right-aligned, so every row of the table ends in the same column
     assert len({len(line) for line in [lines[0], *table]}) == 1
+
+
+def test_kernels_and_strides_are_the_papers(summary2012):
+    """Section 3.5 and figure 2: conv1 11x11 stride 4, conv2 5x5, conv3-5 3x3 (stride 1), the
+    overlapping pools 3x3 stride 2; layers without a window have none."""
+    by_name = {r["name"].split(".")[-1]: r for r in summary2012["rows"]}
+    paper = {"conv1": (11, 4), "conv2": (5, 1), "conv3": (3, 1), "conv4": (3, 1), "conv5": (3, 1),
+             "pool1": (3, 2), "pool2": (3, 2), "pool5": (3, 2)}
+    for name, (k, stride) in paper.items():
+        assert (by_name[name]["kernel"], by_name[name]["stride"]) == ([k, k], [stride, stride]), name
+    assert all(by_name[n]["kernel"] is None and by_name[n]["stride"] is None for n in ("relu1", "lrn1", "fc6", "drop6"))
+    text = format_summary(summary2012)
+    conv1 = next(line for line in text.splitlines() if line.startswith("features.conv1"))
+    assert conv1.split()[2:4] == ["11x11", "4"]

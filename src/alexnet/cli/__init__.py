@@ -26,7 +26,7 @@ from alexnet.errors import Interrupted, RunFailed, UsageError
 VERBS = {
     "train": "train a model (presets: fast, paper, d2l)",
     "eval": "evaluate a checkpoint or run folder",
-    "summary": "layer table of a model: output shapes, parameters, multiply-adds",
+    "summary": "layer table of a model: kernels, strides, output shapes, parameters, multiply-adds",
     "models": "list the models with their parameters and input size",
     "predict": "classify image files or folders with a trained or pretrained net",
     "viz": "pictures: filters, feature maps, predictions, heatmap, neighbours, curves, augmentations, confusion",

@@ -31,6 +31,20 @@ def _macs(module: nn.Module, output: torch.Tensor) -> int:
     return 0
 
 
+def _window(module: nn.Module) -> tuple[list[int] | None, list[int] | None]:
+    """A conv's or a pool's kernel and stride as [h, w] each (what figure 2 labels each layer
+    with); None for layers without a window."""
+    kernel = getattr(module, "kernel_size", None)
+    if kernel is None:
+        return None, None
+    stride = getattr(module, "stride", 1)  # LocallyConnected2d slides by 1
+    return _pair(kernel), _pair(kernel if stride is None else stride)
+
+
+def _pair(v: int | tuple[int, ...] | list[int]) -> list[int]:
+    return [int(x) for x in v] if isinstance(v, (tuple, list)) else [int(v), int(v)]
+
+
 def _check_size(input_size: object) -> tuple[int, int, int]:
     size = tuple(input_size) if isinstance(input_size, (tuple, list)) else ()
     if len(size) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
@@ -63,9 +77,12 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int] | None = None) 
     def record(name: str):
         def hook(module: nn.Module, inputs, output) -> None:
             out = output[0] if isinstance(output, (tuple, list)) else output
+            kernel, stride = _window(module)
             rows.append({
                 "name": name,
                 "type": type(module).__name__,
+                "kernel": kernel,
+                "stride": stride,
                 "output_shape": list(out.shape[1:]),
                 "params": sum(p.numel() for p in module.parameters(recurse=False)),
                 "macs": _macs(module, out),
@@ -117,13 +134,20 @@ def _human(n: int) -> str:
     return f"{n} MAC"
 
 
+def stride_text(stride: list[int]) -> str:
+    """[4, 4] -> '4', [2, 1] -> '2x1'."""
+    return str(stride[0]) if len(set(stride)) == 1 else "x".join(map(str, stride))
+
+
 def format_summary(summary: dict) -> str:
     """The summary as an aligned text table followed by the totals."""
-    header = ("Layer", "Type", "Output shape", "Params", "MACs")
+    header = ("Layer", "Type", "Kernel", "Stride", "Output shape", "Params", "MACs")
     table = [header] + [
         (
             r["name"] or "(model)",
             r["type"],
+            "-" if r.get("kernel") is None else "x".join(map(str, r["kernel"])),
+            "-" if r.get("stride") is None else stride_text(r["stride"]),
             "x".join(str(s) for s in r["output_shape"]),
             f"{r['params']:,}",
             f"{r['macs']:,}",
@@ -131,7 +155,7 @@ def format_summary(summary: dict) -> str:
         for r in summary["rows"]
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    right = (False, False, True, True, True)  # numbers right-aligned so the digits line up
+    right = (False, False, True, True, True, True, True)  # numbers right-aligned so the digits line up
 
     def line(row: tuple[str, ...]) -> str:
         cells = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)]
