@@ -1,6 +1,6 @@
 """Layer table of a model: alexnet summary MODEL [--input 3x227x227] [--json].
 
-Per layer: name, output shape, parameters, multiply-adds; then the totals and the share of the
+Per layer: name, kernel and stride, output shape, parameters, multiply-adds; then the totals and the share of the
 parameters in the convolutional vs the fully-connected layers (alexnet2012: about 4% / 96%).
 """
 
