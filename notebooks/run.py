@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def execute(path: Path, *, smoke: bool, save: bool, timeout: int = 1800, runs: P
     A failing cell raises nbclient's CellExecutionError, naming the cell and the error."""
     import nbclient
     import nbformat
+    from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
     before = {key: os.environ.get(key) for key in ("ALEXNET_SMOKE", "ALEXNET_RUNS")}
@@ -32,8 +34,12 @@ def execute(path: Path, *, smoke: bool, save: bool, timeout: int = 1800, runs: P
         os.environ["ALEXNET_RUNS"] = str(runs)
     started = time.perf_counter()
     try:
-        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}}).execute()
+        # over IPC (Unix sockets in a private folder), not TCP: the kernel then has no cause to
+        # warn, once per notebook, that its TCP ports are unencrypted
+        with tempfile.TemporaryDirectory() as sockets:
+            ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+            nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", config=ipc,
+                                    resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         for key, value in before.items():
             if value is None:

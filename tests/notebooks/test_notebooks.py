@@ -66,3 +66,15 @@ def test_the_notebooks_use_only_public_names():
                 # dunders are public
                 private = [n for n in names if any(p.startswith("_") and not p.endswith("__") for p in n.split("."))]
                 assert not private, f"{path.name} uses {private}"
+
+
+def test_the_kernel_runs_over_ipc_without_a_warning(tmp_path, capfd):
+    """A one-cell notebook: its output comes back, and the kernel prints no warning (over TCP it
+    warned once per notebook that its ports are unencrypted)."""
+    pytest.importorskip("nbclient", reason="the notebooks need the test extra's nbclient and ipykernel")
+    nbformat = pytest.importorskip("nbformat")
+    path = tmp_path / "one.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(41 + 1)")]), path)
+    runner().execute(path, smoke=True, save=True)
+    assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == "42\n"
+    assert "WARNING" not in capfd.readouterr().err
