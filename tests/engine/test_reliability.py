@@ -103,6 +103,8 @@ def test_a_signal_mid_epoch_saves_and_resume_is_exact(straight, tmp_path, monkey
     assert e.value.exit_code == 130
     saved = load_checkpoint(run, prefer="last")
     assert saved["epoch"] == 1 and saved["step"] == 7 and saved["partial"]["batches"] == 2
+    # the epoch done is drawn, as a finished run's would be
+    assert all((run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in ("curves.png", "filters.png"))
     monkeypatch.undo()
     fit(make_config(saved["config"], resume=str(run)))
     assert_same_run(straight, run)

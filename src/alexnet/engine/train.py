@@ -50,8 +50,8 @@ from alexnet.engine.memory import explain_out_of_memory
 from alexnet.engine.metrics import MetricsLog
 from alexnet.engine.optim import Plateau, learning_rates, plateau_after, plateau_from
 from alexnet.engine.pipeline import build_for_data, data_pipeline, open_training_data, tta_pipeline
-from alexnet.engine.run import announce, end_epoch, epoch_label, finish_run, open_run
-from alexnet.errors import TrainingDiverged, UsageError
+from alexnet.engine.run import announce, draw_run_pictures, end_epoch, epoch_label, finish_run, open_run
+from alexnet.errors import Interrupted, TrainingDiverged, UsageError
 
 
 class Backend(Protocol):
@@ -282,6 +282,11 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
     # the RNG states as they were when the checkpoint was written (building the model drew from them)
     restore_rng(resume.get("rng") if resume is not None else None)
     try:
+        def stopped(stop: StopRequest, where: str) -> Interrupted:
+            if world.main and epoch:  # the epochs done get their curves and kernels, as a finished run's
+                draw_run_pictures(run_dir, model, backend.first_kernels())
+            return interrupted(stop, run_dir, where)
+
         with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, device, amp=amp):
             while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps) and not reached(cfg, record):
                 set_epoch(train_loader, epoch)
@@ -300,7 +305,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
                     if world.main:
                         save_checkpoint(run_dir / "last.pt", checkpoint(record, best_top1, {**partial, "lr": lr}))
                     position = f"at step {step} (epoch {epoch + 1}, batch {partial['batches']} of {len(train_loader)})"
-                    raise interrupted(stop, run_dir, position)
+                    raise stopped(stop, position)
                 train_rates.append(train["images_per_s"])
                 val = score(backend, val_loader, pipe.views, cfg, device, len(source.classes),
                             progress=f"validating epoch {epoch + 1}")
@@ -323,7 +328,7 @@ def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
                         f"{cfg.stop_train_error:.2%}: stopping after epoch {epoch}")
                 # a signal came during validation or saving
                 if distributed.agree(torch.zeros(()), bool(stop))[1] and epoch < cfg.epochs:
-                    raise interrupted(stop, run_dir, f"after epoch {epoch}")
+                    raise stopped(stop, f"after epoch {epoch}")
     except TrainingDiverged as e:
         raise diverged(e, run_dir) from None
     finally:
