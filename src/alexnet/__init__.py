@@ -10,11 +10,10 @@
 
 Names are imported on first use, so `import alexnet` stays cheap: it imports no torch (measured:
 BENCHMARKS.md, 'CPU: this project's machine'). `dir(alexnet)`, `help(alexnet)` and tab
-completion still list them all, with their signatures (`__dir__` below).
+completion still list them all, with their signatures (alexnet/lazy.py).
 """
 
-from importlib import import_module
-from typing import Any
+from alexnet.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -38,12 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __dir__() -> list[str]:
-    """The module's own names and the lazily imported ones, for dir(), help() and completion."""
-    return sorted(set(globals()) | set(_EXPORTS))
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'alexnet' has no attribute '{name}'")
+__dir__, __getattr__ = lazy_exports("alexnet", _EXPORTS, globals())

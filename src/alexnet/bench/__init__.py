@@ -22,8 +22,7 @@ The modules, each importing only those above it:
 - `report`: `format_report`, that report as a text table (imports none of the others).
 """
 
-from importlib import import_module
-from typing import Any
+from alexnet.lazy import lazy_exports
 
 # name -> its module, imported on first use so that `alexnet bench --help` loads no torch
 _EXPORTS = {
@@ -72,11 +71,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'alexnet.bench' has no attribute '{name}'")
+__dir__, __getattr__ = lazy_exports("alexnet.bench", _EXPORTS, globals())
