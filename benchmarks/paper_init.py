@@ -26,13 +26,9 @@ from torch import nn
 
 def train(init: str, args: argparse.Namespace) -> list[float]:
     from alexnet.config import make_config, read_yaml
-    from alexnet.engine.fast import bf16_switch
+    from alexnet.engine.distributed import World
     from alexnet.engine.optim import make_optimizer
-    from alexnet.engine.pipeline import (
-        build_for_data,
-        data_pipeline,
-        open_training_data,
-    )
+    from alexnet.engine.train import build_for_data, data_pipeline, make_plan, open_training_data
 
     cfg = make_config(read_yaml("paper"), data=args.data, train_images=args.steps * 128, workers=0, tensorboard=False,
                       model_args={"init": init})
@@ -40,10 +36,11 @@ def train(init: str, args: argparse.Namespace) -> list[float]:
     source = open_training_data(cfg)
     torch.manual_seed(args.seed)
     model = build_for_data(cfg, source)  # alexnet2012 with `init` (models/alexnet2012.py)
-    fast = bf16_switch("auto", device)
+    plan = make_plan(cfg, World(), device, source, model)
+    fast = plan.amp and plan.channels_last  # both follow native bf16 on a CPU
     if fast:
         model = model.to(memory_format=torch.channels_last)
-    pipe = data_pipeline(cfg, model, source, device)
+    pipe, _ = data_pipeline(plan, source)
     opt = make_optimizer(model, cfg)
     losses: list[float] = []
     started = time.perf_counter()

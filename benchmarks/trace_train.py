@@ -4,13 +4,15 @@ first checkpoint write: how many rooms a reader walks through to follow one trai
     python benchmarks/trace_train.py [-- ALEXNET TRAIN ARGS]
 
 Default arguments: `--data shapes:train=256,test=64 --epochs 1 --max-steps 1` into a temporary
-folder. Functions only (sys.setprofile sees calls, not module imports); the trace stops at the
-first call of `save_checkpoint`. Prints the files in the order they first ran, their count, and
+folder. Functions only: code that runs while a module is imported (its body, its class bodies,
+and what they call) is not a room of the training step; the trace stops at the first call of
+`save_checkpoint`. Prints the files in the order they first ran, their count, and
 the number of distinct cross-file call edges.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import tempfile
@@ -41,9 +43,18 @@ def trace(argv: list[str]) -> tuple[list[str], set[tuple[str, str]]]:
             names[filename] = filename[len(root):]
         return names[filename]
 
+    def importing(frame) -> bool:  # a module or class body on the stack: this call is part of an import
+        while frame is not None:
+            if frame.f_code.co_name == "<module>" or not frame.f_code.co_flags & inspect.CO_NEWLOCALS:
+                return True
+            frame = frame.f_back
+            if frame is not None and frame.f_code is trace.__code__:
+                return False
+        return False
+
     def profile(frame, event, _arg):
-        if event != "call" or frame.f_code.co_name == "<module>" or (me := ours(frame)) is None:
-            return  # a module's own code runs at import: not a room of the training step
+        if event != "call" or (me := ours(frame)) is None or importing(frame):
+            return
         if me not in files:
             files.append(me)
         caller = frame.f_back and ours(frame.f_back)

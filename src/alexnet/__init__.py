@@ -23,7 +23,7 @@ _EXPORTS = {
     "open_dataset": "alexnet.data",
     "TrainConfig": "alexnet.config",
     "make_config": "alexnet.config",
-    "fit": "alexnet.engine.train",
+    "fit": "alexnet.cli.train",
     "train_one_epoch": "alexnet.engine.train",
     "evaluate": "alexnet.engine.evaluate",
     "load_checkpoint": "alexnet.engine.checkpoint",

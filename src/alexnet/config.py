@@ -422,7 +422,7 @@ def parse_bool(text: str) -> bool:
 def kv_pairs(text: str) -> Iterator[tuple[str, str, str | None]]:
     """'a=1, b=x' -> ('a=1', 'a', '1'), ('b=x', 'b', 'x'): each comma-separated part, its key and
     its value (None where the part has no '='), stripped; empty parts skipped. The one splitter of
-    the `k=v` lists (--model-args here, dataset options in data/options.py)."""
+    the `k=v` lists (--model-args here, dataset options in data/datasets.py)."""
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         yield part, key.strip(), value.strip() if sep else None

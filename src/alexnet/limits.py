@@ -9,7 +9,7 @@ file without opening it (and without blocking, should it change in between), and
 from a file -- its own length, an archive member's, the dimensions in an IDX header -- is checked
 with `check_size` against one of the limits below before anything is allocated. Image pixels are
 bounded by PIL's ``Image.MAX_IMAGE_PIXELS`` (89.5 Mpx, 256 MiB as 8-bit RGB), which `load_image`
-and the device decoder enforce, and CIFAR-10's by their 32x32 header (`alexnet.data.tiny`).
+and the device decoder enforce, and CIFAR-10's by their 32x32 header (`alexnet.data.cifar_files`).
 
 Each limit is set far above the largest real file of its kind (the figures beside it), so real
 data never meets one; what a limit refuses is a `Refused`, which the caller turns into a

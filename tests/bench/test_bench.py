@@ -33,6 +33,7 @@ from alexnet.bench import (
     run_bench,
 )
 from alexnet.cli import main
+from alexnet.errors import UsageError
 from alexnet.models import build_model
 from alexnet.models.summary import summarize
 
@@ -201,11 +202,29 @@ def test_cuda_graphs_without_cuda_are_noted_not_used(capsys):
     assert "CUDA graphs need --compile and a CUDA device; measured without them" in r["notes"]
 
 
+def test_switches_speak_as_training_does(capsys):
+    """channels_last, compile, cuda_graphs and device_decode take auto/on/off, as TrainConfig's do,
+    and auto is decided by the same rules (engine/fast.py)."""
+    from alexnet.engine.fast import bf16_switch
+
+    with pytest.raises(UsageError, match="channels_last must be one of auto, on, off; got True"):
+        BenchConfig(channels_last=True)
+    for flags, nhwc in ((["--no-channels-last"], False), (["--channels-last", "auto"],
+                                                          bf16_switch("auto", torch.device("cpu")))):
+        code = main(["bench", "--mode", "infer", "--model", "alexnet_mini", "--image-size", "32", "--batch-size", "2",
+                     "--no-ceiling", "--json", *flags, *QUICK])
+        r = json.loads(capsys.readouterr().out)
+        assert code == 0 and r["channels_last"] is nhwc and r["results"]["infer"]["channels_last"] is nhwc
+        assert r["compile"] is False  # auto: on for CUDA only
+
+
 @pytest.mark.parametrize("args,words", [
     (["--mode", "data"], "--mode data needs --data"),
     (["--batch-size", "0"], "--batch-size"),
     (["--mode", "fast"], "--mode"),
     (["--precision", "fp8"], "--precision"),
+    (["--compile", "maybe"], "--compile"),
+    (["--channels-last", "true"], "--channels-last"),
     (["--model", "lenet"], "unknown model 'lenet'"),
     (["--image-size", "4"], "--image-size"),
     (["--model", "alexnet_mini", "--image-size", "32", "--baseline", "--mode", "infer"], "at least 63"),

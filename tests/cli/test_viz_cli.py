@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+from alexnet import fit  # the public fit: the engine's, and the run's pictures
 from alexnet.cli import main
 from alexnet.config import make_config, read_yaml
 from alexnet.data import open_dataset
 from alexnet.engine.checkpoint import load_checkpoint
-from alexnet.engine.train import fit
 from alexnet.viz.figure import layout_problems
 
 SMALL = "shapes:train=320,test=80,size=32"

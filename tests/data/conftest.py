@@ -123,7 +123,7 @@ def peak_memory_growth(code: str, timeout: float = 120) -> tuple[dict, float]:
     dict it leaves in `result`, how many MiB its peak resident memory grew while `code` ran). A
     fresh process, because the peak of this one is already high from the tests before."""
     script = (
-        "import json, resource, torch, PIL.Image, alexnet.data, alexnet.data.cifar, alexnet.data.idx\n"
+        "import json, resource, torch, PIL.Image, alexnet.data, alexnet.data.cifar, alexnet.data.mnist\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "result = {}\n"
         f"{code}\n"

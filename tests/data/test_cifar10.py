@@ -18,7 +18,7 @@ from conftest import cache_folder, file_state, finishes, peak_memory_growth, png
 from PIL import Image
 
 import alexnet.data.archive as archive_module
-import alexnet.data.cifar_cache as cifar_cache
+import alexnet.data.cifar_files as cifar_cache
 from alexnet.data import BadImage, open_dataset
 from alexnet.errors import DataError
 from alexnet.limits import CIFAR_IMAGE_BYTES

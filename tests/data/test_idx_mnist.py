@@ -12,7 +12,7 @@ import torch
 from conftest import finishes, peak_memory_growth
 
 from alexnet.data import open_dataset
-from alexnet.data.idx import read_idx
+from alexnet.data.mnist import read_idx
 from alexnet.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -175,7 +175,7 @@ def test_a_gzip_bomb_is_never_inflated(tmp_path: Path):
     assert bomb.stat().st_size < 7 * 2**20
     result, grew_mib = peak_memory_growth(
         "try:\n"
-        f"    alexnet.data.idx.read_idx({str(bomb)!r}, ndim=3)\n"
+        f"    alexnet.data.mnist.read_idx({str(bomb)!r}, ndim=3)\n"
         "except alexnet.errors.DataError as err:\n"
         "    result['error'] = str(err)")
     assert result["error"] == (f"{bomb}: IDX body is longer than the 7840 bytes the header (10x28x28) says: "
@@ -189,7 +189,7 @@ def test_a_header_claiming_more_than_the_limit_is_refused_before_reading(tmp_pat
     bomb.write_bytes(gzip.compress(_header(8_000_000, 28, 28)) + _zeros_gzip(6 * 1024))
     result, grew_mib = peak_memory_growth(
         "try:\n"
-        f"    alexnet.data.idx.read_idx({str(bomb)!r}, ndim=3)\n"
+        f"    alexnet.data.mnist.read_idx({str(bomb)!r}, ndim=3)\n"
         "except alexnet.errors.DataError as err:\n"
         "    result['error'] = str(err)")
     assert result["error"] == (f"{bomb}: the IDX data its header (8000000x28x28) claims is too large "

@@ -13,11 +13,10 @@ import torch
 from conftest import SHARED, file_state, finishes, write_unopenable
 from PIL import Image
 
-from alexnet.data.datasets import ImageFiles
+from alexnet.data.datasets import ImageFiles, take
 from alexnet.data.images import BadImage, load_image
 from alexnet.data.jpeg import decode_jpegs, read_encoded, upright
 from alexnet.data.loader import DeviceDecoded, make_loader, set_epoch
-from alexnet.data.subset import take
 from alexnet.data.transforms import Prepare
 
 CPU = torch.device("cpu")

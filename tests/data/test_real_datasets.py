@@ -17,7 +17,7 @@ import torch
 from conftest import FASHION_SYSTEM_DIR, REPO, SHARED
 from PIL import Image
 
-import alexnet.data.cifar_cache as cifar_cache
+import alexnet.data.cifar_files as cifar_cache
 from alexnet.data import open_dataset
 
 pytestmark = pytest.mark.usefixtures("isolated")

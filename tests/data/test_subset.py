@@ -5,8 +5,7 @@ from collections import Counter
 import torch
 
 from alexnet.data import open_dataset
-from alexnet.data.datasets import ImageFiles, TensorImages
-from alexnet.data.subset import balanced_indices, limit, take
+from alexnet.data.datasets import ImageFiles, TensorImages, balanced_indices, limit, take
 
 
 def test_balanced_indices_share_classes_evenly_and_stay_sorted():
@@ -43,7 +42,7 @@ def test_limit_keeps_kinds_and_test_alias():
 
 
 def test_hold_out_moves_a_balanced_part_of_train_to_val_and_keeps_test_apart():
-    from alexnet.data.subset import hold_out
+    from alexnet.data.datasets import hold_out
 
     source = open_dataset("shapes:train=300,test=100")
     held = hold_out(source, 50)
@@ -67,8 +66,7 @@ def test_hold_out_moves_a_balanced_part_of_train_to_val_and_keeps_test_apart():
 def test_hold_out_leaves_data_with_its_own_val_and_refuses_to_empty_train(tmp_path):
     import pytest
 
-    from alexnet.data.source import DataSource
-    from alexnet.data.subset import hold_out
+    from alexnet.data.datasets import DataSource, hold_out
     from alexnet.errors import UsageError
 
     source = open_dataset("shapes:train=30,test=10")

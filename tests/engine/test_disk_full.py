@@ -169,7 +169,7 @@ def test_a_picture_on_a_full_disk(tmpfs, capsys, run):
 def test_training_pictures_on_a_full_disk_are_a_warning(tmpfs, capsys, monkeypatch):
     """The run's own pictures are drawn last: a disk full by then costs them, not the run."""
     disk = tmpfs("40m")
-    from alexnet.engine import run as train  # finish_run draws the pictures
+    from alexnet.viz import run as train  # the run's pictures, drawn last
 
     real = train.draw_run_pictures
 

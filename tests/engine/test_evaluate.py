@@ -68,7 +68,7 @@ def test_amp_evaluation_agrees_with_float32(tmp_path):
 
 
 def test_evaluate_checkpoint_scores_a_class_balanced_subset_when_asked(tmp_path):
-    """images=N: the first N of data/subset.take's class-balanced order, nothing else; N < 0 is refused."""
+    """images=N: the first N of data/datasets.take's class-balanced order, nothing else; N < 0 is refused."""
     import pytest
 
     from alexnet.config import make_config

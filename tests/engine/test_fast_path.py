@@ -41,7 +41,7 @@ def test_amp_and_channels_last_auto_follow_native_bf16_and_a_cpu_without_it_trai
     """auto turns bf16 autocast and channels-last on for a CPU that computes bf16 natively, and
     leaves a CPU without it (AVX2 only: emulated bf16, slower than fp32) on the fp32 NCHW path;
     forced here either way, whatever this machine has."""
-    from alexnet.engine import torch_backend
+    from alexnet.engine import backends as torch_backend
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(engine, "bf16_native", lambda device: native)

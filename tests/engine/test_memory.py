@@ -1,4 +1,4 @@
-"""Out-of-memory faults (engine/memory.py): real allocator errors are recognised, and train, eval
+"""Out-of-memory faults (engine/console.py): real allocator errors are recognised, and train, eval
 and predict turn one into a one-line message naming the batch size, exit 1, with no traceback."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from alexnet.cli import main
-from alexnet.engine.memory import explain_out_of_memory, is_out_of_memory
+from alexnet.engine.console import explain_out_of_memory, is_out_of_memory
 from alexnet.errors import OutOfMemory
 from alexnet.models.convnet import ConvNet
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from alexnet.engine.metrics import Mean, confusion_matrix, topk_correct
+from alexnet.engine.evaluate import confusion_matrix, topk_correct
 
 
 def test_topk_against_a_loop():
@@ -20,10 +20,3 @@ def test_confusion_against_a_loop():
     for p, t in zip(pred.tolist(), target.tolist()):
         ref[t, p] += 1
     assert torch.equal(confusion_matrix(pred, target, 4), ref)
-
-
-def test_mean():
-    m = Mean()
-    m.add(1.0, 3)
-    m.add(3.0, 1)
-    assert m.value == 1.5

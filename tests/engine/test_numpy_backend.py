@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from alexnet import fit  # the public fit: the engine's, and the run's pictures
 from alexnet.config import make_config, read_yaml
+from alexnet.engine.backends import smoothed_cross_entropy
 from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from alexnet.engine.evaluate import evaluate_checkpoint
-from alexnet.engine.numpy_backend import smoothed_cross_entropy
-from alexnet.engine.train import fit
 from alexnet.errors import UsageError
 
 SMALL = "shapes:train=640,test=160,size=32"

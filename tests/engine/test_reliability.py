@@ -17,11 +17,11 @@ import pytest
 import torch
 from PIL import Image
 
+from alexnet import fit  # the public fit: the engine's, and the run's pictures
 from alexnet.cli import main as cli_main
 from alexnet.config import make_config, read_yaml
 from alexnet.data.transforms import TrainAugment
 from alexnet.engine.checkpoint import load_checkpoint, save_checkpoint
-from alexnet.engine.train import fit
 from alexnet.errors import Interrupted, TrainingDiverged, UsageError
 
 DATA = "shapes:train=320,test=80,size=32"  # 5 steps of 64 per epoch

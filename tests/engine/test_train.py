@@ -8,8 +8,7 @@ import torch
 from alexnet.config import make_config, read_yaml
 from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from alexnet.engine.optim import Plateau, learning_rates, plateau_after
-from alexnet.engine.pipeline import open_training_data
-from alexnet.engine.train import fit
+from alexnet.engine.train import fit, open_training_data
 from alexnet.errors import UsageError
 
 SMALL = "shapes:train=640,test=160,size=32"
@@ -146,7 +145,7 @@ def test_micro_batches_add_up_to_the_whole_batchs_gradient(accum_steps):
     """--accum-steps: each micro-batch's backward takes its share n_i/N of the mean loss (uneven
     pieces too: 7 images in 3 are 3+2+2), so .grad is the gradient of F.cross_entropy over the
     whole batch, which torch autograd gives independently."""
-    from alexnet.engine.torch_backend import forward_backward
+    from alexnet.engine.backends import forward_backward
     from alexnet.models import build_model
 
     torch.manual_seed(0)
@@ -167,8 +166,8 @@ def test_micro_batches_add_up_to_the_whole_batchs_gradient(accum_steps):
 
 
 def test_accum_steps_is_refused_where_it_cannot_run():
+    from alexnet.engine.backends import check_numpy_config
     from alexnet.engine.fast import use_cuda_graphs
-    from alexnet.engine.numpy_backend import check_numpy_config
 
     with pytest.raises(UsageError, match="accum_steps are options of the torch backend"):
         check_numpy_config(make_config(read_yaml("numpy"), backend="numpy", accum_steps=2))

@@ -46,7 +46,7 @@ def test_mini_lrn_term_on_the_papers_inputs_is_an_order_of_magnitude_above_stand
     trained nets of the reproduce runs the first moves a share of the outputs (each report says how
     many) while standardised inputs leave LRN a constant scale (docs/fidelity.md)."""
     from alexnet.data import open_dataset
-    from alexnet.data.subset import take
+    from alexnet.data.datasets import take
 
     images = take(open_dataset(f"cifar10:{CIFAR}").split("train"), 256).images.float()  # N,3,32,32, 0-255
     paper = images - images.mean(dim=0)  # section 2: raw pixels minus the mean image

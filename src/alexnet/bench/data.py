@@ -99,7 +99,7 @@ def measure_data(cfg: BenchConfig, device: torch.device, source: Any, notes: lis
                  timing: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Our loader, then torchvision's (with --baseline), over the training split of `source`."""
     from alexnet.data.loader import default_workers
-    from alexnet.engine.memory import is_out_of_memory
+    from alexnet.engine.console import is_out_of_memory
 
     workers = default_workers() if cfg.workers < 0 else cfg.workers
     factories: list[Callable[[], Runner]] = [lambda: ours_data(cfg, device, source, workers)]

@@ -26,7 +26,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
     """Run the benchmark `cfg` describes; the JSON-ready report (see `alexnet bench --help`)."""
     import torchvision
 
-    from alexnet.engine.memory import explain_out_of_memory
+    from alexnet.engine.console import explain_out_of_memory
 
     asked_for_graphs = bool(cfg.cuda_graphs)
     cfg, device = resolve(cfg)

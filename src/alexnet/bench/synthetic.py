@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from alexnet.bench.config import BASELINE_AUTOCAST, BASELINE_FP32, MEAN, STD, BenchConfig
 from alexnet.bench.flops import forward_flops
 from alexnet.bench.timing import Runner, synchronize
+from alexnet.engine.backends import backward_and_step
 from alexnet.engine.fast import autocast_for, compile_now
-from alexnet.engine.torch_backend import backward_and_step
 from alexnet.errors import UsageError
 
 

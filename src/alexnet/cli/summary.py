@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alexnet.config import parse_kv
-    from alexnet.data.options import parse_chw
+    from alexnet.data.datasets import parse_chw
     from alexnet.models import build_model
     from alexnet.models.summary import format_summary, summarize
 

@@ -101,10 +101,21 @@ def resolve(args: argparse.Namespace) -> Any:
     return make_config(base, **overrides)
 
 
+def fit(cfg: Any, *, on_epoch: Any = None) -> dict[str, Any]:
+    """Run the training that `cfg` (a TrainConfig) describes, as `alexnet train` does; returns the
+    summary: run_dir, best and final accuracy, timings, and "history", every epoch's record
+    (metrics.jsonl) to tabulate or plot. `on_epoch(record)` is called after each epoch.
+
+    The engine's fit (engine/train.py), and the run's curves.png and filters.png drawn when it
+    ends or is stopped by a signal (viz/run.py)."""
+    from alexnet.engine.train import fit as train
+    from alexnet.viz.run import draw_run_pictures
+
+    return train(cfg, on_epoch=on_epoch, on_end=draw_run_pictures)
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = resolve(args)
-    from alexnet.engine.train import fit
-
     result = fit(cfg)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone reports
         return 0

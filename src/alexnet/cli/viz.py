@@ -343,7 +343,7 @@ def _args_curves(q: argparse.ArgumentParser) -> None:
 
 
 def _run_curves(args: argparse.Namespace) -> Path:
-    from alexnet.engine.metrics import read_metrics
+    from alexnet.engine.run_folder import read_metrics
     from alexnet.viz.curves import plot_curves
 
     runs = []

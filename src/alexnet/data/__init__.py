@@ -5,8 +5,8 @@ uint8 C,H,W tensor (in-memory data), a PIL image in mode 'RGB' or 'L' (image fil
 `BadImage` standing in for a file that cannot be decoded.
 """
 
+from alexnet.data.datasets import DataSource
 from alexnet.data.images import BadImage, load_image
 from alexnet.data.registry import DATASETS, open_dataset, parse_spec
-from alexnet.data.source import DataSource
 
 __all__ = ["DATASETS", "BadImage", "DataSource", "load_image", "open_dataset", "parse_spec"]

@@ -1,7 +1,7 @@
 """Reading the files inside a dataset archive (.tar, .tar.gz, .tgz, ...) without extracting it.
 
 A dataset archive is read once, member by member, straight from the compressed stream, and what
-the reader makes of it is cached (see `alexnet.data.cifar_cache`). Nothing from the archive is
+the reader makes of it is cached (see `alexnet.data.cifar_files`). Nothing from the archive is
 ever written to disk, so a hostile member name cannot place a file anywhere; still, an archive
 whose member names are absolute or climb out with ``..``, or that holds links or device files,
 has been tampered with or was not made for us, and is refused whole.

@@ -19,9 +19,11 @@ import sys
 from pathlib import Path
 
 import torch
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from alexnet.data.datasets import ImageFiles, TensorImages
+from alexnet.data.datasets import DataSource, ImageFiles, TensorImages
+from alexnet.data.images import BadImage
 from alexnet.data.loader import make_loader, note_bad
 from alexnet.data.transforms import Prepare
 
@@ -66,3 +68,27 @@ def decode_split(files: ImageFiles, prepare: Prepare, *, workers: int, decode_on
     side, channels = prepare.side, prepare.to_channels.channels
     stacked = torch.cat(images) if images else torch.empty(0, channels, side, side, dtype=torch.uint8)
     return TensorImages(stacked, labels, bad)
+
+
+def files_to_cache(source: DataSource, prepare: Prepare) -> tuple[int, int]:
+    """How many image files the train and val splits hold (a tensor set: none), and the bytes
+    they take prepared: what caching them in memory would cost."""
+    files = [s for s in (source.split("train"), source.split("val")) if isinstance(s, ImageFiles)]
+    return sum(len(f) for f in files), sum(prepared_bytes(f, prepare) for f in files)
+
+
+def cached_splits(source: DataSource, prepare: Prepare, *, cache: bool, workers: int, strict: bool,
+                  decode_on: torch.device | None = None) -> tuple[list[Dataset], list[BadImage]]:
+    """The train and val splits, their image files decoded and prepared into memory first when
+    `cache`, and the unreadable files met doing it (or met by a reader that decodes into memory
+    itself, as a CIFAR-10 JPEG tree's)."""
+    splits = [source.split("train"), source.split("val")]
+    bad: list[BadImage] = [b for s in splits if isinstance(s, TensorImages) for b in s.bad]
+    if not cache:
+        return splits, bad
+    for i, (name, split) in enumerate(zip(("train", "val"), splits)):
+        if isinstance(split, ImageFiles):
+            splits[i] = decode_split(split, prepare, workers=workers, decode_on=decode_on, strict=strict,
+                                     what=f"{name} images")
+            bad += splits[i].bad  # type: ignore[attr-defined]
+    return splits, bad

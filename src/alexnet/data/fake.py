@@ -12,8 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alexnet.data.options import at_least, parse_chw, parse_options
-from alexnet.data.source import DataSource
+from alexnet.data.datasets import DataSource, at_least, parse_chw, parse_options
 
 _OPTIONS = {"n": int, "val": int, "classes": int, "seed": int}
 

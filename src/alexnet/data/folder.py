@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet.data.datasets import ImageFiles
+from alexnet.data.datasets import DataSource, ImageFiles
 from alexnet.data.images import IMAGE_EXTENSIONS, is_image_file
-from alexnet.data.source import DataSource
 from alexnet.errors import DataError, UsageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -27,10 +27,9 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-from alexnet.data.datasets import ImageFiles
+from alexnet.data.datasets import DataSource, ImageFiles
 from alexnet.data.folder import IMAGENET_MEAN, IMAGENET_STD, scan_class_folders
 from alexnet.data.images import is_image_file
-from alexnet.data.source import DataSource
 from alexnet.errors import DataError, UsageError
 from alexnet.limits import LABEL_FILE_BYTES, Refused, check_size, read_regular
 

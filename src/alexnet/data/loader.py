@@ -170,7 +170,7 @@ class _EpochSampler(torch.utils.data.Sampler[int]):
 
 def _init_worker(worker_id: int) -> None:
     # Ctrl-C in a terminal signals the whole process group, workers included; and forked workers
-    # inherit the training loop's handler (engine/control.py `stop_on_signals`), which would print
+    # inherit the training loop's handler (engine/train.py `stop_on_signals`), which would print
     # its notice once per worker. The main process alone decides: it finishes the step, saves,
     # and shuts the workers down; a worker that dies of SIGINT instead would fail the step.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

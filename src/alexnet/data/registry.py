@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from alexnet.data.cifar import open_cifar10
+from alexnet.data.datasets import DataSource
 from alexnet.data.fake import open_fake
 from alexnet.data.folder import open_folder
 from alexnet.data.imagenet import open_imagenet
 from alexnet.data.mnist import open_fashion_mnist, open_mnist
 from alexnet.data.shapes import open_shapes
-from alexnet.data.source import DataSource
 from alexnet.errors import UsageError
 
 DATASETS: dict[str, Callable[..., DataSource]] = {

@@ -19,9 +19,7 @@ import math
 import numpy as np
 import torch
 
-from alexnet.data.datasets import TensorImages
-from alexnet.data.options import at_least, parse_options
-from alexnet.data.source import DataSource
+from alexnet.data.datasets import DataSource, TensorImages, at_least, parse_options
 from alexnet.errors import UsageError
 from alexnet.limits import MAX_IMAGE_SIZE
 

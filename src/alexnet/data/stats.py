@@ -31,7 +31,9 @@ from tqdm import tqdm
 
 from alexnet.atomic import atomic_path
 from alexnet.data.datasets import ImageFiles, TensorImages
+from alexnet.data.loader import make_loader
 from alexnet.data.paths import cache_dir
+from alexnet.data.transforms import Prepare
 
 _VERSION = 1  # of the cached file's layout
 
@@ -122,3 +124,17 @@ def cached_pixel_stats(split: Dataset, batches: Callable[[], object], *, channel
         except OSError:
             pass
     return stats
+
+
+def pixel_stats_for(split: Dataset, prepare: Prepare, known: dict | None, *, workers: int,
+                    decode_on: torch.device | None = None) -> PixelStats:
+    """The training split's mean image and RGB components as `prepare` makes its images: a resumed
+    run's own (`known`, its checkpoint), or computed (and cached)."""
+    if known is not None and known.get("pca"):
+        mean_image = known.get("mean_image")
+        if mean_image is None:
+            mean_image = torch.zeros(len(known["pca"]["eigval"]), prepare.side, prepare.side)
+        return PixelStats(mean_image, known["pca"]["eigval"], known["pca"]["eigvec"], 0)
+    loader = make_loader(split, prepare, batch_size=256, shuffle=False, workers=workers, decode_on=decode_on)
+    return cached_pixel_stats(split, lambda: iter(loader), channels=prepare.to_channels.channels, side=prepare.side,
+                              preset=prepare.preset, total=len(loader))

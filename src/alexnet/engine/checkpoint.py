@@ -414,3 +414,32 @@ def check_digest(state: Mapping[str, torch.Tensor], expected: object, source: st
     if tensor_digest(state) != expected:
         raise UsageError(f"{source}: its tensors do not match the digest saved with them "
                          "(bytes changed since it was written): the file is damaged")
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states of torch (and CUDA), NumPy and `random`, as tensors, numbers and lists
+    so that a checkpoint holding them still loads with torch.load(weights_only=True)."""
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "numpy": {"kind": str(np_kind), "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "python": {"version": int(version), "state": [int(v) for v in internal], "gauss_next": gauss_next},
+    }
+
+
+def restore_rng(state: dict[str, Any] | None) -> None:
+    """Put back the RNG states that rng_state() saved (checkpoints from before they were saved: no-op)."""
+    if not state:
+        return
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available():
+        for i, s in enumerate(state.get("cuda") or []):
+            if i < torch.cuda.device_count():
+                torch.cuda.set_rng_state(s, i)
+    n, p = state["numpy"], state["python"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))

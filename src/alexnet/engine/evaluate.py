@@ -22,14 +22,27 @@ from torch import Tensor, nn
 from alexnet.data.loader import note_bad
 from alexnet.engine import console, distributed
 from alexnet.engine.checkpoint import model_from_checkpoint
+from alexnet.engine.console import explain_out_of_memory
 from alexnet.engine.fast import autocast_for
-from alexnet.engine.memory import explain_out_of_memory
-from alexnet.engine.metrics import confusion_matrix, topk_correct
 
 _CPU = torch.device("cpu")
 
 
 @torch.no_grad()
+def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
+    """How many rows of `logits` (N,K) have `target` (N) among their k highest scores, per k."""
+    kmax = min(max(ks), logits.shape[1])
+    top = logits.topk(kmax, dim=1).indices  # N,kmax
+    hit = top == target[:, None]  # N,kmax
+    return [int(hit[:, : min(k, kmax)].any(dim=1).sum()) for k in ks]
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """num_classes x num_classes counts, rows = true class, columns = predicted class."""
+    idx = target.long() * num_classes + pred.long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
 def class_probabilities(model: nn.Module, x: Tensor) -> Tensor:
     """Softmax outputs of N,C,H,W inputs, or of N,V,C,H,W views averaged over V (section 4.1) -> N,K."""
     views = x.shape[1] if x.ndim == 5 else 1
@@ -117,8 +130,8 @@ def evaluate_checkpoint(
     `calibration_images` training images. Returns `evaluate`'s result with "data", "split", "tta" and
     "classes" added."""
     from alexnet.data import open_dataset
+    from alexnet.data.datasets import hold_out, take
     from alexnet.data.loader import default_workers, make_loader
-    from alexnet.data.subset import hold_out, take
     from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
     from alexnet.errors import UsageError
 
@@ -167,8 +180,8 @@ def calibration_batches(train: Any, ckpt: dict[str, Any], images: int, batch_siz
                         device: torch.device) -> Iterable[Tensor]:
     """The centre views (float N,C,S,S, the net's units) of a class-balanced subset of `images`
     of `train`, prepared as the checkpoint's evaluation prepares its images."""
+    from alexnet.data.datasets import take
     from alexnet.data.loader import make_loader
-    from alexnet.data.subset import take
     from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
     from alexnet.errors import UsageError
 

@@ -1,7 +1,8 @@
 """The device and the fast path: which device, autocast (bf16, or fp16 with a loss scaler),
-the on/off/auto switches of channels-last and compiling, torch.compile, and CUDA graphs.
+the on/off/auto switches of channels-last and compiling, torch.compile, and CUDA graphs; and a
+training run's `Plan`, where every one of its "auto" settings is decided once.
 
-The training loop (engine/train.py, through engine/torch_backend.py), evaluation and the bench
+The training loop (engine/train.py, through engine/backends.py), evaluation and the bench
 (alexnet.bench) take their fast path from here, so "auto" means the same everywhere.
 """
 
@@ -9,12 +10,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from alexnet.config import TrainConfig
+from alexnet.config import TrainConfig, resolved_input_norm, resolved_val_images
+from alexnet.data import DataSource
+from alexnet.data.decoded import files_to_cache, fits
+from alexnet.data.loader import default_workers
+from alexnet.data.transforms import Prepare
 from alexnet.engine.console import log
+from alexnet.engine.distributed import World
 from alexnet.errors import UsageError
 
 
@@ -134,3 +141,52 @@ def use_cuda_graphs(cfg: TrainConfig, device: torch.device, world_size: int = 1)
            else "a step of several micro-batches (--accum-steps) would overwrite the graphs' outputs")
     return False, f"cuda_graphs on is ignored: {why}"
 
+
+@dataclass(frozen=True)
+class Plan:
+    """Every "auto" of a run, decided once at the top of `fit`; everything below reads it."""
+
+    cfg: TrainConfig
+    device: torch.device
+    world: World
+    amp: bool  # autocast: bf16, or fp16 with a loss scaler where bf16 is not native
+    channels_last: bool  # weights and batches NHWC
+    compile: bool
+    cuda_graphs: bool  # the compiled step replayed as CUDA graphs
+    decode_on: torch.device | None  # JPEGs decoded there a batch per call (None: PIL in the loader)
+    workers: int  # loader processes
+    cache_images: bool  # image files decoded once into memory before the first epoch
+    val_images: int  # a fixed class-balanced subset of the val split (0: all of it)
+    input_norm: str  # "mean_image" (the paper's) or "channel"
+    input_size: tuple[int, int, int]  # C,S,S as the net sees it
+    prepare: Prepare  # file -> uint8 C,R,R, as every loader of the run prepares its images
+    steps_per_epoch: int  # of this process's loader
+    total_steps: int  # of the whole run (max_steps, or epochs x steps_per_epoch)
+    micro_batch: int  # the images each forward sees (--accum-steps splits the batch)
+
+
+def make_plan(cfg: TrainConfig, world: World, device: torch.device, source: DataSource, model: nn.Module) -> Plan:
+    """The run's decisions, from the config, the processes, the device, the data and the net."""
+    channels, size = model.input_size[0], cfg.image_size or model.input_size[1]
+    prepare = Prepare(cfg.augment, size, channels)
+    graphs, graphs_note = use_cuda_graphs(cfg, device, world.size)
+    if graphs_note:
+        log(graphs_note)
+    numpy = cfg.backend == "numpy"
+    n_files, cache_bytes = files_to_cache(source, prepare)
+    cache = n_files > 0 and (cfg.cache_images == "on" or (cfg.cache_images == "auto" and world.size == 1
+                                                           and fits(cache_bytes)))
+    if cache:
+        log(f"decoding {n_files} image files once into memory ({cache_bytes / 1e6:,.0f} MB; "
+            f"--cache-images off reads them in every epoch)")
+    return Plan(
+        cfg=cfg, device=device, world=world,
+        amp=not numpy and bf16_switch(cfg.amp, device),
+        channels_last=not numpy and bf16_switch(cfg.channels_last, device),
+        compile=not numpy and switch(cfg.compile, device), cuda_graphs=graphs,
+        decode_on=device if switch(cfg.device_decode, device) else None,
+        workers=default_workers() if cfg.workers < 0 else cfg.workers, cache_images=cache,
+        val_images=resolved_val_images(cfg), input_norm=resolved_input_norm(cfg),
+        input_size=(channels, size, size), prepare=prepare, steps_per_epoch=0, total_steps=0,  # set by the loaders
+        micro_batch=-(-cfg.batch_size // world.size // cfg.accum_steps),
+    )

@@ -1,4 +1,5 @@
-"""Run folders: made new or recognised as ours by a marker, and written by one process at a time.
+"""Run folders: made new or recognised as ours by a marker, written by one process at a time, and
+the files a run writes there besides its checkpoints (metrics.jsonl and tb/, bad_images.txt).
 
 A run folder (`runs/<model>-<data>-<date>-<time>/`, or `--out DIR`) belongs to this project:
 
@@ -24,13 +25,17 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from alexnet.atomic import remove_leftovers
+from alexnet.atomic import atomic_path, remove_leftovers
+from alexnet.config import TrainConfig
+from alexnet.engine import distributed
+from alexnet.engine.distributed import World
 from alexnet.errors import UsageError
 
 MARKER = ".alexnet-run"
@@ -163,3 +168,97 @@ def _holder(fd: int) -> str:
         return f"process {int(about['pid'])} on {about['host']} (since {about['since']})"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
+
+
+class MetricsLog:
+    """Appends one JSON line per record to metrics.jsonl and mirrors scalars to TensorBoard.
+
+    A run continued from a checkpoint of epoch `epoch` (step `step`) first drops the records
+    written after that checkpoint: a run killed between logging an epoch and saving it, or
+    resumed from an older best.pt, would otherwise list the redone epochs twice. TensorBoard is
+    told the same with `purge_step`.
+    """
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True, *, epoch: int = 0, step: int = 0) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        kept = [r for r in read_metrics(run_dir) if int(r.get("epoch", 0)) <= epoch]
+        if self.path.exists():
+            with atomic_path(self.path) as tmp:
+                Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when asked
+
+            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=step + 1)
+
+    def write(self, record: dict[str, Any], step: int) -> None:
+        try:  # appended, not atomic: a half-written last line is dropped by read_metrics
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise UsageError(f"cannot write {self.path}: {e.strerror or e}; the last checkpoint is intact") from None
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch", "step"):
+                    self.writer.add_scalar(key.replace("_", "/", 1), value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # the last line of a run killed mid-write: drop it
+            continue
+    return records
+
+
+def open_run(cfg: TrainConfig, resume: dict[str, Any] | None, world: World, hold: ExitStack) -> Path:
+    """The run folder, held for writing by rank 0 until `hold` closes.
+
+    A new run's folder is `--out` or runs/<model>-<data>-<YYYYmmdd-HHMMSS>; a resumed run
+    continues in its checkpoint's folder, or in a new `--out` folder when one other than the
+    checkpoint's saved `out` is given. Every process learns the folder, or rank 0's one-line
+    refusal, which all of them then raise.
+    """
+    def choose() -> Path:
+        if resume is not None:
+            own = Path(resume["path"]).parent
+            # the out a config saved: the folder may since have been moved or copied
+            saved = str((resume.get("config") or {}).get("out") or "")
+            if not cfg.out or cfg.out == saved or Path(cfg.out).resolve() == own.resolve():
+                return hold.enter_context(claimed(resumed_run_folder(resume["path"], resume.get("config")), new=False))
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = f"{cfg.model}-{cfg.data.split(':', 1)[0]}-{stamp}"
+        return hold.enter_context(claimed(new_run_folder(cfg.out, name), new=True))
+
+    if world.size == 1:
+        return choose()
+    if world.main:
+        try:
+            shared: Any = str(choose())
+        except UsageError as e:
+            distributed.share(("refused", str(e)), world)
+            raise
+    shared = distributed.share(shared if world.main else None, world)
+    if isinstance(shared, tuple):
+        raise UsageError(shared[1])
+    return Path(shared)
+
+
+def write_bad_images(run_dir: Path, bad: list) -> int:
+    """bad_images.txt: each unreadable image once, with its reason; returns how many."""
+    unique = {b.path: b.reason for b in bad}
+    # a path that is not valid UTF-8 (Linux allows any bytes) is written as its own bytes
+    with atomic_path(run_dir / "bad_images.txt") as tmp:
+        Path(tmp).write_text("".join(f"{p}\t{r}\n" for p, r in unique.items()), encoding="utf-8",
+                             errors="surrogateescape")
+    return len(unique)

@@ -4,12 +4,11 @@ The paper's recipe (section 5): SGD with momentum 0.9 and weight decay 0.0005 on
 learning rate 0.01 divided by 10 when the validation error stopped improving (three times in
 all). Other recipes (cosine, one-cycle, AdamW, label smoothing) are options of the same loop.
 
-This is the one training loop. It drives a `Backend`, which computes: torch's
-(engine/torch_backend.py) or the from-scratch NumPy nets' (engine/numpy_backend.py), and sets its
-learning rate at every step from the step and the plateau state (engine/optim.py
-`learning_rates`). Around the loop: the run's data (engine/pipeline.py), its folder
-(engine/run.py), signals, RNG states and divergence (engine/control.py, docs/reliability.md),
-checkpoints (engine/checkpoint.py) and validation (engine/evaluate.py).
+`fit` reads top to bottom as torchvision's references/classification/train.py `main` does: the
+processes and the device, the data and the model, the `Plan` (every "auto" decided once), the
+backend that computes (engine/backends.py: torch, or the from-scratch NumPy nets), the run
+folder, then one plain loop of `train_one_epoch`, validation and the checkpoint dict, and last
+the final scores. Signals, RNG states and divergence follow docs/reliability.md.
 
 Data flows one way: dataset -> transforms -> loader -> model -> this engine -> the run folder
 (config.yaml, metrics.jsonl, tb/, last.pt, best.pt, bad_images.txt), which eval and predict read.
@@ -19,352 +18,480 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
-from alexnet.config import TrainConfig, save_config, to_dict
-from alexnet.data.loader import note_bad, set_epoch
-from alexnet.engine import distributed, numpy_backend, torch_backend
-from alexnet.engine.checkpoint import check_resumable, load_checkpoint, save_checkpoint
-from alexnet.engine.console import log
+from alexnet.config import TrainConfig, resolved_val_images, save_config, to_dict
+from alexnet.data import DataSource, open_dataset
+from alexnet.data.datasets import hold_out, limit, take
+from alexnet.data.decoded import cached_splits
+from alexnet.data.loader import Loader, Shard, make_loader, note_bad, set_epoch
+from alexnet.data.stats import pixel_stats_for
+from alexnet.data.transforms import EvalViews, TrainAugment, eval_prepare, prep_pca, prep_stats, small_shift
+from alexnet.engine import distributed
+from alexnet.engine.backends import Backend, TorchBackend, build_backend, check_numpy_config
+from alexnet.engine.checkpoint import check_resumable, load_checkpoint, restore_rng, rng_state, save_checkpoint
+from alexnet.engine.console import announce, epoch_label, epoch_line, explain_out_of_memory, log
 from alexnet.engine.console import progress as progress_bar
-from alexnet.engine.control import (
-    StopRequest,
-    diverged,
-    interrupted,
-    refuse_nonfinite,
-    restore_rng,
-    rng_state,
-    seed_everything,
-    stop_on_signals,
-)
 from alexnet.engine.distributed import World
 from alexnet.engine.evaluate import evaluate
-from alexnet.engine.fast import bf16_switch, resolve_device
-from alexnet.engine.memory import explain_out_of_memory
-from alexnet.engine.metrics import MetricsLog
+from alexnet.engine.fast import Plan, make_plan, resolve_device
 from alexnet.engine.optim import Plateau, learning_rates, plateau_after, plateau_from
-from alexnet.engine.pipeline import build_for_data, data_pipeline, open_training_data, tta_pipeline
-from alexnet.engine.run import announce, draw_run_pictures, end_epoch, epoch_label, finish_run, open_run
+from alexnet.engine.run_folder import MetricsLog, open_run, read_metrics, write_bad_images
 from alexnet.errors import Interrupted, TrainingDiverged, UsageError
+from alexnet.models import build_model, check_input_size
 
 
-class Backend(Protocol):
-    """What the loop needs of whoever computes (engine/torch_backend.py, engine/numpy_backend.py)."""
+@dataclass
+class State:
+    """Where the run is: what a checkpoint saves and `--resume` restores."""
 
-    bases: list[float]  # the parameter groups' base learning rates, which the schedule scales
-    autocast: contextlib.AbstractContextManager | None  # for scoring `eval_model`
-    eval_model: nn.Module  # the net as `evaluate` scores it
-
-    def train(self) -> None: ...  # training mode (dropout on)
-    def begin_epoch(self, epoch: int) -> None: ...  # before the epoch's first batch (or a cut epoch's next)
-    def lr(self) -> float: ...  # group 0's lr as set now
-    def loss_and_logits(self, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]: ...
-    def update(self, lrs: Sequence[float] | None) -> None: ...  # one step from the last batch's gradient
-    def first_kernels(self) -> torch.Tensor: ...  # conv1's weights, K,C,h,w on the CPU
-    def state(self) -> dict[str, Any]: ...  # model, optimizer and scaler entries of a checkpoint
-
-
-# the builders: (cfg, model, *, device, world, resume, input_size, micro_batch) -> Backend
-BACKENDS: dict[str, Callable[..., Backend]] = {"torch": torch_backend.build, "numpy": numpy_backend.build}
+    epoch: int = 0  # epochs finished
+    step: int = 0  # optimizer steps taken
+    best_top1: float = -1.0
+    plateau: Plateau | None = None  # the plateau schedule's state (None: another schedule)
+    partial: dict[str, Any] | None = None  # the progress of an epoch stopped by a signal
+    record: dict[str, Any] = field(default_factory=dict)  # the last finished epoch's metrics
+    bad: list = field(default_factory=list)  # unreadable images met so far
+    first_epoch: int = 0  # where this session started
+    earlier: float = 0.0  # seconds the sessions before this one took
 
 
-def train_one_epoch(
-    model: Backend | nn.Module,
-    loader: Iterable,
-    optimizer: torch.optim.Optimizer | None = None,
-    *,
-    device: torch.device,
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    lr: Callable[[int], Sequence[float]] | None = None,
-    max_steps: int = 0,
-    start_step: int = 0,
-    strict: bool = False,
-    bad: list | None = None,
-    progress: str = "",
-    stop: StopRequest | None = None,
-    skip_nonfinite: bool = False,
-    partial: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One pass over `loader` (or until global step `max_steps`); returns the epoch's training metrics.
+class Pipeline(NamedTuple):
+    """The loaders and the on-device batch transforms of a run, and how its inputs were prepared."""
 
-    `model` is a Backend, or a torch net with its `optimizer` (plain float32 steps). `lr(step)`
-    gives each parameter group's learning rate for a global step (None: leave the optimizer's).
-    `stop` (set by a signal) ends the pass after the current step; the result's "partial" is then
-    the epoch's progress (batches done, running sums), which passed back as `partial` continues the
-    same epoch from the next batch. A non-finite loss raises TrainingDiverged before the update, or
-    with `skip_nonfinite` skips the batch and counts it ("nonfinite").
+    train: Loader
+    val: Loader
+    augment: TrainAugment  # uint8 N,C,R,R -> float N,C,S,S, random
+    views: EvalViews  # uint8 N,C,R,R -> float N,C,S,S, the centre view
+    prep: dict[str, Any]  # saved in checkpoints: input_size, mean, std, augment, translate, input_norm, mean_image, pca
+    train_eval: Loader | None = None  # a fixed subset of the training images, evaluated as the test is
+
+
+def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        on_end: Callable[[Path, nn.Module, torch.Tensor], None] | None = None) -> dict[str, Any]:
+    """Run the training that `cfg` describes; returns the summary: run_dir, best and final
+    accuracy, timings, and "history", every epoch's record (metrics.jsonl) to tabulate or plot.
+
+    `on_epoch(record)` is called after each epoch; `on_end(run_dir, model, kernels)` when the run
+    ends, or is stopped by a signal after an epoch (alexnet.fit draws the run's pictures there)."""
+    started = time.perf_counter()
+    with contextlib.ExitStack() as hold:  # the processes and the run folder's lock, held to the end
+        # the processes and the device
+        if cfg.backend == "numpy":
+            if distributed.launched():
+                raise UsageError("the numpy backend trains in one process: run it without torchrun")
+            check_numpy_config(cfg)
+            world, device = World(), torch.device("cpu")
+        else:
+            world, device = distributed.init_world(resolve_device(cfg.device))
+            hold.callback(distributed.close_world)
+        if cfg.batch_size % world.size:
+            raise UsageError(f"batch_size {cfg.batch_size} (the global batch) does not divide among "
+                             f"{world.size} processes")
+        seed_everything(cfg.seed, cfg.deterministic)
+        resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
+        if resume is not None:
+            check_resumable(resume)
+
+        # the data, the net, the plan and the backend
+        source = open_training_data(cfg)
+        with torch.device("meta") if cfg.backend == "numpy" else contextlib.nullcontext():
+            model = build_for_data(cfg, source)  # the NumPy backend's describes the net only: no weights
+        if resume is not None and (resume["model_name"], list(resume["classes"])) != (cfg.model, list(source.classes)):
+            raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; "
+                             "it cannot resume this config")
+        plan = make_plan(cfg, world, device, source, model)
+        pipe, bad = data_pipeline(plan, source, resume)
+        if len(pipe.train) == 0:  # data-parallel drops the last incomplete global batch
+            raise UsageError(f"{cfg.data}: {len(source.split('train'))} training images make no full batch "
+                             f"of {cfg.batch_size}")
+        steps = len(pipe.train)  # the images left once the unreadable ones were dropped while caching
+        plan = replace(plan, steps_per_epoch=steps, total_steps=min(cfg.max_steps or math.inf, cfg.epochs * steps))
+        backend = build_backend(plan, model, resume)
+        # conv1's kernels as initialised, kept in every checkpoint for `alexnet viz filters --before-after`
+        init_filters = backend.first_kernels() if resume is None else resume.get("init_filters")
+        state = State(plateau=Plateau() if cfg.schedule == "plateau" else None, bad=bad)
+        if resume is not None:
+            state = resumed_state(resume, cfg, backend.bases, bad)
+
+        # the run folder
+        run_dir = open_run(cfg, resume, world, hold)
+        if resume is not None:
+            within = f", batch {int(state.partial['batches']) + 1}" if state.partial else ""
+            log(f"resuming {resume['path']} at epoch {state.epoch + 1}/{cfg.epochs}{within} (step {state.step})")
+        if world.main:
+            save_config(cfg, run_dir / "config.yaml")
+        metrics_log = None
+        if world.main:
+            metrics_log = hold.enter_context(contextlib.closing(
+                MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=state.epoch, step=state.step)))
+        where = ("with the NumPy backend on the CPU" if cfg.backend == "numpy" else f"on {device}" if world.size == 1
+                 else f"on {world.size} processes ({device.type}, data-parallel)")
+        announce(cfg, source, where, run_dir, val_images=plan.val_images)
+
+        def checkpoint(partial: dict[str, Any] | None = None) -> dict[str, Any]:
+            entries = backend.state()
+            for group, lr in zip(entries["optimizer"]["param_groups"], lr_at(plan, backend, state, state.step)):
+                group["lr"] = lr  # the next step's, as a torch scheduler leaves it
+            return {
+                **entries, **pipe.prep, "classes": list(source.classes), "data": cfg.data,
+                "step_schedule": None,  # the lr is a function of the step and "plateau"
+                "plateau": asdict(state.plateau) if state.plateau is not None else None,
+                "epoch": state.epoch, "step": state.step, "best_top1": state.best_top1, "config": to_dict(cfg),
+                "metrics": state.record, "init_filters": init_filters, "rng": rng_state(), "partial": partial,
+                "elapsed": state.earlier + time.perf_counter() - started,
+            }
+
+        def stopped(stop: StopRequest, where: str) -> Interrupted:
+            if world.main and state.epoch and on_end is not None:  # the epochs done get their pictures
+                on_end(run_dir, model, backend.first_kernels())
+            return interrupted(stop, run_dir, where)
+
+        # the loop: the RNG states as the checkpoint left them (building the net drew from them)
+        restore_rng(resume.get("rng") if resume is not None else None)
+        val: dict[str, Any] = {}
+        rates: list[float] = []  # each epoch's training images/s
+        try:
+            with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, device, amp=plan.amp):
+                while (state.epoch < cfg.epochs and not (cfg.max_steps and state.step >= cfg.max_steps)
+                       and not reached(cfg, state.record)):
+                    set_epoch(pipe.train, state.epoch)
+                    if world.size > 1:  # each process its own crops, flips and dropout; reproducible per epoch
+                        torch.manual_seed((cfg.seed * 1_000_003 + state.epoch) * 1_000 + world.rank)
+                    # a resumed half epoch logs the lr its first half started with
+                    lr = float(state.partial["lr"]) if state.partial else lr_at(plan, backend, state, state.step)[0]
+                    backend.begin_epoch(state.epoch)
+                    train = train_one_epoch(backend, pipe.train, augment=pipe.augment, plan=plan, state=state,
+                                            stop=stop)
+                    if state.partial is not None:  # stopped by a signal mid-epoch: save the progress
+                        if world.main:
+                            save_checkpoint(run_dir / "last.pt", checkpoint({**state.partial, "lr": lr}))
+                        raise stopped(stop, f"at step {state.step} (epoch {state.epoch + 1}, batch "
+                                            f"{state.partial['batches']} of {len(pipe.train)})")
+                    rates.append(train["images_per_s"])
+                    val = score(backend, pipe.val, pipe.views, plan, progress=f"validating epoch {state.epoch + 1}")
+                    state.bad.extend(val["bad"])
+                    if pipe.train_eval is not None:  # the training images as the test sees them
+                        clean = score(backend, pipe.train_eval, pipe.views, plan)
+                        train.update(train_eval_loss=clean["loss"], train_eval_top1=clean["top1"])
+                    state.epoch += 1
+                    if state.plateau is not None:
+                        state.plateau = plateau_after(state.plateau, val["top1"], cfg)
+                    improved = val["top1"] > state.best_top1
+                    state.best_top1 = max(state.best_top1, val["top1"])
+                    lr_end = train.pop("lr_last")
+                    state.record = {"epoch": state.epoch, "step": state.step, "lr": lr,
+                                    "lr_end": lr if lr_end is None else lr_end, **train, "val_loss": val["loss"],
+                                    "val_top1": val["top1"], "val_top5": val["top5"]}
+                    if metrics_log is not None:
+                        metrics_log.write(state.record, state.step)
+                        entries = checkpoint()
+                        save_checkpoint(run_dir / "last.pt", entries)
+                        if improved:
+                            save_checkpoint(run_dir / "best.pt", entries)
+                        log(epoch_line(cfg, state.record, val))
+                    if on_epoch is not None:
+                        on_epoch(state.record)
+                    if reached(cfg, state.record):
+                        log(f"training error {1 - state.record['train_top1']:.2%} is at or below stop_train_error "
+                            f"{cfg.stop_train_error:.2%}: stopping after epoch {state.epoch}")
+                    # a signal came during validation or saving
+                    if distributed.agree(torch.zeros(()), bool(stop))[1] and state.epoch < cfg.epochs:
+                        raise stopped(stop, f"after epoch {state.epoch}")
+        except TrainingDiverged as e:
+            raise diverged(e, run_dir) from None
+
+        # the final scores: the run's own test-time views, and the test split once where val was a holdout
+        final, n_val = val, len(source.split("val"))
+        if cfg.tta != "center" and n_val:
+            loader, views = eval_data(plan, source, pipe.prep, "val", cfg.tta)
+            with explain_out_of_memory(cfg.batch_size, device, doing=f"evaluating with {cfg.tta}", amp=plan.amp):
+                final = score(backend, loader, views, plan)
+            log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
+        test: dict[str, Any] = {}
+        if source.split("test") is not source.split("val") and len(source.split("test")):
+            for view in dict.fromkeys(("center", cfg.tta)):
+                scored = score(backend, *eval_data(plan, source, pipe.prep, "test", view), plan)
+                test[view] = {k: scored[k] for k in ("top1", "top5", "loss")}
+                log(f"test split ({len(source.split('test'))} images, scored once) with {view}: "
+                    f"top1 {scored['top1']:.2%} top5 {scored['top5']:.2%}")
+        if world.main and on_end is not None:
+            on_end(run_dir, model, backend.first_kernels())
+        if world.main and state.bad:
+            n = write_bad_images(run_dir, state.bad)
+            log(f"skipped {n} unreadable image(s); listed in {run_dir / 'bad_images.txt'}")
+        return {
+            "run_dir": str(run_dir), "model": cfg.model, "data": cfg.data, "device": str(device),
+            "epochs": state.epoch, "steps": state.step, "best_top1": state.best_top1,
+            "final_top1": final.get("top1", math.nan), "final_top5": final.get("top5", math.nan),
+            "final_loss": final.get("loss", math.nan), "tta": cfg.tta, "num_classes": len(source.classes),
+            "train_images_per_s": float(np.median(rates)) if rates else 0.0,
+            "bad_images": len({b.path for b in state.bad}), "val_images": n_val, "test": test,
+            "history": read_metrics(run_dir) if world.main else [],  # every epoch's record, resumed sessions' too
+            "first_epoch": state.first_epoch, "seconds": time.perf_counter() - started,
+            "total_seconds": state.earlier + time.perf_counter() - started,
+        }
+
+
+def train_one_epoch(model: Backend | nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer | None = None, *,
+                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None, plan: Plan | None = None,
+                    state: State | None = None, stop: StopRequest | None = None) -> dict[str, Any]:
+    """One pass over `loader` (or until the config's max_steps); returns the epoch's training metrics.
+
+    `model` is a Backend, or a torch net with its `optimizer` (plain float32 steps at the
+    optimizer's lr, on the net's device, when there is no `plan`). `augment` turns each uint8
+    batch into the net's input on the device. `state` is advanced in place: its step, its
+    unreadable images, and "partial", set when `stop` (a signal) ends the pass early: the
+    epoch's progress, which the next call continues from the next batch. A non-finite loss
+    raises TrainingDiverged before the update, or with skip_nonfinite skips the batch.
     """
-    if isinstance(model, nn.Module):
-        if optimizer is None:
-            raise TypeError("train_one_epoch(model, loader, optimizer): a torch net needs its optimizer")
-        model = torch_backend.TorchBackend(model, optimizer)
-    backend: Backend = model
-    backend.train()
-    part = dict(partial or {})
+    backend = TorchBackend(model, optimizer) if isinstance(model, nn.Module) else model
+    if isinstance(model, nn.Module) and optimizer is None:
+        raise TypeError("train_one_epoch(model, loader, optimizer): a torch net needs its optimizer")
+    cfg = plan.cfg if plan is not None else None
+    device = plan.device if plan is not None else next(backend.eval_model.parameters()).device
+    state = state if state is not None else State()
+    part = dict(state.partial or {})
     if distributed.active() and torch.distributed.get_rank() != 0:  # the saved sums are already all processes'
-        for key in ("loss_sum", "correct", "images"):
-            part.pop(key, None)
-    # Running sums stay on the device: reading them every step would wait for the GPU each time.
+        part = {k: v for k, v in part.items() if k not in ("loss_sum", "correct", "images")}
+    # running sums stay on the device: reading them every step would wait for the GPU each time
     loss_sum = part["loss_sum"].to(device) if "loss_sum" in part else torch.zeros((), device=device)
     correct = part["correct"].to(device) if "correct" in part else torch.zeros((), dtype=torch.long, device=device)
-    images, step = int(part.get("images", 0)), start_step
-    done, nonfinite = int(part.get("batches", 0)), int(part.get("nonfinite", 0))
-    earlier = float(part.get("seconds", 0.0))
-    total, batches, cut, used_lr = len(loader), 0, None, None  # type: ignore[arg-type]
-    bad = [] if bad is None else bad
-    started = time.perf_counter()
-    bar = progress_bar(loader, progress)
+    images, start_step, done = int(part.get("images", 0)), state.step, int(part.get("batches", 0))
+    nonfinite, earlier = int(part.get("nonfinite", 0)), float(part.get("seconds", 0.0))
+    batches, cut, used_lr, started = 0, None, None, time.perf_counter()
+    backend.train()
+    bar = progress_bar(loader, epoch_label(cfg, state.epoch + 1) if cfg is not None else "")
     for batch in bar:
         batches += 1
         if batches <= done:  # trained before the interruption: same order (seed, epoch), nothing drawn
             continue
-        note_bad(batch.bad, bad, strict=strict)
-        if distributed.any_across(batch.labels.numel() == 0, device):  # every image unreadable (here or in
-            continue  # another process: all skip the step together, or DDP's gradient all-reduce would wait forever)
+        note_bad(batch.bad, state.bad, strict=cfg is not None and cfg.strict)
+        if distributed.any_across(batch.labels.numel() == 0, device):  # every image unreadable, here or in
+            continue  # another process: all skip the step together, or DDP's all-reduce would wait forever
         x = batch.images.to(device, non_blocking=True)  # uint8 N,C,R,R
         x = augment(x) if augment is not None else x  # float N,C,S,S
         y = batch.labels.to(device, non_blocking=True)  # N
-        rates = list(lr(step)) if lr is not None else None
-        loss, logits = backend.loss_and_logits(x, y, step)  # N,K logits
+        rates = lr_at(plan, backend, state, state.step) if plan is not None else None
+        loss, logits = backend.loss_and_logits(x, y, state.step)  # N,K logits
         # one device sync per step: the price of never stepping the optimizer on a NaN/inf loss;
         # data-parallel processes agree here on the loss and on stopping (engine/distributed.py)
         value, halt = distributed.agree(loss, bool(stop))
         now = rates[0] if rates is not None else backend.lr()
         if not math.isfinite(value):
             nonfinite += 1
-            refuse_nonfinite(value, step=step, lr=now, skip=skip_nonfinite, count=nonfinite)
+            refuse_nonfinite(value, step=state.step, lr=now, skip=cfg is not None and cfg.skip_nonfinite,
+                             count=nonfinite)
         else:
             backend.update(rates)
-            used_lr = now
-            step += 1
-            images += y.shape[0]
+            used_lr, state.step, images = now, state.step + 1, images + y.shape[0]
             loss_sum += loss.detach().to(device) * y.shape[0]
             correct += (logits.detach().to(device).argmax(dim=1) == y).sum()
-            if step % 10 == 0 or step == start_step + 1:
-                rate = images / max(time.perf_counter() - started, 1e-9)
+            if state.step % 10 == 0 or state.step == start_step + 1:
                 bar.set_postfix(loss=f"{float(loss_sum) / images:.3f}", acc=f"{int(correct) / images:.3f}",
-                                lr=f"{used_lr:.2g}", ips=f"{rate:.0f}")
-            if max_steps and step >= max_steps:
+                                lr=f"{used_lr:.2g}", ips=f"{images / max(time.perf_counter() - started, 1e-9):.0f}")
+            if cfg is not None and cfg.max_steps and state.step >= cfg.max_steps:
                 break
-        if (halt if distributed.active() else stop) and batches < total:
+        if (halt if distributed.active() else stop) and batches < len(loader):  # type: ignore[arg-type]
             cut = batches
             break
     bar.close()
     if distributed.active():  # the epoch's figures over all processes' images
-        counted = torch.tensor(float(images), device=device)
-        total_sums = distributed.sum_across(torch.stack([loss_sum.float(), correct.float(), counted]))
-        loss_sum, correct, images = total_sums[0], total_sums[1].long(), int(total_sums[2])
+        sums = distributed.sum_across(torch.stack([loss_sum.float(), correct.float(),
+                                                   torch.tensor(float(images), device=device)]))
+        loss_sum, correct, images = sums[0], sums[1].long(), int(sums[2])
     seconds = earlier + time.perf_counter() - started
-    out = {
-        "train_loss": float(loss_sum) / images if images else float("nan"),
-        "train_top1": int(correct) / images if images else float("nan"),
-        "images": images,
-        "seconds": seconds,
-        "images_per_s": images / seconds if seconds > 0 else 0.0,
-        "step": step,
-        "lr_last": used_lr,  # the lr of the epoch's last step (None: no step)
-        "partial": None if cut is None else {"batches": cut, "loss_sum": loss_sum.detach().cpu(),
-                                             "correct": correct.detach().cpu(), "images": images,
-                                             "nonfinite": nonfinite, "seconds": seconds},
-    }
-    if skip_nonfinite:
+    state.partial = None if cut is None else {
+        "batches": cut, "loss_sum": loss_sum.detach().cpu(), "correct": correct.detach().cpu(), "images": images,
+        "nonfinite": nonfinite, "seconds": seconds}
+    out = {"train_loss": float(loss_sum) / images if images else math.nan,
+           "train_top1": int(correct) / images if images else math.nan, "images": images, "seconds": seconds,
+           "images_per_s": images / seconds if seconds > 0 else 0.0,
+           "lr_last": used_lr}  # the lr of the epoch's last step (None: no step)
+    if cfg is not None and cfg.skip_nonfinite:
         out["nonfinite"] = nonfinite
     return out
 
 
-def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the training that `cfg` describes; returns the summary: run_dir, best and final
-    accuracy, timings, and "history", every epoch's record (metrics.jsonl) to tabulate or plot."""
-    with contextlib.ExitStack() as hold:  # the run folder's lock, held to the end (engine/run_folder.py)
-        started = time.perf_counter()
-        if cfg.backend == "numpy":
-            if distributed.launched():
-                raise UsageError("the numpy backend trains in one process: run it without torchrun")
-            numpy_backend.check_numpy_config(cfg)
-            return _fit(cfg, World(), torch.device("cpu"), started, on_epoch, hold)
-        world, device = distributed.init_world(resolve_device(cfg.device))
-        try:
-            return _fit(cfg, world, device, started, on_epoch, hold)
-        finally:
-            distributed.close_world()
+def lr_at(plan: Plan, backend: Backend, state: State, step: int) -> list[float]:
+    """Each parameter group's lr at global `step`, under the plateau state now."""
+    return learning_rates(plan.cfg, backend.bases, step, state.plateau, total_steps=plan.total_steps,
+                          steps_per_epoch=plan.steps_per_epoch)
 
 
-def _fit(cfg: TrainConfig, world: World, device: torch.device, started: float,
-         on_epoch: Callable[[dict[str, Any]], None] | None, hold: contextlib.ExitStack) -> dict[str, Any]:
-    if cfg.batch_size % world.size:
-        raise UsageError(f"batch_size {cfg.batch_size} (the global batch) does not divide among "
-                         f"{world.size} processes")
-    seed_everything(cfg.seed, cfg.deterministic)
-    resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
-    if resume is not None:
-        check_resumable(resume)
-    source = open_training_data(cfg)
-    # the NumPy backend's torch model only describes the net (arguments, checkpoint keys): no weights
-    with torch.device("meta") if cfg.backend == "numpy" else contextlib.nullcontext():
-        model = build_for_data(cfg, source)
-    if resume is not None and (resume["model_name"] != cfg.model or list(resume["classes"]) != list(source.classes)):
-        raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; "
-                         "it cannot resume this config")
-    pipe = data_pipeline(cfg, model, source, device, world, known=resume)
-    train_loader, val_loader, prep = pipe.train, pipe.val, pipe.prep
-    if len(train_loader) == 0:  # data-parallel drops the last incomplete global batch
-        raise UsageError(f"{cfg.data}: {len(source.split('train'))} training images make no full batch "
-                         f"of {cfg.batch_size}")
-    micro_batch = -(-train_loader.batch_size // cfg.accum_steps)  # the size each forward sees
-    backend = BACKENDS[cfg.backend](cfg, model, device=device, world=world, resume=resume,
-                                    input_size=tuple(prep["input_size"]), micro_batch=micro_batch)
-    # the first layer's kernels as initialised, kept in every checkpoint (35 k numbers for
-    # alexnet2012) so `alexnet viz filters --before-after RUN` can show what training made of them
-    init_filters = backend.first_kernels() if resume is None else resume.get("init_filters")
-    amp = bf16_switch(cfg.amp, device)
-
-    steps_per_epoch = max(1, len(train_loader))
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps:
-        total_steps = min(cfg.max_steps, total_steps)
-    plateau = Plateau() if cfg.schedule == "plateau" else None
-    epoch, step, best_top1 = 0, 0, -1.0
-    first_epoch, earlier = 0, 0.0  # where this session starts, and the seconds the run took before it
-    partial: dict[str, Any] | None = None  # the progress of an epoch stopped by a signal
-    if resume is not None:
-        epoch, step, best_top1 = int(resume["epoch"]), int(resume["step"]), float(resume["best_top1"])
-        partial = resume.get("partial")
-        first_epoch, earlier = epoch, float(resume.get("elapsed") or 0.0)
-        if plateau is not None:
-            groups = (resume.get("optimizer") or {}).get("param_groups") or [{}]
-            plateau = plateau_from(resume.get("plateau"), base=backend.bases[0], saved_lr=groups[0].get("lr"),
-                                   source=str(resume["path"]))
-        if epoch >= cfg.epochs:
-            raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; "
-                             "pass a larger --epochs to continue")
-
-    def lr_at(at: int) -> list[float]:  # each group's lr at global step `at`, under the plateau state now
-        return learning_rates(cfg, backend.bases, at, plateau, total_steps=total_steps,
-                              steps_per_epoch=steps_per_epoch)
-
-    run_dir = open_run(cfg, resume, world, hold)
-    if resume is not None:
-        within = f", batch {int(partial['batches']) + 1}" if partial else ""
-        log(f"resuming {resume['path']} at epoch {epoch + 1}/{cfg.epochs}{within} (step {step})")
-    if world.main:
-        save_config(cfg, run_dir / "config.yaml")
-    metrics_log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=epoch, step=step) if world.main else None
-    if cfg.backend == "numpy":
-        where = "with the NumPy backend on the CPU"
-    else:
-        where = f"on {device}" if world.size == 1 else f"on {world.size} processes ({device.type}, data-parallel)"
-    announce(cfg, source, where, run_dir)
-
-    def checkpoint(metrics: dict[str, Any], best_top1: float, partial: dict[str, Any] | None = None) -> dict[str, Any]:
-        state = backend.state()
-        for group, lr in zip(state["optimizer"]["param_groups"], lr_at(step)):
-            group["lr"] = lr  # the next step's, as a torch scheduler leaves it
-        return {
-            **state, **prep, "classes": list(source.classes), "data": cfg.data,
-            # the lr is a function of the step (and of "plateau"); older checkpoints held a LambdaLR's state
-            "step_schedule": None,
-            "plateau": asdict(plateau) if plateau is not None else None,
-            "epoch": epoch, "step": step, "best_top1": best_top1, "config": to_dict(cfg), "metrics": metrics,
-            "init_filters": init_filters, "rng": rng_state(), "partial": partial,
-            "elapsed": earlier + time.perf_counter() - started,
-        }
-
-    bad: list = list(pipe.bad)  # files found unreadable while caching the splits
-    val: dict[str, Any] = {}
-    train_rates: list[float] = []
-    record: dict[str, Any] = dict(resume.get("metrics") or {}) if resume is not None else {}
-    # the RNG states as they were when the checkpoint was written (building the model drew from them)
-    restore_rng(resume.get("rng") if resume is not None else None)
-    try:
-        def stopped(stop: StopRequest, where: str) -> Interrupted:
-            if world.main and epoch:  # the epochs done get their curves and kernels, as a finished run's
-                draw_run_pictures(run_dir, model, backend.first_kernels())
-            return interrupted(stop, run_dir, where)
-
-        with stop_on_signals() as stop, explain_out_of_memory(cfg.batch_size, device, amp=amp):
-            while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps) and not reached(cfg, record):
-                set_epoch(train_loader, epoch)
-                if world.size > 1:  # each process its own crops, flips and dropout; reproducible per epoch
-                    torch.manual_seed((cfg.seed * 1_000_003 + epoch) * 1_000 + world.rank)
-                # a resumed half epoch logs the lr its first half started with
-                lr = float(partial["lr"]) if partial else lr_at(step)[0]
-                backend.begin_epoch(epoch)
-                train = train_one_epoch(
-                    backend, train_loader, device=device, augment=pipe.augment, lr=lr_at, max_steps=cfg.max_steps,
-                    start_step=step, strict=cfg.strict, bad=bad, progress=epoch_label(cfg, epoch + 1), stop=stop,
-                    skip_nonfinite=cfg.skip_nonfinite, partial=partial,
-                )
-                step, partial, lr_end = train.pop("step"), train.pop("partial"), train.pop("lr_last")
-                if partial is not None:  # stopped by a signal mid-epoch: save the progress, epoch not counted
-                    if world.main:
-                        save_checkpoint(run_dir / "last.pt", checkpoint(record, best_top1, {**partial, "lr": lr}))
-                    position = f"at step {step} (epoch {epoch + 1}, batch {partial['batches']} of {len(train_loader)})"
-                    raise stopped(stop, position)
-                train_rates.append(train["images_per_s"])
-                val = score(backend, val_loader, pipe.views, cfg, device, len(source.classes),
-                            progress=f"validating epoch {epoch + 1}")
-                bad.extend(val["bad"])
-                # the training images as the test sees them: no augmentation, no dropout
-                if pipe.train_eval is not None:
-                    clean = score(backend, pipe.train_eval, pipe.views, cfg, device, len(source.classes))
-                    train.update(train_eval_loss=clean["loss"], train_eval_top1=clean["top1"])
-                epoch += 1
-                if plateau is not None:
-                    plateau = plateau_after(plateau, val["top1"], cfg)
-                record, best_top1 = end_epoch(run_dir, metrics_log, checkpoint, epoch=epoch,
-                                              label=epoch_label(cfg, epoch), step=step, lr=lr,
-                                              lr_end=lr if lr_end is None else lr_end, train=train, val=val,
-                                              best_top1=best_top1)
-                if on_epoch is not None:
-                    on_epoch(record)
-                if reached(cfg, record):
-                    log(f"training error {1 - record['train_top1']:.2%} is at or below stop_train_error "
-                        f"{cfg.stop_train_error:.2%}: stopping after epoch {epoch}")
-                # a signal came during validation or saving
-                if distributed.agree(torch.zeros(()), bool(stop))[1] and epoch < cfg.epochs:
-                    raise stopped(stop, f"after epoch {epoch}")
-    except TrainingDiverged as e:
-        raise diverged(e, run_dir) from None
-    finally:
-        if metrics_log is not None:
-            metrics_log.close()
-
-    final, n_val = val, len(source.split("val"))
-    if cfg.tta != "center" and n_val:  # nothing to score without val images (said at the start)
-        tta_loader, tta_views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device, world)
-        with explain_out_of_memory(cfg.batch_size, device, doing=f"evaluating with {cfg.tta}", amp=amp):
-            final = score(backend, tta_loader, tta_views, cfg, device, len(source.classes))
-        log(f"final evaluation with {cfg.tta}: top1 {final['top1']:.2%} top5 {final['top5']:.2%}")
-    test: dict[str, Any] = {}
-    test_split = source.split("test")
-    # validated on a holdout: the test split, scored once
-    if test_split is not source.split("val") and len(test_split):
-        for view in dict.fromkeys(("center", cfg.tta)):
-            loader, views = tta_pipeline(cfg, source, prep, val_loader.num_workers, device, world, split="test",
-                                         tta=view)
-            scored = score(backend, loader, views, cfg, device, len(source.classes))
-            test[view] = {k: scored[k] for k in ("top1", "top5", "loss")}
-            log(f"test split ({len(test_split)} images, scored once) with {view}: "
-                f"top1 {scored['top1']:.2%} top5 {scored['top5']:.2%}")
-    return finish_run(cfg, run_dir, model, backend.first_kernels(), device, epoch=epoch, step=step, best_top1=best_top1,
-                      final=final, train_rates=train_rates, bad=bad, started=started, write=world.main,
-                      first_epoch=first_epoch, earlier=earlier, val_images=n_val, test=test)
-
-
-def score(backend: Backend, loader: Iterable, views: Callable[[torch.Tensor], torch.Tensor], cfg: TrainConfig,
-          device: torch.device, num_classes: int, progress: str = "") -> dict[str, Any]:
+def score(backend: Backend, loader: Iterable, views: Callable[[torch.Tensor], torch.Tensor], plan: Plan,
+          progress: str = "") -> dict[str, Any]:
     """`evaluate` of the backend's net on `loader`'s batches through `views`."""
-    return evaluate(backend.eval_model, loader, device=device, num_classes=num_classes, views=views,
-                    autocast=backend.autocast, strict=cfg.strict, progress=progress)
+    return evaluate(backend.eval_model, loader, device=plan.device, num_classes=backend.eval_model.num_classes,
+                    views=views, autocast=backend.autocast, strict=plan.cfg.strict, progress=progress)
 
 
 def reached(cfg: TrainConfig, record: dict[str, Any]) -> bool:
     """Whether the last epoch's running training error is at or below cfg.stop_train_error (when set)."""
     return (bool(cfg.stop_train_error) and "train_top1" in record
             and 1 - float(record["train_top1"]) <= cfg.stop_train_error)
+
+
+# ---- the data and the net: what `fit` reads and builds before the loop
+
+def open_training_data(cfg: TrainConfig) -> DataSource:
+    """The dataset cfg.data names, with its holdout, cut to cfg.train_images / the val images to
+    score; refuses an empty training split."""
+    source = hold_out(open_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.val_fraction), cfg.holdout)
+    source = limit(source, train=cfg.train_images, val=resolved_val_images(cfg))
+    if len(source.split("train")) == 0:
+        raise UsageError(f"{cfg.data}: the training split has no images")
+    return source
+
+
+def build_for_data(cfg: TrainConfig, source: DataSource) -> nn.Module:
+    """The configured model with as many outputs as the data has classes."""
+    args = dict(cfg.model_args)
+    given = args.pop("num_classes", None)
+    if given is not None and int(given) != len(source.classes):
+        raise UsageError(f"model_args num_classes={given} but {source.spec} has {len(source.classes)} classes")
+    if cfg.image_size:  # the model's own size fits by construction
+        check_input_size(cfg.model, cfg.image_size, num_classes=len(source.classes), **args)
+    return build_model(cfg.model, num_classes=len(source.classes), **args)
+
+
+def data_pipeline(plan: Plan, source: DataSource, known: dict[str, Any] | None = None) -> tuple[Pipeline, list]:
+    """The run's loaders, batch transforms and preparation record, and the unreadable files met
+    while caching the splits; `known` is a resumed checkpoint, whose pixel statistics are reused."""
+    cfg, world, (channels, size, _) = plan.cfg, plan.world, plan.input_size
+    # pixels of augment small's reflected border, checked against the side before any data is read
+    shift = small_shift(size, None if cfg.translate < 0 else cfg.translate) if cfg.augment == "small" else None
+    (train_split, val_split), bad = cached_splits(source, plan.prepare, cache=plan.cache_images, workers=plan.workers,
+                                                  strict=cfg.strict, decode_on=plan.decode_on)
+
+    def loader(split: Any, shuffle: bool) -> Loader:
+        shard = Shard(world.rank, world.size, cfg.batch_size if shuffle else None)
+        return make_loader(split, plan.prepare, batch_size=cfg.batch_size, shuffle=shuffle, workers=plan.workers,
+                           seed=cfg.seed, pin_memory=plan.device.type == "cuda", shard=shard, device=plan.device,
+                           decode_on=plan.decode_on)
+
+    prep: dict[str, Any] = {"input_size": list(plan.input_size), "mean": list(source.mean), "std": list(source.std),
+                            "augment": cfg.augment, "translate": shift, "input_norm": plan.input_norm,
+                            "mean_image": None, "pca": None}
+    if plan.input_norm == "mean_image" or (cfg.augment == "paper" and cfg.lighting > 0):
+        stats = pixel_stats_for(train_split, plan.prepare, known, workers=plan.workers, decode_on=plan.decode_on)
+        prep["pca"] = {"eigval": stats.eigval, "eigvec": stats.eigvec}
+        if plan.input_norm == "mean_image":
+            # mean/std that turn (x/255 - mean)/std into x minus the mean image's channel means: what a
+            # consumer that knows only per-channel statistics (an exported file's user) can apply
+            mean = (stats.mean_image.mean(dim=(1, 2)) / 255).tolist()
+            prep.update(mean_image=stats.mean_image, mean=mean, std=[1 / 255] * channels)
+    on = dict(size=size, channels=channels, channels_last=plan.channels_last, **prep_stats(prep))
+    augment = TrainAugment(cfg.augment, lighting=cfg.lighting, flip=cfg.flip, pca=prep_pca(prep), translate=shift,
+                           **on).to(plan.device)
+    views = EvalViews(tta="center", **on).to(plan.device)
+    train_eval = loader(take(train_split, cfg.train_eval_images), False) if cfg.train_eval_images else None
+    return Pipeline(loader(train_split, True), loader(val_split, False), augment, views, prep, train_eval), bad
+
+
+def eval_data(plan: Plan, source: DataSource, prep: dict[str, Any], split: str, tta: str) -> tuple[Loader, EvalViews]:
+    """The loader of `split` and the views of an evaluation with `tta`."""
+    cfg, (channels, size, _) = plan.cfg, plan.input_size
+    views = EvalViews(size=size, channels=channels, tta=tta, **prep_stats(prep)).to(plan.device)
+    prepare = eval_prepare(cfg.augment, size=size, channels=channels, tta=tta, translate=prep.get("translate"))
+    loader = make_loader(source.split(split), prepare, batch_size=cfg.batch_size, shuffle=False, workers=plan.workers,
+                         seed=cfg.seed, shard=Shard(plan.world.rank, plan.world.size))
+    return loader, views
+
+
+def resumed_state(resume: dict[str, Any], cfg: TrainConfig, bases: list[float], bad: list) -> State:
+    """The State a checkpoint saved; refuses one that has trained all of cfg.epochs already."""
+    epoch, elapsed = int(resume["epoch"]), float(resume.get("elapsed") or 0.0)
+    plateau = None
+    if cfg.schedule == "plateau":
+        groups = (resume.get("optimizer") or {}).get("param_groups") or [{}]
+        plateau = plateau_from(resume.get("plateau"), base=bases[0], saved_lr=groups[0].get("lr"),
+                               source=str(resume["path"]))
+    if epoch >= cfg.epochs:
+        raise UsageError(f"{resume['path']} has already trained {epoch} of {cfg.epochs} epochs; "
+                         "pass a larger --epochs to continue")
+    return State(epoch=epoch, step=int(resume["step"]), best_top1=float(resume["best_top1"]), plateau=plateau,
+                 partial=resume.get("partial"), record=dict(resume.get("metrics") or {}), bad=bad,
+                 first_epoch=epoch, earlier=elapsed)
+
+
+# ---- seeds and RNG states, signals, divergence (docs/reliability.md)
+#
+# Every checkpoint holds the RNG states of torch, NumPy and `random`, and the data order is a
+# function of (seed, epoch), so on the CPU with --deterministic a resumed run ends bit for bit
+# where the uninterrupted one does. SIGINT/SIGTERM set a StopRequest: the loop finishes its step,
+# saves last.pt with the epoch's progress, and says how to continue.
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM while training: the loop finishes its step, saves, and stops."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def __bool__(self) -> bool:
+        return self.signum != 0
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Turn SIGINT and SIGTERM into a StopRequest for the duration; a second signal stops at once
+    (KeyboardInterrupt). Outside the main thread (no signal handlers allowed) nothing is caught."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop:
+            raise KeyboardInterrupt
+        stop.signum = signum
+        log(f"{signal.Signals(signum).name}: finishing this step, then saving last.pt (send it again to stop at once)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def interrupted(stop: StopRequest, run_dir: Path, where: str) -> Interrupted:
+    """The error that ends a run stopped by a signal once its state is saved: how to continue."""
+    return Interrupted(f"interrupted by {signal.Signals(stop.signum).name} {where}; state saved in "
+                       f"{run_dir / 'last.pt'}; continue with: alexnet train --resume {run_dir}", stop.signum)
+
+
+def diverged(error: TrainingDiverged, run_dir: Path) -> TrainingDiverged:
+    """`error` (which names the step and lr) with what was kept and what to try."""
+    last = run_dir / "last.pt"
+    kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
+    return TrainingDiverged(f"{error}; {kept}; lower --lr, or pass --skip-nonfinite to skip such batches")
+
+
+def refuse_nonfinite(loss: float, *, step: int, lr: float, skip: bool, count: int) -> None:
+    """A NaN/inf loss at `step`: raise TrainingDiverged, or with `skip` log that the batch is skipped
+    (the `count`-th of the epoch). The loop calls it before any update."""
+    message = f"loss is {loss} at step {step + 1} (lr {lr:.3g})"
+    if not skip:
+        raise TrainingDiverged(message)
+    log(f"skipped batch: {message} (--skip-nonfinite; {count} this epoch)")

@@ -24,8 +24,8 @@ from torch import Tensor
 from alexnet.data.images import BadImage, load_image, normalise_image
 from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
+from alexnet.engine.console import explain_out_of_memory
 from alexnet.engine.evaluate import class_probabilities
-from alexnet.engine.memory import explain_out_of_memory
 from alexnet.errors import UsageError
 from alexnet.inference.weights import as_checkpoint
 

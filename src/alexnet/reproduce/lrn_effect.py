@@ -76,7 +76,7 @@ def measure_run(run_dir: Path, images: int = 256) -> dict[str, dict[str, float]]
     from alexnet.data.loader import make_loader
     from alexnet.data.transforms import EvalViews, eval_prepare, prep_stats
     from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from alexnet.engine.pipeline import open_training_data
+    from alexnet.engine.train import open_training_data
 
     ckpt = load_checkpoint(run_dir, prefer="last")
     model = model_from_checkpoint(ckpt).float()

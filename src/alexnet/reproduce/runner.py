@@ -21,8 +21,7 @@ from typing import Any
 from alexnet.atomic import atomic_path
 from alexnet.config import make_config
 from alexnet.engine.checkpoint import load_checkpoint
-from alexnet.engine.metrics import read_metrics
-from alexnet.engine.run_folder import MARKER
+from alexnet.engine.run_folder import MARKER, read_metrics
 from alexnet.errors import UsageError
 from alexnet.reproduce import stats
 from alexnet.reproduce.experiments import Arm, Experiment, Scale, arm_config
@@ -48,6 +47,7 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
     """The result of `config` trained with `seed`: read from its folder, or trained now (resumed if half done)."""
     # torch and the data stack load only when a run trains
     from alexnet.engine.train import fit
+    from alexnet.viz.run import draw_run_pictures
 
     folder = run_folder(runs_dir, config, seed)
     done = folder / "result.json"
@@ -65,7 +65,8 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
             raise UsageError(f"{folder} is in the way of a run and is not an alexnet run folder; move it away")
         shutil.rmtree(folder)  # a run of ours that ended before its result was written: train it again
     started = time.perf_counter()
-    summary = fit(make_config(config, seed=seed, out=str(folder), resume=resume, device=device))
+    summary = fit(make_config(config, seed=seed, out=str(folder), resume=resume, device=device),
+                  on_end=draw_run_pictures)
     records = read_metrics(folder)
     last = records[-1]
     test = summary.get("test") or {}  # the test split, scored once at the end (the runs validate on a holdout)

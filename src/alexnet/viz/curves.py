@@ -2,7 +2,7 @@
 
 The paper reports only final error rates; this is the per-epoch view of a run (train vs validation,
 and the learning rate, which the paper divided by 10 whenever validation error stopped improving,
-Section 5). Records are the rows `alexnet.engine.metrics.read_metrics` returns.
+Section 5). Records are the rows `alexnet.engine.run_folder.read_metrics` returns.
 """
 
 from __future__ import annotations
