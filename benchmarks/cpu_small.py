@@ -28,12 +28,13 @@ from alexnet.bench.timing import measure
 
 def variant(model: str, size: int, batch: int, precision: str, channels_last: bool, compile: bool) -> BenchConfig:
     return BenchConfig(model=model, mode="train", batch_size=batch, image_size=size, precision=precision,
-                       channels_last=channels_last, compile=compile, device="cpu", ceiling=False)
+                       channels_last="on" if channels_last else "off", compile="on" if compile else "off",
+                       device="cpu", ceiling=False)
 
 
 def label(cfg: BenchConfig) -> str:
-    return (f"b{cfg.batch_size} {cfg.precision}{' cl' if cfg.channels_last else ''}"
-            f"{' compiled' if cfg.compile else ''}")
+    return (f"b{cfg.batch_size} {cfg.precision}{' cl' if cfg.channels_last == 'on' else ''}"
+            f"{' compiled' if cfg.compile == 'on' else ''}")
 
 
 def profile(cfg: BenchConfig, steps: int, rows: int) -> None:

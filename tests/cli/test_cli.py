@@ -190,10 +190,14 @@ def test_switch_options_take_a_bare_flag_a_value_or_no(given, expected):
     assert (cfg.amp, cfg.compile, cfg.cuda_graphs, cfg.epochs) == (expected, "on", "off", 2)
 
 
-def test_a_switch_with_a_wrong_value_is_one_line_exit_2(capsys):
-    assert main(["train", "--amp", "sometimes"]) == 2
+@pytest.mark.parametrize("verb,flag", [("train", "--amp"), ("train", "--cache-images"), ("bench", "--compile"),
+                                       ("bench", "--channels-last")])
+def test_a_switch_with_a_wrong_value_is_one_line_exit_2(verb, flag, capsys):
+    """Every verb's switches take the same words (cli/common.py add_switch)."""
+    assert main([verb, flag, "sometimes"]) == 2
     err = capsys.readouterr().err
-    assert "amp must be one of auto, on, off; got 'sometimes'" in err and len(err.strip().splitlines()) == 1
+    assert f"argument {flag}: invalid choice: 'sometimes' (choose from 'auto', 'on', 'off')" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_a_reader_that_closes_the_pipe_stops_the_command_quietly():

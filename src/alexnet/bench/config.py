@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from alexnet.config import SWITCHES
 from alexnet.errors import UsageError
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `alexnet bench --help` loads none
@@ -51,16 +52,17 @@ class BenchConfig:
     """Side of the model's square input; 0: the model's own (224 for alexnet_owt)."""
     precision: str = "auto"
     """fp32, bf16, fp16 (autocast), or auto: bf16 where the device computes it natively, else fp32."""
-    channels_last: bool | None = None
-    """Channels-last (NHWC) model and inputs; None: on (faster on the CPU, BENCHMARKS.md; the GPU fast path)."""
-    compile: bool | None = None
-    """torch.compile the model; None: on for CUDA, off elsewhere (no gain on the CPU, and slow to compile:
-    BENCHMARKS.md, 'CPU: this project's machine')."""
-    cuda_graphs: bool | None = None
-    """Replay the compiled step as CUDA graphs (compile mode reduce-overhead); None: on when compiling on CUDA.
-    They need both: `resolve` leaves this on only where they can run."""
-    device_decode: bool | None = None
-    """Data mode: decode JPEGs on the device a batch per call (data/jpeg.py); None: on for CUDA."""
+    channels_last: str = "on"
+    """Channels-last (NHWC) model and inputs: on, off, or auto (as training decides it: on for CUDA and for
+    CPUs with native bf16). On by default: faster on this project's CPU too (BENCHMARKS.md)."""
+    compile: str = "auto"
+    """torch.compile the model: auto (on for CUDA, off elsewhere: no gain on the CPU, and slow to compile,
+    BENCHMARKS.md, 'CPU: this project's machine'), on, off."""
+    cuda_graphs: str = "auto"
+    """Replay the compiled step as CUDA graphs (compile mode reduce-overhead): auto (on when compiling on
+    CUDA), on, off. They need both: `resolve` leaves this on only where they can run."""
+    device_decode: str = "auto"
+    """Data mode: decode JPEGs on the device a batch per call (data/jpeg.py): auto (on for CUDA), on, off."""
     data: str = ""
     """Dataset spec for data mode, e.g. folder:DIR."""
     workers: int = -1
@@ -93,6 +95,9 @@ class BenchConfig:
             raise UsageError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        for name in ("channels_last", "compile", "cuda_graphs", "device_decode"):
+            if getattr(self, name) not in SWITCHES:
+                raise UsageError(f"{name} must be one of {', '.join(SWITCHES)}; got {getattr(self, name)!r}")
         for name, low in (("batch_size", 0), ("image_size", 0), ("workers", -1), ("warmup", -1), ("windows", 0),
                           ("steps", 0), ("ceiling_side", 0)):
             if getattr(self, name) < low:
@@ -112,8 +117,9 @@ class BenchConfig:
 
 
 def resolve(cfg: BenchConfig) -> tuple[BenchConfig, torch.device]:
-    """`cfg` with every default that depends on the device filled in, and the device."""
-    from alexnet.engine.fast import bf16_native, resolve_device
+    """`cfg` with every default that depends on the device filled in (each switch "on" or "off",
+    decided as training decides it: engine/fast.py), and the device."""
+    from alexnet.engine.fast import bf16_native, bf16_switch, resolve_device, switch
 
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"device must be auto, cpu or cuda; got {cfg.device!r}")
@@ -123,16 +129,20 @@ def resolve(cfg: BenchConfig) -> tuple[BenchConfig, torch.device]:
     model_size = model_input_size(cfg.model)
     size = cfg.image_size or model_size[1]
     check_size(cfg.model, size)
-    compiling = gpu if cfg.compile is None else cfg.compile
+    compiling = switch(cfg.compile, device)
+
+    def word(on: bool) -> str:
+        return "on" if on else "off"
+
     return replace(
         cfg,
         batch_size=cfg.batch_size or (256 if gpu else 64),
         image_size=size,
         precision=cfg.precision if cfg.precision != "auto" else ("bf16" if bf16_native(device) else "fp32"),
-        channels_last=True if cfg.channels_last is None else cfg.channels_last,
-        compile=compiling,
-        cuda_graphs=gpu and compiling and cfg.cuda_graphs is not False,
-        device_decode=gpu if cfg.device_decode is None else cfg.device_decode,
+        channels_last=word(bf16_switch(cfg.channels_last, device)),
+        compile=word(compiling),
+        cuda_graphs=word(gpu and compiling and cfg.cuda_graphs != "off"),
+        device_decode=word(switch(cfg.device_decode, device)),
         warmup=warmup if cfg.warmup < 0 else cfg.warmup,
         windows=cfg.windows or windows,
         steps=cfg.steps or steps,

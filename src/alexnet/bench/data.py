@@ -41,7 +41,7 @@ def ours_data(cfg: BenchConfig, device: torch.device, source: Any, workers: int)
         raise UsageError(f"{cfg.data}: the training split has no images")
     loader = make_loader(train, Prepare("paper", size, channels), batch_size=cfg.batch_size, shuffle=True,
                          workers=workers, seed=cfg.seed, pin_memory=device.type == "cuda",
-                         decode_on=device if cfg.device_decode else None)
+                         decode_on=device if cfg.device_decode == "on" else None)
     augment = TrainAugment("paper", size=size, channels=channels, mean=source.mean, std=source.std).to(device)
     batches = endless(loader, set_epoch)
 
@@ -52,7 +52,7 @@ def ours_data(cfg: BenchConfig, device: torch.device, source: Any, workers: int)
         x = augment(batch.images.to(device, non_blocking=True))  # uint8 N,C,R,R -> float N,C,S,S
         return x.shape[0]
 
-    info = {"workers": workers, "images_in_split": len(train), "device_decode": bool(cfg.device_decode)}
+    info = {"workers": workers, "images_in_split": len(train), "device_decode": cfg.device_decode == "on"}
     return Runner("ours", step, "fp32", None, info=info, close=batches.close)
 
 

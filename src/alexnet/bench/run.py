@@ -28,7 +28,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
 
     from alexnet.engine.console import explain_out_of_memory
 
-    asked_for_graphs = bool(cfg.cuda_graphs)
+    asked_for_graphs = cfg.cuda_graphs == "on"
     cfg, device = resolve(cfg)
     modes = ["train", "infer"] if cfg.mode == "all" else [] if cfg.mode == "data" else [cfg.mode]
     if cfg.data and cfg.mode in ("data", "all"):
@@ -45,7 +45,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
 
         source = open_dataset(cfg.data, seed=cfg.seed)
     notes: list[str] = []
-    if asked_for_graphs and not cfg.cuda_graphs and {"train", "infer"} & set(modes):
+    if asked_for_graphs and cfg.cuda_graphs == "off" and {"train", "infer"} & set(modes):
         notes.append("CUDA graphs need --compile and a CUDA device; measured without them")
     results: dict[str, Any] = {}
     baselines: dict[str, Any] = {}
@@ -105,11 +105,11 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
         "batch_size": cfg.batch_size,
         "image_size": cfg.image_size,
         "precision": cfg.precision,
-        "channels_last": bool(cfg.channels_last),
-        "compile": all(compiled) if compiled else bool(cfg.compile),
-        "compile_requested": bool(cfg.compile),
+        "channels_last": cfg.channels_last == "on",
+        "compile": all(compiled) if compiled else cfg.compile == "on",
+        "compile_requested": cfg.compile == "on",
         "cuda_graphs": any(r.get("cuda_graphs", False) for r in results.values()),
-        "device_decode": bool(cfg.device_decode) if "data" in modes else None,
+        "device_decode": cfg.device_decode == "on" if "data" in modes else None,
         "timing": {"warmup": cfg.warmup, "windows": cfg.windows, "steps": cfg.steps,
                    "clock": "cuda_events" if device.type == "cuda" else "perf_counter"},
         "memory_kinds": MEMORY_KINDS,

@@ -74,13 +74,14 @@ def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) ->
     num_classes = int(model_options(cfg.model).get("num_classes", 1000))  # type: ignore[call-overload]
     # the paper's pipeline: R-squares (256 for 224 crops) stored as uint8, cropped on the device
     images, labels = synthetic_batch(cfg.batch_size, channels, resize_for(size, "paper"), num_classes, device, cfg.seed)
-    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    nhwc = cfg.channels_last == "on"
+    layout = torch.channels_last if nhwc else torch.contiguous_format
     model.to(memory_format=layout)
     amp, scaler = autocast_for(device, cfg.precision)
     stats = dict(size=size, channels=channels, mean=MEAN, std=STD)
-    graphs = bool(cfg.cuda_graphs)  # resolved: only where compiling on CUDA
+    graphs = cfg.cuda_graphs == "on"  # resolved: only where compiling on CUDA
     if kind == "train":
-        augment = TrainAugment("paper", channels_last=bool(cfg.channels_last), **stats).to(device)
+        augment = TrainAugment("paper", channels_last=nhwc, **stats).to(device)
         optimizer = sgd(model)
 
         def train_step(net: nn.Module) -> int:
@@ -101,7 +102,7 @@ def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) ->
         # alone 38 M); bf16 weights made the forward markedly faster on the CPU (measured:
         # BENCHMARKS.md, 'CPU: this project's machine')
         model.to(inference_dtype(cfg.precision))
-        views = EvalViews(tta="center", channels_last=bool(cfg.channels_last), **stats).to(device)
+        views = EvalViews(tta="center", channels_last=nhwc, **stats).to(device)
 
         def infer_step(net: nn.Module) -> int:
             with torch.inference_mode(), amp:
@@ -109,9 +110,9 @@ def ours(cfg: BenchConfig, device: torch.device, kind: str, notes: list[str]) ->
             return images.shape[0]
 
         step = infer_step
-    info: dict[str, Any] = {"channels_last": bool(cfg.channels_last), "compile": False, "cuda_graphs": False}
+    info: dict[str, Any] = {"channels_last": nhwc, "compile": False, "cuda_graphs": False}
     net = model
-    if cfg.compile:
+    if cfg.compile == "on":
         started = time.perf_counter()
         net, info["compile"] = compile_or_eager(model, step, notes, "reduce-overhead" if graphs else None)
         info["cuda_graphs"] = graphs and info["compile"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from alexnet.cli.common import number
+from alexnet.cli.common import add_switch, number
 from alexnet.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_WORKERS
 
 # the CPU defaults below (no compiling, the short timing) are measured choices: BENCHMARKS.md,
@@ -51,14 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="side of the square input (default: the model's own, 224 for alexnet_owt); smaller is quicker")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="autocast precision of ours (default auto: bf16 where native, else fp32)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="NHWC model and inputs (default on)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile ours (default: on for CUDA only)")
-    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-                   help="replay ours as CUDA graphs, compile mode reduce-overhead (default: on when compiling on CUDA)")
-    p.add_argument("--device-decode", action=argparse.BooleanOptionalAction, default=None,
-                   help="--mode data: decode JPEGs on the device, a batch per call (default: on for CUDA)")
+    add_switch(p, "channels_last", "NHWC model and inputs: on (the default), off, or auto (as training: on for CUDA "
+                                   "and CPUs with native bf16)", default="on")
+    add_switch(p, "compile", "torch.compile ours: auto (the default: on for CUDA only), on, off", default="auto")
+    add_switch(p, "cuda_graphs", "replay ours as CUDA graphs, compile mode reduce-overhead: auto (the default: on when "
+                                 "compiling on CUDA), on, off", default="auto")
+    add_switch(p, "device_decode", "--mode data: decode JPEGs on the device, a batch per call: auto (the default: on "
+                                   "for CUDA), on, off", default="auto")
     p.add_argument("--data", default="", metavar="SPEC",
                    help="dataset for --mode data, e.g. folder:DIR (a folder of class folders)")
     p.add_argument("--workers", type=number(int, -1, MAX_WORKERS), default=-1, metavar="N",

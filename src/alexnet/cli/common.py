@@ -34,6 +34,15 @@ def model_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return select_model(args.checkpoint, args.model, args.weights)
 
 
+def add_switch(p: argparse.ArgumentParser, name: str, help: str, default: Any = argparse.SUPPRESS) -> None:
+    """A switch option as every verb takes it: `--NAME` (on), `--NAME auto|on|off`, `--no-NAME` (off)."""
+    flag = "--" + name.replace("_", "-")
+    p.add_argument(flag, dest=name, nargs="?", const="on", choices=("auto", "on", "off"), metavar="auto|on|off",
+                   default=default, help=help)
+    p.add_argument("--no-" + flag[2:], action="store_const", const="off", dest=name, default=argparse.SUPPRESS,
+                   help=f"the same as {flag} off")
+
+
 def number(kind: type[int] | type[float], low: float, high: float | None = None) -> Callable[[str], Any]:
     """An argparse `type`: the text as `kind`, finite and in [low, high], or a one-line error.
 

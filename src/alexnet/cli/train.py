@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from alexnet.cli.common import add_switch
 from alexnet.config import FIELDS, SWITCH_FIELDS, field_docs, make_config, parse_kv, preset_names, read_yaml
 from alexnet.errors import UsageError
 
@@ -40,9 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         if f.type == "bool":
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif name in SWITCH_FIELDS:  # --amp, --amp auto|on|off, --no-amp
-            p.add_argument(flag, nargs="?", const="on", type=_typed(str, flag), metavar="auto|on|off", **kw)
-            p.add_argument("--no-" + flag[2:], action="store_const", const="off", dest=name, default=argparse.SUPPRESS,
-                           help=f"the same as {flag} off")
+            add_switch(p, name, kw["help"])
         elif f.type.startswith("dict"):
             p.add_argument(flag, type=_kv, metavar="K=V,...", **kw)
         else:
