@@ -108,8 +108,25 @@ def test_parse_kv():
         parse_kv("tanh")
 
 
-def test_defaults_are_valid():
-    TrainConfig()
+def test_the_defaults_are_what_alexnet_train_runs_with_no_options():
+    """TrainConfig() is the fast preset, the one `alexnet train` reads when given nothing."""
+    from alexnet.cli import build_parser
+    from alexnet.cli.train import resolve
+    from alexnet.config import read_yaml
+
+    assert TrainConfig() == make_config(read_yaml("fast")) == resolve(build_parser().parse_args(["train"]))
+    assert (TrainConfig().optimizer, TrainConfig().schedule, TrainConfig().tta) == ("adamw", "onecycle", "flip")
+
+
+def test_presets_are_public():
+    paper = TrainConfig.preset("paper", epochs=2)
+    assert (paper.model, paper.optimizer, paper.lr, paper.schedule, paper.epochs) == ("alexnet2012", "sgd", 0.01,
+                                                                                      "plateau", 2)
+    assert TrainConfig.preset() == TrainConfig() and TrainConfig.preset("d2l").model == "alexnet_d2l"
+    with pytest.raises(UsageError, match=r"config 'papper' is neither a preset .*paper.* nor a YAML file"):
+        TrainConfig.preset("papper")
+    with pytest.raises(UsageError, match="unknown config key 'epoch'"):
+        TrainConfig.preset("paper", epoch=2)
 
 
 def test_the_paper_preset_is_the_paper_in_effect():

@@ -2,7 +2,8 @@
 
     import alexnet
     model = alexnet.build_model("alexnet2012")            # the paper's two-tower net, 227x227
-    result = alexnet.fit(alexnet.TrainConfig(epochs=2))    # alexnet_mini on the built-in shapes data
+    result = alexnet.fit(alexnet.TrainConfig(epochs=2))    # `alexnet train --epochs 2`: the fast preset on shapes
+    cfg = alexnet.TrainConfig.preset("paper", epochs=2)      # any preset (fast, paper, d2l, numpy), fields changed
     ckpt = alexnet.load_checkpoint(result["run_dir"])      # rebuild with alexnet.model_from_checkpoint
     alexnet.predict(["cat.jpg", "photos/"], result["run_dir"])  # [{"path", "topk": [{"class", "index", "prob"}]}]
     ckpt = alexnet.load_weights("imagenet1k", "alexnet_owt")    # torchvision's pretrained weights, as a checkpoint

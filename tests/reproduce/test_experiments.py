@@ -138,3 +138,14 @@ def test_the_shared_with_arms_are_named():
         "overlapping-pooling", "pca-lighting", "ten-crop"}
     assert shares_runs_with(EXPERIMENTS["lrn"], scale, "cifar10") == []
     assert shares_runs_with(EXPERIMENTS["dropout"], scale, "cifar10") == []
+
+
+def test_run_keys_survive_a_field_written_out_at_its_old_implicit_value():
+    """Every config names translate -1 since TrainConfig's default became the fast preset's 1; the
+    runs keyed before (docs/reproduce/cpu/runs) keep their keys, and another translate is another run."""
+    from alexnet.reproduce.runner import run_key
+
+    config = arm_config(get("towers"), get("towers").with_arm, get_scale("cpu"), "cifar10")
+    assert config["translate"] == -1
+    without = {k: v for k, v in config.items() if k != "translate"}
+    assert run_key(config) == run_key(without) != run_key({**config, "translate": 2})

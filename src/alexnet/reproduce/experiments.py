@@ -240,7 +240,7 @@ def base_config(exp: Experiment, scale: Scale, data: str) -> dict[str, Any]:
     """The config fields every run of `exp` shares, at `scale`, on `data` (before the arm's changes)."""
     common = {
         "data": data, "train_images": scale.train_images, "val_images": scale.val_images, "holdout": scale.holdout,
-        "batch_size": scale.batch_size, "tensorboard": False, "val_fraction": 0.1, **REFERENCE_UPDATE,
+        "batch_size": scale.batch_size, "tensorboard": False, "val_fraction": 0.1, "translate": -1, **REFERENCE_UPDATE,
     }
     large = is_large(data)
     if exp.base == "figure1":

@@ -28,13 +28,17 @@ from alexnet.reproduce.experiments import Arm, Experiment, Scale, arm_config
 
 # Fields that do not change what a run learns, left out of its identity.
 NOT_IN_KEY = ("device", "workers", "out", "resume", "tensorboard")
+# Fields written out at the value they took implicitly when the runs were first keyed (TrainConfig's
+# default then): spelling them out does not change what a run is, so it keeps its key and results.
+IMPLICIT_BEFORE = {"translate": -1}
 # Figure 1's threshold: training error 25%.
 FIGURE1_ERROR = 0.25
 
 
 def run_key(config: dict[str, Any]) -> str:
     """A short stable name for a training config (sha1 of its sorted JSON)."""
-    kept = {k: v for k, v in config.items() if k not in NOT_IN_KEY}
+    kept = {k: v for k, v in config.items() if k not in NOT_IN_KEY
+            and not (k in IMPLICIT_BEFORE and IMPLICIT_BEFORE[k] == v)}
     return hashlib.sha1(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:10]
 
 
