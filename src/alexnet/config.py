@@ -39,6 +39,8 @@ AUGMENT_PRESETS = ("paper", "small", "none")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("plateau", "cosine", "onecycle", "constant")
 TTA_MODES = ("center", "flip", "tencrop")
+# how a figure names the views it was measured with
+VIEW_NAMES = {"center": "centre view", "flip": "image + mirror", "tencrop": "ten crops"}
 INPUT_NORMS = ("auto", "mean_image", "channel")
 MOMENTUM_FORMS = ("torch", "paper")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -139,6 +141,12 @@ class TrainConfig:
     and for CPUs that compute bf16 natively, AVX512-BF16 or AMX: engine/fast.py), on, off."""
     workers: int = -1
     """Data-loading worker processes; -1 picks from the cores available."""
+    threads: int = 0
+    """CPU threads torch computes with; 0: $ALEXNET_THREADS if set, else the cores idle when the run starts
+    (measured over 0.2 s; on a machine shared with another busy process, fewer threads contend less)."""
+    progress_every: float = 30.0
+    """Seconds between plain progress lines (step, images/s, loss, the epoch's ETA) when the output is not a
+    terminal: a log file, a pipe, nohup, a notebook server's log; 0: none. A terminal shows a progress bar."""
     out: str = ""
     """Run folder; empty means runs/<model>-<data>-<date-time>."""
     resume: str = ""
@@ -213,6 +221,8 @@ class TrainConfig:
         _check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
         _check("bias_lr_mult", self.bias_lr_mult, self.bias_lr_mult > 0, "must be > 0")
         _check("stop_train_error", self.stop_train_error, 0 <= self.stop_train_error < 1, "must be in [0, 1)")
+        _check("threads", self.threads, 0 <= self.threads <= MAX_WORKERS, f"must be in [0, {MAX_WORKERS}]")
+        _check("progress_every", self.progress_every, self.progress_every >= 0, "must be >= 0 (0: no lines)")
         _check("train_eval_images", self.train_eval_images, self.train_eval_images >= 0, "must be >= 0 (0: off)")
         _check("lighting", self.lighting, self.lighting >= 0, "must be >= 0")
         _check("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "must be in [0, 1)")

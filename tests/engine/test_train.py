@@ -205,10 +205,11 @@ def test_a_holdout_chooses_and_the_test_split_is_scored_once_at_the_end(tmp_path
                    views=EvalViews(size=32, channels=3, **prep_stats(ckpt)))
     # bf16 autocast while training may flip one image
     assert read_log(run)[-1]["val_top1"] == pytest.approx(val["top1"], abs=0.011)
-    again = evaluate_checkpoint(ckpt, workers=0)  # `alexnet eval RUN`: its 'val' is the run's holdout, as in training
+    # `alexnet eval RUN --tta center`: its 'val' is the run's holdout, as in training
+    again = evaluate_checkpoint(ckpt, workers=0, tta="center")
     assert again["n"] == 100 and again["top1"] == pytest.approx(val["top1"], abs=1e-6)
     line = closing_lines(cfg, result)[0]
-    assert "validation (holdout): best top-1" in line
+    assert "validation (holdout): best epoch top-1" in line
     assert f"test split: top-1 {result['test']['center']['top1']:.2%} (center)" in line
     assert "test split (160 images, scored once) with center" in capsys.readouterr().err
 

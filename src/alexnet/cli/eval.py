@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from alexnet.cli.common import number
-from alexnet.config import TTA_MODES
+from alexnet.config import TTA_MODES, VIEW_NAMES
 from alexnet.errors import UsageError
 from alexnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
 
@@ -30,8 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="SPEC",
                    help="dataset spec (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="val", choices=("val", "test"), help="which held-out split (default val)")
-    p.add_argument("--tta", default="center", choices=TTA_MODES,
-                   help="test-time views: center, flip, tencrop (section 4.1; where training cropped)")
+    p.add_argument("--tta", default=None, choices=TTA_MODES,
+                   help="test-time views: center, flip, tencrop (section 4.1; where training cropped); default: the "
+                        "run's own, as its closing line scored it (center for weights without a run)")
     p.add_argument("--batch-size", type=number(int, 1, MAX_BATCH_SIZE), default=100, metavar="N",
                    help="images per batch (default 100)")
     p.add_argument("--workers", type=number(int, -1, MAX_WORKERS), default=-1, metavar="N",
@@ -49,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alexnet.engine.checkpoint import load_checkpoint
-    from alexnet.engine.evaluate import evaluate_checkpoint
+    from alexnet.engine.evaluate import evaluate_checkpoint, run_view
     from alexnet.engine.fast import resolve_device
     from alexnet.viz.confusion import plot_confusion
 
@@ -66,13 +67,15 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device("cpu" if args.int8 else args.device)
     precision = "int8" if args.int8 else "bf16" if args.amp else "fp32"
     ckpt = load_checkpoint(args.checkpoint)
-    result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
+    tta = args.tta or run_view(ckpt)
+    whose = "as asked" if args.tta else "the run's own" if ckpt.get("config") else "the default for weights"
+    result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=tta, batch_size=args.batch_size,
                                  workers=args.workers, device=device, amp=args.amp, strict=args.strict,
                                  calibrate=calibrate, calibration_images=args.calibration_images)
     spec, classes = result["data"], result["classes"]
     suffix = "-int8" if args.int8 else ""
-    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{args.tta}{suffix}.png"
-    title = (f"{ckpt['model_name']} on {spec} ({args.split}, {args.tta}{', int8' if args.int8 else ''}): "
+    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{tta}{suffix}.png"
+    title = (f"{ckpt['model_name']} on {spec} ({args.split}, {VIEW_NAMES[tta]}{', int8' if args.int8 else ''}): "
              f"top-1 {result['top1']:.2%}")
     try:  # the figures matter more than the picture: a folder that cannot take it costs a warning
         plot_confusion(result["confusion"].numpy(), classes, out, title=title)
@@ -83,15 +86,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         keys = ("loss", "top1", "top5", "top1_error", "top5_error", "n", "views")
         summary = {k: result[k] for k in keys} | {
-            "checkpoint": ckpt["path"], "data": spec, "split": args.split, "tta": args.tta, "precision": precision,
+            "checkpoint": ckpt["path"], "data": spec, "split": args.split, "tta": tta, "tta_from": whose,
+            "precision": precision,
             "per_class": dict(zip(classes, result["per_class"])), "confusion_png": None if not_drawn else str(out),
             "bad_images": bad,
         }
         print(json.dumps(summary))
         warn_not_drawn(not_drawn)
         return 0
-    print(f"{ckpt['model_name']} from {ckpt['path']} on {spec} ({args.split}, {result['n']} images, {args.tta}, "
-          f"{result['views']} view(s), {precision})")
+    print(f"{ckpt['model_name']} from {ckpt['path']} on {spec} ({args.split}, {result['n']} images, "
+          f"{VIEW_NAMES[tta]} ({tta}, {whose}; --tta to change), {precision})")
     print(f"  loss   {result['loss']:.4f}")
     print(f"  top-1  {result['top1']:.2%}  (error {result['top1_error']:.2%})")
     print(f"  top-5  {result['top5']:.2%}  (error {result['top5_error']:.2%})")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from alexnet.cli.common import add_switch
-from alexnet.config import FIELDS, SWITCH_FIELDS, field_docs, make_config, parse_kv, preset_names, read_yaml
+from alexnet.config import FIELDS, SWITCH_FIELDS, VIEW_NAMES, field_docs, make_config, parse_kv, preset_names, read_yaml
 from alexnet.errors import UsageError
 
 EPILOG = """examples:
@@ -129,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
 def closing_lines(cfg: Any, result: dict[str, Any]) -> list[str]:
     """What the run did, where it is, and a next command that works on it."""
     scored = result["best_top1"] >= 0 and not math.isnan(result["final_top1"])
-    scores = (f"best top-1 {result['best_top1']:.2%}, final top-1 {result['final_top1']:.2%}, "
-              f"top-5 {result['final_top5']:.2%}" if scored else "no validation images to score it on")
+    # each epoch is validated with the centre view; the final score with the run's own views
+    scores = (f"best epoch top-1 {result['best_top1']:.2%} (centre view), final top-1 {result['final_top1']:.2%}, "
+              f"top-5 {result['final_top5']:.2%} ({VIEW_NAMES[result['tta']]})" if scored
+              else "no validation images to score it on")
     n, first = result["epochs"], result.get("first_epoch", 0)
     done = f"{n} epoch{'' if n == 1 else 's'}"
     if cfg.max_steps and result["steps"] >= cfg.max_steps:
@@ -141,7 +143,7 @@ def closing_lines(cfg: Any, result: dict[str, Any]) -> list[str]:
     else:
         done += f" in {result['seconds']:.1f} s"
     if scored and result.get("test"):  # the scores above are the holdout's; the test split was scored once, at the end
-        scores = scores.replace("best top-1", "validation (holdout): best top-1", 1)
+        scores = scores.replace("best epoch", "validation (holdout): best epoch", 1)
         scores += "; test split: " + ", ".join(f"top-1 {t['top1']:.2%} ({view})" for view, t in result["test"].items())
     lines = [f"{result['model']} on {result['data']}: {done}, {scores}", f"run folder: {result['run_dir']}"]
     if scored:

@@ -24,7 +24,9 @@ import contextlib
 import importlib.util
 import math
 import re
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from alexnet.config import TrainConfig
+from alexnet.config import VIEW_NAMES, TrainConfig
 from alexnet.data import DataSource
 from alexnet.engine import distributed
-from alexnet.errors import OutOfMemory
+from alexnet.errors import Interrupted, OutOfMemory, TrainingDiverged
 
 
 def in_notebook() -> bool:
@@ -58,6 +60,18 @@ def log(message: str) -> None:
     """One progress line, written above any progress bar; rank 0 alone speaks."""
     if main_process():
         tqdm.write(message, file=sys.stdout if in_notebook() else sys.stderr)
+
+
+def bars_shown() -> bool:
+    """Whether progress bars are drawn: in a notebook, or with stderr on a terminal (tqdm's disable=None)."""
+    return in_notebook() or sys.stderr.isatty()
+
+
+def progress_line(label: str, *, batch: int, batches: int, step: int, loss: float, rate: float, eta: float) -> str:
+    """The plain line that stands in for the progress bar where none is drawn (a log file, a pipe)."""
+    minutes, seconds = divmod(round(eta), 60)
+    return (f"{label}: batch {batch}/{batches} ({batch / max(batches, 1):.0%}), step {step}, loss {loss:.4f}, "
+            f"{rate:.0f} img/s, epoch ETA {minutes}m{seconds:02d}s")
 
 
 def progress(iterable: Iterable, desc: str, *, show: bool = True) -> Any:
@@ -124,6 +138,12 @@ def announce(cfg: TrainConfig, source: DataSource, where: str, run_dir: Path, *,
     if cfg.batch_size > n_train:  # valid (each epoch is one smaller batch), but rarely what was meant
         log(f"note: batch_size {cfg.batch_size} is larger than the {n_train} training images: "
             f"each epoch is one step of {n_train}")
+    if cfg.tta != "center" and n_val:
+        log(f"each epoch is validated with the centre view; the final score with the run's own views: "
+            f"{VIEW_NAMES[cfg.tta]} (tta {cfg.tta})")
+    if cfg.progress_every and not bars_shown():
+        log(f"output is not a terminal: a progress line every {cfg.progress_every:g} s "
+            "(--progress-every SECONDS; 0 turns them off)")
     if n_val == 0:
         log(f"note: {cfg.data} has no validation images, so the epochs are not scored and no best.pt is kept; "
             f"{why_no_val(cfg, source)}")
@@ -155,3 +175,62 @@ def epoch_line(cfg: TrainConfig, record: dict[str, Any], val: dict[str, Any]) ->
     return (f"{epoch_label(cfg, record['epoch'])}  train loss {record['train_loss']:.4f} "
             f"top1 {record['train_top1']:.2%}  {scored}  {rates}  {record['images_per_s']:.0f} img/s  "
             f"{record['seconds']:.1f} s")
+
+
+# ---- Ctrl-C and SIGTERM while training, and what a run says when it stops (docs/reliability.md):
+# a signal sets a StopRequest; the loop finishes its step, saves last.pt with the epoch's progress,
+# and raises `interrupted`'s error, which says how to continue
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM while training: the loop finishes its step, saves, and stops."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def __bool__(self) -> bool:
+        return self.signum != 0
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Turn SIGINT and SIGTERM into a StopRequest for the duration; a second signal stops at once
+    (KeyboardInterrupt). Outside the main thread (no signal handlers allowed) nothing is caught."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop:
+            raise KeyboardInterrupt
+        stop.signum = signum
+        log(f"{signal.Signals(signum).name}: finishing this step, then saving last.pt (send it again to stop at once)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def interrupted(stop: StopRequest, run_dir: Path, where: str) -> Interrupted:
+    """The error that ends a run stopped by a signal once its state is saved: how to continue."""
+    return Interrupted(f"interrupted by {signal.Signals(stop.signum).name} {where}; state saved in "
+                       f"{run_dir / 'last.pt'}; continue with: alexnet train --resume {run_dir}", stop.signum)
+
+
+def diverged(error: TrainingDiverged, run_dir: Path) -> TrainingDiverged:
+    """`error` (which names the step and lr) with what was kept and what to try."""
+    last = run_dir / "last.pt"
+    kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
+    return TrainingDiverged(f"{error}; {kept}; lower --lr, or pass --skip-nonfinite to skip such batches")
+
+
+def refuse_nonfinite(loss: float, *, step: int, lr: float, skip: bool, count: int) -> None:
+    """A NaN/inf loss at `step`: raise TrainingDiverged, or with `skip` log that the batch is skipped
+    (the `count`-th of the epoch). The loop calls it before any update."""
+    message = f"loss is {loss} at step {step + 1} (lr {lr:.3g})"
+    if not skip:
+        raise TrainingDiverged(message)
+    log(f"skipped batch: {message} (--skip-nonfinite; {count} this epoch)")

@@ -113,7 +113,7 @@ def evaluate_checkpoint(
     *,
     data: str | None = None,
     split: str = "val",
-    tta: str = "center",
+    tta: str | None = None,
     batch_size: int = 100,
     workers: int = -1,
     device: torch.device = _CPU,
@@ -127,8 +127,8 @@ def evaluate_checkpoint(
     'val' is the run's holdout if it held one out), preparing images as it was trained. `images` > 0
     scores a class-balanced subset of that many. With `calibrate` (inference/int8.py's
     `quantize_int8`, say) the net scored is `calibrate(net, batches)` on the centre views of
-    `calibration_images` training images. Returns `evaluate`'s result with "data", "split", "tta" and
-    "classes" added."""
+    `calibration_images` training images. `tta` defaults to the run's own test-time views
+    (`run_view`). Returns `evaluate`'s result with "data", "split", "tta" and "classes" added."""
     from alexnet.data import open_dataset
     from alexnet.data.datasets import hold_out, take
     from alexnet.data.loader import default_workers, make_loader
@@ -139,7 +139,7 @@ def evaluate_checkpoint(
     if not spec:
         raise UsageError(f"{ckpt.get('path', 'these weights')} do not say what data they were trained on: "
                          "give --data SPEC")
-    channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
+    channels, size, tta = int(ckpt["input_size"][0]), int(ckpt["input_size"][1]), tta or run_view(ckpt)
     # first, so that a ten-crop the run's preparation cannot support is refused before the data is opened
     prepare = eval_prepare(ckpt["augment"], size=size, channels=channels, tta=tta, translate=ckpt.get("translate"))
     config = ckpt.get("config") or {}
@@ -174,6 +174,15 @@ def evaluate_checkpoint(
         what = "no readable images" if len(source.split(split)) else "no images"
         raise UsageError(f"{spec} ({split}) has {what}: score the net on a labelled set with --data SPEC")
     return result | {"data": spec, "split": split, "tta": tta, "classes": classes}
+
+
+def run_view(ckpt: dict[str, Any]) -> str:
+    """The test-time views a checkpoint's run was scored with at its end (its config's tta): what
+    eval scores with unless told otherwise; the centre view for weights without a run."""
+    from alexnet.config import TTA_MODES
+
+    tta = (ckpt.get("config") or {}).get("tta")
+    return tta if tta in TTA_MODES else "center"
 
 
 def calibration_batches(train: Any, ckpt: dict[str, Any], images: int, batch_size: int, workers: int,

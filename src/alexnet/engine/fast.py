@@ -9,8 +9,11 @@ The training loop (engine/train.py, through engine/backends.py), evaluation and 
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -142,6 +145,42 @@ def use_cuda_graphs(cfg: TrainConfig, device: torch.device, world_size: int = 1)
     return False, f"cuda_graphs on is ignored: {why}"
 
 
+def compute_threads(asked: int = 0) -> int:
+    """The CPU threads a run computes with: `asked`, else $ALEXNET_THREADS, else the cores idle now.
+
+    Two processes that each take every core slow each other down: on this project's 2-core CPU
+    beside a second training run, 1 thread beat 2 (BENCHMARKS.md, 'threads on a busy machine').
+    So auto counts the cores left idle over 0.2 s (Linux's /proc/stat), at most torch's default
+    (the physical cores), at least 1; where that cannot be read, torch's default stands.
+    """
+    if asked:
+        return asked
+    env = os.environ.get("ALEXNET_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or not 1 <= int(env) <= 1024:
+            raise UsageError(f"ALEXNET_THREADS must be a whole number of threads from 1 to 1024; got {env!r}")
+        return int(env)
+    most = torch.get_num_threads()
+    idle = idle_cores()
+    return most if idle is None else max(1, min(most, round(idle)))
+
+
+def idle_cores(seconds: float = 0.2) -> float | None:
+    """How many cores were idle over the next `seconds` (/proc/stat's first line); None if unknown."""
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return sum(values), values[3] + values[4]  # all the time, and idle + iowait (user ... steal)
+
+    try:
+        total, idle = sample()
+        time.sleep(seconds)
+        total2, idle2 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    cores = os.cpu_count() or 1
+    return cores * (idle2 - idle) / (total2 - total) if total2 > total else None
+
+
 @dataclass(frozen=True)
 class Plan:
     """Every "auto" of a run, decided once at the top of `fit`; everything below reads it."""
@@ -155,6 +194,7 @@ class Plan:
     cuda_graphs: bool  # the compiled step replayed as CUDA graphs
     decode_on: torch.device | None  # JPEGs decoded there a batch per call (None: PIL in the loader)
     workers: int  # loader processes
+    threads: int  # CPU threads torch computes with
     cache_images: bool  # image files decoded once into memory before the first epoch
     val_images: int  # a fixed class-balanced subset of the val split (0: all of it)
     input_norm: str  # "mean_image" (the paper's) or "channel"
@@ -185,7 +225,8 @@ def make_plan(cfg: TrainConfig, world: World, device: torch.device, source: Data
         channels_last=not numpy and bf16_switch(cfg.channels_last, device),
         compile=not numpy and switch(cfg.compile, device), cuda_graphs=graphs,
         decode_on=device if switch(cfg.device_decode, device) else None,
-        workers=default_workers() if cfg.workers < 0 else cfg.workers, cache_images=cache,
+        workers=default_workers() if cfg.workers < 0 else cfg.workers, threads=compute_threads(cfg.threads),
+        cache_images=cache,
         val_images=resolved_val_images(cfg), input_norm=resolved_input_norm(cfg),
         input_size=(channels, size, size), prepare=prepare, steps_per_epoch=0, total_steps=0,  # set by the loaders
         micro_batch=-(-cfg.batch_size // world.size // cfg.accum_steps),

@@ -19,10 +19,8 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,7 +39,20 @@ from alexnet.data.transforms import EvalViews, TrainAugment, eval_prepare, prep_
 from alexnet.engine import distributed
 from alexnet.engine.backends import Backend, TorchBackend, build_backend, check_numpy_config
 from alexnet.engine.checkpoint import check_resumable, load_checkpoint, restore_rng, rng_state, save_checkpoint
-from alexnet.engine.console import announce, epoch_label, epoch_line, explain_out_of_memory, log
+from alexnet.engine.console import (
+    StopRequest,
+    announce,
+    bars_shown,
+    diverged,
+    epoch_label,
+    epoch_line,
+    explain_out_of_memory,
+    interrupted,
+    log,
+    progress_line,
+    refuse_nonfinite,
+    stop_on_signals,
+)
 from alexnet.engine.console import progress as progress_bar
 from alexnet.engine.distributed import World
 from alexnet.engine.evaluate import evaluate
@@ -79,12 +90,13 @@ class Pipeline(NamedTuple):
 
 
 def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-        on_end: Callable[[Path, nn.Module, torch.Tensor], None] | None = None) -> dict[str, Any]:
+        on_end: Callable[[Path, nn.Module, torch.Tensor, dict | None], None] | None = None) -> dict[str, Any]:
     """Run the training that `cfg` describes; returns the summary: run_dir, best and final
     accuracy, timings, and "history", every epoch's record (metrics.jsonl) to tabulate or plot.
 
-    `on_epoch(record)` is called after each epoch; `on_end(run_dir, model, kernels)` when the run
-    ends, or is stopped by a signal after an epoch (alexnet.fit draws the run's pictures there)."""
+    `on_epoch(record)` is called after each epoch; `on_end(run_dir, model, kernels, final)` when the
+    run ends (`final`: its closing top-1, epoch and views), or is stopped by a signal after an epoch
+    (`final` None); alexnet.fit draws the run's pictures there."""
     started = time.perf_counter()
     with contextlib.ExitStack() as hold:  # the processes and the run folder's lock, held to the end
         # the processes and the device
@@ -112,6 +124,8 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
             raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; "
                              "it cannot resume this config")
         plan = make_plan(cfg, world, device, source, model)
+        hold.callback(torch.set_num_threads, torch.get_num_threads())  # as it was, for a notebook's next cell
+        torch.set_num_threads(plan.threads)
         pipe, bad = data_pipeline(plan, source, resume)
         if len(pipe.train) == 0:  # data-parallel drops the last incomplete global batch
             raise UsageError(f"{cfg.data}: {len(source.split('train'))} training images make no full batch "
@@ -138,6 +152,7 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
                 MetricsLog(run_dir, tensorboard=cfg.tensorboard, epoch=state.epoch, step=state.step)))
         where = ("with the NumPy backend on the CPU" if cfg.backend == "numpy" else f"on {device}" if world.size == 1
                  else f"on {world.size} processes ({device.type}, data-parallel)")
+        where += f" ({plan.threads} CPU thread{'' if plan.threads == 1 else 's'})" if device.type == "cpu" else ""
         announce(cfg, source, where, run_dir, val_images=plan.val_images)
 
         def checkpoint(partial: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -155,7 +170,7 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
 
         def stopped(stop: StopRequest, where: str) -> Interrupted:
             if world.main and state.epoch and on_end is not None:  # the epochs done get their pictures
-                on_end(run_dir, model, backend.first_kernels())
+                on_end(run_dir, model, backend.first_kernels(), None)
             return interrupted(stop, run_dir, where)
 
         # the loop: the RNG states as the checkpoint left them (building the net drew from them)
@@ -227,7 +242,8 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
                 log(f"test split ({len(source.split('test'))} images, scored once) with {view}: "
                     f"top1 {scored['top1']:.2%} top5 {scored['top5']:.2%}")
         if world.main and on_end is not None:
-            on_end(run_dir, model, backend.first_kernels())
+            headline = {"epoch": state.epoch, "top1": final["top1"], "view": cfg.tta} if "top1" in final else None
+            on_end(run_dir, model, backend.first_kernels(), headline)
         if world.main and state.bad:
             n = write_bad_images(run_dir, state.bad)
             log(f"skipped {n} unreadable image(s); listed in {run_dir / 'bad_images.txt'}")
@@ -236,6 +252,7 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
             "epochs": state.epoch, "steps": state.step, "best_top1": state.best_top1,
             "final_top1": final.get("top1", math.nan), "final_top5": final.get("top5", math.nan),
             "final_loss": final.get("loss", math.nan), "tta": cfg.tta, "num_classes": len(source.classes),
+            "threads": plan.threads,
             "train_images_per_s": float(np.median(rates)) if rates else 0.0,
             "bad_images": len({b.path for b in state.bad}), "val_images": n_val, "test": test,
             "history": read_metrics(run_dir) if world.main else [],  # every epoch's record, resumed sessions' too
@@ -271,8 +288,11 @@ def train_one_epoch(model: Backend | nn.Module, loader: Iterable, optimizer: tor
     images, start_step, done = int(part.get("images", 0)), state.step, int(part.get("batches", 0))
     nonfinite, earlier = int(part.get("nonfinite", 0)), float(part.get("seconds", 0.0))
     batches, cut, used_lr, started = 0, None, None, time.perf_counter()
+    label = epoch_label(cfg, state.epoch + 1) if cfg is not None else ""
+    every = cfg.progress_every if cfg is not None and not bars_shown() else 0.0  # plain lines where no bar is drawn
+    next_line = started + every
     backend.train()
-    bar = progress_bar(loader, epoch_label(cfg, state.epoch + 1) if cfg is not None else "")
+    bar = progress_bar(loader, label)
     for batch in bar:
         batches += 1
         if batches <= done:  # trained before the interruption: same order (seed, epoch), nothing drawn
@@ -301,6 +321,12 @@ def train_one_epoch(model: Backend | nn.Module, loader: Iterable, optimizer: tor
             if state.step % 10 == 0 or state.step == start_step + 1:
                 bar.set_postfix(loss=f"{float(loss_sum) / images:.3f}", acc=f"{int(correct) / images:.3f}",
                                 lr=f"{used_lr:.2g}", ips=f"{images / max(time.perf_counter() - started, 1e-9):.0f}")
+            if every and (now_s := time.perf_counter()) >= next_line:
+                per_batch = (now_s - started) / max(batches - done, 1)
+                log(progress_line(label, batch=batches, batches=len(loader), step=state.step,  # type: ignore[arg-type]
+                                  loss=float(loss_sum) / images, rate=images / max(now_s - started, 1e-9),
+                                  eta=per_batch * (len(loader) - batches)))  # type: ignore[arg-type]
+                next_line = now_s + every
             if cfg is not None and cfg.max_steps and state.step >= cfg.max_steps:
                 break
         if (halt if distributed.active() else stop) and batches < len(loader):  # type: ignore[arg-type]
@@ -426,12 +452,9 @@ def resumed_state(resume: dict[str, Any], cfg: TrainConfig, bases: list[float], 
                  first_epoch=epoch, earlier=elapsed)
 
 
-# ---- seeds and RNG states, signals, divergence (docs/reliability.md)
-#
-# Every checkpoint holds the RNG states of torch, NumPy and `random`, and the data order is a
-# function of (seed, epoch), so on the CPU with --deterministic a resumed run ends bit for bit
-# where the uninterrupted one does. SIGINT/SIGTERM set a StopRequest: the loop finishes its step,
-# saves last.pt with the epoch's progress, and says how to continue.
+# ---- seeds: every checkpoint holds the RNG states (engine/checkpoint.py) and the data order is
+# a function of (seed, epoch), so on the CPU with --deterministic a resumed run ends bit for bit
+# where the uninterrupted one does (docs/reliability.md)
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
@@ -440,58 +463,3 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-
-
-class StopRequest:
-    """Set by SIGINT/SIGTERM while training: the loop finishes its step, saves, and stops."""
-
-    def __init__(self) -> None:
-        self.signum = 0
-
-    def __bool__(self) -> bool:
-        return self.signum != 0
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[StopRequest]:
-    """Turn SIGINT and SIGTERM into a StopRequest for the duration; a second signal stops at once
-    (KeyboardInterrupt). Outside the main thread (no signal handlers allowed) nothing is caught."""
-    stop = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop:
-            raise KeyboardInterrupt
-        stop.signum = signum
-        log(f"{signal.Signals(signum).name}: finishing this step, then saving last.pt (send it again to stop at once)")
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def interrupted(stop: StopRequest, run_dir: Path, where: str) -> Interrupted:
-    """The error that ends a run stopped by a signal once its state is saved: how to continue."""
-    return Interrupted(f"interrupted by {signal.Signals(stop.signum).name} {where}; state saved in "
-                       f"{run_dir / 'last.pt'}; continue with: alexnet train --resume {run_dir}", stop.signum)
-
-
-def diverged(error: TrainingDiverged, run_dir: Path) -> TrainingDiverged:
-    """`error` (which names the step and lr) with what was kept and what to try."""
-    last = run_dir / "last.pt"
-    kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
-    return TrainingDiverged(f"{error}; {kept}; lower --lr, or pass --skip-nonfinite to skip such batches")
-
-
-def refuse_nonfinite(loss: float, *, step: int, lr: float, skip: bool, count: int) -> None:
-    """A NaN/inf loss at `step`: raise TrainingDiverged, or with `skip` log that the batch is skipped
-    (the `count`-th of the epoch). The loop calls it before any update."""
-    message = f"loss is {loss} at step {step + 1} (lr {lr:.3g})"
-    if not skip:
-        raise TrainingDiverged(message)
-    log(f"skipped batch: {message} (--skip-nonfinite; {count} this epoch)")

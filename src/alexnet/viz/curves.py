@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alexnet.config import VIEW_NAMES
 from alexnet.errors import UsageError
 from alexnet.viz.figure import finish, pyplot, short, wrap
 
@@ -33,9 +34,14 @@ def _series(records: Sequence[dict[str, Any]], key: str, scale: float = 1.0) -> 
 
 
 def plot_curves(
-    runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str | Path | None = None, *, title: str = ""
+    runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: str | Path | None = None, *, title: str = "",
+    final: dict[str, Any] | None = None,
 ) -> Path | Figure:
-    """Draw loss, top-1 accuracy (%) and learning rate per epoch for every (label, records) run."""
+    """Draw loss, top-1 accuracy (%) and learning rate per epoch for every (label, records) run.
+
+    Validation is each epoch's centre view, as training scores it; `final` ({"top1", "epoch",
+    "view"}) is a single run's closing figure, measured with its own test-time views and drawn as
+    a star, so the headline number is on the picture with the views that gave it."""
     if not runs:
         raise UsageError("no runs to plot: give at least one run folder")
     for label, records in runs:
@@ -76,11 +82,17 @@ def plot_curves(
             ax.set_xticks(sorted(set(epochs)))
         ax.grid(True, alpha=0.3)
 
+    final_handles = []
+    if final is not None and math.isfinite(float(final.get("top1", math.nan))):
+        label = f"final: {final['top1']:.2%} ({VIEW_NAMES.get(final.get('view', ''), final.get('view', ''))})"
+        ax_acc.plot([final["epoch"]], [100 * final["top1"]], marker="*", markersize=13, linestyle="none",
+                    color=colours(0), markeredgecolor="black")
+        final_handles = [Line2D([], [], marker="*", markersize=11, linestyle="none", color="black", label=label)]
     run_handles = [Line2D([], [], color=colours(i % colours.N), linewidth=2.5, label=short(label, 40))
                    for i, (label, _) in enumerate(runs)]
     style_handles = [Line2D([], [], color="black", linestyle="-", label="train"),
-                     Line2D([], [], color="black", linestyle="--", label="validation")]
-    handles = run_handles + style_handles
+                     Line2D([], [], color="black", linestyle="--", label="validation (centre view)")]
+    handles = run_handles + style_handles + final_handles
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=9,
                frameon=False, title="colour = run, solid = train, dashed = validation", title_fontsize=9)
     names = ", ".join(short(label, 30) for label, _ in runs[:3]) + (

@@ -17,9 +17,9 @@ from alexnet.errors import UsageError
 from alexnet.models import model_options
 
 
-def draw_run_pictures(run_dir: Path, model: nn.Module, kernels: torch.Tensor) -> None:
+def draw_run_pictures(run_dir: Path, model: nn.Module, kernels: torch.Tensor, final: dict | None = None) -> None:
     """curves.png and filters.png in `run_dir`; `model` names the net and its towers, `kernels`
-    are its first layer's weights (K,C,h,w).
+    are its first layer's weights (K,C,h,w), `final` the run's closing figure (top1, epoch, view).
 
     A picture that cannot be drawn is reported and skipped: the trained run matters more.
     """
@@ -31,7 +31,7 @@ def draw_run_pictures(run_dir: Path, model: nn.Module, kernels: torch.Tensor) ->
     k, c, h, w = weight.shape
     jobs = {
         "curves.png": lambda path: plot_curves([(run_dir.name, read_metrics(run_dir))], path,
-                                               title=f"{model.arch}: {run_dir.name}"),
+                                               title=f"{model.arch}: {run_dir.name}", final=final),
         "filters.png": lambda path: plot_filters(
             weight, path, towers=towers if k % towers == 0 else 1,
             title=f"{model.arch}: first-layer kernels ({k} of {h}x{w}x{c}) after training"),
