@@ -25,18 +25,19 @@ ALEXNET = [sys.executable, "-m", "alexnet"]
 DATA = "shapes:train=4000,test=500"
 
 
-def train(out: Path, threads: str, epochs: int) -> float:
-    """Median images/s of epochs 2.. of one quickstart-sized run with `threads`."""
-    subprocess.run([*ALEXNET, "train", "--data", DATA, "--epochs", str(epochs), "--threads", threads,
-                    "--no-tensorboard", "--out", str(out)], check=True, capture_output=True)
+def train(out: Path, threads: str, epochs: int) -> tuple[float, int]:
+    """Median images/s of epochs 2.. of one quickstart-sized run with `threads`, and the threads it took."""
+    done = subprocess.run([*ALEXNET, "train", "--data", DATA, "--epochs", str(epochs), "--threads", threads,
+                           "--no-tensorboard", "--json", "--out", str(out)], check=True, capture_output=True, text=True)
+    took = json.loads(done.stdout.strip().splitlines()[-1])["threads"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return statistics.median(r["images_per_s"] for r in records[1:] or records)
+    return statistics.median(r["images_per_s"] for r in records[1:] or records), took
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--threads", nargs="+", default=["1", "2", "auto"])
+    p.add_argument("--threads", nargs="+", default=["1", "2", "0"], help="0: auto, the cores idle at the start")
     args = p.parse_args()
     print(f"{os.cpu_count()} cores; {DATA}, {args.epochs} epochs, median images/s of epochs 2..")
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,13 +51,13 @@ def main() -> None:
                     time.sleep(20)  # past its start-up, and long enough for the load average to see it
                 started_under = os.getloadavg()[0]
                 try:
-                    rate = train(Path(tmp) / f"run-{threads}-{int(loaded)}", threads, args.epochs)
+                    rate, took = train(Path(tmp) / f"run-{threads}-{int(loaded)}", threads, args.epochs)
                 finally:
                     if load is not None:
                         load.terminate()
                         load.wait()
-                print(f"{'with a competing load' if loaded else 'alone':>22}  --threads {threads:>4}: "
-                      f"{rate:7.0f} images/s  (load average {started_under:.2f} at its start)", flush=True)
+                print(f"{'with a competing load' if loaded else 'alone':>21} --threads {threads}: {rate:5.0f} images/s "
+                      f"with {took} thread{'' if took == 1 else 's'} (load average {started_under:.2f})", flush=True)
                 time.sleep(5)
 
 
