@@ -22,7 +22,7 @@ ALLOWED = {
     "errors": set(),
     "atomic": {"errors"},
     "lazy": set(),  # a package's names imported on first use (alexnet/__init__, bench/__init__)
-    "limits": set(),  # the size limits and the bounded reader every file goes through
+    "limits": {"errors"},  # the size limits, the bounded reader every file goes through, safe YAML
     "config": {"errors", "atomic", "limits"},
     "data": {"errors", "atomic", "limits", "config"},  # config.kv_pairs: the one k=v splitter
     "models": {"errors", "limits"},

@@ -30,8 +30,8 @@ from alexnet.limits import (
     MAX_COUNT,
     MAX_IMAGE_SIZE,
     MAX_WORKERS,
-    MAX_YAML_VALUES,
     Refused,
+    load_yaml,
     read_regular,
 )
 
@@ -347,50 +347,6 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as e:
         raise UsageError(f"config {path} is not UTF-8 text "
                          f"(byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
-
-
-def load_yaml(text: str, where: str) -> Any:
-    """yaml.safe_load of a user's text, or a one-line UsageError naming `where`: not YAML, nested
-    too deeply, an alias that contains itself, or more than MAX_YAML_VALUES values once every
-    alias is expanded."""
-    try:
-        value = yaml.safe_load(text)
-        _count_values(value, {}, set())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise UsageError(f"{where}: not valid YAML ({problem}{at})") from None
-    except RecursionError:
-        raise UsageError(f"{where}: YAML nested too deeply") from None
-    except _Unbounded as e:
-        raise UsageError(f"{where}: {e}") from None
-    return value
-
-
-class _Unbounded(Exception):
-    pass
-
-
-def _count_values(value: Any, counted: dict[int, int], open_: set[int]) -> int:
-    """How many values `value` holds with every alias expanded; a shared list or mapping (an alias)
-    is counted once and its count reused, so a bomb is measured in the time its text takes to read."""
-    if not isinstance(value, (list, dict)):
-        return 1
-    key = id(value)
-    if key in counted:
-        return counted[key]
-    if key in open_:
-        raise _Unbounded("a YAML alias contains itself")
-    open_.add(key)
-    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-    n = 1 + sum(_count_values(item, counted, open_) for item in items)
-    if n > MAX_YAML_VALUES:
-        raise _Unbounded(f"more than {MAX_YAML_VALUES:,} values once its YAML aliases are expanded "
-                         "(a config holds a few dozen)")
-    open_.discard(key)
-    counted[key] = n
-    return n
 
 
 def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:

@@ -11,6 +11,10 @@ with `check_size` against one of the limits below before anything is allocated. 
 bounded by PIL's ``Image.MAX_IMAGE_PIXELS`` (89.5 Mpx, 256 MiB as 8-bit RGB), which `load_image`
 and the device decoder enforce, and CIFAR-10's by their 32x32 header (`alexnet.data.cifar_files`).
 
+A user's YAML (a config file, a `--model-args` value) is read by `load_yaml`: safe_load, then
+every value counted with its aliases expanded, so a "billion laughs" of aliases is refused in the
+time its text takes to read.
+
 Each limit is set far above the largest real file of its kind (the figures beside it), so real
 data never meets one; what a limit refuses is a `Refused`, which the caller turns into a
 `BadImage` (listed in bad_images.txt) for an image, or a one-line `DataError` for a dataset file.
@@ -20,7 +24,11 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import yaml
+
+from alexnet.errors import UsageError
 
 MiB = 2**20
 
@@ -122,3 +130,47 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
         data = f.read(limit + 1)
     check_size(len(data), limit)
     return data
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """yaml.safe_load of a user's text, or a one-line UsageError naming `where`: not YAML, nested
+    too deeply, an alias that contains itself, or more than MAX_YAML_VALUES values once every
+    alias is expanded."""
+    try:
+        value = yaml.safe_load(text)
+        _count_values(value, {}, set())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UsageError(f"{where}: not valid YAML ({problem}{at})") from None
+    except RecursionError:
+        raise UsageError(f"{where}: YAML nested too deeply") from None
+    except _Unbounded as e:
+        raise UsageError(f"{where}: {e}") from None
+    return value
+
+
+class _Unbounded(Exception):
+    pass
+
+
+def _count_values(value: Any, counted: dict[int, int], open_: set[int]) -> int:
+    """How many values `value` holds with every alias expanded; a shared list or mapping (an alias)
+    is counted once and its count reused, so a bomb is measured in the time its text takes to read."""
+    if not isinstance(value, (list, dict)):
+        return 1
+    key = id(value)
+    if key in counted:
+        return counted[key]
+    if key in open_:
+        raise _Unbounded("a YAML alias contains itself")
+    open_.add(key)
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    n = 1 + sum(_count_values(item, counted, open_) for item in items)
+    if n > MAX_YAML_VALUES:
+        raise _Unbounded(f"more than {MAX_YAML_VALUES:,} values once its YAML aliases are expanded "
+                         "(a config holds a few dozen)")
+    open_.discard(key)
+    counted[key] = n
+    return n

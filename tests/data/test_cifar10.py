@@ -18,7 +18,7 @@ from conftest import cache_folder, file_state, finishes, peak_memory_growth, png
 from PIL import Image
 
 import alexnet.data.archive as archive_module
-import alexnet.data.cifar_files as cifar_cache
+import alexnet.data.cifar_files as cifar_files
 from alexnet.data import BadImage, open_dataset
 from alexnet.errors import DataError
 from alexnet.limits import CIFAR_IMAGE_BYTES
@@ -174,7 +174,7 @@ def test_jpeg_tree_is_decoded_once_and_cached(tmp_path: Path, monkeypatch: pytes
         raise AssertionError("decoded again instead of using the cache")
 
     with monkeypatch.context() as m:
-        m.setattr(cifar_cache, "_decode_split", no_decoding)
+        m.setattr(cifar_files, "_decode_split", no_decoding)
         _check_tree_source(open_dataset(f"cifar10:{tmp_path / 'tree'}"), colours)
 
     # a file added to the tree makes the cache stale
@@ -232,7 +232,7 @@ def test_jpeg_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefix: s
     assert not list(cache_folder().rglob("*.jpg"))  # nothing was extracted
 
     # the second open reads the cache; a folder holding the archive works too
-    monkeypatch.setattr(cifar_cache, "_decode_split", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(cifar_files, "_decode_split", lambda *a: pytest.fail("decoded again"))
     assert len(open_dataset(f"cifar10:{tmp_path}").split("train")) == 5
 
 

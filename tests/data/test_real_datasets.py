@@ -17,7 +17,7 @@ import torch
 from conftest import FASHION_SYSTEM_DIR, REPO, SHARED
 from PIL import Image
 
-import alexnet.data.cifar_files as cifar_cache
+import alexnet.data.cifar_files as cifar_files
 from alexnet.data import open_dataset
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -79,7 +79,7 @@ def test_cifar10_from_the_shared_archive(monkeypatch: pytest.MonkeyPatch):
     assert (image.permute(1, 2, 0).int() - torch.from_numpy(reference).int()).abs().float().mean() < 2
 
     # the second open, named by its path, loads the decoded cache
-    monkeypatch.setattr(cifar_cache, "_decode_split", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(cifar_files, "_decode_split", lambda *a: pytest.fail("decoded again"))
     start = time.perf_counter()
     again = open_dataset(f"cifar10:{CIFAR_ARCHIVE}")
     second = time.perf_counter() - start

@@ -69,7 +69,8 @@ def test_torch_eval_of_the_checkpoint_gives_the_numpy_accuracy(run3):
     run, _ = run3
     ckpt = load_checkpoint(run, prefer="last")
     model_from_checkpoint(ckpt)  # loads strictly
-    result = evaluate_checkpoint(ckpt, workers=0)  # what `alexnet eval RUN` computes, with torch
+    # what `alexnet eval RUN --tta center` computes with torch: the epochs' own view
+    result = evaluate_checkpoint(ckpt, workers=0, tta="center")
     assert result["n"] == 160
     assert abs(result["top1"] - read_log(run)[-1]["val_top1"]) <= 1 / 160
     assert result["loss"] == pytest.approx(read_log(run)[-1]["val_loss"], rel=1e-4)
@@ -77,8 +78,8 @@ def test_torch_eval_of_the_checkpoint_gives_the_numpy_accuracy(run3):
 
 def test_torch_eval_with_views_gives_the_numpy_tta_accuracy(run3):
     run, numpy_result = run3  # trained with tta=flip: the final evaluation averages two views in NumPy
-    result = evaluate_checkpoint(load_checkpoint(run, prefer="last"), workers=0, tta="flip")
-    assert result["views"] == 2
+    result = evaluate_checkpoint(load_checkpoint(run, prefer="last"), workers=0)  # the run's own views: flip
+    assert result["views"] == 2 and result["tta"] == "flip"
     assert abs(result["top1"] - numpy_result["final_top1"]) <= 1 / 160
     assert result["loss"] == pytest.approx(numpy_result["final_loss"], rel=1e-4)
 

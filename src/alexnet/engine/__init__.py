@@ -1,4 +1,4 @@
-"""The training engine: train, evaluate, checkpoint, metrics."""
+"""The training engine: train (the loop and its plan), evaluate, checkpoints, the run folder."""
 
 from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from alexnet.engine.evaluate import evaluate
