@@ -241,3 +241,37 @@ def test_a_bool_is_not_a_number_even_given_directly():
     for name in ("max_steps", "epochs", "lr", "seed"):
         with pytest.raises(UsageError, match=f"^{name} must be"):
             TrainConfig(**{name: True})
+
+
+@pytest.mark.parametrize("text,line", [
+    ("model: alexnet_mini\nepochs: 2\nmodel: vgg16\n", "the key 'model' is given twice (first at line 1) at line 3"),
+    ("model_args: {towers: 1, towers: 2}\n", "the key 'towers' is given twice (first at line 1)"),
+    ("model_args:\n  dropout: 0.1\n  dropout: 0.5\n", "the key 'dropout' is given twice (first at line 2) at line 3"),
+])
+def test_a_key_given_twice_is_one_line_not_the_last_one_silently(text, line, tmp_path, capsys):
+    from alexnet.cli import main
+
+    f = tmp_path / "twice.yaml"
+    f.write_text(text)
+    assert main(["train", "--config", str(f), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert line in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_model_args_given_twice_is_one_line(capsys):
+    from alexnet.cli import main
+
+    with pytest.raises(UsageError, match="'towers' is given twice in 'towers=1, towers=2'"):
+        parse_kv("towers=1, towers=2")
+    assert main(["summary", "alexnet_mini", "--model-args", "lrn=true,lrn=false"]) == 2
+    assert "'lrn' is given twice" in capsys.readouterr().err
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    """`<<: *base` then a key of the base is YAML's way to override, not a repeat."""
+    f = tmp_path / "merged.yaml"
+    f.write_text("base: &b {epochs: 3, lr: 0.1}\n")
+    from alexnet.limits import load_yaml
+
+    assert load_yaml("a: &a {epochs: 3, lr: 0.1}\nb: {<<: *a, lr: 0.2}\n", "m")["b"] == {"epochs": 3, "lr": 0.2}

@@ -409,6 +409,8 @@ def parse_kv(text: str) -> dict[str, Any]:
     for part, key, value in kv_pairs(text):
         if value is None or not key:
             raise UsageError(f"expected key=value, got '{part}'")
+        if key in out:  # the last would win without a word
+            raise UsageError(f"'{key}' is given twice in '{text}'")
         out[key] = load_yaml(value, f"'{part}'") if value else ""
     return out
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import yaml
@@ -137,7 +138,7 @@ def load_yaml(text: str, where: str) -> Any:
     too deeply, an alias that contains itself, or more than MAX_YAML_VALUES values once every
     alias is expanded."""
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=_UniqueKeys)  # a SafeLoader that also refuses a repeated key
         _count_values(value, {}, set())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -153,6 +154,35 @@ def load_yaml(text: str, where: str) -> Any:
 
 class _Unbounded(Exception):
     pass
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping, where PyYAML keeps the last
+    without a word (`model: vgg16` below `model: alexnet_mini` would train vgg16)."""
+
+
+def _unique_mapping(loader: _UniqueKeys, node: yaml.MappingNode) -> Iterator[dict]:
+    # a generator, as SafeLoader's own: the empty dict first, so that an alias inside itself is
+    # found (and counted as unbounded) rather than failing as an unconstructable node
+    first: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges, and may be overridden
+            continue
+        key = loader.construct_object(key_node)
+        try:
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice (first at line {first[key] + 1})",
+                    key_node.start_mark)
+        except TypeError:  # an unhashable key: construct_mapping says so below
+            continue
+        first[key] = key_node.start_mark.line
+    data: dict = {}
+    yield data
+    data.update(loader.construct_mapping(node))
+
+
+_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def _count_values(value: Any, counted: dict[int, int], open_: set[int]) -> int:
