@@ -79,6 +79,9 @@ IDX_BYTES = 1024 * MiB
 # A label file of ImageNet's (val_labels.txt, the devkit's ground truth and meta.mat, Kaggle's
 # LOC_val_solution.csv): the real ones are 0.3 to 3 MB for 50,000 validation images.
 LABEL_FILE_BYTES = 64 * MiB
+# A weights file or checkpoint (.pt, .pth, .safetensors): vgg19's float32 weights take 548 MiB,
+# alexnet2012's 233 MiB, a training checkpoint with its momentum about twice that.
+WEIGHTS_FILE_BYTES = 4096 * MiB
 
 
 class Refused(Exception):
@@ -105,6 +108,12 @@ def _check(st: os.stat_result, limit: int) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise Refused("not a regular file (a pipe or device)")
     check_size(st.st_size, limit)
+
+
+def check_regular(path: str | os.PathLike, limit: int) -> None:
+    """`Refused` unless `path` is a regular file (links followed) of at most `limit` bytes: for the
+    readers that open a file themselves (torch.load, safetensors). A missing file: OSError."""
+    _check(os.stat(path), limit)
 
 
 def open_regular(path: str | os.PathLike, limit: int) -> BinaryIO:

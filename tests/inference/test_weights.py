@@ -242,3 +242,48 @@ def test_safetensors_digest_refuses_a_flipped_byte_and_old_files_still_load(tmp_
         load_weights(flipped)
     old = _write_ours(tmp_path / "old.safetensors", state, {k: v for k, v in info.items() if k != "digest"})
     assert torch.equal(load_weights(old)["model"][name], state[name])  # written before digests: loads as it did
+
+
+def _bad_weights_file(folder: Path, kind: str, suffix: str) -> Path:
+    """The real bad thing under a weights file's name: a named pipe with no writer (opening it
+    would wait for ever), a link to /dev/zero (reading never ends), a 5 GiB sparse file."""
+    path = folder / f"{kind}{suffix}"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "devzero":
+        path.symlink_to("/dev/zero")
+    else:
+        with open(path, "wb") as f:
+            f.truncate(5 * 2**30)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".safetensors", ".caffemodel"])
+@pytest.mark.parametrize("kind,reason", [("fifo", "not a regular file (a pipe or device)"),
+                                         ("devzero", "not a regular file (a pipe or device)"),
+                                         ("sparse", "file is too large (5 GiB, over the limit of")])
+def test_every_weights_reader_refuses_pipes_devices_and_giants_at_once(tmp_path: Path, suffix: str, kind: str,
+                                                                       reason: str, capsys) -> None:
+    """predict and export, through every weights reader: one line, exit 2, no hang (an alarm
+    fails the test instead of waiting), and the file left as it was."""
+    import signal
+
+    from alexnet.cli import main
+
+    path = _bad_weights_file(tmp_path, kind, suffix)
+    model = "alexnet2012" if suffix == ".caffemodel" else "alexnet_owt"
+    before = os.lstat(path)
+    image = tmp_path / "x.png"
+    torchvision.utils.save_image(torch.rand(3, 40, 40), image)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail(f"{kind}{suffix}: the reader hung"))
+    signal.alarm(60)
+    try:
+        for argv in (["predict", str(image), "--model", model, "--weights", str(path)],
+                     ["export", str(path), "--format", "onnx", "--model", model,
+                      "--out", str(tmp_path / "out.onnx")]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert reason in err and len(err.strip().splitlines()) == 1, err
+    finally:
+        signal.alarm(0)
+    assert os.lstat(path).st_mode == before.st_mode and not (tmp_path / "out.onnx").exists()

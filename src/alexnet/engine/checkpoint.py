@@ -34,7 +34,7 @@ from torch import nn
 from alexnet.atomic import atomic_path
 from alexnet.config import AUGMENT_PRESETS, make_config
 from alexnet.errors import UsageError, brief
-from alexnet.limits import MAX_COUNT, MAX_IMAGE_SIZE
+from alexnet.limits import MAX_COUNT, MAX_IMAGE_SIZE, WEIGHTS_FILE_BYTES, Refused, check_regular
 from alexnet.models import MODELS, build_model, check_input_size, first_conv
 
 FORMAT = "alexnet-checkpoint"
@@ -113,11 +113,12 @@ def _load_file(file: Path) -> dict[str, Any]:
 def torch_load(path: Path, what: str) -> Any:
     """torch.load(weights_only=True) onto the CPU, or a one-line UsageError `cannot load WHAT PATH: why`."""
     path = Path(path)
-    if not path.is_file():  # opening a named pipe would wait for a writer for ever
-        raise UsageError(f"cannot load {what} {path}: not a regular file")
     try:
+        check_regular(path, WEIGHTS_FILE_BYTES)  # opening a named pipe would wait for a writer for ever
         with path.open("rb") as f:
             head = f.read(8)
+    except Refused as e:
+        raise UsageError(f"cannot load {what} {path}: {e}") from None
     except OSError as e:
         raise UsageError(f"cannot load {what} {path}: {e.strerror or e}") from None
     # torch.save writes a zip archive (PK..); its legacy format, a pickle (protocol 2: 0x80 0x02).

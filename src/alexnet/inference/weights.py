@@ -48,6 +48,7 @@ from alexnet.engine.checkpoint import (
 from alexnet.engine.console import log
 from alexnet.errors import UsageError
 from alexnet.inference.caffe import caffe_alexnet2012, mean_file_beside
+from alexnet.limits import WEIGHTS_FILE_BYTES, Refused, check_regular
 from alexnet.models import build_model
 
 # torchvision's weight enums for the models whose layout is torchvision's (parameter names equal).
@@ -212,6 +213,10 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    try:
+        check_regular(path, WEIGHTS_FILE_BYTES)  # a named pipe would block safetensors for ever
+    except Refused as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
