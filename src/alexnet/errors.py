@@ -10,6 +10,13 @@ class UsageError(Exception):
     """Bad input from the user (an unknown name, an invalid option value, a missing file)."""
 
 
+def printable(text: str) -> str:
+    """`text` as a terminal should show it: control and format characters (escape sequences, a
+    newline that would forge a line, bidi overrides) written as Python writes them (`\\x1b`,
+    `\\n`), everything else as is. For every name that comes from a file, a folder or a checkpoint."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def brief(value: object) -> str:
     """A value as a message shows it, in at most 60 characters: repr for a scalar, the kind and
     size for a container or tensor (whose repr could expand shared references without bound)."""

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterable
 from importlib import import_module
 
-from alexnet.errors import Interrupted, RunFailed, UsageError
+from alexnet.errors import Interrupted, RunFailed, UsageError, printable
 
 VERBS = {
     "train": "train a model (presets: fast, paper, d2l)",
@@ -43,7 +43,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         message += did_you_mean(message, [o for a in self._actions for o in a.option_strings])
-        self._print_message(f"{self.prog}: error: {message} (see {self.prog} --help)\n", sys.stderr)
+        self._print_message(f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n", sys.stderr)
         raise RefusedArguments(message, self.prog)
 
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print_any_file_name()
     with warnings.catch_warnings():  # restores Python's own display when main returns
         warnings.showwarning = lambda message, *_, **__: print(
-            f"alexnet {args.verb}: warning: {message}", file=sys.stderr
+            f"alexnet {args.verb}: warning: {printable(str(message))}", file=sys.stderr
         )
         return run_verb(args)
 
@@ -145,7 +145,7 @@ def run_verb(args: argparse.Namespace) -> int:
     except OSError as e:  # a file or disk error no writer above turned into a UsageError: still one line
         return refuse(args, f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e), 2)
     except Interrupted as e:  # SIGINT/SIGTERM during training: state saved, 130 or 143
-        print(f"alexnet {args.verb}: {e}", file=sys.stderr)
+        print(f"alexnet {args.verb}: {printable(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"alexnet {args.verb}: interrupted", file=sys.stderr)
@@ -155,7 +155,7 @@ def run_verb(args: argparse.Namespace) -> int:
 def refuse(args: argparse.Namespace, message: str, code: int) -> int:
     """The error's one line on stderr, and with --json the same as one JSON object on stdout
     (a program reading the output then always gets JSON); returns the exit code."""
-    print(f"alexnet {args.verb}: error: {message}", file=sys.stderr)
+    print(f"alexnet {args.verb}: error: {printable(message)}", file=sys.stderr)
     if getattr(args, "json", False):
         print_json_error(args.verb, message, code)
     return code

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alexnet.cli.common import number
 from alexnet.config import TTA_MODES, VIEW_NAMES
-from alexnet.errors import UsageError
+from alexnet.errors import UsageError, printable
 from alexnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
 
 EPILOG = """examples:
@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         warn_not_drawn(not_drawn)
         return 0
-    print(f"{ckpt['model_name']} from {ckpt['path']} on {spec} ({args.split}, {result['n']} images, "
-          f"{VIEW_NAMES[tta]} ({tta}, {whose}; --tta to change), {precision})")
+    print(printable(f"{ckpt['model_name']} from {ckpt['path']} on {spec} ({args.split}, {result['n']} images, "
+                    f"{VIEW_NAMES[tta]} ({tta}, {whose}; --tta to change), {precision})"))
     print(f"  loss   {result['loss']:.4f}")
     print(f"  top-1  {result['top1']:.2%}  (error {result['top1_error']:.2%})")
     print(f"  top-5  {result['top5']:.2%}  (error {result['top5_error']:.2%})")
@@ -103,11 +103,11 @@ def run(args: argparse.Namespace) -> int:
     shown = rows if len(rows) <= 20 else rows[:10]
     print("per-class accuracy" + ("" if len(rows) <= 20 else " (the 10 worst)") + ":")
     for acc, name, n in shown:
-        print(f"  {name:<24} {acc:7.2%}  ({n} images)")
+        print(f"  {printable(name):<24} {acc:7.2%}  ({n} images)")
     if bad:
-        print(f"skipped {len(bad)} unreadable image(s), e.g. {bad[0]}")
+        print(f"skipped {len(bad)} unreadable image(s), e.g. {printable(bad[0])}")
     if not not_drawn:
-        print(f"confusion matrix: {out}")
+        print(f"confusion matrix: {printable(str(out))}")
     warn_not_drawn(not_drawn)
     return 0
 

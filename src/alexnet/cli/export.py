@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from alexnet.errors import printable
 from alexnet.inference import FORMATS
 
 EPILOG = """examples:
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     check = result["check"]
     c, h, w = result["input_size"]
-    print(f"wrote {result['path']} ({result['format']}, {result['model_name']}, {len(result['classes'])} classes)")
+    print(printable(f"wrote {result['path']} ({result['format']}, {result['model_name']}, "
+                    f"{len(result['classes'])} classes)"))
     if result["input_norm"] == "mean_image" and result["format"] != "safetensors":
         units = "raw 0-255 pixels of the centre patch (the file subtracts the training set's mean image itself)"
     elif result["input_norm"] == "mean_image":

@@ -13,6 +13,7 @@ import sys
 
 from alexnet.cli.common import DEVICES, add_model_arguments, model_from_args, number
 from alexnet.config import TTA_MODES
+from alexnet.errors import printable
 from alexnet.limits import MAX_BATCH_SIZE
 
 EPILOG = """examples:
@@ -48,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(result), flush=True)
         elif "error" in result:
-            print(f"{result['path']}: error: {result['error']}", flush=True)
+            print(printable(f"{result['path']}: error: {result['error']}"), flush=True)
         else:
-            print(result["path"])
+            print(printable(result["path"]))
             for rank, entry in enumerate(result["topk"], 1):
-                print(f"  {rank}. {entry['prob']:7.2%}  {entry['class']}  ({entry['index']})")
+                print(f"  {rank}. {entry['prob']:7.2%}  {printable(entry['class'])}  ({entry['index']})")
             sys.stdout.flush()
     if failed:
         print(f"alexnet predict: {failed} of {total} input(s) could not be read", file=sys.stderr)

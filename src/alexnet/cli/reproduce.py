@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from alexnet.cli.common import number
+from alexnet.errors import printable
 
 EPILOG = """examples:
   alexnet reproduce list                               # the experiments and the paper's numbers
@@ -82,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
                                 device=args.device)
         written = write_report(result, out / exp.name, command)
         print(f"{exp.name}: {result['verdict']} — {result['why']}")
-        print(f"  report: {written[0]}")
+        print(printable(f"  report: {written[0]}"))
     write_summary(out, summary)
-    print(f"summary: {summary}  ({(time.perf_counter() - started) / 60:.1f} min)")
+    print(printable(f"summary: {summary}") + f"  ({(time.perf_counter() - started) / 60:.1f} min)")
     return 0
 
 

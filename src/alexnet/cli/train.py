@@ -17,7 +17,7 @@ from typing import Any
 
 from alexnet.cli.common import add_switch
 from alexnet.config import FIELDS, SWITCH_FIELDS, VIEW_NAMES, field_docs, make_config, parse_kv, preset_names, read_yaml
-from alexnet.errors import UsageError
+from alexnet.errors import UsageError, printable
 
 EPILOG = """examples:
   alexnet train                                    # alexnet_mini on the built-in shapes data
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}))
     else:
         for line in closing_lines(cfg, result):
-            print(line)
+            print(printable(line))
     return 0
 
 

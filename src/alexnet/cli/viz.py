@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from alexnet.cli.common import DEVICES, add_model_arguments, number
-from alexnet.errors import UsageError
+from alexnet.errors import UsageError, printable
 from alexnet.limits import MAX_BATCH_SIZE
 
 EPILOG = """examples:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.viz_verb is None:
         raise UsageError("say which picture: " + ", ".join(VIZ_VERBS) + " (alexnet viz --help)")
     path = globals()[f"_run_{args.viz_verb}"](args)
-    print(f"wrote {path}")
+    print(printable(f"wrote {path}"))
     return 0
 
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from alexnet.config import VIEW_NAMES, TrainConfig
 from alexnet.data import DataSource
 from alexnet.engine import distributed
-from alexnet.errors import Interrupted, OutOfMemory, TrainingDiverged
+from alexnet.errors import Interrupted, OutOfMemory, TrainingDiverged, printable
 
 
 def in_notebook() -> bool:
@@ -59,7 +59,7 @@ def main_process() -> bool:
 def log(message: str) -> None:
     """One progress line, written above any progress bar; rank 0 alone speaks."""
     if main_process():
-        tqdm.write(message, file=sys.stdout if in_notebook() else sys.stderr)
+        tqdm.write(printable(message), file=sys.stdout if in_notebook() else sys.stderr)
 
 
 def bars_shown() -> bool:
