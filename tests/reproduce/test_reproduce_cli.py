@@ -171,3 +171,31 @@ def test_curves_of_seeds_that_stop_at_different_epochs(tmp_path):
     result = {"kind": "speed", "arms": arms, "title": "relu-vs-tanh", "seeds": 2}
     path = plot_curves(result, tmp_path / "curves.png")
     assert Image.open(path).size[0] > 100
+
+
+def test_damaged_result_files_are_measured_again_and_a_damaged_summary_source_is_one_line(smoke, capsys):
+    """Our own state files, damaged as a crash or a hand edit leaves them: each run's result.json
+    truncated, emptied to {}, made a list, or another run's is measured again, named; an
+    experiment's damaged results.json stops the summary in one line. (Last in this file: it
+    changes the shared runs.)"""
+    from alexnet.reproduce.runner import read_result
+
+    runs = sorted((smoke / "runs").rglob("result.json"))
+    lrn_runs = [p for p in runs if json.loads(p.read_text())["config"]["model"] == "convnet_local"][:4]
+    assert len(lrn_runs) == 4
+    good = json.loads(lrn_runs[0].read_text())
+    lrn_runs[0].write_text(lrn_runs[0].read_text()[:40])  # truncated
+    lrn_runs[1].write_text("{}")
+    lrn_runs[2].write_text("[1, 2]")
+    lrn_runs[3].write_text(json.dumps({**good, "seed": 99}))  # another run's
+    assert read_result(lrn_runs[1], good["config"], good["seed"]) == (None, "no valid 'seed'")
+    args = ["reproduce", "lrn", "--scale", "smoke", "--data", "shapes:train=300,test=100", "--out", str(smoke)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("is damaged") == 4 and "Traceback" not in out
+    for p in lrn_runs:
+        assert read_result(p, json.loads(p.read_text())["config"], json.loads(p.read_text())["seed"])[1] == ""
+    (smoke / "towers" / "results.json").write_text("{not json")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "towers/results.json is damaged (JSONDecodeError)" in err and len(err.strip().splitlines()) == 1

@@ -358,7 +358,14 @@ def plot_errors(result: dict[str, Any], path: Path) -> Path:
 
 def _training_time(runs_dir: Path) -> str:
     """The summed training time of every run kept under `runs_dir` (each run's own clock), and where it ran."""
-    results = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*/result.json"))]
+    results = []
+    for p in sorted(runs_dir.glob("*/result.json")):
+        try:  # a damaged one is measured again by the next run of its experiment; not counted here
+            r = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(r, dict) and isinstance(r.get("seconds"), (int, float)):
+            results.append(r)
     if not results:
         return ""
     minutes = sum(r["seconds"] for r in results) / 60
@@ -412,8 +419,12 @@ def write_summary(out: Path, summary_path: Path) -> Path:
         if not path.is_file():
             continue
         found += 1
-        r = json.loads(path.read_text())
-        rows += summary_rows(r, os.path.relpath(out / name / "report.md", summary_path.parent))
+        try:
+            r = json.loads(path.read_text(encoding="utf-8"))
+            rows += summary_rows(r, os.path.relpath(out / name / "report.md", summary_path.parent))
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UsageError(f"{path} is damaged ({type(e).__name__}); run `alexnet reproduce {name}` with the same "
+                             "--out again to rewrite it from its runs") from None
     text = "\n".join([
         "# The paper's claims, measured",
         "",

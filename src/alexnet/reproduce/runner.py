@@ -56,7 +56,11 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
     folder = run_folder(runs_dir, config, seed)
     done = folder / "result.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        result, damage = read_result(done, config, seed)
+        if result is not None:
+            return result
+        say(f"  {done} is damaged ({damage}): the run is measured again")
+        done.unlink()  # our own record, rewritten below from the run
     resume = ""
     if (folder / "last.pt").is_file():
         # the folder, as fit resumes it: a damaged last.pt falls back to best.pt there too
@@ -104,6 +108,30 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
     with atomic_path(done) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=1))
     return result
+
+
+# What a run's result.json holds, each with the type it must have.
+RESULT_FIELDS = {"seed": int, "config": dict, "run_dir": str, "num_classes": int, "curve": list, "scored_on": str,
+                 "center": dict, "train_images_per_s": (int, float), "seconds": (int, float), "device": str}
+
+
+def read_result(path: Path, config: dict[str, Any], seed: int) -> tuple[dict[str, Any] | None, str]:
+    """A run's result.json, checked: (the result, "") or (None, what is wrong with it)."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return None, f"not readable JSON: {type(e).__name__}"
+    if not isinstance(result, dict):
+        return None, f"a {type(result).__name__}, not an object"
+    for key, kind in RESULT_FIELDS.items():
+        if not isinstance(result.get(key), kind):
+            return None, f"no valid {key!r}"
+    center = result["center"]
+    if not all(isinstance(center.get(k), (int, float)) for k in ("top1_error", "top5_error")):
+        return None, "no valid 'center' errors"
+    if result["config"] != config or result["seed"] != seed:
+        return None, "another run's config or seed"
+    return result, ""
 
 
 # At most this many rates are added beyond either end of an arm's lr grid when the best rate sits
@@ -382,7 +410,8 @@ def run_experiment(exp: Experiment, scale: Scale, scale_name: str, *, data: str,
             say(f"{exp.name} [{i}/{len(todo)}] {label}, seed 0: the lr pilot's run")
             results[label].append(chosen[label])
             continue
-        cached = (run_folder(runs_dir, config, seed) / "result.json").is_file()
+        done = run_folder(runs_dir, config, seed) / "result.json"
+        cached = done.is_file() and read_result(done, config, seed)[0] is not None
         say(f"{exp.name} [{i}/{len(todo)}] {label}, seed {seed}" + (" (done before)" if cached else ""))
         results[label].append(train_run(config, seed, runs_dir, device=device, say=say))
     numbers = measure(exp, results)
