@@ -242,8 +242,9 @@ def test_model_args_far_too_large_take_no_memory(good: dict, tmp_path: Path):
     err = proc.stderr.read().decode()
     assert os.waitstatus_to_exitcode(status) == 2, err
     assert "does not fit alexnet2012" in err and len(err.strip().splitlines()) == 1, err
-    # ru_maxrss is in KiB; torch's CUDA build alone maps about 0.8 GiB, the net would add 1.9 GB
-    assert usage.ru_maxrss < 1.5 * 1024 * 1024, f"peak {usage.ru_maxrss / 1024:.0f} MiB"
+    # ru_maxrss is in KiB; torch's CUDA build alone maps about 0.8 GiB, and the command peaked at up
+    # to 1.55 GiB in a full suite run; building the net would add 1.9 GB on top (2.7 GiB or more)
+    assert usage.ru_maxrss < 2.2 * 1024 * 1024, f"peak {usage.ru_maxrss / 1024:.0f} MiB"
 
 
 def _flip_a_weight_byte(path: Path) -> str:
