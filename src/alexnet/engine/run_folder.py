@@ -134,35 +134,58 @@ def claimed(run: Path, *, new: bool) -> Iterator[Path]:
     With `new`, a folder that holds a checkpoint once the lock is ours (another run finished
     there between the check and the lock) is refused as well.
     """
-    marker = run / MARKER
+    with held(run / MARKER, f"run folder {run} is in use: {{holder}} is training into it; "
+                            "wait for it to end, or pick another --out", what=f"run folder {run}"):
+        if new and holds_a_run(run):
+            raise UsageError(f"run folder {run} already holds a run; "
+                             f"continue it with --resume {run} or pick another --out")
+        try:
+            remove_leftovers(run, TRAINER_FILES)  # temporary files of a run of ours killed mid-write
+        except OSError as e:
+            raise UsageError(f"cannot write run folder {run}: {e.strerror or e}") from None
+        yield run
+
+
+@contextmanager
+def held(lock: Path, busy: str, *, what: str = "") -> Iterator[None]:
+    """Hold an exclusive `flock` on the file `lock` (made if missing), writing our PID and host in it.
+
+    A lock another process holds is a one-line UsageError, `busy` with {holder} filled in: a live
+    holder's files are never deleted or reused. The file is checked, once locked, to still be the
+    one at `lock`: a holder that removed the folder while we waited leaves us a deleted file.
+    The kernel releases the lock when the holder ends, killed or not. A lock file that cannot be
+    made or written is "cannot write `what`: reason".
+    """
+    what = what or str(lock)
     try:
-        fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as e:
-        raise UsageError(f"cannot write run folder {run}: {e.strerror or e}") from None
+        raise UsageError(f"cannot write {what}: {e.strerror or e}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(f"run folder {run} is in use: {_holder(fd)} is training into it; "
-                             "wait for it to end, or pick another --out") from None
-        if new and holds_a_run(run):
-            raise UsageError(f"run folder {run} already holds a run; "
-                             f"continue it with --resume {run} or pick another --out")
+            raise UsageError(busy.replace("{holder}", _holder(fd))) from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock, follow_symlinks=False))
+        except OSError:
+            same = False
+        if not same:
+            raise UsageError(busy.replace("{holder}", "another process (it removed the folder meanwhile)"))
         about = {"format": "alexnet-run", "version": 1, "pid": os.getpid(), "host": socket.gethostname(),
                  "since": datetime.now().isoformat(timespec="seconds")}
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(about) + "\n").encode(), 0)
-            remove_leftovers(run, TRAINER_FILES)  # temporary files of a run of ours killed mid-write
         except OSError as e:
-            raise UsageError(f"cannot write run folder {run}: {e.strerror or e}") from None
-        yield run
+            raise UsageError(f"cannot write {what}: {e.strerror or e}") from None
+        yield
     finally:
         os.close(fd)  # releases the lock
 
 
 def _holder(fd: int) -> str:
-    """Who holds the lock, as its marker says ('another process' when the marker cannot be read)."""
+    """Who holds the lock, as its file says ('another process' when it cannot be read)."""
     try:
         about = json.loads(os.pread(fd, 4096, 0) or b"{}")
         return f"process {int(about['pid'])} on {about['host']} (since {about['since']})"

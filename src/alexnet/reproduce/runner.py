@@ -21,7 +21,7 @@ from typing import Any
 from alexnet.atomic import atomic_path
 from alexnet.config import make_config
 from alexnet.engine.checkpoint import load_checkpoint
-from alexnet.engine.run_folder import MARKER, read_metrics
+from alexnet.engine.run_folder import MARKER, held, read_metrics
 from alexnet.errors import UsageError
 from alexnet.reproduce import stats
 from alexnet.reproduce.experiments import Arm, Experiment, Scale, arm_config
@@ -48,12 +48,29 @@ def run_folder(runs_dir: Path, config: dict[str, Any], seed: int) -> Path:
 
 def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str = "auto",
               say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The result of `config` trained with `seed`: read from its folder, or trained now (resumed if half done)."""
+    """The result of `config` trained with `seed`: read from its folder, or trained now (resumed if half done).
+
+    The run is held for the whole of it, training and measuring, by a lock of its own beside
+    its folder (runs/.NAME.lock): a second `alexnet reproduce` into the same --out meeting a run
+    that the first is still working on stops in one line ("busy") rather than taking the
+    folder for a half-done one and deleting it.
+    """
+    folder = run_folder(runs_dir, config, seed)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {runs_dir}: {e.strerror or e}") from None
+    with held(runs_dir / f".{folder.name}.lock", f"run {folder} is busy: {{holder}} is training or measuring "
+              "it; wait for it to end, or pick another --out", what=str(runs_dir)):
+        return _run(config, seed, folder, device=device, say=say)
+
+
+def _run(config: dict[str, Any], seed: int, folder: Path, *, device: str,
+         say: Callable[[str], None]) -> dict[str, Any]:
     # torch and the data stack load only when a run trains
     from alexnet.engine.train import fit
     from alexnet.viz.run import draw_run_pictures
 
-    folder = run_folder(runs_dir, config, seed)
     done = folder / "result.json"
     if done.is_file():
         result, damage = read_result(done, config, seed)
@@ -71,7 +88,11 @@ def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str 
     if not resume and folder.exists():
         if not (folder / MARKER).is_file():  # never delete a folder this project did not make
             raise UsageError(f"{folder} is in the way of a run and is not an alexnet run folder; move it away")
-        shutil.rmtree(folder)  # a run of ours that ended before its result was written: train it again
+        # a run of ours that ended before its result was written: train it again, unless a process
+        # (an `alexnet train --resume` by hand) holds it
+        with held(folder / MARKER, f"run folder {folder} is in use: {{holder}} is training into it; "
+                  "wait for it to end, or pick another --out", what=f"run folder {folder}"):
+            shutil.rmtree(folder)
     started = time.perf_counter()
     summary = fit(make_config(config, seed=seed, out=str(folder), resume=resume, device=device),
                   on_end=draw_run_pictures)
