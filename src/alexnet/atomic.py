@@ -5,6 +5,12 @@ a run's config and metrics. A process killed outright (SIGKILL, power loss) leav
 file behind, named `.NAME.XXXXXXXX.tmp`; `remove_leftovers` clears a run's own when it continues.
 The temporary file gets the permissions a plain open() would have given (0666 less the umask;
 mkstemp alone would make it 0600, private to its owner).
+
+One policy for every file a command writes (`check_output`, called before any work): it refuses a
+path that is not a regular file or a link to one (the rename would replace a device, a pipe or a
+socket with a file: as root, `--out /dev/null --force` would replace /dev/null), refuses to
+write over the command's own input, and replaces a user's existing file only with `--force`.
+`atomic_path` refuses what is not a regular file again, just before the rename.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import errno
 import glob
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +39,7 @@ def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
     """
     path = Path(path)
     label = f"{what} {path}" if what else str(path)
+    _refuse_special(path, label)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
@@ -42,6 +50,7 @@ def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
         with open(tmp, "rb+") as f:  # the data on disk before the name points at it
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
+        _refuse_special(path, label)  # the work may take minutes: a pipe may have taken the name since
         os.replace(tmp, path)
     except OSError as e:
         raise UsageError(f"cannot write {label}: {e.strerror or e}; {_kept(path)}") from None
@@ -52,6 +61,53 @@ def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[str]:
         raise UsageError(f"cannot write {label}: {reason}; {_kept(path)}") from e
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def check_output(path: str | os.PathLike, *, force: bool = False, inputs: Iterable[str | os.PathLike] = (),
+                 flag: str = "--out") -> Path:
+    """`path` if a command may write it, else a one-line UsageError: it must be missing or a
+    regular file (links followed), not one of `inputs` (the files the command reads), and
+    an existing file is replaced only with `force`."""
+    path = Path(path)
+    kind = not_regular(path)
+    if kind:
+        raise UsageError(f"{flag} {path} is {kind}, not a regular file; give a file's path (nothing was written)")
+    if path.exists():
+        for source in inputs:
+            try:
+                same = os.path.samefile(path, source)
+            except OSError:
+                continue
+            if same:
+                raise UsageError(f"{flag} {path} is the command's own input ({source}); writing it would replace it, "
+                                 f"give another {flag}")
+        if not force:
+            raise UsageError(f"{path} exists; pass --force to replace it, or give another {flag}")
+    return path
+
+
+def not_regular(path: Path) -> str | None:
+    """What is at `path` when it is neither missing nor a regular file (links followed), in a few
+    words ('a character device'); None when writing it replaces no more than a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a link to nothing" if os.path.islink(path) else None
+    except OSError:
+        return None  # unreadable: the write itself says why
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def _refuse_special(path: Path, label: str) -> None:
+    kind = not_regular(path)
+    if kind:
+        raise UsageError(f"cannot write {label}: it is {kind}, not a regular file; nothing was written")
 
 
 def disk_trouble(folder: Path) -> str | None:

@@ -149,7 +149,7 @@ def test_a_run_named_as_train_names_it_fits_every_title(long_run: Path, photos: 
     one = str(next(photos.glob("*/*.png")))
     for verb, args in [("filters", []), ("predictions", [one]), ("heatmap", [one]), ("features", [one]),
                        ("predictions", [one, "--style", "top5"])]:
-        out = str(tmp_path / "x.png")
+        out = str(tmp_path / f"{verb}-{len(args)}.png")
         assert main(["viz", verb, *args, "--checkpoint", str(long_run), "--device", "cpu", "--out", out]) == 0
         fig = drawn[-1]
         assert layout_problems(fig) == [], verb

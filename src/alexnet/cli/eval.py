@@ -44,11 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-images", type=number(int, 1, 1_000_000), default=512, metavar="N",
                    help="training images that set --int8's activation ranges (default 512)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
-    p.add_argument("--out", default=None, metavar="PNG", help="where to write the confusion matrix")
+    p.add_argument("--out", default=None, metavar="PNG",
+                   help="where to write the confusion matrix (default beside the checkpoint)")
+    p.add_argument("--force", action="store_true", help="replace the confusion matrix's PNG if it exists")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
+    from alexnet.atomic import check_output
     from alexnet.engine.checkpoint import load_checkpoint
     from alexnet.engine.evaluate import evaluate_checkpoint, run_view
     from alexnet.engine.fast import resolve_device
@@ -69,17 +72,24 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     tta = args.tta or run_view(ckpt)
     whose = "as asked" if args.tta else "the run's own" if ckpt.get("config") else "the default for weights"
+    suffix = "-int8" if args.int8 else ""
+    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{tta}{suffix}.png"
+    try:  # an --out that cannot be written stops here; the default one costs the picture only
+        check_output(out, force=args.force, inputs=[ckpt["path"]])
+        not_drawn = None
+    except UsageError as e:
+        if args.out:
+            raise
+        not_drawn = str(e)
     result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=tta, batch_size=args.batch_size,
                                  workers=args.workers, device=device, amp=args.amp, strict=args.strict,
                                  calibrate=calibrate, calibration_images=args.calibration_images)
     spec, classes = result["data"], result["classes"]
-    suffix = "-int8" if args.int8 else ""
-    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{tta}{suffix}.png"
     title = (f"{ckpt['model_name']} on {spec} ({args.split}, {VIEW_NAMES[tta]}{', int8' if args.int8 else ''}): "
              f"top-1 {result['top1']:.2%}")
     try:  # the figures matter more than the picture: a folder that cannot take it costs a warning
-        plot_confusion(result["confusion"].numpy(), classes, out, title=title)
-        not_drawn = None
+        if not not_drawn:
+            plot_confusion(result["confusion"].numpy(), classes, out, title=title)
     except UsageError as e:
         not_drawn = str(e)
     bad = sorted({b.path for b in result["bad"]})

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} is a file, not a folder")
     if summary.is_dir():
         raise UsageError(f"--summary {summary} is a folder; give the table's file name, e.g. {summary / 'paper.md'}")
+    _check_summary(summary)
     from alexnet.data import open_dataset
 
     open_dataset(args.data)  # a bad --data fails here, in one line, before anything is trained
@@ -87,6 +88,27 @@ def run(args: argparse.Namespace) -> int:
     write_summary(out, summary)
     print(printable(f"summary: {summary}") + f"  ({(time.perf_counter() - started) / 60:.1f} min)")
     return 0
+
+
+def _check_summary(path: Path) -> None:
+    """The summary is rewritten on every run: refuse a path that is not a regular file, or a file
+    that is not a summary written by this command (a user's README.md given by mistake)."""
+    from alexnet.atomic import not_regular
+    from alexnet.errors import UsageError
+    from alexnet.reproduce.report import SUMMARY_TITLE
+
+    kind = not_regular(path)
+    if kind:
+        raise UsageError(f"--summary {path} is {kind}, not a regular file; give a file's path (nothing was written)")
+    if path.exists():
+        try:
+            with path.open("rb") as f:
+                ours = f.read(len(SUMMARY_TITLE.encode())) == SUMMARY_TITLE.encode()
+        except OSError as e:
+            raise UsageError(f"cannot read --summary {path}: {e.strerror or e}") from None
+        if not ours:
+            raise UsageError(f"--summary {path} exists and is not a summary of `alexnet reproduce`; it is left "
+                             "as it is: give another --summary, or remove it")
 
 
 def _command(args: argparse.Namespace) -> str:

@@ -59,15 +59,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             q.add_argument("--device", default="auto", choices=DEVICES)
         q.add_argument("--out", default=f"{verb}.png", metavar="FILE.png",
                        help=f"the picture to write (default {verb}.png)")
+        q.add_argument("--force", action="store_true", help="replace --out if it exists")
         q.add_argument("--title", default="", help="a title in place of the default one")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.viz_verb is None:
         raise UsageError("say which picture: " + ", ".join(VIZ_VERBS) + " (alexnet viz --help)")
+    from alexnet.atomic import check_output
+
+    check_output(args.out, force=args.force, inputs=_inputs(args))  # before any work
     path = globals()[f"_run_{args.viz_verb}"](args)
     print(printable(f"wrote {path}"))
     return 0
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """Every file the command may read, as named by its arguments (a run folder: its checkpoints)."""
+    from alexnet.engine.run_folder import CHECKPOINTS
+
+    named = []
+    for key, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if key != "out" and isinstance(item, str) and item:
+                named += [item] + [str(Path(item) / name) for name in CHECKPOINTS if Path(item).is_dir()]
+    return named
 
 
 # ---- the net, the images ---------------------------------------------------------------------

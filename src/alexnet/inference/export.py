@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from alexnet.atomic import atomic_path
+from alexnet.atomic import atomic_path, check_output
 from alexnet.data.transforms import five_crops, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.errors import UsageError
@@ -72,9 +72,8 @@ def export(source: Any, fmt: str, out: str | os.PathLike | None = None, *, model
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
     ckpt = as_checkpoint(source, model)
-    path = Path(out) if out is not None else default_out(ckpt, fmt)
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; pass --force to replace it, or another --out")
+    read = [p for p in (ckpt.get("path"), source) if isinstance(p, (str, os.PathLike))]
+    path = check_output(Path(out) if out is not None else default_out(ckpt, fmt), force=force, inputs=read)
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
     net = model_from_checkpoint(ckpt).eval()

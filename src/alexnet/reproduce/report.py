@@ -407,6 +407,9 @@ def summary_rows(r: dict[str, Any], link: str) -> list[str]:
     return rows
 
 
+SUMMARY_TITLE = "# The paper's claims, measured"  # the summary's first line: how a rerun knows the file is its own
+
+
 def write_summary(out: Path, summary_path: Path) -> Path:
     """The table of every experiment under `out` that has a results.json, against the paper's numbers."""
     from alexnet.reproduce.experiments import EXPERIMENTS
@@ -426,7 +429,7 @@ def write_summary(out: Path, summary_path: Path) -> Path:
             raise UsageError(f"{path} is damaged ({type(e).__name__}); run `alexnet reproduce {name}` with the same "
                              "--out again to rewrite it from its runs") from None
     text = "\n".join([
-        "# The paper's claims, measured",
+        SUMMARY_TITLE,
         "",
         "Each row is one claim tested by `alexnet reproduce`: the effect of one of the paper's choices on test error "
         "in percentage points (error without it minus error with it; positive means it helps), or a ratio of epochs. "

@@ -1,0 +1,191 @@
+"""One write policy for every file a command writes, tested on the real special files.
+
+Every writer (export in each format, eval's confusion PNG at --out and at its default path, viz,
+reproduce's --summary, and `atomic_path` under them all) refuses in one line, exit 2, a path
+that is a character device (made with mknod where root allows; a link to /dev/null otherwise),
+a named pipe, a socket, a link to one of them, a link to nothing or a folder; refuses its own
+input even with --force; and replaces an existing file of the user's only with --force.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from alexnet.atomic import atomic_path
+from alexnet.cli import main
+from alexnet.errors import UsageError
+
+DATA = "shapes:train=128,test=32,size=32"
+# each kind of path, and what the refusal calls it (a link is named by what it leads to)
+SAID = {"character device": "a character device", "named pipe": "a named pipe", "socket": "a socket",
+        "link to a pipe": "a named pipe", "link to /dev/null": "a character device",
+        "link to nothing": "a link to nothing", "folder": "a folder"}
+KINDS = tuple(SAID)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("outputs") / "run"
+    assert main(["train", "--data", DATA, "--workers", "0", "--no-tensorboard", "--device", "cpu", "--model",
+                 "alexnet_simple", "--batch-size", "64", "--epochs", "1", "--out", str(folder)]) == 0
+    return folder
+
+
+def make(kind: str, path: Path) -> Path:
+    """The real thing of `kind` at `path`."""
+    if kind == "character device":
+        try:
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # the null device's numbers
+        except PermissionError:
+            os.symlink("/dev/null", path)
+    elif kind == "named pipe":
+        os.mkfifo(path)
+    elif kind == "socket":
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()  # the socket file stays
+    elif kind == "link to a pipe":
+        os.mkfifo(path.with_name(path.name + ".fifo"))
+        os.symlink(path.name + ".fifo", path)
+    elif kind == "link to /dev/null":
+        os.symlink("/dev/null", path)
+    elif kind == "link to nothing":
+        os.symlink(path.name + ".missing", path)
+    else:
+        path.mkdir()
+    return path
+
+
+def identity(path: Path) -> tuple:
+    st = os.lstat(path)
+    return st.st_ino, st.st_mode, os.path.islink(path) and os.readlink(path)
+
+
+WRITERS = {
+    "export onnx": lambda run, out: ["export", str(run), "--format", "onnx", "--out", str(out), "--force"],
+    "export torchscript": lambda run, out: ["export", str(run), "--format", "torchscript", "--out", str(out),
+                                            "--force"],
+    "export safetensors": lambda run, out: ["export", str(run), "--format", "safetensors", "--out", str(out),
+                                            "--force"],
+    "eval --out": lambda run, out: ["eval", str(run), "--out", str(out.with_suffix(".png")), "--force"],
+    "viz": lambda run, out: ["viz", "filters", "--checkpoint", str(run), "--out", str(out.with_suffix(".png")),
+                             "--force"],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_every_writer_refuses_what_is_not_a_regular_file_even_with_force(run, tmp_path, capsys, writer, kind):
+    args = WRITERS[writer](run, tmp_path / "out")
+    out = make(kind, Path(args[args.index("--out") + 1]))
+    before = identity(out)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"is {SAID[kind]}, not a regular file" in err, err
+    assert identity(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reproduce_summary_refuses_what_is_not_a_regular_file_before_training(tmp_path, capsys, kind):
+    summary = make(kind, tmp_path / "paper.md")
+    before = identity(summary)
+    code = main(["reproduce", "lrn", "--scale", "smoke", "--data", DATA, "--out", str(tmp_path / "out"),
+                 "--summary", str(summary)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--summary" in err, err
+    assert identity(summary) == before and not (tmp_path / "out").exists()
+
+
+def test_reproduce_summary_keeps_a_users_file_and_rewrites_its_own(tmp_path, capsys):
+    users = tmp_path / "README.md"
+    users.write_text("# my notes\n")
+    args = ["reproduce", "lrn", "--scale", "smoke", "--data", DATA, "--out", str(tmp_path / "out")]
+    assert main([*args, "--summary", str(users)]) == 2
+    assert "is not a summary of `alexnet reproduce`" in capsys.readouterr().err
+    assert users.read_text() == "# my notes\n" and not (tmp_path / "out").exists()
+    assert main(args) == 0 and main(args) == 0  # its own summary (OUT/paper.md) is rewritten on every run
+
+
+@pytest.mark.parametrize("kind", ["character device", "named pipe", "socket", "link to nothing"])
+def test_atomic_path_refuses_them_too(tmp_path, kind):
+    """Under every writer: checkpoints, config.yaml, metrics, pictures, reports."""
+    path = make(kind, tmp_path / "file")
+    before = identity(path)
+    with pytest.raises(UsageError, match="not a regular file; nothing was written"):
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text("data")
+    assert identity(path) == before and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_pipe_that_takes_the_name_during_the_work_is_not_replaced(tmp_path):
+    path = tmp_path / "model.onnx"
+    with pytest.raises(UsageError, match="is a named pipe"):
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text("data")
+            os.mkfifo(path)  # while the (minutes-long) work runs
+    assert stat.S_ISFIFO(os.lstat(path).st_mode)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "safetensors"])
+def test_export_never_writes_over_its_own_input_even_with_force(run, tmp_path, capsys, fmt):
+    """`export X --out X --force` (and a link to X, and the default out of a .safetensors source)."""
+    source = tmp_path / "model.pt"
+    source.write_bytes((run / "best.pt").read_bytes())
+    link = tmp_path / "link.pt"
+    link.symlink_to(source)
+    saved = source.read_bytes()
+    for out in (source, link):
+        assert main(["export", str(source), "--format", fmt, "--out", str(out), "--force"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is the command's own input" in err, err
+    assert main(["export", str(run), "--format", fmt, "--out", str(run / "best.pt"), "--force"]) == 2
+    assert "own input" in capsys.readouterr().err
+    assert source.read_bytes() == saved
+    if fmt == "safetensors":
+        assert main(["export", str(source), "--format", fmt, "--out", str(tmp_path / "w.safetensors")]) == 0
+        assert main(["export", str(tmp_path / "w.safetensors"), "--format", fmt, "--force"]) == 2  # default out
+        assert "own input" in capsys.readouterr().err
+
+
+def test_eval_and_viz_never_write_over_their_own_input(run, capsys):
+    for args in (["eval", str(run), "--out", str(run / "best.pt"), "--force"],
+                 ["viz", "filters", "--checkpoint", str(run / "best.pt"), "--out", str(run / "best.pt"), "--force"]):
+        saved = (run / "best.pt").read_bytes()
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "own input" in err, err
+        assert (run / "best.pt").read_bytes() == saved
+
+
+@pytest.mark.parametrize("writer", ["export", "eval --out", "viz"])
+def test_a_users_file_is_replaced_only_with_force(run, tmp_path, capsys, writer):
+    out = tmp_path / ("mine.onnx" if writer == "export" else "mine.png")
+    out.write_bytes(b"the user's")
+    args = {"export": ["export", str(run), "--format", "onnx", "--out", str(out)],
+            "eval --out": ["eval", str(run), "--out", str(out)],
+            "viz": ["viz", "filters", "--checkpoint", str(run), "--out", str(out)]}[writer]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{out} exists; pass --force" in err, err
+    assert out.read_bytes() == b"the user's"
+    assert main([*args, "--force"]) == 0 and out.read_bytes() != b"the user's"
+
+
+def test_evals_default_picture_replaces_nothing_without_force_and_the_figures_still_print(run, capsys):
+    assert main(["eval", str(run)]) == 0
+    [default] = run.glob("confusion-val-*.png")  # the run's own view names it
+    capsys.readouterr()
+    default.write_bytes(b"the user's")
+    assert main(["eval", str(run)]) == 0
+    out, err = capsys.readouterr()
+    assert "top-1" in out and "confusion matrix:" not in out
+    assert f"the confusion matrix was not drawn: {default} exists; pass --force" in err
+    assert default.read_bytes() == b"the user's"
+    assert main(["eval", str(run), "--force"]) == 0 and default.read_bytes()[:4] == b"\x89PNG"
