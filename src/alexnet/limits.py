@@ -137,7 +137,10 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
     """The bytes of `path`, checked as `open_regular` checks it; at most `limit` bytes are read,
     so a file that grows after the check is refused, not read whole."""
     with open_regular(path, limit) as f:
-        data = f.read(limit + 1)
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(size + 1)  # read(limit + 1) would allocate the whole limit first
+        if len(data) > size:  # grown since the check: read on, to one byte past the limit
+            data += f.read(limit + 1 - len(data))
     check_size(len(data), limit)
     return data
 

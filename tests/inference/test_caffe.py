@@ -457,3 +457,75 @@ def test_model_args_are_checked():
     default, caffe = build_model("alexnet2012"), build_model("alexnet2012", lrn_k=1.0, lrn_per_tower=False)
     assert (default.features.lrn1.k, default.features.lrn1.towers) == (2.0, 2)
     assert (caffe.features.lrn1.k, caffe.features.lrn1.towers, caffe.features.lrn2.towers) == (1.0, 1, 1)
+
+
+# --- field bombs: tiny repeated fields cost a Python object each, so their number is bounded ---
+
+MiB = 2**20
+BOMBS = {  # 20 MiB of one tiny field, over and over, where the reader would keep or loop over each
+    "empty layers": lambda n: ld(100, b"") * (n // 3),
+    "empty V1 layers": lambda n: ld(2, b"") * (n // 2),
+    "unknown fields": lambda n: vint(9, 0) * (n // 2),
+    "a layer of empty blobs": lambda n: ld(100, ld(1, "conv1") + ld(2, "Convolution") + ld(7, b"") * (n // 2 - 10)),
+    "a blob of dims": lambda n: ld(100, ld(1, "conv1") + ld(7, ld(7, vint(1, 1) * (n // 2 - 20)))),
+    "floats broken into runs of one": lambda n: ld(100, ld(1, "conv1") + ld(7, (key(5, 5) + bytes(4) + vint(9, 0))
+                                                                                * (n // 7 - 10))),
+}
+
+
+def _peak_while(work) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("bomb", list(BOMBS))
+def test_a_field_bomb_is_refused_in_one_line_before_it_takes_memory(bomb, tmp_path):
+    """A 20 MiB .caffemodel of tiny repeated fields took +1.26 GB; the reader now stops at MAX_FIELDS
+    fields, holding little more than the file."""
+    from alexnet.inference.caffe import MAX_FIELDS, read_caffemodel
+
+    data = BOMBS[bomb](20 * MiB)
+    path = write(tmp_path / "bomb.caffemodel", data)
+    del data
+    words = f"more than {MAX_FIELDS:,} fields"
+
+    def read():
+        with pytest.raises(UsageError, match=words) as info:
+            read_caffemodel(path)
+        assert "\n" not in str(info.value)
+
+    assert _peak_while(read) < 2 * path.stat().st_size + 16 * MiB
+
+
+@pytest.mark.parametrize("what, data, words", [
+    ("layers", ld(100, b"") * 10_001, "10,001 layers, more than 10,000"),
+    ("blobs", ld(100, ld(1, "conv1") + ld(7, b"") * 65), "layer conv1 holds 65 blobs, more than 64"),
+    ("axes", ld(100, ld(1, "conv1") + ld(7, ld(7, vint(1, 1) * 33))), "more than 32 axes"),
+])
+def test_layers_blobs_and_axes_are_bounded_by_count(what, data, words, tmp_path):
+    one_line(write(tmp_path / "many.caffemodel", data), words, "alexnet2012")
+
+
+@pytest.mark.parametrize("bomb", ["unknown fields", "floats broken into runs of one", "a blob of dims"])
+def test_the_mean_file_beside_a_model_is_bounded_the_same(files, bomb, tmp_path, capsys):
+    """The reader of imagenet_mean.binaryproto (one BlobProto), found beside the .caffemodel."""
+    inner = BOMBS[bomb](20 * MiB)
+    blob_bytes = {"unknown fields": inner, "floats broken into runs of one": (key(5, 5) + bytes(4) + vint(9, 0))
+                  * (20 * MiB // 7), "a blob of dims": ld(7, vint(1, 1) * (20 * MiB // 2))}[bomb]
+    (tmp_path / "bvlc_alexnet.caffemodel").symlink_to(files["v1"])
+    write(tmp_path / "imagenet_mean.binaryproto", blob_bytes)
+    photo = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (300, 256), (120, 90, 60)).save(photo)
+    model = tmp_path / "bvlc_alexnet.caffemodel"
+    code = main(["predict", str(photo), "--model", "alexnet2012", "--weights", str(model)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "imagenet_mean.binaryproto" in err, err
+    assert "fields" in err or "axes" in err, err

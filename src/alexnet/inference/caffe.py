@@ -73,6 +73,13 @@ V1_TYPES = {
 # alexnet2012's weights are 244 MB as float32 (1,000 classes); a snapshot with its diffs twice that
 MODEL_BYTES = 1024 * MiB
 MEAN_BYTES = 64 * MiB  # Caffe's ImageNet mean is 786 KB (3x256x256 floats)
+# A file of tiny repeated fields costs a Python object and a loop turn per field (about 64x its
+# bytes in memory, minutes of time), far more than its size says, so the fields are bounded too.
+# bvlc_alexnet holds a few hundred (its values come packed, or as runs read at once: one field).
+MAX_FIELDS = 100_000  # read in one file, every message together
+MAX_LAYERS = 10_000  # ResNet-152's deploy net has about 500
+MAX_BLOBS = 64  # per layer: weights and bias (BatchNorm keeps 3)
+MAX_AXES = 32  # Caffe's own kMaxBlobAxes (src/caffe/blob.hpp)
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,19 @@ class CaffeWeights:
 
 class _Malformed(Exception):
     """Bytes that are not the protobuf a Caffe file holds; the text says where and why."""
+
+
+class _Budget:
+    """The fields a file may still hold (MAX_FIELDS in all), counted as they are read."""
+
+    def __init__(self) -> None:
+        self.left = MAX_FIELDS
+
+    def take(self, at: int) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _Malformed(f"more than {MAX_FIELDS:,} fields (at byte {at:,}), where a Caffe weights file has a "
+                             "few hundred: a file of tiny repeated fields is refused before it takes the memory")
 
 
 # ----------------------------------------------------------------------------- the wire format
@@ -149,13 +169,15 @@ def _field(buf: bytes, pos: int, end: int) -> tuple[int, int, Any, int]:
     return number, wire, (pos, pos + size), pos + size
 
 
-def _fields(buf: bytes, start: int, end: int, wires: dict[int, tuple[int, ...]], what: str) -> dict[int, list[Any]]:
+def _fields(buf: bytes, start: int, end: int, wires: dict[int, tuple[int, ...]], what: str,
+            budget: _Budget) -> dict[int, list[Any]]:
     """The values of a message's fields numbered in `wires` (number -> the wire types caffe.proto
     allows it), in file order; other fields are skipped, as protobuf keeps unknown fields."""
     found: dict[int, list[Any]] = {number: [] for number in wires}
     pos = start
     while pos < end:
         at = pos
+        budget.take(at)
         number, wire, value, pos = _field(buf, pos, end)
         if number in wires:
             if wire not in wires[number]:
@@ -186,16 +208,24 @@ def _packed(buf: bytes, span: tuple[int, int], dtype: str) -> np.ndarray:
 
 def _unpacked_run(buf: bytes, at: int, end: int, key: int, dtype: str) -> tuple[np.ndarray, int]:
     """The values of consecutive unpacked fields (one-byte `key`, then a fixed-width number) from
-    `at`, decoded at once: (values, position after). A Python loop would take a minute for fc6."""
+    `at`, decoded at once: (values, position after). A Python loop would take a minute for fc6.
+    The run's end is looked for in chunks that double: a file of runs of one value costs a small
+    look each, not a scan of the rest of the file."""
     width = 1 + np.dtype(dtype).itemsize
-    n = (end - at) // width
+    total, n, chunk = (end - at) // width, 0, 64
+    while n < total:
+        m = min(chunk, total - n)
+        keys = np.frombuffer(buf, dtype=np.uint8, count=m * width, offset=at + n * width)[::width]
+        other = np.flatnonzero(keys != key)
+        if other.size:
+            n += int(other[0])
+            break
+        n, chunk = n + m, chunk * 2
     records = np.frombuffer(buf, dtype=np.uint8, count=n * width, offset=at).reshape(n, width)
-    other = np.flatnonzero(records[:, 0] != key)
-    n = int(other[0]) if other.size else n
-    return records[:n, 1:].copy().view(dtype).reshape(-1), at + n * width
+    return records[:, 1:].copy().view(dtype).reshape(-1), at + n * width
 
 
-def _blob(buf: bytes, start: int, end: int, what: str) -> CaffeBlob:
+def _blob(buf: bytes, start: int, end: int, what: str, budget: _Budget) -> CaffeBlob:
     legacy: dict[int, int] = {}
     dims: list[int] = []
     floats: list[np.ndarray] = []
@@ -203,11 +233,14 @@ def _blob(buf: bytes, start: int, end: int, what: str) -> CaffeBlob:
     pos = start
     while pos < end:
         at = pos
+        budget.take(at)
         number, wire, value, pos = _field(buf, pos, end)
         if number in (1, 2, 3, 4) and wire == 0:
             legacy[number] = _signed(value)
         elif number == 7 and wire == 2:
-            dims += _dims(buf, value)  # a message field given twice is merged: its dims follow on
+            dims += _dims(buf, value, budget)  # a message field given twice is merged: its dims follow on
+            if len(dims) > MAX_AXES:
+                raise _Malformed(f"{what} at byte {start:,} has more than {MAX_AXES} axes, Caffe's most")
         elif number in (5, 8) and wire == 2:
             (floats if number == 5 else doubles).append(_packed(buf, value, "<f4" if number == 5 else "<f8"))
         elif (number, wire) in ((5, 5), (8, 1)):
@@ -238,47 +271,56 @@ def _blob(buf: bytes, start: int, end: int, what: str) -> CaffeBlob:
     return CaffeBlob(shape, bool(legacy), values)
 
 
-def _dims(buf: bytes, span: tuple[int, int]) -> list[int]:
+def _dims(buf: bytes, span: tuple[int, int], budget: _Budget) -> list[int]:
     """BlobShape's dims: field 1, int64, packed or not."""
     dims: list[int] = []
-    for value in _fields(buf, *span, {1: (2, 0)}, "BlobShape")[1]:
+    for value in _fields(buf, *span, {1: (2, 0)}, "BlobShape", budget)[1]:
         if isinstance(value, int):
             dims.append(_signed(value))
             continue
         pos, stop = value
-        while pos < stop:
+        while pos < stop and len(dims) <= MAX_AXES:
+            budget.take(pos)
             dim, pos = _varint(buf, pos, stop)
             dims.append(_signed(dim))
     return dims
 
 
-def _layers(buf: bytes) -> list[CaffeLayer]:
+def _layers(buf: bytes, budget: _Budget) -> list[CaffeLayer]:
     """Every layer of a serialized NetParameter, in file order."""
     net = _fields(
         buf, 0, len(buf), {1: (2,), 2: (2,), 3: (2,), 4: (0, 2), 5: (0,), 6: (2,), 7: (0,), 8: (2,), 100: (2,)},
-        "NetParameter",
+        "NetParameter", budget,
     )
+    if len(net[2]) + len(net[100]) > MAX_LAYERS:
+        raise _Malformed(f"it lists {len(net[2]) + len(net[100]):,} layers, more than {MAX_LAYERS:,}")
     if net[2] and net[100]:  # as Caffe's UpgradeV1Net refuses it (src/caffe/util/upgrade_proto.cpp)
         raise _Malformed("it holds both 'layer' and 'layers' (V1) fields, which Caffe refuses as inconsistent")
     layers = []
     for span in net[100]:  # LayerParameter
-        f = _fields(buf, *span, {1: (2,), 2: (2,), 7: (2,)}, "LayerParameter")
+        f = _fields(buf, *span, {1: (2,), 2: (2,), 7: (2,)}, "LayerParameter", budget)
         name = _text(buf, f[1][-1], "a layer name") if f[1] else ""
         kind = _text(buf, f[2][-1], f"layer {name!r}'s type") if f[2] else ""
         layers.append(CaffeLayer(
-            name, kind, tuple(_blob(buf, *b, f"layer {name or '(unnamed)'}'s blob {i}") for i, b in enumerate(f[7]))
+            name, kind, _blobs(buf, f[7], name, budget)
         ))
     for span in net[2]:  # V1LayerParameter
-        f = _fields(buf, *span, {1: (2,), 4: (2,), 5: (0,), 6: (2,)}, "V1LayerParameter")
+        f = _fields(buf, *span, {1: (2,), 4: (2,), 5: (0,), 6: (2,)}, "V1LayerParameter", budget)
         if f[1] and not f[4]:
             raise _Malformed("its layers are in Caffe's V0 format (before 2014): upgrade the file with Caffe's "
                              "tools/upgrade_net_proto_binary")
         name = _text(buf, f[4][-1], "a layer name") if f[4] else ""
         kind = V1_TYPES.get(f[5][-1], f"V1 type {f[5][-1]}") if f[5] else ""
         layers.append(CaffeLayer(
-            name, kind, tuple(_blob(buf, *b, f"layer {name or '(unnamed)'}'s blob {i}") for i, b in enumerate(f[6]))
+            name, kind, _blobs(buf, f[6], name, budget)
         ))
     return layers
+
+
+def _blobs(buf: bytes, spans: list[tuple[int, int]], layer: str, budget: _Budget) -> tuple[CaffeBlob, ...]:
+    if len(spans) > MAX_BLOBS:
+        raise _Malformed(f"layer {layer or '(unnamed)'} holds {len(spans):,} blobs, more than {MAX_BLOBS}")
+    return tuple(_blob(buf, *span, f"layer {layer or '(unnamed)'}'s blob {i}", budget) for i, span in enumerate(spans))
 
 
 # ----------------------------------------------------------------------------- the files
@@ -308,7 +350,7 @@ def read_caffemodel(path: str | os.PathLike) -> dict[str, CaffeLayer]:
     path = Path(path)
     buf = _read(path, MODEL_BYTES, "Caffe model")
     try:
-        layers = _layers(buf)
+        layers = _layers(buf, _Budget())
     except _Malformed as e:
         raise UsageError(f"cannot read Caffe model {path}: {e}") from None
     held: dict[str, CaffeLayer] = {}
@@ -328,7 +370,7 @@ def read_binaryproto(path: str | os.PathLike) -> CaffeBlob:
     path = Path(path)
     buf = _read(path, MEAN_BYTES, "Caffe blob")
     try:
-        return _blob(buf, 0, len(buf), "BlobProto")
+        return _blob(buf, 0, len(buf), "BlobProto", _Budget())
     except _Malformed as e:
         raise UsageError(f"cannot read Caffe blob {path}: {e}") from None
 
