@@ -22,7 +22,7 @@ from PIL import Image
 
 from alexnet.cli import main
 from alexnet.config import make_config, read_yaml
-from alexnet.engine.checkpoint import check_checkpoint, load_checkpoint, tensor_digest
+from alexnet.engine.checkpoint import check_checkpoint, checkpoint_digest, load_checkpoint, tensor_digest
 from alexnet.engine.train import fit
 from alexnet.errors import UsageError
 
@@ -57,6 +57,7 @@ def _rng(ckpt: dict, part: str, value) -> dict:
     return {**ckpt["rng"], part: value}
 
 
+W = "features.conv1.weight"  # alexnet_simple's first weight
 PARTIAL = {"batches": 1, "loss_sum": torch.tensor(2.3), "correct": torch.tensor(1), "images": 10, "nonfinite": 0,
            "seconds": 0.5, "lr": 0.01}
 
@@ -89,10 +90,12 @@ ROWS = [
     ("input_size channels", "input_size", [1, 32, 32], "input_size"),
     ("input_size huge", "input_size", [3, 100000, 100000], "input_size"),
     ("input_size too small for the net", "input_size", [3, 8, 8], "does not fit alexnet_simple"),
-    ("mean a string", "mean", "x", "mean must be 1 or 3 finite numbers"),
+    ("mean a string", "mean", "x", "mean must be 1 or 3 numbers from -1 to 2"),
+    ("mean 1e308", "mean", [1e308] * 3, "mean must be"),
     ("mean nan", "mean", [math.nan, 0.5, 0.5], "mean"),
     ("mean two", "mean", [0.5, 0.5], "mean"),
-    ("std zero", "std", [0.0, 0.2, 0.2], "std must be 1 or 3 finite numbers, each > 0"),
+    ("std zero", "std", [0.0, 0.2, 0.2], "std must be 1 or 3 numbers from 0.001 to 10"),
+    ("std 1e-308", "std", [1e-308] * 3, "std must be"),
     ("std negative", "std", [-0.2], "std"),
     ("std infinite", "std", [math.inf] * 3, "std"),
     ("std empty", "std", [], "std"),
@@ -109,11 +112,30 @@ ROWS = [
     ("mean_image a string", "mean_image", "x", "mean_image"),
     ("mean_image 2-d", "mean_image", torch.zeros(32, 32), "mean_image"),
     ("mean_image nan", "mean_image", torch.full((3, 32, 32), math.nan), "mean_image"),
+    ("mean_image 1e30", "mean_image", torch.full((3, 32, 32), 1e30), "of 0-255 pixel values"),
+    ("mean_image meta", "mean_image", torch.empty(3, 32, 32, device="meta"), "mean_image"),
     ("pca", "pca", {"eigval": torch.ones(2), "eigvec": torch.eye(2)}, "pca"),
+    ("pca eigval negative", "pca", {"eigval": -torch.ones(3), "eigvec": torch.eye(3)}, "pca"),
+    ("pca eigvec huge", "pca", {"eigval": torch.ones(3), "eigvec": torch.eye(3) * 1e20}, "unit vectors"),
+    # the weights' tensors as no run of ours writes them: each once, in the first conv's weight
+    *[(f"model {what}", "model", (lambda f: lambda c: {**c["model"], W: f(c["model"][W])})(make), words)
+      for what, make, words in [
+          ("a NaN weight", lambda w: w.clone().index_fill_(0, torch.tensor([0]), math.nan), "not finite numbers"),
+          ("an infinite weight", lambda w: w.clone().fill_(math.inf), "not finite numbers"),
+          ("sparse", lambda w: w.to_sparse(), "is a sparse tensor"),
+          ("meta", lambda w: torch.empty(w.shape, device="meta"), "is a tensor on the meta device"),
+          ("quantized", lambda w: torch.quantize_per_tensor(w, 0.01, 0, torch.qint8), "is a quantized tensor"),
+          ("complex", lambda w: w.to(torch.complex64), "is torch.complex64, the model wants torch.float32"),
+          ("int", lambda w: w.to(torch.int64), "is torch.int64, the model wants torch.float32"),
+          ("bool", lambda w: w.bool(), "is torch.bool"),
+      ]],
+    ("an extra entry holding a sparse tensor", "notes", torch.eye(3).to_sparse(), "notes is a sparse tensor"),
+    ("an extra entry holding a meta tensor", "notes", {"x": [torch.empty(3, device="meta")]},
+     "notes.x[0] is a tensor on the meta device"),
     ("data", "data", 5, "data must be a dataset spec"),
     ("version", "version", 99, "version"),
     ("digest not sha256", "digest", "md5:00", "digest must be 'sha256:...'"),
-    ("digest of other tensors", "digest", "sha256:" + "0" * 64, "do not match the digest"),
+    ("digest of other contents", "digest", "sha256:" + "0" * 64, "do not match the digest"),
     ("config a string", "config", "lr: 0.1", "config must be the run's config"),
     ("epoch negative", "epoch", -1, "epoch must be an integer"),
     ("epoch a string", "epoch", "3", "epoch"),
@@ -137,6 +159,14 @@ ROWS = [
     ("optimizer state of the wrong shape", "optimizer",
      lambda c: _opt(c, lambda o: o["state"].update({0: {"momentum_buffer": torch.zeros(7)}})),
      "state of parameter 0 must have its shape"),
+    ("optimizer state NaN", "optimizer",
+     lambda c: _opt(c, lambda o: o["state"].update({0: {**o["state"][0], "exp_avg": torch.full_like(c["model"][W],
+                                                                                                  math.nan)}})),
+     "optimizer state of parameter 0 must be"),
+    ("optimizer state meta", "optimizer",
+     lambda c: _opt(c, lambda o: o["state"].update({0: {**o["state"][0], "exp_avg": torch.empty(c["model"][W].shape,
+                                                                                               device="meta")}})),
+     "optimizer state of parameter 0 must be"),
     ("optimizer groups split otherwise", "optimizer", lambda c: _opt(c, lambda o: o.update(param_groups=[
         {**o["param_groups"][0], "params": o["param_groups"][0]["params"][:2]},
         {**o["param_groups"][0], "params": o["param_groups"][0]["params"][2:]}])), "parameter groups of"),
@@ -146,12 +176,16 @@ ROWS = [
      lambda c: _rng(c, "numpy", {**c["rng"]["numpy"], "keys": torch.zeros(5, dtype=torch.int64)}), "rng is not"),
     ("rng python state", "rng", lambda c: _rng(c, "python", {**c["rng"]["python"], "state": [1, 2]}), "rng is not"),
     ("rng missing part", "rng", lambda c: {"torch": c["rng"]["torch"]}, "rng is not"),
+    ("rng torch state meta", "rng", lambda c: _rng(c, "torch", torch.empty(5056, dtype=torch.uint8, device="meta")),
+     "rng"),
     ("partial a string", "partial", "half", "partial must be"),
     ("partial without lr", "partial", {"batches": 1}, "partial must be"),
     ("partial batches 0", "partial", {**PARTIAL, "batches": 0}, "partial batches must be"),
     ("partial lr", "partial", {**PARTIAL, "lr": "x"}, "partial lr must be"),
     ("partial loss_sum", "partial", {**PARTIAL, "loss_sum": "x"}, "partial loss_sum must be"),
     ("partial correct", "partial", {**PARTIAL, "correct": torch.tensor(1.5)}, "partial correct must be"),
+    ("partial loss_sum meta", "partial", {**PARTIAL, "loss_sum": torch.empty((), device="meta")},
+     "partial loss_sum must be"),
     ("partial images", "partial", {**PARTIAL, "images": -1}, "partial images must be"),
 ]
 
@@ -171,11 +205,18 @@ def _commands(ckpt: Path, tmp: Path) -> dict[str, list[str]]:
 
 
 def _write(good: dict, key: str, value, path: Path) -> Path:
+    """The checkpoint with one entry changed, and its digest recomputed as a forger would (where
+    the change leaves something the digest can take: a meta tensor it refuses)."""
     ckpt = dict(good)
     if value is DELETE:
         del ckpt[key]
     else:
         ckpt[key] = value(good) if callable(value) else value
+    if key != "digest":
+        try:
+            ckpt["digest"] = checkpoint_digest(ckpt)
+        except UsageError:
+            pass
     torch.save(ckpt, path)
     return path
 
@@ -184,7 +225,7 @@ def test_a_checkpoint_as_training_writes_it_passes_every_check(trained: Path):
     ckpt = load_checkpoint(trained / "last.pt")
     net = check_checkpoint(ckpt)
     assert net.arch == "alexnet_simple" and next(net.parameters()).device.type == "meta"  # no memory taken
-    assert ckpt["digest"] == tensor_digest(ckpt["model"])
+    assert ckpt["version"] == 2 and ckpt["digest"] == checkpoint_digest(ckpt)
     check_checkpoint({**ckpt, "partial": dict(PARTIAL)})  # what an interrupted epoch saves
 
 
@@ -210,7 +251,8 @@ def test_a_config_out_of_range_is_refused_by_resume_naming_the_file(good: dict, 
 
 def test_a_checkpoint_without_training_state_cannot_be_resumed(good: dict, tmp_path: Path, capsys):
     bare = tmp_path / "bare.pt"
-    torch.save({k: v for k, v in good.items() if k not in ("config", "optimizer", "epoch", "step", "best_top1")}, bare)
+    kept = {k: v for k, v in good.items() if k not in ("config", "optimizer", "epoch", "step", "best_top1")}
+    torch.save({**kept, "digest": checkpoint_digest(kept)}, bare)
     load_checkpoint(bare)  # a description alone is a whole checkpoint for eval and predict
     assert main(["train", "--resume", str(bare)]) == 2
     err = capsys.readouterr().err
@@ -269,7 +311,7 @@ def test_a_flipped_weight_byte_is_refused(trained: Path, tmp_path: Path, capsys)
     for argv in (["eval", str(bad)], ["predict", str(bad), "--checkpoint", str(bad)]):
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert f"{bad}: its tensors do not match the digest saved with them" in err
+        assert f"{bad}: its contents do not match the digest saved with them" in err
         assert len(err.strip().splitlines()) == 1
 
 
@@ -280,7 +322,7 @@ def test_in_a_run_folder_a_corrupted_last_falls_back_to_best(trained: Path, tmp_
     ckpt = load_checkpoint(run, prefer="last")
     assert ckpt["path"] == str(run / "best.pt")
     err = capsys.readouterr().err
-    assert f"warning: {run / 'last.pt'}: its tensors do not match the digest" in err
+    assert f"warning: {run / 'last.pt'}: its contents do not match the digest" in err
     assert f"using {run / 'best.pt'}" in err
 
 
@@ -288,6 +330,51 @@ def test_a_checkpoint_from_before_digests_still_loads(good: dict, tmp_path: Path
     old = tmp_path / "old.pt"
     torch.save({k: v for k, v in good.items() if k != "digest"}, old)
     assert "digest" not in load_checkpoint(old)
+
+
+def test_a_version_1_checkpoint_still_loads_with_its_weights_digest(good: dict, tmp_path: Path):
+    """Written when the digest covered the weights only: loads, and its weights are still checked."""
+    v1 = tmp_path / "v1.pt"
+    torch.save({**good, "version": 1, "digest": tensor_digest(good["model"]), "classes": list("abcdefghij")}, v1)
+    assert load_checkpoint(v1)["classes"] == list("abcdefghij")
+    model = {**good["model"], W: good["model"][W] + 1}
+    torch.save({**good, "version": 1, "digest": tensor_digest(good["model"]), "model": model}, v1)
+    with pytest.raises(UsageError, match="do not match the digest"):
+        load_checkpoint(v1)
+
+
+def _nudge_a_byte(t: torch.Tensor) -> torch.Tensor:
+    t = t.clone(memory_format=torch.contiguous_format)  # the run saved its moments channels-last
+    t.reshape(-1).view(torch.uint8)[t.numel() * t.element_size() // 2] ^= 0x01
+    return t
+
+
+# what a command uses beyond the weights, each changed without the digest recomputed
+CHANGES = {
+    "a class name": lambda c: {"classes": ["cat", *c["classes"][1:]]},
+    "the mean": lambda c: {"mean": [0.4, 0.4, 0.4]},
+    "the std": lambda c: {"std": [0.3, 0.3, 0.3]},
+    "the augmentation": lambda c: {"augment": "paper", "translate": None},
+    "a byte of the optimizer's moments": lambda c: {"optimizer": _opt(c, lambda o: o["state"].update(
+        {0: {**o["state"][0], "exp_avg": _nudge_a_byte(o["state"][0]["exp_avg"])}}))},
+    "a byte of the torch RNG state": lambda c: {"rng": {**c["rng"], "torch": _nudge_a_byte(c["rng"]["torch"])}},
+    "the lr in the config": lambda c: {"config": {**c["config"], "lr": c["config"]["lr"] * 2}},
+    "the epoch": lambda c: {"epoch": c["epoch"] + 1},
+    "the best score": lambda c: {"best_top1": 0.99},
+}
+
+
+@pytest.mark.parametrize("what", list(CHANGES))
+def test_the_digest_covers_everything_a_command_uses(good: dict, tmp_path: Path, capsys, what):
+    """A byte flipped in the optimizer state used to be resumed from silently; class names and the
+    input preparation could be changed without notice."""
+    assert any(isinstance(v, torch.Tensor) for v in good["optimizer"]["state"][0].values())
+    bad = tmp_path / "changed.pt"
+    torch.save({**good, **CHANGES[what](good)}, bad)
+    for argv in (["train", "--resume", str(bad)], ["eval", str(bad), "--workers", "0"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{bad}: its contents do not match the digest" in err, err
 
 
 def test_the_digest_covers_every_byte_name_and_dtype_and_not_the_memory_layout():
@@ -302,3 +389,14 @@ def test_the_digest_covers_every_byte_name_and_dtype_and_not_the_memory_layout()
     assert tensor_digest({**state, "fc.bias": nudged}) != digest
     assert tensor_digest({**{k: v for k, v in state.items() if k != "fc.bias"}, "fc.bias2": state["fc.bias"]}) != digest
     assert tensor_digest({**state, "fc.bias": state["fc.bias"].view(torch.int32)}) != digest  # same bytes, other dtype
+
+
+def test_finite_weights_that_overflow_are_refused_by_predict_not_printed_as_nan(good: dict, tmp_path: Path, capsys):
+    """Every weight 1e30, each finite: the logits overflow float32. predict printed 'nan%' and exited 0."""
+    model = {k: (v * 0 + 1e30 if v.is_floating_point() else v) for k, v in good["model"].items()}
+    bad = _write(good, "model", model, tmp_path / "huge.pt")
+    argv = _commands(bad, tmp_path)["predict"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "nan" not in out.lower() and len(err.strip().splitlines()) == 1, err
+    assert f"{bad}: its outputs are not finite numbers" in err, err

@@ -196,7 +196,9 @@ HEADER_ROWS = [
     ("input_size negative", "input_size", [3, -5, 0], "input_size"),
     ("input_size a string", "input_size", "abc", "input_size"),
     ("mean a string", "mean", "x", "mean"),
-    ("std zero", "std", [0, 0, 0], "std must be 1 or 3 finite numbers, each > 0"),
+    ("std zero", "std", [0, 0, 0], "std must be 1 or 3 numbers from 0.001 to 10"),
+    ("std 1e-308", "std", [1e-308] * 3, "std must be"),
+    ("mean 1e308", "mean", [1e308] * 3, "mean must be"),
     ("augment", "augment", "fancy", "augment"),
     ("input_norm", "input_norm", 3, "input_norm"),
 ]
@@ -205,9 +207,11 @@ HEADER_ROWS = [
 @pytest.mark.parametrize("key,value,words", [r[1:] for r in HEADER_ROWS], ids=[r[0] for r in HEADER_ROWS])
 def test_a_bad_safetensors_description_is_one_line(tmp_path: Path, capsys, key, value, words) -> None:
     from alexnet.cli import main
+    from alexnet.inference.weights import _file_digest
 
     state, info = _ours(tmp_path)
     info = {k: v for k, v in info.items() if k != key} if value is None else {**info, key: value}
+    info["digest"] = _file_digest(state, info)  # recomputed, as a forger would
     bad = _write_ours(tmp_path / "bad.safetensors", state, info)
     with pytest.raises(UsageError, match=words):
         load_weights(bad)
@@ -238,10 +242,19 @@ def test_safetensors_digest_refuses_a_flipped_byte_and_old_files_still_load(tmp_
     raw[at + len(data) // 2] ^= 0x01
     flipped = tmp_path / "flipped.safetensors"
     flipped.write_bytes(bytes(raw))
-    with pytest.raises(UsageError, match=f"{flipped}: its tensors do not match the digest saved with them"):
+    with pytest.raises(UsageError, match=f"{flipped}: its contents do not match the digest saved with them"):
         load_weights(flipped)
+    # the description is covered too: a class name or the statistics changed in the header
+    for change in ({"classes": ["cat", *info["classes"][1:]]}, {"mean": [0.1, 0.1, 0.1]}, {"input_norm": "mean_image"}):
+        with pytest.raises(UsageError, match="its contents do not match the digest"):
+            load_weights(_write_ours(tmp_path / "changed.safetensors", state, {**info, **change}))
     old = _write_ours(tmp_path / "old.safetensors", state, {k: v for k, v in info.items() if k != "digest"})
     assert torch.equal(load_weights(old)["model"][name], state[name])  # written before digests: loads as it did
+    # written when the digest covered the tensors only: loads, its tensors still checked
+    from alexnet.engine.checkpoint import tensor_digest
+
+    tensors_only = {k: v for k, v in info.items() if k != "digest_covers"} | {"digest": tensor_digest(state)}
+    assert load_weights(_write_ours(tmp_path / "v1.safetensors", state, tensors_only))["model_name"] == "alexnet_simple"
 
 
 def _bad_weights_file(folder: Path, kind: str, suffix: str) -> Path:

@@ -8,9 +8,12 @@ is a tensor, a number, a string, or a list/dict of those, so it loads with
 
 Nothing in a file is trusted: every loader (eval, predict, viz, export, --resume, the weights
 files of inference/weights.py) passes the checkpoint through `check_checkpoint` first, which checks
-each field's type and range and the tensors' names and shapes against the net built on the meta
-device (shapes only: a `num_classes: 10**11` costs no memory), and `check_digest`, which
-recomputes the sha256 of the tensors saved with them, so flipped bytes are refused.
+each field's type and range and the tensors' names, shapes, layout and dtypes against the net
+built on the meta device (shapes only: a `num_classes: 10**11` costs no memory), that weights and
+input statistics are finite and in range, and `check_digest`, which recomputes the sha256 saved
+with them, so flipped bytes are refused. From version 2 the digest covers every entry a command
+uses (weights, class names, input preparation, optimizer and RNG states, config, counters); a
+version 1 file's covers its weights only, and still loads.
 
 A run folder whose preferred checkpoint is damaged (truncated, not a torch file, a field out of
 range, a digest that does not match) falls back to its other one with a warning on stderr:
@@ -23,7 +26,8 @@ import hashlib
 import math
 import random
 import sys
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,8 @@ from alexnet.limits import MAX_COUNT, MAX_IMAGE_SIZE, WEIGHTS_FILE_BYTES, Refuse
 from alexnet.models import MODELS, build_model, check_input_size, first_conv
 
 FORMAT = "alexnet-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the digest covers every entry; 1: the model's tensors only
+NOT_DIGESTED = ("digest", "path")  # the digest itself, and where the file was found (added on loading)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -54,8 +59,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     writer reports as a RuntimeError), a quota or a read-only folder is a one-line UsageError
     saying so and that the previous file is intact (atomic.py).
     """
+    entries = {"format": FORMAT, "version": VERSION, **{k: v for k, v in state.items() if k not in NOT_DIGESTED}}
+    entries["digest"] = checkpoint_digest(entries)
     with atomic_path(Path(path), what="checkpoint") as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+        torch.save(entries, tmp)
 
 
 def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
@@ -106,7 +113,10 @@ def _load_file(file: Path) -> dict[str, Any]:
         raise UsageError(f"{file} is not an alexnet checkpoint")
     ckpt["path"] = str(file)
     check_checkpoint(ckpt, str(file))
-    check_digest(ckpt["model"], ckpt.get("digest"), str(file))
+    if _integer(ckpt.get("version")) and ckpt["version"] >= 2:
+        check_digest(ckpt.get("digest"), lambda: checkpoint_digest(ckpt, str(file)), str(file))
+    else:  # written before the digest covered everything
+        check_digest(ckpt.get("digest"), lambda: tensor_digest(ckpt["model"]), str(file))
     return ckpt
 
 
@@ -127,7 +137,9 @@ def torch_load(path: Path, what: str) -> Any:
         shown = "the file is empty" if not head else f"it starts with {head!r}"
         raise UsageError(f"cannot load {what} {path}: not a file torch.save wrote ({shown})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on sparse or typed storages in a damaged file
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated file, or a pickle that wants to run code
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UsageError(f"cannot load {what} {path}: {first[:160]}") from None
@@ -199,11 +211,11 @@ def check_checkpoint(ckpt: dict[str, Any], source: str | None = None) -> nn.Modu
         check_input_size(name, size[1], **args)
     except UsageError as e:
         raise UsageError(f"{source}: input_size: {e}") from None
-    for key, low in (("mean", -math.inf), ("std", 0.0)):  # std 0 would divide by zero
+    for key, (low, high) in STATS_RANGE.items():
         stats = ckpt[key]
         need(key, stats, isinstance(stats, (list, tuple)) and len(stats) in (1, 3)
-             and all(_real(v) and v > low for v in stats),
-             "must be 1 or 3 finite numbers" + (", each > 0" if low == 0 else ""))
+             and all(_real(v) and low <= v <= high for v in stats),
+             f"must be 1 or 3 numbers from {low:g} to {high:g} (pixels in 0-1 units)")
     need("augment", ckpt["augment"], ckpt["augment"] in AUGMENT_PRESETS,
          f"must be one of {', '.join(AUGMENT_PRESETS)}")
     shift = ckpt.get("translate")  # absent from older checkpoints: the small preset's size/8
@@ -213,14 +225,18 @@ def check_checkpoint(ckpt: dict[str, Any], source: str | None = None) -> nn.Modu
     mean_image = ckpt.get("mean_image")
     need("mean_image", mean_image,
          mean_image is None or (_floats(mean_image) and mean_image.ndim == 3 and mean_image.shape[0] == channels
-                                and size[1] <= mean_image.shape[1] == mean_image.shape[2] <= 2 * MAX_IMAGE_SIZE),
-         f"must be a float {channels},R,R tensor with R from {size[1]} to {2 * MAX_IMAGE_SIZE}")
+                                and size[1] <= mean_image.shape[1] == mean_image.shape[2] <= 2 * MAX_IMAGE_SIZE
+                                and _within(mean_image, *MEAN_IMAGE_RANGE)),
+         f"must be a float {channels},R,R tensor with R from {size[1]} to {2 * MAX_IMAGE_SIZE}, "
+         f"of 0-255 pixel values")
     pca = ckpt.get("pca")
     need("pca", pca,
          pca is None or (isinstance(pca, dict) and _floats(pca.get("eigval")) and _floats(pca.get("eigvec"))
                          and tuple(pca["eigval"].shape) == (channels,)
-                         and tuple(pca["eigvec"].shape) == (channels, channels)),
-         f"must hold eigval ({channels}) and eigvec ({channels}x{channels}) float tensors")
+                         and tuple(pca["eigvec"].shape) == (channels, channels)
+                         and _within(pca["eigval"], 0, EIGVAL_MAX) and _within(pca["eigvec"], -1.001, 1.001)),
+         f"must hold eigval ({channels}, variances from 0 to {EIGVAL_MAX:g}) and eigvec "
+         f"({channels}x{channels}, unit vectors) float tensors")
     need("data", ckpt.get("data"), ckpt.get("data") is None or isinstance(ckpt["data"], str), "must be a dataset spec")
     version = ckpt.get("version")
     need("version", version, version is None or (_integer(version) and 1 <= version <= VERSION),
@@ -293,6 +309,12 @@ def _check_optimizer(state: Any, net: nn.Module, config: dict[str, Any], need: A
          f"must hold the net's {len(params)} parameters, each once")
     need("optimizer", state, all(i in ids and isinstance(entry, dict) for i, entry in state["state"].items()),
          "must keep state for its own parameters only")
+    for index, entry in state["state"].items():  # a NaN momentum would turn every weight NaN on the first step
+        for key, value in entry.items():
+            ok = not isinstance(value, torch.Tensor) or (
+                _floats(value) if value.is_floating_point()
+                else _plain(value) and not value.is_complex() and value.dtype != torch.bool)
+            need(f"optimizer state of parameter {index}", value, ok, f"must be dense finite numbers ({key!r})")
     try:
         cfg = make_config(config)
     except UsageError:
@@ -354,9 +376,27 @@ def _real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _plain(value: Any) -> bool:
+    """A dense tensor with data: not sparse, meta (no data) or quantized, as every tensor we save is."""
+    return (isinstance(value, torch.Tensor) and value.layout == torch.strided and value.device.type != "meta"
+            and not value.is_quantized)
+
+
 def _floats(value: Any) -> bool:
-    """A floating-point tensor whose values are all finite."""
-    return isinstance(value, torch.Tensor) and value.is_floating_point() and bool(torch.isfinite(value).all())
+    """A plain floating-point tensor whose values are all finite."""
+    return _plain(value) and value.is_floating_point() and bool(torch.isfinite(value).all())
+
+
+def _within(t: torch.Tensor, low: float, high: float) -> bool:
+    return t.numel() == 0 or (low <= float(t.min()) and float(t.max()) <= high)
+
+
+# What the input statistics may be. mean and std are in 0-1 pixel units: real ones lie in 0-1
+# (Caffe's std 1/255 = 0.0039 included); the margins allow any normalisation a user may pick, and
+# refuse what makes every input overflow (mean 1e308) or blow up (std 1e-308).
+STATS_RANGE = {"mean": (-1.0, 2.0), "std": (1e-3, 10.0)}
+MEAN_IMAGE_RANGE = (-1.0, 256.0)  # 0-255 units
+EIGVAL_MAX = 3 * 255.0**2  # the variance of RGB pixels in 0-255 units is at most 3 x 255^2
 
 
 def check_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -371,24 +411,28 @@ def check_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
         if tuple(got.shape) != tuple(tensor.shape):
             raise UsageError(f"{source} does not fit {net.arch}: tensor {key!r} has shape {tuple(got.shape)}, "
                              f"the model wants {tuple(tensor.shape)}")
+        if not _plain(got):
+            raise UsageError(f"{source}: tensor {key!r} is {_kind(got)}, not a dense tensor in memory")
+        # floats of any width are cast on loading as they always were; complex, int or bool would be cast silently
+        if got.dtype != tensor.dtype and not (tensor.is_floating_point() and got.is_floating_point()):
+            raise UsageError(f"{source}: tensor {key!r} is {got.dtype}, the model wants {tensor.dtype}")
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise UsageError(f"{source}: tensor {key!r} holds values that are not finite numbers (NaN or "
+                             "infinity): the weights are damaged")
     for key in state:
         if key not in expected:
             raise UsageError(f"{source} does not fit {net.arch}: unexpected tensor {key!r}")
 
 
-def model_state(model: nn.Module, *, digest: bool = True,
-                weights: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
-    """The part of a checkpoint that describes the model (what predict and eval need), with the
-    digest of its tensors that loading verifies (`digest=False`: a dict kept in memory only).
+def model_state(model: nn.Module, *, weights: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """The part of a checkpoint that describes the model (what predict and eval need).
     `weights` replace the model's own state_dict: the NumPy backend's net, described by a torch
     model that holds no weights (built on the meta device)."""
     plain = unwrap(model)
-    state = plain.state_dict() if weights is None else weights
     return {
         "model_name": plain.arch,
         "model_args": dict(plain.arch_kwargs),
-        "model": state,
-        **({"digest": tensor_digest(state)} if digest else {}),
+        "model": plain.state_dict() if weights is None else weights,
     }
 
 
@@ -405,15 +449,64 @@ def tensor_digest(state: Mapping[str, torch.Tensor]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def check_digest(state: Mapping[str, torch.Tensor], expected: object, source: str) -> None:
-    """Refuse, in one line, tensors whose digest is not the one saved with them (a damaged file).
-    A file saved before digests were has none and loads as it did."""
+def checkpoint_digest(ckpt: Mapping[str, Any], source: str = "checkpoint") -> str:
+    """'sha256:HEX' over every entry of a checkpoint but NOT_DIGESTED: keys in sorted order, each
+    value by its type and content (tensors as `tensor_digest` takes them, lists and tuples alike),
+    so that the class names, the input preparation, the optimizer's and RNG states and the
+    counters are covered as well as the weights. A value this package never saves (a sparse,
+    meta or quantized tensor, an object) is a one-line UsageError naming where it is."""
+    h = hashlib.sha256()
+    try:
+        _feed(h, {k: v for k, v in ckpt.items() if k not in NOT_DIGESTED}, "", source)
+    except RecursionError:
+        raise UsageError(f"{source}: nested too deeply to be a checkpoint of this package") from None
+    return "sha256:" + h.hexdigest()
+
+
+def _feed(h: Any, value: Any, where: str, source: str) -> None:
+    if isinstance(value, torch.Tensor):
+        if not _plain(value):
+            raise UsageError(f"{source}: {where or 'a value'} is {_kind(value)}, which this package never saves")
+        t = value.detach().cpu().contiguous()  # a run's state on the GPU, as it will load
+        h.update(f"T{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}\0".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
+            _feed(h, key, where, source)
+            _feed(h, value[key], f"{where}.{key}" if where else str(key), source)
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)}\0".encode())
+        for i, item in enumerate(value):
+            _feed(h, item, f"{where}[{i}]", source)
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+        h.update(f"S{len(data)}\0".encode() + data)
+    elif isinstance(value, bytes):
+        h.update(f"B{len(value)}\0".encode() + value)
+    elif value is None or isinstance(value, (bool, int, float)):
+        h.update(f"{type(value).__name__}:{value!r}\0".encode())
+    else:
+        raise UsageError(f"{source}: {where or 'a value'} is a {type(value).__name__}, which this package never saves")
+
+
+def _kind(t: torch.Tensor) -> str:
+    if t.is_quantized:
+        return f"a quantized tensor ({t.dtype})"
+    if t.layout != torch.strided:
+        return f"a sparse tensor ({t.layout})"
+    return f"a tensor on the {t.device.type} device" + (" (no data)" if t.device.type == "meta" else "")
+
+
+def check_digest(expected: object, actual: Callable[[], str], source: str) -> None:
+    """Refuse, in one line, contents whose digest (`actual()`) is not the one saved with them (a
+    damaged file). A file saved before digests were has none and loads as it did."""
     if expected is None:
         return
     if not isinstance(expected, str) or not expected.startswith("sha256:"):
         raise UsageError(f"{source}: digest must be 'sha256:...'; got {brief(expected)}")
-    if tensor_digest(state) != expected:
-        raise UsageError(f"{source}: its tensors do not match the digest saved with them "
+    if actual() != expected:
+        raise UsageError(f"{source}: its contents do not match the digest saved with them "
                          "(bytes changed since it was written): the file is damaged")
 
 

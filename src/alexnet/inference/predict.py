@@ -84,6 +84,9 @@ def predict_iter(
                 ready.append((i, prepare(picture)))  # uint8 C,R,R
         with explain_out_of_memory(batch_size, device, doing="classifying"):
             probs = class_probabilities(net, views(torch.stack([x for _, x in ready]).to(device))) if ready else None
+        if probs is not None and not bool(torch.isfinite(probs).all()):  # finite weights that overflow float32
+            raise UsageError(f"{ckpt.get('path') or 'the net'}: its outputs are not finite numbers (NaN or "
+                             "infinity) for these images: its weights are damaged or far out of range")
         rows = {i: row for (i, _), row in zip(ready, probs)} if probs is not None else {}
         for i, name in enumerate(names):
             if i in errors:

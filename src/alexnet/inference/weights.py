@@ -39,6 +39,7 @@ from alexnet.engine.checkpoint import (
     check_checkpoint,
     check_digest,
     check_state,
+    checkpoint_digest,
     load_checkpoint,
     model_state,
     tensor_digest,
@@ -156,7 +157,7 @@ def describe_model(net: nn.Module, *, source: str, classes: list[str] | None = N
     if classes is None:
         classes = _imagenet_names() if k == 1000 else [str(i) for i in range(k)]
     return {
-        "format": FORMAT, "version": VERSION, **model_state(net, digest=False), "classes": list(classes),
+        "format": FORMAT, "version": VERSION, **model_state(net), "classes": list(classes),
         "input_size": [c, h, w], "mean": list(IMAGENET_MEAN if c == 3 else (0.5,) * c),
         "std": list(IMAGENET_STD if c == 3 else (0.5,) * c), "augment": "paper" if h >= 224 else "small",
         "data": None, "path": source,
@@ -179,7 +180,7 @@ def as_checkpoint(source: Any, model: str | None = None) -> dict[str, Any]:
                 f"this {getattr(plain, 'arch', type(plain).__name__)} carries no class names or input preparation: "
                 "pass its run folder or checkpoint, or a model from alexnet.model_from_checkpoint"
             )
-        return {"format": FORMAT, "version": VERSION, **model_state(plain, digest=False), "classes": list(classes),
+        return {"format": FORMAT, "version": VERSION, **model_state(plain), "classes": list(classes),
                 **{key: prep.get(key) for key in PREP_KEYS}, "data": None, "path": f"{plain.arch} (in memory)"}
     raise UsageError(f"expected a checkpoint, a run folder, a weights file or a model; got a {type(source).__name__}")
 
@@ -202,11 +203,17 @@ def save_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
         state.update(
             {INPUT_PREFIX + k: torch.as_tensor(ckpt["pca"][k]).float().contiguous() for k in ("eigval", "eigvec")}
         )
-    meta["digest"] = tensor_digest(state)  # of every tensor in the file, verified by _from_safetensors
+    meta["digest_covers"] = "all"  # every tensor in the file and this description (older files: the tensors)
+    meta["digest"] = _file_digest(state, meta)  # verified by _from_safetensors
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(state, tmp, metadata={SAFETENSORS_KEY: json.dumps(meta), "format": "pt"})
     return path
+
+
+def _file_digest(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
+    """The digest of our .safetensors: every tensor (the inputs' statistics too) and the description."""
+    return checkpoint_digest({"tensors": state, "meta": {k: v for k, v in meta.items() if k != "digest"}})
 
 
 def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
@@ -233,7 +240,10 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
         info = None
     if not isinstance(info, dict):
         raise UsageError(f"{path}: the alexnet description in its header is damaged") from None
-    check_digest(state, info.get("digest"), str(path))  # over every tensor in the file, the inputs' too
+    if info.get("digest_covers") == "all":
+        check_digest(info.get("digest"), lambda: _file_digest(state, info), str(path))
+    else:  # written when the digest covered the tensors only
+        check_digest(info.get("digest"), lambda: tensor_digest(state), str(path))
     inputs = {k[len(INPUT_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(INPUT_PREFIX)}
     described = ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")
     ckpt = {
