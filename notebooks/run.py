@@ -4,6 +4,11 @@ At full scale (the default) the outputs are written back into the .ipynb, so the
 on GitHub without running; `--smoke` sets ALEXNET_SMOKE=1 (a few steps, small subsets) and writes
 nothing, which is what tests/notebooks/test_notebooks.py does. Progress-bar widgets are dropped
 from saved outputs: without a live kernel they render as nothing but their placeholder text.
+
+Only the notebooks in notebooks/ are run. Each is read and checked against the notebook schema
+(nbformat.validate) before any runs: one that is not JSON, or not a notebook, is a one-line
+error, exit 2. Outputs are written back atomically (a temporary file, then a rename), so an
+interrupted write leaves the notebook as it was.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ def execute(path: Path, *, smoke: bool, save: bool, timeout: int = 1800, runs: P
     import nbformat
     from traitlets.config import Config
 
-    nb = nbformat.read(path, as_version=4)
+    nb = read(path)
     before = {key: os.environ.get(key) for key in ("ALEXNET_SMOKE", "ALEXNET_RUNS")}
     os.environ["ALEXNET_SMOKE"] = "1" if smoke else "0"  # the kernel inherits the environment
     if runs is not None:
@@ -52,8 +57,35 @@ def execute(path: Path, *, smoke: bool, save: bool, timeout: int = 1800, runs: P
             if cell.cell_type == "code":
                 cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
         nb.metadata.pop("widgets", None)
-        nbformat.write(nb, path)
+        from alexnet.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            nbformat.write(nb, tmp)
     return seconds
+
+
+class BadNotebook(Exception):
+    """A notebook that cannot be run; the text says which and why, in one line."""
+
+
+def read(path: Path):  # -> nbformat.NotebookNode
+    """The notebook at `path`, checked against nbformat's schema, or BadNotebook."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as e:  # nbformat raises NotJSONError, ValidationError, TypeError, ... for what is not one
+        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        raise BadNotebook(f"{path.name} is not a notebook that can run ({type(e).__name__}: {reason})") from None
+    return nb
+
+
+def _error(message: str) -> int:
+    from alexnet.errors import printable
+
+    print(printable(f"run.py: error: {message}"), file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,12 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     paths = [HERE / n for n in args.names] if args.names else sorted(HERE.glob("*.ipynb"))
     for path in paths:
-        if path.suffix != ".ipynb" or not path.is_file():
+        # by name, in notebooks/ itself: not a path elsewhere (../x.ipynb, /tmp/x.ipynb, a link out)
+        if path.suffix != ".ipynb" or not path.is_file() or path.resolve().parent != HERE:
             known = ", ".join(p.name for p in sorted(HERE.glob("*.ipynb")))
-            print(f"run.py: error: no notebook {path.name!r} in notebooks/; there are: {known}", file=sys.stderr)
-            return 2
+            return _error(f"no notebook {path.name!r} in notebooks/ (give a name there); there are: {known}")
+        try:
+            read(path)
+        except BadNotebook as e:
+            return _error(str(e))
+    from alexnet.errors import UsageError
+
     for path in paths:
-        seconds = execute(path, smoke=args.smoke, save=not args.smoke)
+        try:
+            seconds = execute(path, smoke=args.smoke, save=not args.smoke)
+        except UsageError as e:  # the outputs could not be written back; the notebook is as it was
+            return _error(str(e))
         print(f"{path.name}: {seconds:.0f} s", file=sys.stderr)
     return 0
 

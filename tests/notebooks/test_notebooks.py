@@ -78,3 +78,74 @@ def test_the_kernel_runs_over_ipc_without_a_warning(tmp_path, capfd):
     runner().execute(path, smoke=True, save=True)
     assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == "42\n"
     assert "WARNING" not in capfd.readouterr().err
+
+
+BAD_NOTEBOOKS = {  # what a crash, a bad merge or a hand edit leaves, and what nbformat says of it
+    "not JSON": "{not json",
+    "a list": "[1, 2]",
+    "empty object": "{}",
+    "cells a number": '{"cells": 5, "nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
+    "a cell without source": '{"cells": [{"cell_type": "code"}], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
+    "a future format": '{"nbformat": 99, "nbformat_minor": 0, "cells": [], "metadata": {}}',
+    "not UTF-8": b"\xff\xfe{}",
+    "truncated": None,  # half of a real notebook
+}
+
+
+@pytest.mark.parametrize("what", list(BAD_NOTEBOOKS))
+def test_a_damaged_notebook_is_one_line_exit_2_before_any_runs(what, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("nbformat")
+    module = runner()
+    monkeypatch.setattr(module, "HERE", tmp_path)
+    good = tmp_path / "00-good.ipynb"
+    good.write_bytes((NOTEBOOKS / "00-from-scratch.ipynb").read_bytes())
+    content = BAD_NOTEBOOKS[what]
+    content = good.read_bytes()[: good.stat().st_size // 2] if content is None else content
+    bad = tmp_path / "01-bad.ipynb"
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    ran = []
+    monkeypatch.setattr(module, "execute", lambda path, **kw: ran.append(path) or 0.0)
+    assert module.main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("run.py: error: 01-bad.ipynb is not a notebook"), err
+    assert ran == [] and bad.read_bytes() == (content if isinstance(content, bytes) else content.encode())
+
+
+def test_only_notebooks_in_notebooks_are_run(tmp_path, monkeypatch, capsys):
+    """A path elsewhere (relative, absolute, or a link in notebooks/ to a file outside) is refused:
+    run.py writes outputs back into what it runs."""
+    pytest.importorskip("nbformat")
+    module = runner()
+    here = tmp_path / "notebooks"
+    here.mkdir()
+    monkeypatch.setattr(module, "HERE", here)
+    outside = tmp_path / "mine.ipynb"
+    outside.write_bytes((NOTEBOOKS / "00-from-scratch.ipynb").read_bytes())
+    (here / "link.ipynb").symlink_to(outside)
+    monkeypatch.setattr(module, "execute", lambda path, **kw: pytest.fail(f"ran {path}"))
+    for name in ("../mine.ipynb", str(outside), "link.ipynb"):
+        assert module.main([name]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "in notebooks/" in err, err
+
+
+def test_outputs_are_written_back_atomically(tmp_path, monkeypatch):
+    """A write that fails half-way (a full disk, a kill) leaves the notebook as it was, and no temporary file."""
+    pytest.importorskip("nbclient", reason="the notebooks need the test extra's nbclient and ipykernel")
+    nbformat = pytest.importorskip("nbformat")
+    path = tmp_path / "one.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(41 + 1)")]), path)
+    before = path.read_bytes()
+    real_write = nbformat.write
+
+    def half_then_fail(nb, fp, **kw):
+        real_write(nb, fp, **kw)
+        Path(fp).write_bytes(Path(fp).read_bytes()[:20])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nbformat, "write", half_then_fail)
+    from alexnet.errors import UsageError
+
+    with pytest.raises(UsageError, match="No space left on device"):
+        runner().execute(path, smoke=True, save=True)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["one.ipynb"]
