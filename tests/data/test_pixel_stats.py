@@ -126,3 +126,30 @@ def test_mean_image_inputs_are_the_raw_pixels_minus_the_mean_at_each_place():
     # without a mean image: (x/255 - mean) / std per channel
     plain = EvalViews(size=10, channels=3, mean=[0.5] * 3, std=[0.25] * 3)(x)
     torch.testing.assert_close(plain, (x.float() / 255 - 0.5) / 0.25)
+
+
+@pytest.mark.parametrize("damage", ["NaN mean", "wrong shape", "no images", "a list", "not torch", "a named pipe"])
+def test_a_damaged_statistics_cache_is_computed_again(tmp_path, damage):
+    """Our own cache file, damaged: never used (a NaN mean image would poison every input), never
+    waited on (a pipe in its place), computed again from the images."""
+    import os
+
+    g = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 256, (12, 3, 8, 8), dtype=torch.uint8, generator=g)
+    split = TensorImages(images, [0] * 12)
+    loader = make_loader(split, Prepare("none", 8, 3), batch_size=5, shuffle=False, workers=0)
+    first = cached_pixel_stats(split, lambda: iter(loader), channels=3, side=8, preset="none", root=tmp_path)
+    [path] = (tmp_path / "stats").glob("pixels-*.pt")
+    good = torch.load(path, weights_only=True)
+    path.unlink()
+    if damage == "a named pipe":
+        os.mkfifo(path)
+    elif damage == "not torch":
+        path.write_text("hello")
+    else:
+        bad = {"NaN mean": {**good, "mean_image": torch.full_like(good["mean_image"], float("nan"))},
+               "wrong shape": {**good, "mean_image": good["mean_image"][:, :4]},
+               "no images": {**good, "images": 0}, "a list": [1, 2]}[damage]
+        torch.save(bad, path)
+    again = cached_pixel_stats(split, lambda: iter(loader), channels=3, side=8, preset="none", root=tmp_path)
+    assert torch.equal(again.mean_image, first.mean_image) and again.images == 12

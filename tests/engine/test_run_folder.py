@@ -184,3 +184,17 @@ def test_under_torchrun_rank_0s_refusal_stops_every_process(tmp_path):
     # torchrun itself then reports its failed children with its own traceback (ChildFailedError); ours print none
     assert done.stderr.count("Traceback (most recent call last)") == done.stderr.count("ChildFailedError: ")
     assert snapshot(folder) == before
+
+
+def test_damaged_metrics_lines_are_dropped_not_a_traceback(tmp_path, capsys):
+    """metrics.jsonl lines damaged into other JSON (a number, a list, an epoch that is text), or into
+    bytes that are not UTF-8: the run resumes, and the curves are drawn, from the records that are whole."""
+    run = tmp_path / "run"
+    assert train("--epochs", "1", "--out", str(run)) == 0
+    with (run / "metrics.jsonl").open("ab") as f:
+        f.write(b'5\n[1, 2]\n{"epoch": "x"}\n{"epoch": true}\n{"no": 1}\n\xff\xfe\n{"epoch": 1, "trunc')
+    assert cli_main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+    assert cli_main(["viz", "curves", str(run), "--out", str(tmp_path / "curves.png")]) == 0
+    assert "Traceback" not in capsys.readouterr().err

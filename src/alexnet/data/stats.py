@@ -34,6 +34,8 @@ from alexnet.data.datasets import ImageFiles, TensorImages
 from alexnet.data.loader import make_loader
 from alexnet.data.paths import cache_dir
 from alexnet.data.transforms import Prepare
+from alexnet.errors import UsageError
+from alexnet.limits import MiB, check_regular
 
 _VERSION = 1  # of the cached file's layout
 
@@ -53,6 +55,14 @@ class PixelStats:
     @staticmethod
     def from_dict(d: dict[str, object]) -> PixelStats:
         return PixelStats(d["mean_image"], d["eigval"], d["eigvec"], int(d["images"]))  # type: ignore[arg-type]
+
+
+def _fits(stats: PixelStats, channels: int, side: int) -> bool:
+    """Whether cached statistics are whole: the shapes asked for, finite, from at least one image."""
+    parts = (stats.mean_image, stats.eigval, stats.eigvec)
+    return (all(isinstance(t, torch.Tensor) and t.is_floating_point() and bool(torch.isfinite(t).all()) for t in parts)
+            and tuple(stats.mean_image.shape) == (channels, side, side) and tuple(stats.eigval.shape) == (channels,)
+            and tuple(stats.eigvec.shape) == (channels, channels) and stats.images > 0)
 
 
 def accumulate(batches: Callable[[], object], channels: int, side: int, *, total: int | None = None,
@@ -111,8 +121,11 @@ def cached_pixel_stats(split: Dataset, batches: Callable[[], object], *, channel
         digest = hashlib.sha1(f"{_VERSION}|{key}|{preset}|{side}|{channels}".encode()).hexdigest()[:20]
         path = (root or cache_dir()) / "stats" / f"pixels-{digest}.pt"
         try:
-            return PixelStats.from_dict(torch.load(path, weights_only=True))
-        except Exception:  # absent, unreadable or foreign: compute it again
+            check_regular(path, 64 * MiB)  # a pipe in its place would block torch.load for ever
+            cached = PixelStats.from_dict(torch.load(path, weights_only=True))
+            if _fits(cached, channels, side):
+                return cached
+        except Exception:  # absent, unreadable, foreign or damaged: compute it again
             pass
     stats = accumulate(batches, channels, side, total=total,
                        what=f"mean image and RGB covariance of {len(split)} training images (once; cached)")  # type: ignore[arg-type]
@@ -121,7 +134,7 @@ def cached_pixel_stats(split: Dataset, batches: Callable[[], object], *, channel
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as tmp:
                 torch.save(stats.to_dict(), tmp)
-        except OSError:
+        except (OSError, UsageError):  # a full disk, or something not a file in its place: not cached
             pass
     return stats
 

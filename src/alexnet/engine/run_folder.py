@@ -236,11 +236,14 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:  # the last line of a run killed mid-write: drop it
             continue
+        # a line damaged into other JSON (a number, a list, an epoch that is no count) is no record
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int) and not isinstance(record["epoch"], bool):
+            records.append(record)
     return records
 
 
