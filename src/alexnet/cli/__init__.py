@@ -16,7 +16,9 @@ import io
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterable
 from importlib import import_module
@@ -129,8 +131,27 @@ def print_any_file_name() -> None:
         sys.stdout.reconfigure(errors="surrogateescape")
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training: unwinds the verb as Ctrl-C does, so that its temporary files are
+    removed (atomic.py) and nothing half-written stays; training saves first (engine/console.py)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run_verb(args: argparse.Namespace) -> int:
     """Run the verb; the errors a user can meet become one line and an exit code."""
+    main_thread = threading.current_thread() is threading.main_thread()  # signals can be caught there only
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code = int(import_module(f"alexnet.cli.{args.verb}").run(args) or 0)
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
@@ -150,6 +171,9 @@ def run_verb(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"alexnet {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"alexnet {args.verb}: stopped by SIGTERM; no file was left half-written", file=sys.stderr)
+        return 143
 
 
 def refuse(args: argparse.Namespace, message: str, code: int) -> int:

@@ -61,16 +61,24 @@ def evaluate(
     autocast: contextlib.AbstractContextManager | None = None,
     strict: bool = False,
     progress: str = "",
+    stop: Any = None,
 ) -> dict[str, Any]:
     """Evaluate `model` on every batch of `loader`; returns a dict of metrics (see keys below).
 
     With `progress` a bar of that name counts the batches (on a terminal, in the main process):
-    validating 10,000 images at 224 px takes minutes on a CPU."""
+    validating 10,000 images at 224 px takes minutes on a CPU. A true `stop` (training's
+    StopRequest, set by SIGINT or SIGTERM) ends the pass after the current batch, with "stopped"
+    true, so a signal is answered in a batch's time, not a validation's; data-parallel processes,
+    which must run the same batches, finish the pass."""
     model.eval()
     loss_sum, correct1, correct5, n, n_views = 0.0, 0, 0, 0, 1
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     bad: list = []
+    stopped = False
     for batch in console.progress(loader, progress, show=bool(progress)):
+        if stop and not distributed.active():
+            stopped = True
+            break
         note_bad(batch.bad, bad, strict=strict)
         if batch.labels.numel() == 0:
             continue
@@ -105,6 +113,7 @@ def evaluate(
         "per_class_n": per_class_n.tolist(),
         "confusion": confusion,
         "bad": bad,
+        "stopped": stopped,
     }
 
 

@@ -195,11 +195,17 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
                         raise stopped(stop, f"at step {state.step} (epoch {state.epoch + 1}, batch "
                                             f"{state.partial['batches']} of {len(pipe.train)})")
                     rates.append(train["images_per_s"])
-                    val = score(backend, pipe.val, pipe.views, plan, progress=f"validating epoch {state.epoch + 1}")
+                    val = score(backend, pipe.val, pipe.views, plan, progress=f"validating epoch {state.epoch + 1}",
+                                stop=stop)
                     state.bad.extend(val["bad"])
-                    if pipe.train_eval is not None:  # the training images as the test sees them
-                        clean = score(backend, pipe.train_eval, pipe.views, plan)
+                    if pipe.train_eval is not None and not val["stopped"]:  # the training images as the test sees them
+                        clean = score(backend, pipe.train_eval, pipe.views, plan, stop=stop)
                         train.update(train_eval_loss=clean["loss"], train_eval_top1=clean["top1"])
+                        val["stopped"] = clean["stopped"]
+                    if val["stopped"]:  # a signal while validating: keep the epoch's training, validate on resume
+                        if world.main:
+                            save_checkpoint(run_dir / "last.pt", checkpoint(trained(train, len(pipe.train), lr)))
+                        raise stopped(stop, f"while validating epoch {state.epoch + 1}")
                     state.epoch += 1
                     if state.plateau is not None:
                         state.plateau = plateau_after(state.plateau, val["top1"], cfg)
@@ -357,10 +363,20 @@ def lr_at(plan: Plan, backend: Backend, state: State, step: int) -> list[float]:
 
 
 def score(backend: Backend, loader: Iterable, views: Callable[[torch.Tensor], torch.Tensor], plan: Plan,
-          progress: str = "") -> dict[str, Any]:
-    """`evaluate` of the backend's net on `loader`'s batches through `views`."""
+          progress: str = "", stop: StopRequest | None = None) -> dict[str, Any]:
+    """`evaluate` of the backend's net on `loader`'s batches through `views` (cut short by `stop`)."""
     return evaluate(backend.eval_model, loader, device=plan.device, num_classes=backend.eval_model.num_classes,
-                    views=views, autocast=backend.autocast, strict=plan.cfg.strict, progress=progress)
+                    views=views, autocast=backend.autocast, strict=plan.cfg.strict, progress=progress, stop=stop)
+
+
+def trained(train: dict[str, Any], batches: int, lr: float) -> dict[str, Any]:
+    """A whole epoch's training as the progress ("partial") a resume continues from: every batch
+    done, its sums kept, so the resumed run skips them and validates."""
+    images = int(train["images"])
+    return {"batches": max(batches, 1), "images": images, "nonfinite": int(train.get("nonfinite", 0)),
+            "seconds": float(train["seconds"]), "lr": lr,
+            "loss_sum": torch.tensor(float(train["train_loss"]) * images if images else 0.0),
+            "correct": torch.tensor(round(float(train["train_top1"]) * images) if images else 0)}
 
 
 def reached(cfg: TrainConfig, record: dict[str, Any]) -> bool:
