@@ -60,6 +60,9 @@ def test_threads_asked_then_the_environment_then_the_idle_cores(monkeypatch):
         assert fast.compute_threads() == threads
     monkeypatch.setattr(fast, "idle_cores", lambda: None)  # not Linux: torch's default
     assert fast.compute_threads() == most
+    # a deterministic run computes as its first session did, however busy the machine is now
+    monkeypatch.setattr(fast, "idle_cores", lambda: 0.2)
+    assert fast.compute_threads(deterministic=True) == most and fast.compute_threads(1, deterministic=True) == 1
 
 
 def test_idle_cores_is_a_share_of_the_machine():

@@ -145,13 +145,15 @@ def use_cuda_graphs(cfg: TrainConfig, device: torch.device, world_size: int = 1)
     return False, f"cuda_graphs on is ignored: {why}"
 
 
-def compute_threads(asked: int = 0) -> int:
+def compute_threads(asked: int = 0, *, deterministic: bool = False) -> int:
     """The CPU threads a run computes with: `asked`, else $ALEXNET_THREADS, else the cores idle now.
 
     Two processes that each take every core slow each other down: on this project's 2-core CPU
     beside a second training run, 1 thread beat 2 (BENCHMARKS.md, 'threads on a busy machine').
     So auto counts the cores left idle over 0.2 s (Linux's /proc/stat), at most torch's default
-    (the physical cores), at least 1; where that cannot be read, torch's default stands.
+    (the physical cores), at least 1; where that cannot be read, torch's default stands. A
+    `deterministic` run takes torch's default whatever the load: the thread count changes the
+    order of float sums, and a resumed run must compute as the first session did.
     """
     if asked:
         return asked
@@ -161,6 +163,8 @@ def compute_threads(asked: int = 0) -> int:
             raise UsageError(f"ALEXNET_THREADS must be a whole number of threads from 1 to 1024; got {env!r}")
         return int(env)
     most = torch.get_num_threads()
+    if deterministic:
+        return most
     idle = idle_cores()
     return most if idle is None else max(1, min(most, round(idle)))
 
@@ -225,7 +229,8 @@ def make_plan(cfg: TrainConfig, world: World, device: torch.device, source: Data
         channels_last=not numpy and bf16_switch(cfg.channels_last, device),
         compile=not numpy and switch(cfg.compile, device), cuda_graphs=graphs,
         decode_on=device if switch(cfg.device_decode, device) else None,
-        workers=default_workers() if cfg.workers < 0 else cfg.workers, threads=compute_threads(cfg.threads),
+        workers=default_workers() if cfg.workers < 0 else cfg.workers,
+        threads=compute_threads(cfg.threads, deterministic=cfg.deterministic),
         cache_images=cache,
         val_images=resolved_val_images(cfg), input_norm=resolved_input_norm(cfg),
         input_size=(channels, size, size), prepare=prepare, steps_per_epoch=0, total_steps=0,  # set by the loaders
