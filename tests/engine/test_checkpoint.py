@@ -22,7 +22,8 @@ from PIL import Image
 
 from alexnet.cli import main
 from alexnet.config import make_config, read_yaml
-from alexnet.engine.checkpoint import check_checkpoint, checkpoint_digest, load_checkpoint, tensor_digest
+from alexnet.engine.checkpoint import load_checkpoint
+from alexnet.engine.checks import check_checkpoint, checkpoint_digest, tensor_digest
 from alexnet.engine.train import fit
 from alexnet.errors import UsageError
 

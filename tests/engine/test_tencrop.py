@@ -19,6 +19,7 @@ from torchvision.transforms import v2
 
 from alexnet.cli import main
 from alexnet.data.transforms import EvalViews, MeanImage, TrainAugment, crop_square, eval_prepare, five_crops
+from alexnet.engine.checkpoint import save_checkpoint
 from alexnet.errors import UsageError
 
 # The shared net (tests/conftest.py: the fast preset, 1,000 shapes images, 8 epochs). With the
@@ -114,7 +115,7 @@ def test_tencrop_without_training_crops_is_refused(trained: dict[str, Any], tmp_
         eval_prepare("none", size=32, channels=3, tta="tencrop")
     # the rule reads the checkpoint's saved preparation: the same net, saved as trained with "none"
     path = tmp_path / "none.pt"
-    torch.save({k: v for k, v in trained.items() if k != "path"} | {"augment": "none", "translate": None}, path)
+    save_checkpoint(path, {k: v for k, v in trained.items() if k != "path"} | {"augment": "none", "translate": None})
     assert main(["eval", str(path), "--tta", "tencrop", "--workers", "0"]) == 2
     err = capsys.readouterr().err
     assert "ten-crop" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -138,13 +139,13 @@ def test_the_runs_translate_travels_with_its_net(trained: dict[str, Any], tmp_pa
     assert ckpt["translate"] == 1 and ckpt["config"]["translate"] == 1
     assert load_weights(save_safetensors(ckpt, tmp_path / "net.safetensors"))["translate"] == 1
     still = tmp_path / "still.pt"
-    torch.save({k: v for k, v in trained.items() if k != "path"} | {"translate": 0}, still)
+    save_checkpoint(still, {k: v for k, v in trained.items() if k != "path"} | {"translate": 0})
     assert main(["eval", str(still), "--tta", "tencrop", "--workers", "0"]) == 2
     err = capsys.readouterr().err
     assert "augment 'small' with translate 0 trained on the whole" in err and len(err.strip().splitlines()) == 1, err
     old = tmp_path / "old.pt"
-    torch.save({k: v for k, v in trained.items() if k not in ("path", "translate")}, old)
+    save_checkpoint(old, {k: v for k, v in trained.items() if k not in ("path", "translate")})
     four = tmp_path / "four.pt"
-    torch.save({k: v for k, v in trained.items() if k != "path"} | {"translate": 4}, four)
+    save_checkpoint(four, {k: v for k, v in trained.items() if k != "path"} | {"translate": 4})
     before = evaluate_checkpoint(load_checkpoint(old), workers=0, tta="tencrop", images=50)
     assert before["top1"] == evaluate_checkpoint(load_checkpoint(four), workers=0, tta="tencrop", images=50)["top1"]

@@ -1,6 +1,7 @@
 """Training end to end on small built-in data: the loss falls, checkpoints rebuild, resume continues."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,7 +77,7 @@ def test_train_and_val_images_limit_what_a_run_sees(tmp_path):
     assert (len(source.split("train")), len(source.split("val"))) == (128, 50)
 
 
-def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):
+def test_atomic_save_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"a": torch.ones(2)})
 
@@ -84,8 +85,18 @@ def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):
         def __reduce__(self):
             raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(UsageError, match="a is a Boom, which this package never saves"):  # refused by the digest
         save_checkpoint(path, {"a": Boom()})
+    real_save = torch.save
+
+    def half_then_fail(obj, f, *args, **kwargs):  # the writer fails half-way
+        real_save(obj, f, *args, **kwargs)
+        Path(f).write_bytes(Path(f).read_bytes()[:50])
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    with pytest.raises(RuntimeError):
+        save_checkpoint(path, {"a": torch.zeros(2)})
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 

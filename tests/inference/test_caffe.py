@@ -488,7 +488,8 @@ def _peak_while(work) -> int:
 def test_a_field_bomb_is_refused_in_one_line_before_it_takes_memory(bomb, tmp_path):
     """A 20 MiB .caffemodel of tiny repeated fields took +1.26 GB; the reader now stops at MAX_FIELDS
     fields, holding little more than the file."""
-    from alexnet.inference.caffe import MAX_FIELDS, read_caffemodel
+    from alexnet.inference.caffe import read_caffemodel
+    from alexnet.inference.caffe_proto import MAX_FIELDS
 
     data = BOMBS[bomb](20 * MiB)
     path = write(tmp_path / "bomb.caffemodel", data)

@@ -251,7 +251,7 @@ def test_safetensors_digest_refuses_a_flipped_byte_and_old_files_still_load(tmp_
     old = _write_ours(tmp_path / "old.safetensors", state, {k: v for k, v in info.items() if k != "digest"})
     assert torch.equal(load_weights(old)["model"][name], state[name])  # written before digests: loads as it did
     # written when the digest covered the tensors only: loads, its tensors still checked
-    from alexnet.engine.checkpoint import tensor_digest
+    from alexnet.engine.checks import tensor_digest
 
     tensors_only = {k: v for k, v in info.items() if k != "digest_covers"} | {"digest": tensor_digest(state)}
     assert load_weights(_write_ours(tmp_path / "v1.safetensors", state, tensors_only))["model_name"] == "alexnet_simple"

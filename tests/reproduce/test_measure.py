@@ -9,7 +9,7 @@ import math
 import pytest
 
 from alexnet.reproduce.experiments import get
-from alexnet.reproduce.runner import measure
+from alexnet.reproduce.measure import measure
 
 
 def run(test_error, *, train_eval=None, curve=None, classes=10, tencrop=None):

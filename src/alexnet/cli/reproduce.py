@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     from alexnet.data import open_dataset
 
     open_dataset(args.data)  # a bad --data fails here, in one line, before anything is trained
-    from alexnet.reproduce.report import write_report, write_summary
+    from alexnet.reproduce.report import write_report
     from alexnet.reproduce.runner import run_experiment
+    from alexnet.reproduce.summary import write_summary
 
     command = _command(args)
     started = time.perf_counter()
@@ -95,7 +96,7 @@ def _check_summary(path: Path) -> None:
     that is not a summary written by this command (a user's README.md given by mistake)."""
     from alexnet.atomic import not_regular
     from alexnet.errors import UsageError
-    from alexnet.reproduce.report import SUMMARY_TITLE
+    from alexnet.reproduce.summary import SUMMARY_TITLE
 
     kind = not_regular(path)
     if kind:

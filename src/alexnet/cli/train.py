@@ -73,7 +73,8 @@ def resolve(args: argparse.Namespace) -> Any:
     if overrides.get("resume"):
         if args.config:
             raise UsageError("--config and --resume do not go together: a resumed run keeps its own config")
-        from alexnet.engine.checkpoint import check_resumable, load_checkpoint
+        from alexnet.engine.checkpoint import load_checkpoint
+        from alexnet.engine.checks import check_resumable
 
         run = Path(overrides["resume"])
         folder_without_checkpoint = run.is_dir() and not any((run / f).exists() for f in ("last.pt", "best.pt"))

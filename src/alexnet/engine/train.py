@@ -38,7 +38,8 @@ from alexnet.data.stats import pixel_stats_for
 from alexnet.data.transforms import EvalViews, TrainAugment, eval_prepare, prep_pca, prep_stats, small_shift
 from alexnet.engine import distributed
 from alexnet.engine.backends import Backend, TorchBackend, build_backend, check_numpy_config
-from alexnet.engine.checkpoint import check_resumable, load_checkpoint, restore_rng, rng_state, save_checkpoint
+from alexnet.engine.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from alexnet.engine.checks import check_resumable
 from alexnet.engine.console import (
     StopRequest,
     announce,

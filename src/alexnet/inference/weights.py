@@ -32,19 +32,15 @@ import torch
 from torch import nn
 
 from alexnet.atomic import atomic_path
-from alexnet.engine.checkpoint import (
+from alexnet.engine.checkpoint import PREP_KEYS, load_checkpoint, model_state, torch_load, unwrap
+from alexnet.engine.checks import (
     FORMAT,
-    PREP_KEYS,
     VERSION,
     check_checkpoint,
     check_digest,
     check_state,
     checkpoint_digest,
-    load_checkpoint,
-    model_state,
     tensor_digest,
-    torch_load,
-    unwrap,
 )
 from alexnet.engine.console import log
 from alexnet.errors import UsageError

@@ -4,20 +4,19 @@ report.md says what the paper claims, how it was tested here (scale, data, the o
 differs, the seeds, the command), the table of measured errors, the effect with its interval and
 the verdict. curves.png redraws the per-epoch errors of both arms (figure 1 itself for
 relu-vs-tanh); errors.png shows every seed's final error, so the spread behind a verdict is seen.
-The summary (docs/paper.md) gathers every experiment's latest results.json into one table.
+The summary (docs/paper.md, summary.py) gathers every experiment's latest results.json into one table.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from alexnet.atomic import atomic_path
 from alexnet.errors import UsageError
 from alexnet.reproduce.lrn_effect import describe
-from alexnet.reproduce.runner import FIGURE1_ERROR
+from alexnet.reproduce.measure import FIGURE1_ERROR
 from alexnet.reproduce.stats import mean_std
 from alexnet.viz.figure import pyplot, save
 
@@ -32,12 +31,12 @@ def write_report(result: dict[str, Any], folder: Path, command: str) -> list[Pat
     written = [plot_curves(result, folder / "curves.png")]
     if result["kind"] != "speed":
         written.append(plot_errors(result, folder / "errors.png"))
-    _write(folder / "results.json", json.dumps({**result, "command": command}, indent=1))
-    _write(folder / "report.md", report_text(result, command, [p.name for p in written]))
+    write_text(folder / "results.json", json.dumps({**result, "command": command}, indent=1))
+    write_text(folder / "report.md", report_text(result, command, [p.name for p in written]))
     return [folder / "report.md", *written, folder / "results.json"]
 
 
-def _write(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     """Write a report file atomically; a folder that cannot be written is a one-line UsageError."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,13 +193,13 @@ def _flat(changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _interval(e: dict[str, Any], ratio: bool = False) -> str:
+def interval_text(e: dict[str, Any], ratio: bool = False) -> str:
     if e.get("lo") is None:
         return "—"
     return f"[{e['lo']:.2f}, {e['hi']:.2f}]x" if ratio else f"[{e['lo']:+.2f}, {e['hi']:+.2f}]"
 
 
-def _value(x: float | None, ratio: bool = False) -> str:
+def value_text(x: float | None, ratio: bool = False) -> str:
     if x is None:
         return "—"
     return f"{x:.2f}x" if ratio else f"{x:+.2f}"
@@ -219,8 +218,9 @@ def _errors_section(result: dict[str, Any], arms: list[str]) -> list[str]:
               "| effect | measured | 95% interval | MDE | paper | verdict |", "|---|---|---|---|---|---|"]
     for m, e in result["effects"].items():
         ratio = m == "iterations"
-        lines.append(f"| {EFFECT_NAMES.get(m, m)} | {_value(e['diff'], ratio)} | {_interval(e, ratio)} | "
-                     f"{_value(e.get('mde'), ratio).lstrip('+')} | {_value(e['paper'], ratio)} | {e['verdict']} |")
+        lines.append(f"| {EFFECT_NAMES.get(m, m)} | {value_text(e['diff'], ratio)} | {interval_text(e, ratio)} | "
+                     f"{value_text(e.get('mde'), ratio).lstrip('+')} | {value_text(e['paper'], ratio)} | "
+                     f"{e['verdict']} |")
     if "top5" not in result.get("metrics", ["top1", "top5"]):
         lines += ["", "Top-5 is listed above but judged nowhere: with 10 classes it is half of them, and it cannot "
                   "be set beside the paper's top-5 on 1000."]
@@ -234,7 +234,7 @@ def _errors_section(result: dict[str, Any], arms: list[str]) -> list[str]:
                   "after the last epoch: " + "; ".join(f"{label} {_pm(v)} %" for label, v in clean.items()) + "."]
     for label, gap in (result.get("overfitting") or {}).items():
         lines += ["", f"Overfitting of \"{label}\", test error minus eval-mode training error (centre view, paired "
-                  f"per seed): **{gap['diff']:+.2f} points**, 95% interval {_interval(gap)}."]
+                  f"per seed): **{gap['diff']:+.2f} points**, 95% interval {interval_text(gap)}."]
     if result.get("overfitting") and result["kind"] == "errors" and "iterations" not in result["effects"]:
         lines += ["", "A regulariser can only show its effect where the net without it overfits: the verdict asks "
                   "for the gap of the arm without it to lie above zero first."]
@@ -266,7 +266,7 @@ def _speed_section(result: dict[str, Any], arms: list[str]) -> list[str]:
     ratio = result["ratio"]
     shown = "—" if ratio is None else (
         f"at least {ratio:.1f}x" if result["ratio_is_lower_bound"]
-        else f"{ratio:.2f}x, 95% interval {_interval(e, True)}, MDE {_value(e.get('mde'), True)}"
+        else f"{ratio:.2f}x, 95% interval {interval_text(e, True)}, MDE {value_text(e.get('mde'), True)}"
     )
     lines += ["", f"tanh's epochs over ReLU's, per seed, as a geometric mean: **{shown}** (the paper: about "
               f"{result['paper']['speedup']:.0f}x). A run stops once its training error reaches {FIGURE1_ERROR:.0%}, "
@@ -354,99 +354,3 @@ def plot_errors(result: dict[str, Any], path: Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{result['title']}\nfinal error: each seed (dots), mean ± std (diamond)", fontsize=10)
     return save(fig, path)
-
-
-def _training_time(runs_dir: Path) -> str:
-    """The summed training time of every run kept under `runs_dir` (each run's own clock), and where it ran."""
-    results = []
-    for p in sorted(runs_dir.glob("*/result.json")):
-        try:  # a damaged one is measured again by the next run of its experiment; not counted here
-            r = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        if isinstance(r, dict) and isinstance(r.get("seconds"), (int, float)):
-            results.append(r)
-    if not results:
-        return ""
-    minutes = sum(r["seconds"] for r in results) / 60
-    devices = ", ".join(sorted({r.get("device", "?") for r in results}))
-    return f"Their {len(results)} runs trained in {minutes:.0f} min in all ({devices}, each run's own clock)."
-
-
-def summary_rows(r: dict[str, Any], link: str) -> list[str]:
-    """docs/paper.md's rows of one experiment: one per judged effect (dropout has two statements)."""
-    scale = f"{r['scale_name']}, {r['seeds']}"
-    idle = r["why"].startswith("the nets did not learn")
-    rows = []
-    for m, e in r["effects"].items():
-        if e["verdict"] == "not judged":
-            continue
-        # one row per statement where the claim has two (dropout); else the experiment's own verdict,
-        # which also weighs what the interval alone does not (a regulariser with nothing to prevent)
-        verdict = e["verdict"] if m in ("overfitting", "iterations") and not idle else r["verdict"]
-        ratio = m in ("speedup", "iterations")
-        if m == "speedup":
-            paper = f"{e['paper']:g}x faster"
-            measured = "—" if e["diff"] is None else (
-                f"≥ {e['diff']:.1f}x faster" if r["ratio_is_lower_bound"] else f"{e['diff']:.2f}x faster"
-            )
-        elif m == "iterations":
-            paper, measured = (f"{e['paper']:g}x the epochs",
-                               "—" if e["diff"] is None else f"{e['diff']:.2f}x the epochs")
-        elif m == "overfitting":
-            paper, measured = "direction only", f"gap shrank {e['diff']:+.2f} pts"
-        else:
-            paper = "direction only" if e["paper"] is None else f"{e['paper']:+.1f} pts {m.replace('top', 'top-')}"
-            measured = f"{e['diff']:+.2f} pts {m.replace('top', 'top-')}"
-        interval = ("—" if e.get("lo") is None or (m == "speedup" and r.get("ratio_is_lower_bound"))
-                    else _interval(e, ratio))
-        mde = "—" if e.get("mde") is None else _value(e["mde"], ratio).lstrip("+")
-        title = r["title"] + (f": {m}" if m in ("overfitting", "iterations") else "")
-        rows.append(f"| {title} | {r['section']} | {paper} | {measured} | {interval} | {mde} | {verdict} | {scale} "
-                    f"| [report]({link}) |")
-    return rows
-
-
-SUMMARY_TITLE = "# The paper's claims, measured"  # the summary's first line: how a rerun knows the file is its own
-
-
-def write_summary(out: Path, summary_path: Path) -> Path:
-    """The table of every experiment under `out` that has a results.json, against the paper's numbers."""
-    from alexnet.reproduce.experiments import EXPERIMENTS
-
-    rows = ["| claim | section | paper | measured | 95% interval | MDE | verdict | scale, seeds | report |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    found = 0
-    for name in EXPERIMENTS:
-        path = out / name / "results.json"
-        if not path.is_file():
-            continue
-        found += 1
-        try:
-            r = json.loads(path.read_text(encoding="utf-8"))
-            rows += summary_rows(r, os.path.relpath(out / name / "report.md", summary_path.parent))
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
-            raise UsageError(f"{path} is damaged ({type(e).__name__}); run `alexnet reproduce {name}` with the same "
-                             "--out again to rewrite it from its runs") from None
-    text = "\n".join([
-        SUMMARY_TITLE,
-        "",
-        "Each row is one claim tested by `alexnet reproduce`: the effect of one of the paper's choices on test error "
-        "in percentage points (error without it minus error with it; positive means it helps), or a ratio of epochs. "
-        "The arms are paired by seed; intervals are 95% paired t intervals over seeds. **reproduced**: the interval "
-        "lies on the paper's side of zero (for a ratio: above 1 and holding the paper's number; *direction "
-        "reproduced* where it excludes it or is only a lower bound). **not reproduced**: it lies on the other side. "
-        "**inconclusive**: it holds zero; the report says whether the design was underpowered (its MDE, the smallest "
-        "effect it would detect with 80% probability, above the paper's effect), the runs were in another regime, or "
-        "a regulariser had no overfitting to prevent. Errors are on the test split, scored once per run; every choice "
-        "made during training read a validation split held out of the training images. Top-5 is judged only on "
-        "sets of 100 classes or more.",
-        "",
-        *rows,
-        "",
-        f"{found} of {len(EXPERIMENTS)} experiments have results. {_training_time(out / 'runs')} "
-        "Regenerated by every `alexnet reproduce` run.",
-        "",
-    ])
-    _write(summary_path, text)
-    return summary_path
