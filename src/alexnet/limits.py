@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import stat
+import zipfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -114,6 +115,28 @@ def check_regular(path: str | os.PathLike, limit: int) -> None:
     """`Refused` unless `path` is a regular file (links followed) of at most `limit` bytes: for the
     readers that open a file themselves (torch.load, safetensors). A missing file: OSError."""
     _check(os.stat(path), limit)
+
+
+# Entries of a torch.save zip: one per tensor storage and a few records; alexnet2012's training
+# checkpoint (weights and momentum) has about 40.
+TORCH_ZIP_ENTRIES = 100_000
+
+
+def check_torch_zip(path: str | os.PathLike, limit: int) -> None:
+    """`Refused` unless the torch.save zip at `path` holds what torch.save writes: entries stored,
+    not compressed, at most `limit` bytes in all. A deflated entry is inflated whole by torch.load
+    before anything can check it: 2 MB of zeros deflated ask for 2 GB (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            entries = z.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError) as e:
+        raise Refused(f"not a whole zip archive ({' '.join(str(e).split())[:80]})") from None
+    if len(entries) > TORCH_ZIP_ENTRIES:
+        raise Refused(f"holds {len(entries):,} entries, more than {TORCH_ZIP_ENTRIES:,}")
+    packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise Refused(f"its entry {packed[0]!r} is compressed, which torch.save never does (a zip bomb?)")
+    check_size(sum(e.file_size for e in entries), limit, "its content")
 
 
 def open_regular(path: str | os.PathLike, limit: int) -> BinaryIO:

@@ -123,6 +123,7 @@ ROWS = [
       for what, make, words in [
           ("a NaN weight", lambda w: w.clone().index_fill_(0, torch.tensor([0]), math.nan), "not finite numbers"),
           ("an infinite weight", lambda w: w.clone().fill_(math.inf), "not finite numbers"),
+          ("float64 1e300", lambda w: w.double().fill_(1e300), "not finite numbers"),  # infinite as float32
           ("sparse", lambda w: w.to_sparse(), "is a sparse tensor"),
           ("meta", lambda w: torch.empty(w.shape, device="meta"), "is a tensor on the meta device"),
           ("quantized", lambda w: torch.quantize_per_tensor(w, 0.01, 0, torch.qint8), "is a quantized tensor"),
@@ -137,6 +138,8 @@ ROWS = [
     ("version", "version", 99, "version"),
     ("digest not sha256", "digest", "md5:00", "digest must be 'sha256:...'"),
     ("digest of other contents", "digest", "sha256:" + "0" * 64, "do not match the digest"),
+    ("no digest", "digest", DELETE, "a version 2 checkpoint without its digest"),
+    ("digest None", "digest", None, "a version 2 checkpoint without its digest"),
     ("config a string", "config", "lr: 0.1", "config must be the run's config"),
     ("epoch negative", "epoch", -1, "epoch must be an integer"),
     ("epoch a string", "epoch", "3", "epoch"),
@@ -329,7 +332,7 @@ def test_in_a_run_folder_a_corrupted_last_falls_back_to_best(trained: Path, tmp_
 
 def test_a_checkpoint_from_before_digests_still_loads(good: dict, tmp_path: Path):
     old = tmp_path / "old.pt"
-    torch.save({k: v for k, v in good.items() if k != "digest"}, old)
+    torch.save({k: v for k, v in good.items() if k != "digest"} | {"version": 1}, old)  # version 1 had none
     assert "digest" not in load_checkpoint(old)
 
 
@@ -392,12 +395,36 @@ def test_the_digest_covers_every_byte_name_and_dtype_and_not_the_memory_layout()
     assert tensor_digest({**state, "fc.bias": state["fc.bias"].view(torch.int32)}) != digest  # same bytes, other dtype
 
 
-def test_finite_weights_that_overflow_are_refused_by_predict_not_printed_as_nan(good: dict, tmp_path: Path, capsys):
+def test_finite_weights_that_overflow_are_refused_by_predict_and_eval_not_printed_as_nan(good: dict, tmp_path: Path,
+                                                                                          capsys):
     """Every weight 1e30, each finite: the logits overflow float32. predict printed 'nan%' and exited 0."""
     model = {k: (v * 0 + 1e30 if v.is_floating_point() else v) for k, v in good["model"].items()}
     bad = _write(good, "model", model, tmp_path / "huge.pt")
-    argv = _commands(bad, tmp_path)["predict"]
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    assert "nan" not in out.lower() and len(err.strip().splitlines()) == 1, err
-    assert f"{bad}: its outputs are not finite numbers" in err, err
+    for name in ("predict", "eval"):  # eval printed "loss nan", and --json a bare NaN
+        assert main(_commands(bad, tmp_path)[name]) == 2
+        out, err = capsys.readouterr()
+        assert "nan" not in out.lower() and len(err.strip().splitlines()) == 1, err
+        assert f"{bad}: its outputs are not finite numbers" in err, err
+
+
+def test_a_deflated_zip_bomb_is_refused_before_torch_load_inflates_it(tmp_path: Path, capsys):
+    """A torch.save zip whose 100 MB of tensor bytes are deflated to a few hundred KB: torch.load
+    would inflate every entry whole (2 MB on disk asked for 2 GB). torch.save stores its entries
+    uncompressed, so a compressed one is refused from the zip's directory, before any is read."""
+    import zipfile
+
+    plain = tmp_path / "plain.pt"
+    torch.save({"format": "alexnet-checkpoint", "x": torch.zeros(25_000_000)}, plain)
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(plain) as z, zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as w:
+        for name in z.namelist():
+            w.writestr(name, z.read(name))
+    plain.unlink()
+    assert bomb.stat().st_size < 1 << 20
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (40, 40), (200, 40, 40)).save(image)
+    for argv in (["eval", str(bomb)], ["predict", str(image), "--model", "alexnet_simple", "--weights", str(bomb)],
+                 ["train", "--resume", str(bomb)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is compressed, which torch.save never does" in err, err

@@ -248,7 +248,10 @@ def test_safetensors_digest_refuses_a_flipped_byte_and_old_files_still_load(tmp_
     for change in ({"classes": ["cat", *info["classes"][1:]]}, {"mean": [0.1, 0.1, 0.1]}, {"input_norm": "mean_image"}):
         with pytest.raises(UsageError, match="its contents do not match the digest"):
             load_weights(_write_ours(tmp_path / "changed.safetensors", state, {**info, **change}))
-    old = _write_ours(tmp_path / "old.safetensors", state, {k: v for k, v in info.items() if k != "digest"})
+    with pytest.raises(UsageError, match="says it has a digest, and it has none"):  # the digest taken out
+        load_weights(_write_ours(tmp_path / "stripped.safetensors", state, {**info, "digest": None}))
+    old = _write_ours(tmp_path / "old.safetensors", state,
+                      {k: v for k, v in info.items() if k not in ("digest", "digest_covers")})
     assert torch.equal(load_weights(old)["model"][name], state[name])  # written before digests: loads as it did
     # written when the digest covered the tensors only: loads, its tensors still checked
     from alexnet.engine.checks import tensor_digest

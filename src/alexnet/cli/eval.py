@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -84,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=tta, batch_size=args.batch_size,
                                  workers=args.workers, device=device, amp=args.amp, strict=args.strict,
                                  calibrate=calibrate, calibration_images=args.calibration_images)
+    if result["n"] and not math.isfinite(result["loss"]):  # finite weights whose outputs overflow float32
+        raise UsageError(f"{ckpt['path']}: its outputs are not finite numbers (NaN or infinity) on {result['data']}: "
+                         "its weights are damaged or far out of range")
     spec, classes = result["data"], result["classes"]
     title = (f"{ckpt['model_name']} on {spec} ({args.split}, {VIEW_NAMES[tta]}{', int8' if args.int8 else ''}): "
              f"top-1 {result['top1']:.2%}")

@@ -35,7 +35,7 @@ from alexnet.data.loader import make_loader
 from alexnet.data.paths import cache_dir
 from alexnet.data.transforms import Prepare
 from alexnet.errors import UsageError
-from alexnet.limits import MiB, check_regular
+from alexnet.limits import MiB, check_regular, check_torch_zip
 
 _VERSION = 1  # of the cached file's layout
 
@@ -122,6 +122,7 @@ def cached_pixel_stats(split: Dataset, batches: Callable[[], object], *, channel
         path = (root or cache_dir()) / "stats" / f"pixels-{digest}.pt"
         try:
             check_regular(path, 64 * MiB)  # a pipe in its place would block torch.load for ever
+            check_torch_zip(path, 64 * MiB)  # and a deflated entry would be inflated whole
             cached = PixelStats.from_dict(torch.load(path, weights_only=True))
             if _fits(cached, channels, side):
                 return cached

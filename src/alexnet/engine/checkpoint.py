@@ -40,7 +40,7 @@ from alexnet.engine.checks import (
     tensor_digest,
 )
 from alexnet.errors import UsageError
-from alexnet.limits import WEIGHTS_FILE_BYTES, Refused, check_regular
+from alexnet.limits import WEIGHTS_FILE_BYTES, Refused, check_regular, check_torch_zip
 from alexnet.models import build_model
 
 
@@ -112,6 +112,8 @@ def _load_file(file: Path) -> dict[str, Any]:
     ckpt["path"] = str(file)
     check_checkpoint(ckpt, str(file))
     if is_count(ckpt.get("version")) and ckpt["version"] >= 2:
+        if ckpt.get("digest") is None:  # every version 2 file is written with one
+            raise UsageError(f"{file}: a version {ckpt['version']} checkpoint without its digest: the file is damaged")
         check_digest(ckpt.get("digest"), lambda: checkpoint_digest(ckpt, str(file)), str(file))
     else:  # written before the digest covered everything
         check_digest(ckpt.get("digest"), lambda: tensor_digest(ckpt["model"]), str(file))
@@ -134,6 +136,11 @@ def torch_load(path: Path, what: str) -> Any:
     if not head.startswith((b"PK\x03\x04", b"\x80\x02")):
         shown = "the file is empty" if not head else f"it starts with {head!r}"
         raise UsageError(f"cannot load {what} {path}: not a file torch.save wrote ({shown})")
+    if head.startswith(b"PK"):
+        try:
+            check_torch_zip(path, WEIGHTS_FILE_BYTES)
+        except Refused as e:
+            raise UsageError(f"cannot load {what} {path}: {e}") from None
     try:
         with warnings.catch_warnings():  # torch's notes on sparse or typed storages in a damaged file
             warnings.simplefilter("ignore")

@@ -282,7 +282,8 @@ def check_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
         # floats of any width are cast on loading as they always were; complex, int or bool would be cast silently
         if got.dtype != tensor.dtype and not (tensor.is_floating_point() and got.is_floating_point()):
             raise UsageError(f"{source}: tensor {key!r} is {got.dtype}, the model wants {tensor.dtype}")
-        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+        # as the model will hold it: float64 1e300 is finite, and infinite once cast to float32
+        if got.is_floating_point() and not bool(torch.isfinite(got.to(tensor.dtype)).all()):
             raise UsageError(f"{source}: tensor {key!r} holds values that are not finite numbers (NaN or "
                              "infinity): the weights are damaged")
     for key in state:

@@ -237,6 +237,8 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise UsageError(f"{path}: the alexnet description in its header is damaged") from None
     if info.get("digest_covers") == "all":
+        if info.get("digest") is None:
+            raise UsageError(f"{path}: its description says it has a digest, and it has none: the file is damaged")
         check_digest(info.get("digest"), lambda: _file_digest(state, info), str(path))
     else:  # written when the digest covered the tensors only
         check_digest(info.get("digest"), lambda: tensor_digest(state), str(path))
