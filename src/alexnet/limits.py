@@ -22,6 +22,7 @@ data never meets one; what a limit refuses is a `Refused`, which the caller turn
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import zipfile
@@ -83,6 +84,11 @@ LABEL_FILE_BYTES = 64 * MiB
 # A weights file or checkpoint (.pt, .pth, .safetensors): vgg19's float32 weights take 548 MiB,
 # alexnet2012's 233 MiB, a training checkpoint with its momentum about twice that.
 WEIGHTS_FILE_BYTES = 4096 * MiB
+
+
+# A JSON state file of our own (a run's metrics.jsonl, about 1 KB an epoch; a reproduce run's
+# result.json and an experiment's results.json, tens of KB).
+STATE_FILE_BYTES = 64 * MiB
 
 
 class Refused(Exception):
@@ -166,6 +172,20 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
             data += f.read(limit + 1 - len(data))
     check_size(len(data), limit)
     return data
+
+
+def read_state_text(path: str | os.PathLike, limit: int = STATE_FILE_BYTES) -> str:
+    """A state file of ours as text, read as `read_regular` reads (bytes that are not UTF-8 shown
+    as U+FFFD): a 3 GB sparse metrics.jsonl is `Refused`, not read whole."""
+    return read_regular(path, limit).decode("utf-8", errors="replace")
+
+
+def load_json(text: str | bytes) -> Any:
+    """json.loads, with JSON nested too deeply for Python's stack a ValueError like any other bad JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def load_yaml(text: str, where: str) -> Any:

@@ -192,9 +192,23 @@ def test_damaged_metrics_lines_are_dropped_not_a_traceback(tmp_path, capsys):
     run = tmp_path / "run"
     assert train("--epochs", "1", "--out", str(run)) == 0
     with (run / "metrics.jsonl").open("ab") as f:
-        f.write(b'5\n[1, 2]\n{"epoch": "x"}\n{"epoch": true}\n{"no": 1}\n\xff\xfe\n{"epoch": 1, "trunc')
+        f.write(b'5\n[1, 2]\n{"epoch": "x"}\n{"epoch": true}\n{"no": 1}\n\xff\xfe\n' + b"[" * 100_000 + b"]" * 100_000
+                + b'\n{"epoch": 1, "trunc')
     assert cli_main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
     assert cli_main(["viz", "curves", str(run), "--out", str(tmp_path / "curves.png")]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_metrics_file_far_too_large_is_one_line_not_read_whole(tmp_path, capsys):
+    """A sparse 3 GB metrics.jsonl was read whole (7 GB of memory) by --resume and viz curves."""
+    run = tmp_path / "run"
+    assert train("--epochs", "1", "--out", str(run)) == 0
+    os.truncate(run / "metrics.jsonl", 3 << 30)
+    for argv in (["viz", "curves", str(run), "--out", str(tmp_path / "c.png")],
+                 ["train", "--resume", str(run), "--epochs", "2"]):
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()  # train has announced the run before it
+        assert "Traceback" not in "".join(err) and "metrics.jsonl: file is too large" in err[-1], err
+        assert err[-1].startswith(f"alexnet {argv[0]}: error:"), err

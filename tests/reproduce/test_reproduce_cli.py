@@ -2,6 +2,7 @@
 are shared and kept."""
 
 import json
+import os
 import re
 
 import pytest
@@ -171,6 +172,50 @@ def test_curves_of_seeds_that_stop_at_different_epochs(tmp_path):
     result = {"kind": "speed", "arms": arms, "title": "relu-vs-tanh", "seeds": 2}
     path = plot_curves(result, tmp_path / "curves.png")
     assert Image.open(path).size[0] > 100
+
+
+RESULT_DAMAGE = {
+    "an empty curve": lambda r: {**r, "curve": []},
+    "a curve of numbers": lambda r: {**r, "curve": [1]},
+    "an epoch without its epoch": lambda r: {**r, "curve": [{k: v for k, v in r["curve"][0].items() if k != "epoch"}]},
+    "ten-crop errors that are text": lambda r: {**r, "tencrop": {"top1_error": "x", "top5_error": 0.1}},
+    "center errors missing": lambda r: {**r, "center": {}},
+}
+
+
+@pytest.mark.parametrize("what", [*RESULT_DAMAGE, "nested too deeply", "a sparse 3 GB file"])
+def test_a_result_damaged_inside_is_measured_again_not_a_traceback(smoke, tmp_path, what):
+    """Valid JSON with the wrong insides (which gave IndexError, TypeError, KeyError in the measures),
+    JSON nested past Python's stack (RecursionError), and a file far larger than any result."""
+    from alexnet.reproduce.runner import read_result
+
+    source = next((smoke / "runs").rglob("result.json"))
+    good = json.loads(source.read_text())
+    path = tmp_path / "result.json"
+    if what == "nested too deeply":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    elif what == "a sparse 3 GB file":
+        path.write_text(source.read_text())
+        os.truncate(path, 3 << 30)
+    else:
+        path.write_text(json.dumps(RESULT_DAMAGE[what](good)))
+    assert read_result(source, good["config"], good["seed"]) == (good, "")
+    result, damage = read_result(path, good["config"], good["seed"])
+    assert result is None and damage, damage
+
+
+def test_summary_sources_nested_too_deeply_or_huge_are_one_line(tmp_path):
+    from alexnet.errors import UsageError
+    from alexnet.reproduce.summary import write_summary
+
+    (tmp_path / "towers").mkdir()
+    for content in ("[" * 100_000 + "]" * 100_000, None):
+        path = tmp_path / "towers" / "results.json"
+        path.write_text(content or "{}")
+        if content is None:
+            os.truncate(path, 3 << 30)
+        with pytest.raises(UsageError, match=r"towers/results\.json is damaged"):
+            write_summary(tmp_path, tmp_path / "paper.md")
 
 
 def test_damaged_result_files_are_measured_again_and_a_damaged_summary_source_is_one_line(smoke, capsys):

@@ -37,6 +37,7 @@ from alexnet.config import TrainConfig
 from alexnet.engine import distributed
 from alexnet.engine.distributed import World
 from alexnet.errors import UsageError
+from alexnet.limits import Refused, load_json, read_state_text
 
 MARKER = ".alexnet-run"
 CHECKPOINTS = ("last.pt", "best.pt")
@@ -187,7 +188,7 @@ def held(lock: Path, busy: str, *, what: str = "") -> Iterator[None]:
 def _holder(fd: int) -> str:
     """Who holds the lock, as its file says ('another process' when it cannot be read)."""
     try:
-        about = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        about = load_json(os.pread(fd, 4096, 0) or b"{}")
         return f"process {int(about['pid'])} on {about['host']} (since {about['since']})"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
@@ -235,11 +236,15 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
+    try:
+        text = read_state_text(path)
+    except Refused as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
     records = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # the last line of a run killed mid-write: drop it
+            record = load_json(line)
+        except ValueError:  # the last line of a run killed mid-write: drop it
             continue
         # a line damaged into other JSON (a number, a list, an epoch that is no count) is no record
         if isinstance(record, dict) and isinstance(record.get("epoch"), int) and not isinstance(record["epoch"], bool):

@@ -45,7 +45,7 @@ from alexnet.engine.checks import (
 from alexnet.engine.console import log
 from alexnet.errors import UsageError
 from alexnet.inference.caffe import caffe_alexnet2012, mean_file_beside
-from alexnet.limits import WEIGHTS_FILE_BYTES, Refused, check_regular
+from alexnet.limits import WEIGHTS_FILE_BYTES, Refused, check_regular, load_json
 from alexnet.models import build_model
 
 # torchvision's weight enums for the models whose layout is torchvision's (parameter names equal).
@@ -231,7 +231,7 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
             {k: v for k, v in state.items() if not k.startswith(INPUT_PREFIX)}, model, source=str(path)
         )
     try:
-        info = json.loads(meta[SAFETENSORS_KEY])
+        info = load_json(meta[SAFETENSORS_KEY])
     except ValueError:
         info = None
     if not isinstance(info, dict):

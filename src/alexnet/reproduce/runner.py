@@ -23,6 +23,7 @@ from alexnet.config import make_config
 from alexnet.engine.checkpoint import load_checkpoint
 from alexnet.engine.run_folder import MARKER, held, read_metrics
 from alexnet.errors import UsageError
+from alexnet.limits import STATE_FILE_BYTES, Refused, load_json, read_regular
 from alexnet.reproduce import stats
 from alexnet.reproduce.experiments import Arm, Experiment, Scale, arm_config
 from alexnet.reproduce.measure import FIGURE1_ERROR, measure
@@ -135,20 +136,32 @@ RESULT_FIELDS = {"seed": int, "config": dict, "run_dir": str, "num_classes": int
                  "center": dict, "train_images_per_s": (int, float), "seconds": (int, float), "device": str}
 
 
+CURVE_FIELDS = ("epoch", "train_error", "val_error")  # what the reports and measures read of each epoch
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def read_result(path: Path, config: dict[str, Any], seed: int) -> tuple[dict[str, Any] | None, str]:
     """A run's result.json, checked: (the result, "") or (None, what is wrong with it)."""
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        result = load_json(read_regular(path, STATE_FILE_BYTES))
+    except (OSError, Refused, UnicodeDecodeError, ValueError) as e:
         return None, f"not readable JSON: {type(e).__name__}"
     if not isinstance(result, dict):
         return None, f"a {type(result).__name__}, not an object"
     for key, kind in RESULT_FIELDS.items():
         if not isinstance(result.get(key), kind):
             return None, f"no valid {key!r}"
-    center = result["center"]
-    if not all(isinstance(center.get(k), (int, float)) for k in ("top1_error", "top5_error")):
-        return None, "no valid 'center' errors"
+    for view in ("center", "tencrop"):
+        errors = result.get(view)
+        if not (view == "tencrop" and errors is None) and not (
+                isinstance(errors, dict) and all(_number(errors.get(k)) for k in ("top1_error", "top5_error"))):
+            return None, f"no valid {view!r} errors"
+    curve = result["curve"]
+    if not curve or not all(isinstance(r, dict) and all(_number(r.get(k)) for k in CURVE_FIELDS) for r in curve):
+        return None, f"its curve is not a list of epochs with {', '.join(CURVE_FIELDS)}"
     if result["config"] != config or result["seed"] != seed:
         return None, "another run's config or seed"
     return result, ""

@@ -6,12 +6,12 @@ the summary's first line (SUMMARY_TITLE) is how a rerun knows the file is its ow
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from alexnet.errors import UsageError
+from alexnet.limits import STATE_FILE_BYTES, Refused, load_json, read_regular
 from alexnet.reproduce.report import interval_text, value_text, write_text
 
 
@@ -20,8 +20,8 @@ def _training_time(runs_dir: Path) -> str:
     results = []
     for p in sorted(runs_dir.glob("*/result.json")):
         try:  # a damaged one is measured again by the next run of its experiment; not counted here
-            r = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
+            r = load_json(read_regular(p, STATE_FILE_BYTES))
+        except (OSError, Refused, UnicodeDecodeError, ValueError):
             continue
         if isinstance(r, dict) and isinstance(r.get("seconds"), (int, float)):
             results.append(r)
@@ -82,9 +82,9 @@ def write_summary(out: Path, summary_path: Path) -> Path:
             continue
         found += 1
         try:
-            r = json.loads(path.read_text(encoding="utf-8"))
+            r = load_json(read_regular(path, STATE_FILE_BYTES))
             rows += summary_rows(r, os.path.relpath(out / name / "report.md", summary_path.parent))
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        except (OSError, Refused, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise UsageError(f"{path} is damaged ({type(e).__name__}); run `alexnet reproduce {name}` with the same "
                              "--out again to rewrite it from its runs") from None
     text = "\n".join([
