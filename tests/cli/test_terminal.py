@@ -69,3 +69,48 @@ def test_an_error_naming_a_hostile_file_is_one_escaped_line(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "x.png"), "--model", "alexnet_owt", "--weights", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_warnings_and_notices_naming_a_hostile_run_folder_are_escaped(tmp_path, capsys):
+    """The lines besides results and errors: eval's 'not drawn' warning, the fallback from a damaged
+    best.pt, the notice that a run without a checkpoint starts over, and reproduce's progress lines."""
+    run = tmp_path / f"run{TITLE}{CLEAR}"
+    quick = ["--data", "shapes:train=64,test=32,size=32", "--model", "alexnet_simple", "--batch-size", "32",
+             "--workers", "0", "--no-tensorboard", "--device", "cpu"]
+    assert main(["train", *quick, "--epochs", "1", "--out", str(run)]) == 0
+    assert main(["eval", str(run)]) == 0 and main(["eval", str(run)]) == 0  # the second: "was not drawn"
+    (run / "best.pt").write_bytes(b"PK\x03\x04 damaged")  # eval falls back to last.pt, with a warning
+    assert main(["eval", str(run), "--force"]) == 0
+    fresh = tmp_path / f"fresh{CLEAR}"
+    fresh.mkdir()
+    (fresh / ".alexnet-run").write_text("{}")
+    (fresh / "config.yaml").write_text((run / "config.yaml").read_text())
+    assert main(["train", "--resume", str(fresh), "--max-steps", "1"]) == 0  # "has no checkpoint yet"
+    out, err = capsys.readouterr()
+    assert "was not drawn" in err and "using" in err and "has no checkpoint yet" in err
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    from alexnet.reproduce.runner import show
+
+    show(f"  {run}/result.json is damaged")
+    assert "\x1b" not in capsys.readouterr().out
+
+
+def test_class_names_holding_dollar_signs_are_drawn_as_written(tmp_path, capsys):
+    """matplotlib reads `$...$` as mathtext: a class named `$\\foo{$` stopped eval with a parse error."""
+    from PIL import Image
+
+    from alexnet.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", "shapes:train=64,test=32,size=32", "--model", "alexnet_simple", "--epochs", "1",
+                 "--batch-size", "32", "--workers", "0", "--no-tensorboard", "--device", "cpu", "--out", str(run)]) == 0
+    ckpt = load_checkpoint(run)
+    names = ["$\\foo{$", "$x_", "50$", *ckpt["classes"][3:]]
+    save_checkpoint(tmp_path / "dollars.pt", {k: v for k, v in ckpt.items() if k != "path"} | {"classes": names})
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(image)
+    for argv in (["eval", str(tmp_path / "dollars.pt"), "--out", str(tmp_path / "confusion.png")],
+                 ["viz", "heatmap", str(image), "--checkpoint", str(tmp_path / "dollars.pt"), "--out",
+                  str(tmp_path / "heatmap.png")]):
+        assert main(argv) == 0, capsys.readouterr().err
+    assert (tmp_path / "confusion.png").is_file() and (tmp_path / "heatmap.png").is_file()

@@ -129,4 +129,4 @@ def run(args: argparse.Namespace) -> int:
 def warn_not_drawn(why: str | None) -> None:
     if why:
         sys.stdout.flush()  # the results, then the warning
-        print(f"alexnet eval: warning: the confusion matrix was not drawn: {why}", file=sys.stderr)
+        print(printable(f"alexnet eval: warning: the confusion matrix was not drawn: {why}"), file=sys.stderr)

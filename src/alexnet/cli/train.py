@@ -80,7 +80,7 @@ def resolve(args: argparse.Namespace) -> Any:
         folder_without_checkpoint = run.is_dir() and not any((run / f).exists() for f in ("last.pt", "best.pt"))
         if folder_without_checkpoint and (run / "config.yaml").is_file():
             # stopped (killed) before its first checkpoint: start that run over, in its folder
-            print(f"{run} has no checkpoint yet: starting it over from its config.yaml", file=sys.stderr)
+            print(printable(f"{run} has no checkpoint yet: starting it over from its config.yaml"), file=sys.stderr)
             base = read_yaml(str(run / "config.yaml"))
             overrides.update(resume="", out=str(run))
         else:

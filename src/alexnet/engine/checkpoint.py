@@ -39,7 +39,7 @@ from alexnet.engine.checks import (
     is_count,
     tensor_digest,
 )
-from alexnet.errors import UsageError
+from alexnet.errors import UsageError, printable
 from alexnet.limits import WEIGHTS_FILE_BYTES, Refused, check_regular, check_torch_zip
 from alexnet.models import build_model
 
@@ -101,7 +101,8 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> dict[str, Any]:
         ckpt = _load_file(files[1])  # both bad: this one's error names it
         if str(files[0]) not in _warned:
             _warned.add(str(files[0]))
-            print(f"warning: {e}; using {files[1]} (epoch {ckpt.get('epoch', '?')}) instead", file=sys.stderr)
+            line = f"warning: {e}; using {files[1]} (epoch {ckpt.get('epoch', '?')}) instead"
+            print(printable(line), file=sys.stderr)
         return ckpt
 
 

@@ -22,7 +22,7 @@ from alexnet.atomic import atomic_path
 from alexnet.config import make_config
 from alexnet.engine.checkpoint import load_checkpoint
 from alexnet.engine.run_folder import MARKER, held, read_metrics
-from alexnet.errors import UsageError
+from alexnet.errors import UsageError, printable
 from alexnet.limits import STATE_FILE_BYTES, Refused, load_json, read_regular
 from alexnet.reproduce import stats
 from alexnet.reproduce.experiments import Arm, Experiment, Scale, arm_config
@@ -33,6 +33,11 @@ NOT_IN_KEY = ("device", "workers", "out", "resume", "tensorboard")
 # Fields written out at the value they took implicitly when the runs were first keyed (TrainConfig's
 # default then): spelling them out does not change what a run is, so it keeps its key and results.
 IMPLICIT_BEFORE = {"translate": -1}
+
+
+def show(line: str) -> None:
+    """A line for the terminal, its control characters escaped (a folder's name may hold any)."""
+    print(printable(line))
 
 
 def run_key(config: dict[str, Any]) -> str:
@@ -47,7 +52,7 @@ def run_folder(runs_dir: Path, config: dict[str, Any], seed: int) -> Path:
 
 
 def train_run(config: dict[str, Any], seed: int, runs_dir: Path, *, device: str = "auto",
-              say: Callable[[str], None] = print) -> dict[str, Any]:
+              say: Callable[[str], None] = show) -> dict[str, Any]:
     """The result of `config` trained with `seed`: read from its folder, or trained now (resumed if half done).
 
     The run is held for the whole of it, training and measuring, by a lock of its own beside
@@ -173,7 +178,7 @@ MAX_WIDEN = 3
 
 
 def pilot_lr(exp: Experiment, arm: Arm, scale: Scale, data: str, runs_dir: Path, *, device: str = "auto",
-             say: Callable[[str], None] = print) -> tuple[float | None, list[dict[str, Any]]]:
+             say: Callable[[str], None] = show) -> tuple[float | None, list[dict[str, Any]]]:
     """The lr at which `arm` reaches figure 1's 25% training error in the fewest epochs (seed 0),
     from arm.lr_grid widened until the best rate has a slower one on either side.
 
@@ -246,7 +251,7 @@ def arm_runs(exp: Experiment, scale: Scale, data: str, seeds: int,
 
 
 def run_experiment(exp: Experiment, scale: Scale, scale_name: str, *, data: str, seeds: int, runs_dir: Path,
-                   device: str = "auto", say: Callable[[str], None] = print) -> dict[str, Any]:
+                   device: str = "auto", say: Callable[[str], None] = show) -> dict[str, Any]:
     """Train (or read) every run of `exp` and measure it: the content of its results.json."""
     results: dict[str, list[dict[str, Any]]] = {exp.with_arm.label: [], exp.without_arm.label: []}
     pilots = {arm.label: pilot_lr(exp, arm, scale, data, runs_dir, device=device, say=say)

@@ -39,9 +39,19 @@ def pyplot() -> Any:
     return plt
 
 
+def plain_text(fig: Any) -> None:
+    """Show every text of `fig` as written: a class or file name holding `$` would otherwise be
+    parsed as matplotlib mathtext, and an unbalanced one stops the drawing with a parse error."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+
+
 def finish(fig: Any, path: str | os.PathLike | None, *, tight: bool = True) -> Path | Figure:
     """`save` the figure to `path` and return the path; without a path, return the Figure
     itself (closed for pyplot, so a notebook shows it once: as the cell's value)."""
+    plain_text(fig)
     if path is not None:
         return save(fig, path, tight=tight)
     if tight:
@@ -57,6 +67,7 @@ def save(fig: Any, path: str | os.PathLike, *, tight: bool = True) -> Path:
     if path.suffix.lower() != ".png":
         plt.close(fig)
         raise UsageError(f"pictures are written as PNG; give an --out ending in .png, not {path.name!r}")
+    plain_text(fig)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if tight:
