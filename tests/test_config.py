@@ -247,6 +247,7 @@ def test_a_bool_is_not_a_number_even_given_directly():
     ("model: alexnet_mini\nepochs: 2\nmodel: vgg16\n", "the key 'model' is given twice (first at line 1) at line 3"),
     ("model_args: {towers: 1, towers: 2}\n", "the key 'towers' is given twice (first at line 1)"),
     ("model_args:\n  dropout: 0.1\n  dropout: 0.5\n", "the key 'dropout' is given twice (first at line 2) at line 3"),
+    ("model_args:\n  <<: {dropout: 0.1}\n  <<: {dropout: 0.5}\n", "the merge key << is given twice (first at line 2"),
 ])
 def test_a_key_given_twice_is_one_line_not_the_last_one_silently(text, line, tmp_path, capsys):
     from alexnet.cli import main
@@ -266,6 +267,15 @@ def test_model_args_given_twice_is_one_line(capsys):
         parse_kv("towers=1, towers=2")
     assert main(["summary", "alexnet_mini", "--model-args", "lrn=true,lrn=false"]) == 2
     assert "'lrn' is given twice" in capsys.readouterr().err
+    # the flag given twice: merged, and a key in both is the same error (argparse kept the last flag whole)
+    twice = ["train", "--model-args", "dropout=0.1", "--model-args", "dropout=0.3", "--epochs", "1"]
+    assert main(twice) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--model-args: the key 'dropout' is given twice" in err, err
+    from alexnet.cli import build_parser
+
+    args = build_parser(["train"]).parse_args(["train", "--model-args", "dropout=0.1", "--model-args", "towers=1"])
+    assert args.model_args == {"dropout": 0.1, "towers": 1}
 
 
 def test_yaml_merge_keys_may_still_be_overridden(tmp_path):

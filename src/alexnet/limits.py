@@ -220,8 +220,14 @@ def _unique_mapping(loader: _UniqueKeys, node: yaml.MappingNode) -> Iterator[dic
     # a generator, as SafeLoader's own: the empty dict first, so that an alias inside itself is
     # found (and counted as unbounded) rather than failing as an unconstructable node
     first: dict[Any, int] = {}
+    merge_at = None
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges, and may be overridden
+            if merge_at is not None:  # a second `<<` would silently replace the first's values
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the merge key << is given twice (first at line {merge_at + 1}; "
+                    "merge several with `<<: [*a, *b]`)", key_node.start_mark)
+            merge_at = key_node.start_mark.line
             continue
         key = loader.construct_object(key_node)
         try:
