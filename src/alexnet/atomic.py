@@ -74,16 +74,25 @@ def check_output(path: str | os.PathLike, *, force: bool = False, inputs: Iterab
         raise UsageError(f"{flag} {path} is {kind}, not a regular file; give a file's path (nothing was written)")
     if path.exists():
         for source in inputs:
-            try:
-                same = os.path.samefile(path, source)
-            except OSError:
-                continue
-            if same:
+            if _reads(source, path):
                 raise UsageError(f"{flag} {path} is the command's own input ({source}); writing it would replace it, "
                                  f"give another {flag}")
         if not force:
             raise UsageError(f"{path} exists; pass --force to replace it, or give another {flag}")
     return path
+
+
+def _reads(source: str | os.PathLike, path: Path) -> bool:
+    """Whether the command reading `source` reads the existing file `path`: the same file (a link
+    or a hard link to it included), or a file inside the folder `source` (images it walks)."""
+    try:
+        if os.path.samefile(path, source):
+            return True
+        if not os.path.isdir(source):
+            return False
+        return Path(path).resolve().is_relative_to(Path(source).resolve())
+    except OSError:
+        return False
 
 
 def not_regular(path: Path) -> str | None:

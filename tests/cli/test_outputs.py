@@ -189,3 +189,26 @@ def test_evals_default_picture_replaces_nothing_without_force_and_the_figures_st
     assert f"the confusion matrix was not drawn: {default} exists; pass --force" in err
     assert default.read_bytes() == b"the user's"
     assert main(["eval", str(run), "--force"]) == 0 and default.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_picture_never_replaces_an_image_in_a_folder_the_command_reads(run, tmp_path, capsys):
+    """`viz predictions DIR --out DIR/x.png --force` replaced one of the images it had just read, and
+    eval's --data folder the same; a file in a run folder the command reads only the checkpoints
+    of (its filters.png) is still replaced with --force."""
+    from PIL import Image
+
+    images = tmp_path / "imgs"
+    for split in ("train", "test"):
+        (images / split / "red").mkdir(parents=True)
+        Image.new("RGB", (32, 32), (200, 10, 10)).save(images / split / "red" / "0.png")
+    mine = images / "test" / "red" / "0.png"
+    before = mine.read_bytes()
+    for args in (["viz", "predictions", str(images / "test"), "--checkpoint", str(run), "--out", str(mine), "--force"],
+                 ["eval", str(run), "--data", f"folder:{images}", "--out", str(mine), "--force"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is the command's own input" in err, err
+        assert mine.read_bytes() == before
+    (run / "mine.png").write_bytes(b"old")
+    assert main(["viz", "filters", "--checkpoint", str(run), "--out", str(run / "mine.png"), "--force"]) == 0
+    assert (run / "mine.png").read_bytes()[:4] == b"\x89PNG"

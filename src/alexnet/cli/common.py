@@ -77,3 +77,24 @@ def _integral(text: str) -> float | None:
     except ValueError:
         return None
     return value if not math.isfinite(value) or value.is_integer() else None
+
+
+def files_read(values: list[Any]) -> list[str]:
+    """What a command reads, as its arguments name it, for `atomic.check_output`: a file as it
+    is; a run folder as its checkpoints and metrics; any other folder whole (the images it
+    walks); a dataset spec `name:DIR[,k=v]` as its folder too."""
+    from pathlib import Path
+
+    from alexnet.engine.run_folder import CHECKPOINTS, is_run_folder
+
+    named: list[str] = []
+    for value in values:
+        if not isinstance(value, str) or not value:
+            continue
+        if ":" in value and not Path(value).exists():
+            value = value.split(":", 1)[1].split(",")[0]
+        if Path(value).is_dir() and is_run_folder(value):
+            named += [str(Path(value) / name) for name in (*CHECKPOINTS, "metrics.jsonl")]
+        else:
+            named.append(value)
+    return named

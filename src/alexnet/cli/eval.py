@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from alexnet.cli.common import number
+from alexnet.cli.common import files_read, number
 from alexnet.config import TTA_MODES, VIEW_NAMES
 from alexnet.errors import UsageError, printable
 from alexnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     suffix = "-int8" if args.int8 else ""
     out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{tta}{suffix}.png"
     try:  # an --out that cannot be written stops here; the default one costs the picture only
-        check_output(out, force=args.force, inputs=[ckpt["path"]])
+        check_output(out, force=args.force, inputs=[ckpt["path"], *files_read([args.data or ckpt.get("data")])])
         not_drawn = None
     except UsageError as e:
         if args.out:

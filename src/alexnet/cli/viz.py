@@ -75,15 +75,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _inputs(args: argparse.Namespace) -> list[str]:
-    """Every file the command may read, as named by its arguments (a run folder: its checkpoints)."""
-    from alexnet.engine.run_folder import CHECKPOINTS
+    """Every file the command may read, as named by its arguments."""
+    from alexnet.cli.common import files_read
 
-    named = []
-    for key, value in vars(args).items():
-        for item in value if isinstance(value, list) else [value]:
-            if key != "out" and isinstance(item, str) and item:
-                named += [item] + [str(Path(item) / name) for name in CHECKPOINTS if Path(item).is_dir()]
-    return named
+    values = [v for key, value in vars(args).items() if key != "out"
+              for v in (value if isinstance(value, list) else [value])]
+    return files_read(values)
 
 
 # ---- the net, the images ---------------------------------------------------------------------
