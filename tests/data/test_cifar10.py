@@ -182,6 +182,24 @@ def test_jpeg_tree_is_decoded_once_and_cached(tmp_path: Path, monkeypatch: pytes
     assert len(open_dataset(f"cifar10:{tmp_path / 'tree'}").split("train")) == 6
 
 
+def test_a_pipe_in_the_decode_caches_place_is_left_alone_and_no_temporary_file_stays(tmp_path: Path):
+    """The cache was written with its own temporary file and os.replace: a named pipe at its path was
+    replaced by a file, and a SIGTERM while writing left the temporary file. It now goes through
+    atomic_path: the pipe stays (the images are decoded, with a warning), nothing else is left."""
+    import os
+    import stat
+
+    colours = write_tree(tmp_path / "tree")
+    open_dataset(f"cifar10:{tmp_path / 'tree'}")
+    [cached] = (cache_folder() / "decoded").glob("cifar10-tree-*.pt")
+    cached.unlink()
+    os.mkfifo(cached)
+    with pytest.warns(UserWarning, match="is a named pipe, not a regular file"):
+        _check_tree_source(open_dataset(f"cifar10:{tmp_path / 'tree'}"), colours)
+    assert stat.S_ISFIFO(os.lstat(cached).st_mode)
+    assert [p.name for p in (cache_folder() / "decoded").iterdir()] == [cached.name]
+
+
 def test_broken_files_in_a_tree_are_skipped_and_listed(tmp_path: Path):
     write_tree(tmp_path / "tree")
     cat = tmp_path / "tree" / "train" / "cat"

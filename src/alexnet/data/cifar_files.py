@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import warnings
 from pathlib import Path
@@ -38,11 +37,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from alexnet.atomic import atomic_path
 from alexnet.data.datasets import TensorImages
 from alexnet.data.folder import scan_class_folders
 from alexnet.data.images import BadImage
 from alexnet.data.paths import cache_dir
-from alexnet.errors import DataError
+from alexnet.errors import DataError, UsageError
 from alexnet.limits import CIFAR_IMAGE_BYTES, Refused, read_regular
 
 CIFAR10_CLASSES = [
@@ -255,12 +255,11 @@ def load_cache(path: Path, signature: object) -> dict | None:
 
 
 def _save_cache(path: Path, cached: dict) -> None:
-    """Write atomically (temp file, then rename); a cache that cannot be written is only a warning."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write atomically (atomic.py: a temporary file, then rename; removed on any error or signal);
+    a cache that cannot be written, or something not a file in its place, is only a warning."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(cached, tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(cached, tmp)
+    except (OSError, UsageError) as err:
         warnings.warn(f"cifar10: could not cache the decoded images at {path} ({err})", stacklevel=2)
