@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 WIDGET = "application/vnd.jupyter.widget-view+json"
+NOTEBOOK_BYTES = 64 * 2**20  # ours with their outputs are under 2 MB each
 
 
 def execute(path: Path, *, smoke: bool, save: bool, timeout: int = 1800, runs: Path | None = None) -> float:
@@ -43,9 +45,13 @@ def execute(path: Path, *, smoke: bool, save: bool, timeout: int = 1800, runs: P
         # warn, once per notebook, that its TCP ports are unencrypted
         with tempfile.TemporaryDirectory() as sockets:
             ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
-            nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", config=ipc,
-                                    resources={"metadata": {"path": str(path.parent)}}).execute()
+            client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", config=ipc,
+                                             resources={"metadata": {"path": str(path.parent)}},
+                                             on_notebook_start=_take_signals)
+            _running[:] = [client]
+            client.execute()
     finally:
+        _running.clear()
         for key, value in before.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -64,6 +70,40 @@ def execute(path: Path, *, smoke: bool, save: bool, timeout: int = 1800, runs: P
     return seconds
 
 
+_running: list = []  # the NotebookClient at work, whose kernel a signal stops
+_signals: list[signal.Signals] = []  # SIGINT / SIGTERM received while running
+
+
+def _on_signal(signum: int) -> None:
+    _signals.append(signal.Signals(signum))
+    if not _kill_kernel():  # no kernel yet: stop here; else nbclient finds its kernel dead and stops
+        raise KeyboardInterrupt
+
+
+def _take_signals(**_: object) -> None:
+    """nbclient answers SIGINT and SIGTERM by shutting the kernel down mid-cell, which then prints
+    its own tracebacks; once the kernel runs, they are ours again (`_on_signal`)."""
+    import asyncio
+
+    loop = asyncio.get_event_loop()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(s, _on_signal, s)
+
+
+def _kill_kernel() -> bool:
+    """Kill the running notebook's kernel outright (it would print its own errors if shut down
+    mid-cell); whether there was one."""
+    km = getattr(_running[0], "km", None) if _running else None
+    pid = getattr(getattr(km, "provisioner", None), "pid", None)
+    if not pid:
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        return False
+    return True
+
+
 class BadNotebook(Exception):
     """A notebook that cannot be run; the text says which and why, in one line."""
 
@@ -73,6 +113,8 @@ def read(path: Path):  # -> nbformat.NotebookNode
     import nbformat
 
     try:
+        if path.stat().st_size > NOTEBOOK_BYTES:
+            raise ValueError(f"{path.stat().st_size:,} bytes, more than {NOTEBOOK_BYTES:,}")
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
     except Exception as e:  # nbformat raises NotJSONError, ValidationError, TypeError, ... for what is not one
@@ -105,11 +147,19 @@ def main(argv: list[str] | None = None) -> int:
             return _error(str(e))
     from alexnet.errors import UsageError
 
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda signum, frame: _on_signal(signum))
     for path in paths:
         try:
             seconds = execute(path, smoke=args.smoke, save=not args.smoke)
         except UsageError as e:  # the outputs could not be written back; the notebook is as it was
             return _error(str(e))
+        except BaseException:
+            if not _signals:
+                raise
+            print(f"run.py: stopped by {_signals[0].name} while running {path.name}; the notebook is as it was",
+                  file=sys.stderr)
+            return 128 + _signals[0]
         print(f"{path.name}: {seconds:.0f} s", file=sys.stderr)
     return 0
 

@@ -149,3 +149,37 @@ def test_outputs_are_written_back_atomically(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="No space left on device"):
         runner().execute(path, smoke=True, save=True)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["one.ipynb"]
+
+
+def test_sigterm_while_a_notebook_runs_is_one_line_and_leaves_it_as_it_was(tmp_path):
+    """A real SIGTERM to a real `python notebooks/run.py` while a cell runs (it gave three tracebacks)."""
+    pytest.importorskip("nbclient", reason="the notebooks need the test extra's nbclient and ipykernel")
+    nbformat = pytest.importorskip("nbformat")
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    here = tmp_path / "notebooks"
+    here.mkdir()
+    shutil.copy(NOTEBOOKS / "run.py", here / "run.py")
+    cell = "open('started', 'w').close()\nimport time\ntime.sleep(120)"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]), here / "slow.ipynb")
+    before = (here / "slow.ipynb").read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(NOTEBOOKS.parent / "src")}
+    proc = subprocess.Popen([sys.executable, str(here / "run.py"), "slow.ipynb"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (here / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == ["run.py: stopped by SIGTERM while running slow.ipynb; the notebook is as it was"]
+    assert (here / "slow.ipynb").read_bytes() == before
