@@ -212,3 +212,32 @@ def test_a_metrics_file_far_too_large_is_one_line_not_read_whole(tmp_path, capsy
         err = capsys.readouterr().err.strip().splitlines()  # train has announced the run before it
         assert "Traceback" not in "".join(err) and "metrics.jsonl: file is too large" in err[-1], err
         assert err[-1].startswith(f"alexnet {argv[0]}: error:"), err
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "link"])
+def test_a_lock_file_that_is_not_a_regular_file_is_one_line_and_never_opened(tmp_path, capsys, kind):
+    """reproduce's runs/.NAME.lock (and a run folder's marker): a device there was opened read-write."""
+    import stat
+
+    from alexnet.engine.run_folder import held
+    from alexnet.errors import UsageError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = run / ".NAME.lock"
+    if kind == "device":
+        try:
+            os.mknod(lock, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("mknod needs root")
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match=r"its lock file \.NAME\.lock is .*not a regular file"):
+        with held(lock, "busy: {holder}", what=str(run)):
+            pass
+    assert not (tmp_path / "elsewhere").exists()
+    os.rename(lock, run / MARKER)  # as a run folder's marker: train refuses the folder in one line
+    assert train("--epochs", "1", "--out", str(run)) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "elsewhere").exists()

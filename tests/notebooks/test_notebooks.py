@@ -181,5 +181,6 @@ def test_sigterm_while_a_notebook_runs_is_one_line_and_leaves_it_as_it_was(tmp_p
     finally:
         proc.kill()
     assert proc.returncode == 143, err
-    assert err.strip().splitlines() == ["run.py: stopped by SIGTERM while running slow.ipynb; the notebook is as it was"]
+    said = "run.py: stopped by SIGTERM while running slow.ipynb; the notebook is as it was"
+    assert err.strip().splitlines() == [said], err
     assert (here / "slow.ipynb").read_bytes() == before

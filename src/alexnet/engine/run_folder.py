@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from alexnet.atomic import atomic_path, remove_leftovers
+from alexnet.atomic import atomic_path, not_regular, remove_leftovers
 from alexnet.config import TrainConfig
 from alexnet.engine import distributed
 from alexnet.engine.distributed import World
@@ -158,8 +158,11 @@ def held(lock: Path, busy: str, *, what: str = "") -> Iterator[None]:
     made or written is "cannot write `what`: reason".
     """
     what = what or str(lock)
+    kind = not_regular(lock) if lock.is_symlink() or lock.exists() else None
+    if kind or lock.is_symlink():  # opening a device read-write can act; a link could lead anywhere
+        raise UsageError(f"cannot write {what}: its lock file {lock.name} is {kind or 'a link'}, not a regular file")
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as e:
         raise UsageError(f"cannot write {what}: {e.strerror or e}") from None
     try:
