@@ -94,3 +94,27 @@ def test_a_run_folder_a_live_trainer_holds_is_not_taken_for_half_done(tmp_path, 
         holder.wait()
     assert main([*ARGS, "--out", str(out)]) == 0  # the holder gone: the run is trained again
     assert (folder / "result.json").is_file() and not (folder / "notes.txt").exists()
+
+
+def test_out_at_a_folder_of_someone_elses_is_refused_and_an_earlier_reproduce_folder_is_adopted(tmp_path, capsys):
+    """reproduce rewrites OUT/NAME/report.md and results.json: a user's folder holding such files was
+    written over without a word."""
+    import shutil
+
+    from alexnet.cli.reproduce import MARKER as OURS
+    from alexnet.cli.reproduce import _claim
+
+    users = tmp_path / "users"
+    (users / "lrn").mkdir(parents=True)
+    (users / "lrn" / "report.md").write_text("my notes\n")
+    (users / "lrn" / "results.json").write_text('{"x": 1}')
+    assert main([*ARGS, "--out", str(users)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not a folder of `alexnet reproduce` and is not empty (lrn)" in err, err
+    assert (users / "lrn" / "report.md").read_text() == "my notes\n" and not (users / "runs").exists()
+    earlier = tmp_path / "earlier"  # the committed CPU-scale reports, written before the marker was
+    shutil.copytree(ROOT / "docs" / "reproduce" / "cpu", earlier, ignore=shutil.ignore_patterns("runs"))
+    _claim(earlier)
+    assert (earlier / OURS).is_file()
+    _claim(tmp_path / "new")
+    assert (tmp_path / "new" / OURS).is_file()

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from alexnet.reproduce.runner import run_experiment
     from alexnet.reproduce.summary import write_summary
 
+    _claim(out)  # last of the checks: nothing is made before they all pass
     command = _command(args)
     started = time.perf_counter()
     for exp in chosen:
@@ -89,6 +90,46 @@ def run(args: argparse.Namespace) -> int:
     write_summary(out, summary)
     print(printable(f"summary: {summary}") + f"  ({(time.perf_counter() - started) / 60:.1f} min)")
     return 0
+
+
+MARKER = ".alexnet-reproduce"  # marks a folder `alexnet reproduce` writes its reports and runs into
+
+
+def _claim(out: Path) -> None:
+    """Make `out` ours, or refuse it in one line: reproduce rewrites the reports in it (NAME/report.md,
+    results.json, pictures), so a folder of someone else's is never written into. An empty or new
+    folder is marked; so is an earlier version's (its runs/ holds run folders, or an experiment's
+    results.json is one of ours)."""
+    from alexnet.engine.run_folder import is_run_folder
+    from alexnet.errors import UsageError
+    from alexnet.limits import STATE_FILE_BYTES, Refused, load_json, read_regular
+    from alexnet.reproduce.experiments import EXPERIMENTS
+
+    def ours(results: Path) -> bool:
+        try:
+            r = load_json(read_regular(results, STATE_FILE_BYTES))
+        except (OSError, Refused, ValueError):
+            return False
+        return isinstance(r, dict) and "verdict" in r and "arms" in r
+
+    marker = out / MARKER
+    if not marker.is_file():
+        try:
+            names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        except OSError as e:
+            raise UsageError(f"cannot read --out {out}: {e.strerror or e}") from None
+        runs = out / "runs"
+        earlier = ((runs.is_dir() and any(is_run_folder(p) for p in runs.iterdir() if p.is_dir()))
+                   or any(ours(out / name / "results.json") for name in EXPERIMENTS))
+        if names and not earlier:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise UsageError(f"--out {out} is not a folder of `alexnet reproduce` and is not empty ({shown}); "
+                             "pick a new or empty folder, nothing in it was touched")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            marker.write_text("alexnet reproduce: its reports and runs\n")
+        except OSError as e:
+            raise UsageError(f"cannot write --out {out}: {e.strerror or e}") from None
 
 
 def _check_summary(path: Path) -> None:
