@@ -212,3 +212,17 @@ def test_a_picture_never_replaces_an_image_in_a_folder_the_command_reads(run, tm
     (run / "mine.png").write_bytes(b"old")
     assert main(["viz", "filters", "--checkpoint", str(run), "--out", str(run / "mine.png"), "--force"]) == 0
     assert (run / "mine.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_folder_holding_only_a_checkpoint_is_read_as_that_checkpoint(run, tmp_path, capsys):
+    """A folder with best.pt and nothing else (not a run folder): export and viz read its checkpoint,
+    so a picture or export beside it is a file of the user's (replaced with --force), not an input."""
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    (folder / "best.pt").write_bytes((run / "best.pt").read_bytes())
+    for args, name in ((["export", str(folder), "--format", "onnx"], "best.onnx"),
+                       (["viz", "filters", "--checkpoint", str(folder), "--out", str(folder / "f.png")], "f.png")):
+        assert main(args) == 0
+        assert main(args) == 2 and "exists; pass --force" in capsys.readouterr().err
+        assert main([*args, "--force"]) == 0, capsys.readouterr().err
+        assert (folder / name).is_file()

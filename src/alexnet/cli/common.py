@@ -79,22 +79,20 @@ def _integral(text: str) -> float | None:
     return value if not math.isfinite(value) or value.is_integer() else None
 
 
-def files_read(values: list[Any]) -> list[str]:
-    """What a command reads, as its arguments name it, for `atomic.check_output`: a file as it
-    is; a run folder as its checkpoints and metrics; any other folder whole (the images it
-    walks); a dataset spec `name:DIR[,k=v]` as its folder too."""
+def files_read(values: list[Any], *, nets: list[Any] = ()) -> list[str]:
+    """What a command reads, as its arguments name it, for `atomic.check_output`: `values` (images,
+    data) as files, or folders read whole, or dataset specs `name:DIR[,k=v]` as their folder;
+    `nets` (checkpoints, weights, run folders) as files, a folder as its checkpoints and metrics."""
     from pathlib import Path
 
-    from alexnet.engine.run_folder import CHECKPOINTS, is_run_folder
+    from alexnet.engine.run_folder import CHECKPOINTS
 
     named: list[str] = []
     for value in values:
-        if not isinstance(value, str) or not value:
-            continue
-        if ":" in value and not Path(value).exists():
-            value = value.split(":", 1)[1].split(",")[0]
-        if Path(value).is_dir() and is_run_folder(value):
-            named += [str(Path(value) / name) for name in (*CHECKPOINTS, "metrics.jsonl")]
-        else:
-            named.append(value)
+        if isinstance(value, str) and value:
+            named.append(value.split(":", 1)[1].split(",")[0] if ":" in value and not Path(value).exists() else value)
+    for value in nets:
+        if isinstance(value, str) and value:
+            folder = Path(value).is_dir()
+            named += [str(Path(value) / n) for n in (*CHECKPOINTS, "metrics.jsonl")] if folder else [value]
     return named

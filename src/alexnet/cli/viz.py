@@ -74,13 +74,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+NET_ARGUMENTS = ("checkpoint", "weights", "before_after", "runs")  # read as checkpoints, not walked
+
+
 def _inputs(args: argparse.Namespace) -> list[str]:
     """Every file the command may read, as named by its arguments."""
     from alexnet.cli.common import files_read
 
-    values = [v for key, value in vars(args).items() if key != "out"
-              for v in (value if isinstance(value, list) else [value])]
-    return files_read(values)
+    def values(keys: list[str]) -> list[Any]:
+        return [v for key in keys for v in (getattr(args, key) if isinstance(getattr(args, key), list)
+                                            else [getattr(args, key)])]
+
+    others = [key for key in vars(args) if key != "out" and key not in NET_ARGUMENTS]
+    return files_read(values(others), nets=values([k for k in NET_ARGUMENTS if hasattr(args, k)]))
 
 
 # ---- the net, the images ---------------------------------------------------------------------

@@ -72,7 +72,8 @@ def export(source: Any, fmt: str, out: str | os.PathLike | None = None, *, model
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
     ckpt = as_checkpoint(source, model)
-    read = [p for p in (ckpt.get("path"), source) if isinstance(p, (str, os.PathLike))]
+    # the one file read (a run folder: its checkpoint), not the folder it is in
+    read = [p for p in (ckpt.get("path"), source) if isinstance(p, (str, os.PathLike)) and not os.path.isdir(p)]
     path = check_output(Path(out) if out is not None else default_out(ckpt, fmt), force=force, inputs=read)
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
