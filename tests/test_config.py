@@ -276,6 +276,12 @@ def test_model_args_given_twice_is_one_line(capsys):
 
     args = build_parser(["train"]).parse_args(["train", "--model-args", "dropout=0.1", "--model-args", "towers=1"])
     assert args.model_args == {"dropout": 0.1, "towers": 1}
+    # summary takes the flag as train does, and refuses a class count given two ways that disagree
+    for argv, words in ((["--model-args", "num_classes=3", "--model-args", "num_classes=9"], "is given twice"),
+                        (["--model-args", "num_classes=5", "--num-classes", "7"], "disagree")):
+        assert main(["summary", "alexnet_mini", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err, err
 
 
 def test_yaml_merge_keys_may_still_be_overridden(tmp_path):

@@ -54,3 +54,13 @@ class Interrupted(Exception):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+def reraise_signal(error: BaseException) -> None:
+    """Raise the signal an ImportError carries, if it carries one. A pybind11 module (onnxruntime,
+    onnx, torchvision's codecs) turns any exception raised while it initialises into
+    ImportError('initialization failed'), a SIGTERM's `Terminated` or a Ctrl-C included: an
+    `except ImportError` would take the signal for a missing package."""
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, BaseException) and not isinstance(cause, Exception):
+        raise cause

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from alexnet.cli import VERBS, build_parser, main
+from alexnet.cli.common import kv_option
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +63,8 @@ def numeric_options():
             if isinstance(action, argparse._SubParsersAction):
                 for name, sub in action.choices.items():
                     yield from walk(sub, [*path, name])
-            elif action.option_strings and action.type not in (None, str) and path[:1] != ["train"]:
+            # K=V,... options (--model-args) are maps whose values the model's builder checks
+            elif action.option_strings and action.type not in (None, str, kv_option) and path[:1] != ["train"]:
                 yield path, action.option_strings[0], action.type
     return list(walk(build_parser(), []))
 

@@ -226,3 +226,77 @@ def test_a_folder_holding_only_a_checkpoint_is_read_as_that_checkpoint(run, tmp_
         assert main(args) == 2 and "exists; pass --force" in capsys.readouterr().err
         assert main([*args, "--force"]) == 0, capsys.readouterr().err
         assert (folder / name).is_file()
+
+
+def test_a_signal_during_an_import_is_the_signal_not_a_missing_package(monkeypatch):
+    """pybind11 modules (onnxruntime, onnx) wrap whatever is raised while they initialise, a SIGTERM's
+    Terminated included, in ImportError('initialization failed'): export's check then said
+    "onnxruntime is not installed" and went on."""
+    import builtins
+
+    import torch
+
+    from alexnet.cli import Terminated
+    from alexnet.inference import export
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "onnxruntime":
+            try:
+                raise Terminated
+            except Terminated as signal:
+                raise ImportError("initialization failed") from signal
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(Terminated):
+        export._check_onnx(Path("x.onnx"), torch.zeros(1, 3, 32, 32), torch.zeros(1, 10))
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A run trained on a folder of images (two classes), and that folder."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("folder-run")
+    images = root / "imgs"
+    for split in ("train", "val"):
+        for name, colour in (("red", (200, 10, 10)), ("blue", (10, 10, 200))):
+            (images / split / name).mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (32, 32), colour).save(images / split / name / f"{i}.png")
+    run = root / "run"
+    assert main(["train", "--data", f"folder:{images}", "--model", "alexnet_simple", "--image-size", "32",
+                 "--epochs", "1", "--batch-size", "8", "--workers", "0", "--no-tensorboard", "--device", "cpu",
+                 "--out", str(run)]) == 0
+    return run, images
+
+
+def test_viz_reads_the_nets_own_data_when_no_data_is_given(folder_run, capsys):
+    """viz confusion and neighbors read the data the net was trained on: a picture there replaced an image."""
+    run, images = folder_run
+    mine = images / "val" / "red" / "0.png"
+    before = mine.read_bytes()
+    for verb in ("confusion", "neighbors"):
+        assert main(["viz", verb, "--checkpoint", str(run), "--device", "cpu", "--out", str(mine), "--force"]) == 2
+        assert "is the command's own input" in capsys.readouterr().err
+    assert mine.read_bytes() == before
+
+
+def test_a_data_folder_given_with_a_tilde_is_the_same_folder(folder_run, monkeypatch, capsys):
+    run, images = folder_run
+    monkeypatch.setenv("HOME", str(images.parent))
+    mine = images / "val" / "blue" / "1.png"
+    before = mine.read_bytes()
+    assert main(["eval", str(run), "--data", "folder:~/imgs", "--out", str(mine), "--force"]) == 2
+    assert "is the command's own input" in capsys.readouterr().err and mine.read_bytes() == before
+
+
+def test_option_values_are_not_taken_for_inputs(run, tmp_path, monkeypatch):
+    """--title, --device or --mode naming a folder made any existing --out in it the command's input."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "f.png").write_bytes(b"old")
+    assert main(["viz", "filters", "--checkpoint", str(run), "--device", "cpu", "--title", ".",
+                 "--out", "cpu/f.png", "--force"]) == 0

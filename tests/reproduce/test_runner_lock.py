@@ -112,6 +112,17 @@ def test_out_at_a_folder_of_someone_elses_is_refused_and_an_earlier_reproduce_fo
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is not a folder of `alexnet reproduce` and is not empty (lrn)" in err, err
     assert (users / "lrn" / "report.md").read_text() == "my notes\n" and not (users / "runs").exists()
+    trained = tmp_path / "trained"  # a working folder where `alexnet train` made runs/: not reproduce's
+    (trained / "runs").mkdir(parents=True)
+    assert main(["train", "--data", "shapes:train=32,test=16,size=32", "--model", "alexnet_simple", "--epochs", "1",
+                 "--batch-size", "16", "--workers", "0", "--no-tensorboard", "--out",
+                 str(trained / "runs" / "alexnet_simple-shapes-20261207-101010")]) == 0
+    (trained / "lrn").mkdir()
+    (trained / "lrn" / "report.md").write_text("my notes\n")
+    capsys.readouterr()
+    assert main([*ARGS, "--out", str(trained)]) == 2
+    assert "is not a folder of `alexnet reproduce`" in capsys.readouterr().err
+    assert (trained / "lrn" / "report.md").read_text() == "my notes\n"
     earlier = tmp_path / "earlier"  # the committed CPU-scale reports, written before the marker was
     shutil.copytree(ROOT / "docs" / "reproduce" / "cpu", earlier, ignore=shutil.ignore_patterns("runs"))
     _claim(earlier)

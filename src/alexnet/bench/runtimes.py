@@ -27,7 +27,7 @@ import torch
 
 from alexnet.bench.config import BenchConfig
 from alexnet.bench.timing import Runner
-from alexnet.errors import UsageError
+from alexnet.errors import UsageError, reraise_signal
 
 
 def require(name: str) -> Any:
@@ -42,7 +42,8 @@ def require(name: str) -> Any:
         import openvino
 
         return openvino
-    except ImportError:
+    except ImportError as e:
+        reraise_signal(e)  # a signal during the import, not a missing package
         raise UsageError(f"--baseline {name} needs the {name} package: pip install {name} "
                          "(or pip install 'alexnet[baselines]')") from None
 

@@ -90,9 +90,35 @@ def files_read(values: list[Any], *, nets: list[Any] = ()) -> list[str]:
     named: list[str] = []
     for value in values:
         if isinstance(value, str) and value:
-            named.append(value.split(":", 1)[1].split(",")[0] if ":" in value and not Path(value).exists() else value)
+            value = value.split(":", 1)[1].split(",")[0] if ":" in value and not Path(value).exists() else value
+            named.append(str(Path(value).expanduser()))  # as the data readers expand it
     for value in nets:
         if isinstance(value, str) and value:
             folder = Path(value).is_dir()
             named += [str(Path(value) / n) for n in (*CHECKPOINTS, "metrics.jsonl")] if folder else [value]
     return named
+
+
+class MergeKeys(argparse.Action):
+    """A K=V,... option given twice: the two merged, a key in both an error (argparse would keep the last
+    flag whole, and a key set in the first would vanish without a word)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        seen = getattr(namespace, self.dest, None)
+        if isinstance(seen, dict):
+            twice = sorted(set(seen) & set(values))
+            if twice:
+                parser.error(f"{option_string}: the key {twice[0]!r} is given twice")
+            values = {**seen, **values}
+        setattr(namespace, self.dest, values)
+
+
+def kv_option(text: str) -> dict[str, Any]:
+    """A K=V,... option's value as a dict (config.parse_kv), or argparse's one-line refusal."""
+    from alexnet.config import parse_kv
+
+    try:
+        return parse_kv(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -11,6 +11,7 @@ verdict), curves.png, errors.png and results.json, and the summary table OUT/pap
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import time
 from pathlib import Path
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 MARKER = ".alexnet-reproduce"  # marks a folder `alexnet reproduce` writes its reports and runs into
+RUN_NAME = re.compile(r"[a-z0-9_]+-[0-9a-f]{10}-seed[0-9]+")  # reproduce/runner.py run_folder's names
 
 
 def _claim(out: Path) -> None:
@@ -118,8 +120,8 @@ def _claim(out: Path) -> None:
             names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
         except OSError as e:
             raise UsageError(f"cannot read --out {out}: {e.strerror or e}") from None
-        runs = out / "runs"
-        earlier = ((runs.is_dir() and any(is_run_folder(p) for p in runs.iterdir() if p.is_dir()))
+        runs = out / "runs"  # reproduce's runs are named MODEL-KEY-seedN (`alexnet train`'s are not)
+        earlier = ((runs.is_dir() and any(RUN_NAME.fullmatch(p.name) and is_run_folder(p) for p in runs.iterdir()))
                    or any(ours(out / name / "results.json") for name in EXPERIMENTS))
         if names and not earlier:
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from alexnet.cli.common import number
+from alexnet.cli.common import MergeKeys, kv_option, number
+from alexnet.errors import UsageError
 from alexnet.limits import MAX_CLASSES
 
 EPILOG = """examples:
@@ -23,18 +24,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", default=None, metavar="CxHxW", help="input size (default: the model's own)")
     p.add_argument("--num-classes", type=number(int, 1, MAX_CLASSES), default=None, metavar="N",
                    help="number of classes (default: the model's)")
-    p.add_argument("--model-args", default="", metavar="K=V,...", help="extra builder arguments, e.g. towers=1")
+    p.add_argument("--model-args", type=kv_option, action=MergeKeys, default={}, metavar="K=V,...",
+                   help="extra builder arguments, e.g. towers=1")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.config import parse_kv
     from alexnet.data.datasets import parse_chw
     from alexnet.models import build_model
     from alexnet.models.summary import format_summary, summarize
 
-    kwargs = parse_kv(args.model_args)
+    kwargs = dict(args.model_args)
     if args.num_classes is not None:
+        if kwargs.get("num_classes", args.num_classes) != args.num_classes:
+            raise UsageError(f"--num-classes {args.num_classes} and --model-args num_classes={kwargs['num_classes']} "
+                             "disagree: give one")
         kwargs["num_classes"] = args.num_classes
     size = parse_chw(args.input, "--input") if args.input else None
     if size is not None and "in_channels" not in kwargs:

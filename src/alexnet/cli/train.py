@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from alexnet.cli.common import add_switch
-from alexnet.config import FIELDS, SWITCH_FIELDS, VIEW_NAMES, field_docs, make_config, parse_kv, preset_names, read_yaml
+from alexnet.cli.common import MergeKeys, add_switch, kv_option
+from alexnet.config import FIELDS, SWITCH_FIELDS, VIEW_NAMES, field_docs, make_config, preset_names, read_yaml
 from alexnet.errors import UsageError, printable
 
 EPILOG = """examples:
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         elif name in SWITCH_FIELDS:  # --amp, --amp auto|on|off, --no-amp
             add_switch(p, name, kw["help"])
         elif f.type.startswith("dict"):
-            p.add_argument(flag, type=_kv, metavar="K=V,...", action=_MergeKeys, **kw)
+            p.add_argument(flag, type=kv_option, metavar="K=V,...", action=MergeKeys, **kw)
         else:
             metavar = {"int": "N", "float": "X"}.get(f.type, name.split("_")[-1].upper())
             p.add_argument(flag, type=_typed(_TYPES[f.type], flag), metavar=metavar, **kw)
@@ -58,28 +58,6 @@ def _typed(kind: type, flag: str):
 
     convert.__name__ = kind.__name__
     return convert
-
-
-class _MergeKeys(argparse.Action):
-    """--model-args given twice: the two merged, a key in both an error (argparse would keep the last
-    flag whole, and a key set in the first would vanish without a word)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        seen = getattr(namespace, self.dest, None)
-        if isinstance(seen, dict):
-            twice = sorted(set(seen) & set(values))
-            if twice:
-                parser.error(f"{option_string}: the key {twice[0]!r} is given twice")
-            values = {**seen, **values}
-        setattr(namespace, self.dest, values)
-
-
-def _kv(text: str) -> dict[str, Any]:
-    try:
-        return parse_kv(text)
-    except UsageError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def resolve(args: argparse.Namespace) -> Any:

@@ -75,18 +75,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 NET_ARGUMENTS = ("checkpoint", "weights", "before_after", "runs")  # read as checkpoints, not walked
+DATA_ARGUMENTS = ("image", "inputs", "data")  # images and data folders, read whole
 
 
 def _inputs(args: argparse.Namespace) -> list[str]:
-    """Every file the command may read, as named by its arguments."""
+    """Every file the command may read, as named by its arguments; without --data, the data the
+    net was trained on (confusion and neighbors read it)."""
     from alexnet.cli.common import files_read
 
-    def values(keys: list[str]) -> list[Any]:
-        return [v for key in keys for v in (getattr(args, key) if isinstance(getattr(args, key), list)
-                                            else [getattr(args, key)])]
+    def values(keys: tuple[str, ...]) -> list[Any]:
+        given = [getattr(args, key) for key in keys if hasattr(args, key)]
+        return [v for value in given for v in (value if isinstance(value, list) else [value])]
 
-    others = [key for key in vars(args) if key != "out" and key not in NET_ARGUMENTS]
-    return files_read(values(others), nets=values([k for k in NET_ARGUMENTS if hasattr(args, k)]))
+    data = values(DATA_ARGUMENTS)
+    if hasattr(args, "data") and not args.data and getattr(args, "checkpoint", None):
+        from alexnet.engine.checkpoint import load_checkpoint
+
+        data.append(load_checkpoint(args.checkpoint).get("data"))
+    return files_read(data, nets=values(NET_ARGUMENTS))
 
 
 # ---- the net, the images ---------------------------------------------------------------------

@@ -42,7 +42,7 @@ from alexnet.data.datasets import TensorImages
 from alexnet.data.folder import scan_class_folders
 from alexnet.data.images import BadImage
 from alexnet.data.paths import cache_dir
-from alexnet.errors import DataError, UsageError
+from alexnet.errors import DataError, UsageError, reraise_signal
 from alexnet.limits import CIFAR_IMAGE_BYTES, Refused, read_regular
 
 CIFAR10_CLASSES = [
@@ -110,7 +110,8 @@ def decode_tiny(names: list[str], contents: list[bytes | BadImage],
     out: list[torch.Tensor | BadImage | None] = [v if isinstance(v, BadImage) else None for v in vetted]
     try:
         from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-    except ImportError:  # a torchvision without its image codecs: decode with PIL instead
+    except ImportError as e:  # a torchvision without its image codecs: decode with PIL instead
+        reraise_signal(e)  # a signal during the import, not a missing package
         return [v if isinstance(v, BadImage) else _with_pil(n, c) for n, c, v in zip(names, contents, vetted)]
 
     with warnings.catch_warnings():

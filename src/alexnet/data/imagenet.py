@@ -30,7 +30,7 @@ from pathlib import Path
 from alexnet.data.datasets import DataSource, ImageFiles
 from alexnet.data.folder import IMAGENET_MEAN, IMAGENET_STD, scan_class_folders
 from alexnet.data.images import is_image_file
-from alexnet.errors import DataError, UsageError
+from alexnet.errors import DataError, UsageError, reraise_signal
 from alexnet.limits import LABEL_FILE_BYTES, Refused, check_size, read_regular
 
 VAL_LABELS_TXT = "val_labels.txt"
@@ -157,7 +157,8 @@ def _read_devkit(folder: Path) -> dict[str, str]:
         raise DataError(f"imagenet: {folder / DEVKIT_GROUND_TRUTH} needs the devkit's meta.mat beside it")
     try:
         from scipy.io import loadmat  # only here: only the devkit route needs scipy
-    except ImportError:
+    except ImportError as e:
+        reraise_signal(e)  # a signal during the import, not a missing package
         raise DataError(f"imagenet: reading {meta} needs scipy (pip install scipy), or give the labels as "
                         f"{VAL_LABELS_TXT}") from None
     try:

@@ -212,8 +212,8 @@ _PARTIAL = {
     "seconds": (lambda v: _real(v) and v >= 0, "a number >= 0"),
     "lr": (lambda v: _real(v) and v >= 0, "a number >= 0"),
     "loss_sum": (lambda v: _floats(v) and v.ndim == 0, "a float scalar tensor"),
-    "correct": (lambda v: isinstance(v, torch.Tensor) and v.ndim == 0 and not v.is_floating_point(),
-                "an integer scalar tensor"),
+    "correct": (lambda v: _plain(v) and v.ndim == 0 and not v.is_floating_point() and not v.is_complex()
+                and v.dtype != torch.bool, "an integer scalar tensor"),
 }
 
 

@@ -26,7 +26,7 @@ from torch import nn
 from alexnet.atomic import atomic_path, check_output
 from alexnet.data.transforms import five_crops, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
-from alexnet.errors import UsageError
+from alexnet.errors import UsageError, reraise_signal
 from alexnet.inference import FORMATS
 from alexnet.inference.weights import INPUT_PREFIX, as_checkpoint, save_safetensors
 
@@ -117,7 +117,8 @@ def write_onnx(net: nn.Module, x: torch.Tensor, path: str | os.PathLike, info: d
     """`net` as an ONNX file (opset 17, batch size free) traced on `x` N,C,S,S; `info` in its metadata_props."""
     try:
         import onnx
-    except ImportError:
+    except ImportError as e:
+        reraise_signal(e)  # a signal during the import, not a missing package
         raise UsageError(
             "ONNX export needs the onnx package: pip install onnx (and onnxruntime to check the file)"
         ) from None
@@ -135,7 +136,8 @@ def write_onnx(net: nn.Module, x: torch.Tensor, path: str | os.PathLike, info: d
 def _check_onnx(path: Path, x: torch.Tensor, expected: torch.Tensor) -> dict[str, Any]:
     try:
         import onnxruntime
-    except ImportError:
+    except ImportError as e:
+        reraise_signal(e)  # a signal during the import, not a missing package
         return {
             "checker": None, "note": "onnxruntime is not installed: the file was not checked (pip install onnxruntime)"
         }

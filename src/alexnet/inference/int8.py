@@ -29,7 +29,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from alexnet.errors import UsageError
+from alexnet.errors import UsageError, reraise_signal
 from alexnet.models.local import LocallyConnected2d
 from alexnet.models.lrn import LocalResponseNorm
 
@@ -56,7 +56,8 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.M
     try:
         from torch.ao.quantization import get_default_qconfig_mapping, quantize_fx
         from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
-    except ImportError:
+    except ImportError as e:
+        reraise_signal(e)  # a signal during the import, not a missing package
         raise UsageError(f"int8 needs torch.ao.quantization, which torch {torch.__version__} no longer has") from None
     if ENGINE not in torch.backends.quantized.supported_engines:
         raise UsageError(f"int8 needs PyTorch's {ENGINE} quantized backend, which this torch build lacks")
