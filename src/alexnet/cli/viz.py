@@ -298,12 +298,14 @@ def _args_neighbors(q: argparse.ArgumentParser) -> None:
                    help="query image files or folders (default: --queries images of the val split)")
     q.add_argument("--data", default=None, metavar="SPEC",
                    help="the data whose training images are searched (default: the net's)")
-    q.add_argument("--queries", type=number(int, 1), default=5, metavar="Q",
-                   help="held-out images used as queries when no QUERY is given (default 5)")
-    q.add_argument("-k", type=number(int, 1), default=6, metavar="K",
-                   help="neighbours per query (default 6, as in the paper)")
-    q.add_argument("--bank-size", type=number(int, 1), default=2000, metavar="N",
-                   help="training images searched at most (default 2000)")
+    # the picture is a grid of queries x (k + 1) tiles: 50 x 51 is about 5,000 pixels a side; the
+    # bank's fc7 features take 16 KB an image (100,000: 1.6 GB)
+    q.add_argument("--queries", type=number(int, 1, 50), default=5, metavar="Q",
+                   help="held-out images used as queries when no QUERY is given (default 5, at most 50)")
+    q.add_argument("-k", type=number(int, 1, 50), default=6, metavar="K",
+                   help="neighbours per query (default 6, as in the paper; at most 50)")
+    q.add_argument("--bank-size", type=number(int, 1, 100_000), default=2000, metavar="N",
+                   help="training images searched at most (default 2000, at most 100,000)")
 
 
 def _run_neighbors(args: argparse.Namespace) -> Path:
