@@ -81,16 +81,22 @@ def _integral(text: str) -> float | None:
 
 def files_read(values: list[Any], *, nets: list[Any] = ()) -> list[str]:
     """What a command reads, as its arguments name it, for `atomic.check_output`: `values` (images,
-    data) as files, or folders read whole, or dataset specs `name:DIR[,k=v]` as their folder;
+    data) as files, or folders read whole, or dataset specs `name:DIR` as their folder;
     `nets` (checkpoints, weights, run folders) as files, a folder as its checkpoints and metrics."""
     from pathlib import Path
 
     from alexnet.engine.run_folder import CHECKPOINTS
 
     named: list[str] = []
+    from alexnet.data.registry import parse_spec
+
     for value in values:
+        if isinstance(value, str) and value and ":" in value and not Path(value).exists():
+            try:  # a dataset spec: the folder readers take its argument whole as their folder
+                value = parse_spec(value)[1]
+            except UsageError:
+                pass
         if isinstance(value, str) and value:
-            value = value.split(":", 1)[1].split(",")[0] if ":" in value and not Path(value).exists() else value
             named.append(str(Path(value).expanduser()))  # as the data readers expand it
     for value in nets:
         if isinstance(value, str) and value:

@@ -137,13 +137,11 @@ def _claim(out: Path) -> None:
 def _check_summary(path: Path) -> None:
     """The summary is rewritten on every run: refuse a path that is not a regular file, or a file
     that is not a summary written by this command (a user's README.md given by mistake)."""
-    from alexnet.atomic import not_regular
+    from alexnet.atomic import check_output
     from alexnet.errors import UsageError
     from alexnet.reproduce.summary import SUMMARY_TITLE
 
-    kind = not_regular(path)
-    if kind:
-        raise UsageError(f"--summary {path} is {kind}, not a regular file; give a file's path (nothing was written)")
+    check_output(path, force=True, flag="--summary")  # a regular file or nothing; whose file, below
     if path.exists():
         try:
             with path.open("rb") as f:

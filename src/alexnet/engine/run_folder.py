@@ -158,9 +158,9 @@ def held(lock: Path, busy: str, *, what: str = "") -> Iterator[None]:
     made or written is "cannot write `what`: reason".
     """
     what = what or str(lock)
-    kind = not_regular(lock) if lock.is_symlink() or lock.exists() else None
-    if kind or lock.is_symlink():  # opening a device read-write can act; a link could lead anywhere
-        raise UsageError(f"cannot write {what}: its lock file {lock.name} is {kind or 'a link'}, not a regular file")
+    kind = "a link" if lock.is_symlink() else not_regular(lock)  # a link could lead anywhere
+    if kind:  # and opening a device read-write can act
+        raise UsageError(f"cannot write {what}: its lock file {lock.name} is {kind}, not a regular file")
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as e:
