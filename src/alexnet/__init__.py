@@ -6,6 +6,7 @@
     cfg = alexnet.TrainConfig.preset("paper", epochs=2)      # any preset (fast, paper, d2l, numpy), fields changed
     ckpt = alexnet.load_checkpoint(result["run_dir"])      # rebuild with alexnet.model_from_checkpoint
     alexnet.predict(["cat.jpg", "photos/"], result["run_dir"])  # [{"path", "topk": [{"class", "index", "prob"}]}]
+    alexnet.explain("cat.jpg", result["run_dir"], method="gradcam")  # where it looked: float32 S,S over its view
     ckpt = alexnet.load_weights("imagenet1k", "alexnet_owt")    # torchvision's pretrained weights, as a checkpoint
     alexnet.export(ckpt, "onnx", "alexnet.onnx")                 # checked in onnxruntime
 
@@ -31,6 +32,7 @@ _EXPORTS = {
     "model_from_checkpoint": "alexnet.engine.checkpoint",
     "load_weights": "alexnet.inference.weights",
     "predict": "alexnet.inference.predict",
+    "explain": "alexnet.inference.explain",
     "export": "alexnet.inference.export",
     "UsageError": "alexnet.errors",
 }

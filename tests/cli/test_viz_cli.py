@@ -47,7 +47,8 @@ def photos(run: Path) -> Path:
 def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every figure a viz module saves, kept so its text can be measured after the PNG is written."""
     figs: list[Any] = []
-    for name in ("filters", "features", "predictions", "heatmap", "neighbors", "curves", "augment", "confusion"):
+    for name in ("filters", "features", "predictions", "heatmap", "neighbors", "curves", "augment", "confusion",
+                 "explain"):
         module = importlib.import_module(f"alexnet.viz.{name}")
 
         def keep(fig: Any, path: Any, _real: Any = module.finish, **kw: Any) -> Any:
@@ -90,6 +91,10 @@ def test_every_verb_writes_a_png(run: Path, photos: Path, tmp_path: Path, capsys
         "augment": [one, "--checkpoint", str(run), "-n", "6"],
         "augment-paper": [one, "--model", "alexnet2012", "--preset", "paper"],
         "confusion": ["--checkpoint", str(run), "--split", "test"],
+        "explain": [one, "--checkpoint", str(run)],
+        "explain-occlusion": [one, "--checkpoint", str(run), "--method", "occlusion", "--class", "1"],
+        "explain-saliency": [one, "--checkpoint", str(run), "--method", "saliency"],
+        "explain-conv2": [one, "--checkpoint", str(run), "--layer", "conv2"],
     }
     for name, args in calls.items():
         out = tmp_path / f"{name}.png"
@@ -121,6 +126,11 @@ def test_filters_tile_is_the_trained_kernel(run: Path, tmp_path: Path) -> None:
     (["curves", "nowhere"], "not a run folder"),
     (["heatmap", "missing.png", "--checkpoint", "RUN"], "no such file"),
     (["filters"], "say which net to use"),
+    (["explain", "IMG", "--checkpoint", "RUN", "--layer", "conv8"], "this net has conv1..conv5"),
+    (["explain", "IMG", "--checkpoint", "RUN", "--method", "saliency", "--layer", "conv2"], "--layer chooses gradcam"),
+    (["explain", "IMG", "--checkpoint", "RUN", "--class", "99"], "class '99': give an index 0..9"),
+    (["explain", "IMG", "--checkpoint", "RUN", "--method", "lime"], "invalid choice: 'lime'"),
+    (["explain", "missing.png", "--checkpoint", "RUN"], "no such file"),
     ([], "say which picture"),
 ])
 def test_usage_errors_are_one_line(run: Path, photos: Path, args: list[str], message: str,
@@ -148,6 +158,7 @@ def test_a_run_named_as_train_names_it_fits_every_title(long_run: Path, photos: 
     """`viz filters --checkpoint RUN` cut "alexnet_mini-shapes-…" at both edges of its narrow figure."""
     one = str(next(photos.glob("*/*.png")))
     for verb, args in [("filters", []), ("predictions", [one]), ("heatmap", [one]), ("features", [one]),
+                       ("explain", [one]),
                        ("predictions", [one, "--style", "top5"])]:
         out = str(tmp_path / f"{verb}-{len(args)}.png")
         assert main(["viz", verb, *args, "--checkpoint", str(long_run), "--device", "cpu", "--out", out]) == 0
@@ -186,3 +197,28 @@ def test_before_after_states_the_change_of_the_checkpoint(run: Path, tmp_path: P
     assert len(stated) == 2 and stated == [pytest.approx(expected, rel=5e-3)] * 2
     assert 0 < expected
     assert layout_problems(fig) == []
+
+
+@pytest.mark.parametrize("model", ["alexnet_owt", "alexnet2012"])
+def test_explain_draws_every_method_on_the_imagenet_nets(model: str, photos: Path, tmp_path: Path,
+                                                         drawn: list[Any], capsys: pytest.CaptureFixture) -> None:
+    """All three methods on --model M --weights FILE; alexnet2012's towers by the paper's names."""
+    from alexnet.models import build_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / f"{model}.pth"
+    torch.save(build_model(model).state_dict(), weights)
+    one = str(next(photos.glob("*/*.png")))
+    layers = ([["--layer", "conv5.tower1"], ["--layer", "conv2.tower2"]] if model == "alexnet2012"
+              else [["--layer", "conv3"]])
+    for method, extra in [("gradcam", []), ("occlusion", []), ("saliency", []), *(("gradcam", x) for x in layers)]:
+        out = tmp_path / f"{method}-{len(extra)}.png"
+        assert main(["viz", "explain", one, "--model", model, "--weights", str(weights), "--method", method, *extra,
+                     "--device", "cpu", "--out", str(out), "--force"]) == 0, (method, extra)
+        _png(out)
+        heading = drawn[-1]._suptitle.get_text()
+        assert {"gradcam": "Grad-CAM", "occlusion": "occlusion", "saliency": "saliency"}[method] in heading
+        if extra:
+            assert extra[1] in heading
+        assert layout_problems(drawn[-1]) == []
+    assert "conv5.tower1" not in capsys.readouterr().err

@@ -8,6 +8,7 @@ neighbors    the paper's Figure 4 right: training images nearest in fc7 feature 
 curves       loss, top-1 and learning rate per epoch of one or several runs
 augment      one image and its random training views (crop, flip, PCA lighting)
 confusion    a labelled confusion matrix
+explain      where in the photo the net looked: Grad-CAM, occlusion or saliency (cli/viz_explain.py)
 
 Each verb selects its net as predict does (--checkpoint CKPT_OR_RUN_DIR, or --model NAME
 --weights W); filters, features and augment also take --model alone: a freshly initialised net.
@@ -33,6 +34,7 @@ EPILOG = """examples:
   alexnet viz curves runs/RUN_A runs/RUN_B --out curves.png
   alexnet viz augment cat.jpg --model alexnet2012 --out augment.png
   alexnet viz confusion --checkpoint runs/RUN --out confusion.png
+  alexnet viz explain cat.jpg --checkpoint runs/RUN --method gradcam --layer conv5 --out gradcam.png
 (alexnet viz VERB --help for each verb's options)"""
 
 VIZ_VERBS = {
@@ -44,7 +46,9 @@ VIZ_VERBS = {
     "curves": "loss, top-1 and learning rate per epoch of one or several run folders",
     "augment": "one image and its random training views (crop, flip, PCA lighting)",
     "confusion": "a labelled confusion matrix of a split",
+    "explain": "where in the photo the net looked: a Grad-CAM, occlusion or saliency map over it",
 }
+OWN_MODULE = {"explain"}  # verbs whose code is alexnet.cli.viz_VERB (add_arguments, run)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="viz_verb", metavar="VERB", parser_class=Parser)
     for verb, help_text in VIZ_VERBS.items():
         q = sub.add_parser(verb, help=help_text, description=help_text)
-        globals()[f"_args_{verb}"](q)
+        _verb(verb, "args")(q)
         if verb != "curves":
             add_model_arguments(q)
             q.add_argument("--device", default="auto", choices=DEVICES)
@@ -69,9 +73,18 @@ def run(args: argparse.Namespace) -> int:
     from alexnet.atomic import check_output
 
     check_output(args.out, force=args.force, inputs=_inputs(args))  # before any work
-    path = globals()[f"_run_{args.viz_verb}"](args)
+    path = _verb(args.viz_verb, "run")(args)
     print(printable(f"wrote {path}"))
     return 0
+
+
+def _verb(verb: str, part: str) -> Any:
+    """The function that adds a verb's options ("args") or runs it ("run")."""
+    if verb in OWN_MODULE:
+        from importlib import import_module
+
+        return getattr(import_module(f"alexnet.cli.viz_{verb}"), {"args": "add_arguments", "run": "run"}[part])
+    return globals()[f"_{part}_{verb}"]
 
 
 NET_ARGUMENTS = ("checkpoint", "weights", "before_after", "runs")  # read as checkpoints, not walked
@@ -97,7 +110,7 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 
 # ---- the net, the images ---------------------------------------------------------------------
 
-def _net(args: argparse.Namespace, *, untrained_ok: bool = False) -> dict[str, Any]:
+def net_checkpoint(args: argparse.Namespace, *, untrained_ok: bool = False) -> dict[str, Any]:
     """The checkpoint dict the options name; with untrained_ok, --model alone builds a fresh net."""
     from alexnet.cli.common import model_from_args
 
@@ -112,13 +125,13 @@ def _net(args: argparse.Namespace, *, untrained_ok: bool = False) -> dict[str, A
     return model_from_args(args)
 
 
-def _device(args: argparse.Namespace) -> Any:
+def device(args: argparse.Namespace) -> Any:
     from alexnet.engine.fast import resolve_device
 
     return resolve_device(args.device)
 
 
-def _image_files(inputs: list[str]) -> list[str]:
+def image_files(inputs: list[str]) -> list[str]:
     from alexnet.inference.predict import expand_inputs
 
     files = []
@@ -135,7 +148,7 @@ def _title(args: argparse.Namespace, default: str) -> str:
     return args.title or default
 
 
-def _who(ckpt: dict[str, Any]) -> str:
+def who(ckpt: dict[str, Any]) -> str:
     """"alexnet_mini (RUN_NAME)" for a run's checkpoint, else where the weights came from."""
     source = str(ckpt.get("path") or "")
     if source.startswith(ckpt["model_name"]):  # an in-memory description, e.g. "alexnet2012 (untrained, seed 0)"
@@ -157,15 +170,9 @@ def _args_filters(q: argparse.ArgumentParser) -> None:
                         "and how far training moved them, ||W - W0|| / ||W0||")
 
 
-def _towers(ckpt: dict[str, Any]) -> int:
-    from alexnet.models import model_options
-
-    return int(ckpt["model_args"].get("towers", model_options(ckpt["model_name"]).get("towers", 1)))
-
-
 def _run_filters(args: argparse.Namespace) -> Path:
     from alexnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from alexnet.inference.inspect import conv_weights
+    from alexnet.inference.inspect import conv_weights, towers_of
     from alexnet.viz.filters import plot_filters
 
     before = None
@@ -181,14 +188,14 @@ def _run_filters(args: argparse.Namespace) -> Path:
                 "--before-after shows the first conv layer only: a run folder keeps the initial kernels of that layer"
             )
     else:
-        ckpt = _net(args, untrained_ok=True)
+        ckpt = net_checkpoint(args, untrained_ok=True)
     convs = conv_weights(model_from_checkpoint(ckpt))
     if not 0 <= args.layer < len(convs):
         raise UsageError(f"--layer {args.layer}: {ckpt['model_name']} has conv layers 0..{len(convs) - 1}")
     name, weight = convs[args.layer]
     k, c, h, w = weight.shape
-    title = _title(args, f"{_who(ckpt)}: {name}, {k} kernels of {h}x{w}x{c}")
-    towers = _towers(ckpt) if k % _towers(ckpt) == 0 else 1  # each tower's kernels in a panel of their own
+    title = _title(args, f"{who(ckpt)}: {name}, {k} kernels of {h}x{w}x{c}")
+    towers = towers_of(ckpt) if k % towers_of(ckpt) == 0 else 1  # each tower's kernels in a panel of their own
     return plot_filters(weight, args.out, title=title, mode=args.mode, towers=towers, before=before)
 
 
@@ -207,10 +214,10 @@ def _run_features(args: argparse.Namespace) -> Path:
     from alexnet.inference.inspect import feature_maps, net_view
     from alexnet.viz.features import plot_features
 
-    ckpt = _net(args, untrained_ok=True)
-    image = _image_files([args.image])[0]
-    name, maps = feature_maps(ckpt, image, args.layer, _device(args))  # C,h,w
-    title = _title(args, f"{_who(ckpt)}: {name} on {Path(args.image).name}")
+    ckpt = net_checkpoint(args, untrained_ok=True)
+    image = image_files([args.image])[0]
+    name, maps = feature_maps(ckpt, image, args.layer, device(args))  # C,h,w
+    title = _title(args, f"{who(ckpt)}: {name} on {Path(args.image).name}")
     return plot_features(net_view(ckpt, image), maps, args.out, title=title, max_maps=args.max_maps, layer=name)
 
 
@@ -245,10 +252,10 @@ def _run_predictions(args: argparse.Namespace) -> Path:
     from alexnet.inference.predict import predict
     from alexnet.viz.predictions import file_labels, plot_prediction_grid, plot_top5
 
-    ckpt = _net(args)
+    ckpt = net_checkpoint(args)
     count = min(args.count, 8) if args.style == "top5" else args.count
-    files = _evenly(_image_files(args.inputs), count)
-    results = predict(files, ckpt, topk=5, tta=args.tta, device=_device(args))
+    files = _evenly(image_files(args.inputs), count)
+    results = predict(files, ckpt, topk=5, tta=args.tta, device=device(args))
     ok = [(f, r) for f, r in zip(files, results) if "topk" in r]
     if not ok:
         raise UsageError("none of the inputs could be read")
@@ -259,9 +266,9 @@ def _run_predictions(args: argparse.Namespace) -> Path:
     topks = [r["topk"] for _, r in ok]
     names = file_labels(files)
     if args.style == "top5":
-        return plot_top5(views, topks, args.out, title=_title(args, f"{_who(ckpt)}: top-5 predictions"),
+        return plot_top5(views, topks, args.out, title=_title(args, f"{who(ckpt)}: top-5 predictions"),
                          true=truth_or_none, names=names)
-    return plot_prediction_grid(views, topks, args.out, title=_title(args, f"{_who(ckpt)}"), true=truth_or_none,
+    return plot_prediction_grid(views, topks, args.out, title=_title(args, f"{who(ckpt)}"), true=truth_or_none,
                                 names=names)
 
 
@@ -284,10 +291,10 @@ def _run_heatmap(args: argparse.Namespace) -> Path:
     from alexnet.inference.inspect import net_view, probabilities
     from alexnet.viz.heatmap import plot_heatmap
 
-    ckpt = _net(args)
-    view = net_view(ckpt, _image_files([args.image])[0])  # uint8 C,S,S
-    probs = probabilities(ckpt, view, _device(args))  # K
-    title = _title(args, f"{_who(ckpt)}: all {probs.numel()} softmax outputs for {Path(args.image).name}")
+    ckpt = net_checkpoint(args)
+    view = net_view(ckpt, image_files([args.image])[0])  # uint8 C,S,S
+    probs = probabilities(ckpt, view, device(args))  # K
+    title = _title(args, f"{who(ckpt)}: all {probs.numel()} softmax outputs for {Path(args.image).name}")
     return plot_heatmap(probs, list(ckpt["classes"]), args.out, title=title, top=args.top, image=view)
 
 
@@ -318,12 +325,12 @@ def _run_neighbors(args: argparse.Namespace) -> Path:
     from alexnet.inference.inspect import net_inputs, net_view
     from alexnet.viz.neighbors import nearest, plot_neighbors
 
-    ckpt = _net(args)
+    ckpt = net_checkpoint(args)
     spec = args.data or ckpt.get("data")
     if not spec:
         raise UsageError("these weights do not say what data they were trained on: give --data SPEC")
-    device = _device(args)
-    net = model_from_checkpoint(ckpt).to(device).eval()
+    dev = device(args)
+    net = model_from_checkpoint(ckpt).to(dev).eval()
     config = ckpt.get("config") or {}
     source = open_dataset(spec, seed=int(config.get("seed", 0)), val_fraction=float(config.get("val_fraction", 0.1)))
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
@@ -338,7 +345,7 @@ def _run_neighbors(args: argparse.Namespace) -> Path:
         for batch in make_loader(subset, prepare, batch_size=100, shuffle=False, workers=0):
             crops = five_crops(batch.images, size)[4]  # uint8 N,C,S,S
             with torch.no_grad():
-                feats.append(net.forward_features(net_inputs(ckpt, list(crops), device)).float().cpu())
+                feats.append(net.forward_features(net_inputs(ckpt, list(crops), dev)).float().cpu())
             views += list(crops)
             labels += [classes[int(y)] for y in batch.labels]
         if not views:
@@ -347,18 +354,18 @@ def _run_neighbors(args: argparse.Namespace) -> Path:
 
     bank_views, bank_labels, bank = embed(source.split("train"), args.bank_size)
     if args.inputs:
-        files = _image_files(args.inputs)
+        files = image_files(args.inputs)
         query_views = [net_view(ckpt, f) for f in files]
         query_labels = [true_label(f, list(ckpt["classes"])) or Path(f).name for f in files]
         with torch.no_grad():
-            queries = net.forward_features(net_inputs(ckpt, query_views, device)).float().cpu()
+            queries = net.forward_features(net_inputs(ckpt, query_views, dev)).float().cpu()
     else:
         held_out = source.split("val") if len(source.split("val")) else source.split("test")
         query_views, query_labels, queries = embed(held_out, args.queries)
     idx, dist = nearest(queries, bank, k=args.k)
     neighbor_views = [[bank_views[j] for j in row] for row in idx.tolist()]
     neighbor_labels = [[bank_labels[j] for j in row] for row in idx.tolist()]
-    title = _title(args, f"{_who(ckpt)}: nearest training images in fc7 space (of {len(bank_views)} from {spec})")
+    title = _title(args, f"{who(ckpt)}: nearest training images in fc7 space (of {len(bank_views)} from {spec})")
     return plot_neighbors(query_views, neighbor_views, args.out, title=title, query_labels=query_labels,
                           neighbor_labels=neighbor_labels, distances=dist)
 
@@ -398,10 +405,10 @@ def _run_augment(args: argparse.Namespace) -> Path:
     from alexnet.data.transforms import Prepare, TrainAugment, prep_pca, prep_stats
     from alexnet.viz.augment import augment_examples, plot_augmentations
 
-    ckpt = _net(args, untrained_ok=True)
+    ckpt = net_checkpoint(args, untrained_ok=True)
     preset = args.preset or ckpt["augment"]
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
-    image = load_image(_image_files([args.image])[0])
+    image = load_image(image_files([args.image])[0])
     if isinstance(image, BadImage):
         raise UsageError(f"cannot read {args.image}: {image.reason}")
     prepared = Prepare(preset, size, channels)(image)  # uint8 C,R,R
@@ -430,9 +437,9 @@ def _run_confusion(args: argparse.Namespace) -> Path:
     from alexnet.engine.evaluate import evaluate_checkpoint
     from alexnet.viz.confusion import plot_confusion
 
-    ckpt = _net(args)
+    ckpt = net_checkpoint(args)
     result = evaluate_checkpoint(ckpt, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
-                                 device=_device(args))
+                                 device=device(args))
     title = _title(args, f"{ckpt['model_name']} on {result['data']} ({args.split}, {args.tta}): "
                          f"top-1 {result['top1']:.2%}")
     return plot_confusion(result["confusion"].numpy(), result["classes"], Path(args.out), title=title)

@@ -50,6 +50,14 @@ def net_inputs(model: Any, views: Sequence[Tensor], device: str | torch.device =
     return norm(torch.stack(list(views)).to(device))  # N,C,S,S
 
 
+def towers_of(model: Any) -> int:
+    """How many towers (the paper's two GPUs) the net has: 2 for alexnet2012, else 1."""
+    from alexnet.models import model_options
+
+    ckpt = as_checkpoint(model)
+    return int(ckpt["model_args"].get("towers", model_options(ckpt["model_name"]).get("towers", 1)))
+
+
 def conv_weights(net: nn.Module) -> list[tuple[str, Tensor]]:
     """(name, weight K,C,h,w) of every conv layer, in order."""
     return [(name, m.weight.detach()) for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
