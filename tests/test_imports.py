@@ -34,8 +34,10 @@ ALLOWED = {
     # inference: the ONNX export and the int8 copy the baselines run
     "bench": {"errors", "lazy", "limits", "config", "data", "models", "engine", "inference"},
     "reproduce": {"errors", "atomic", "limits", "config", "data", "models", "engine", "inference", "viz"},
+    # the Gradio page: what inference computes, drawn by viz
+    "demo": {"errors", "limits", "data", "engine", "inference", "viz"},
     "cli": {"errors", "atomic", "limits", "config", "data", "models", "scratch", "viz", "engine", "inference", "bench",
-            "reproduce"},
+            "reproduce", "demo"},
     "__main__": {"cli"},
     "configs": set(),  # the YAML presets (package data)
     "alexnet": {"lazy"},  # alexnet/__init__.py names its exports as strings, imported on first use

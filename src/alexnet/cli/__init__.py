@@ -31,7 +31,9 @@ VERBS = {
     "summary": "layer table of a model: kernels, strides, output shapes, parameters, multiply-adds",
     "models": "list the models with their parameters and input size",
     "predict": "classify image files or folders with a trained or pretrained net",
-    "viz": "pictures: filters, feature maps, predictions, heatmap, neighbours, curves, augmentations, confusion",
+    "viz": "pictures: filters, feature maps, predictions, heatmap, neighbours, curves, augmentations, confusion, "
+           "attributions (Grad-CAM, occlusion, saliency)",
+    "demo": "a web page to try a net in: upload a photo, see its top-5 and where the net looked (needs .[demo])",
     "export": "write a trained net as ONNX, TorchScript or safetensors, checked after writing",
     "reproduce": (
         "the paper's claims (ReLU, towers, LRN, pooling, PCA lighting, dropout, ten-crop) as experiments with reports"

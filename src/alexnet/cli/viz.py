@@ -150,12 +150,9 @@ def _title(args: argparse.Namespace, default: str) -> str:
 
 def who(ckpt: dict[str, Any]) -> str:
     """"alexnet_mini (RUN_NAME)" for a run's checkpoint, else where the weights came from."""
-    source = str(ckpt.get("path") or "")
-    if source.startswith(ckpt["model_name"]):  # an in-memory description, e.g. "alexnet2012 (untrained, seed 0)"
-        return source
-    if Path(source).is_file():
-        return f"{ckpt['model_name']} ({Path(source).parent.name})"
-    return f"{ckpt['model_name']} ({source})" if source else ckpt["model_name"]
+    from alexnet.inference.inspect import net_label
+
+    return net_label(ckpt)
 
 
 # ---- filters ---------------------------------------------------------------------------------

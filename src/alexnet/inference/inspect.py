@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,6 +57,16 @@ def towers_of(model: Any) -> int:
 
     ckpt = as_checkpoint(model)
     return int(ckpt["model_args"].get("towers", model_options(ckpt["model_name"]).get("towers", 1)))
+
+
+def net_label(ckpt: dict[str, Any]) -> str:
+    """"alexnet_mini (RUN_NAME)" for a run's checkpoint, else the model and where its weights came from."""
+    source = str(ckpt.get("path") or "")
+    if source.startswith(ckpt["model_name"]):  # an in-memory description, e.g. "alexnet2012 (untrained, seed 0)"
+        return source
+    if Path(source).is_file():
+        return f"{ckpt['model_name']} ({Path(source).parent.name})"
+    return f"{ckpt['model_name']} ({source})" if source else ckpt["model_name"]
 
 
 def conv_weights(net: nn.Module) -> list[tuple[str, Tensor]]:

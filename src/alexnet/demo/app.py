@@ -1,0 +1,118 @@
+"""The demo page, in Gradio: a photo in; its top-5 as bars, where the net looked (Grad-CAM and
+occlusion), all its softmax outputs as a 25 x 40 grid, conv1's filters and a layer's feature maps.
+
+It binds to 127.0.0.1 unless told otherwise and works with no internet: Gradio's analytics are
+off, its default theme's fonts are the ones bundled with it, and nothing else is fetched (the
+browser test checks every request the page makes). An upload that is not a readable image, or
+over MAX_UPLOAD, gets a message in the page and the server keeps serving.
+Follows Gradio's Blocks guide (gradio.app/guides/blocks-and-event-listeners), like torchvision's
+AlexNet hub page's Space: an image in, a gr.Label of the top classes out.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from alexnet.demo.panels import Net, panels, read_photo
+from alexnet.errors import UsageError
+
+MAX_UPLOAD = "20mb"  # as the package's image reader (limits.IMAGE_FILE_BYTES) reads at most
+TITLE = "AlexNet: what the net says, and where it looked"
+
+
+def build(nets: list[Net], examples: list[str]) -> Any:
+    """The page (a gr.Blocks), offering `nets` in a picker and `examples` as clickable photos."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no calls home
+    import gradio as gr
+
+    by_label = {net.label: net for net in nets}
+    first = nets[0]
+
+    def read(path: str | None) -> Any:
+        try:
+            return read_photo(path)
+        except UsageError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def show(label: str, path: str | None, cam_layer: str, feature_layer: str) -> tuple[Any, ...]:
+        if path is None:  # the photo was cleared
+            return (None,) * 6
+        net = by_label[label]
+        try:
+            shown = panels(net, read(path), cam_layer=cam_layer if cam_layer in net.cam_layers else None,
+                           feature_layer=feature_layer if feature_layer in net.feature_layers else None)
+        except UsageError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        return (shown["top5"], gr.Image(shown["gradcam"], label=shown["gradcam_caption"]),
+                gr.Image(shown["occlusion"], label=shown["occlusion_caption"]), shown["heatmap"], shown["filters"],
+                shown["features"])
+
+    def pick(label: str) -> tuple[Any, Any]:
+        net = by_label[label]
+        return (gr.Dropdown(choices=net.cam_layers, value=_last_conv(net)),
+                gr.Dropdown(choices=net.feature_layers, value=net.first_activation))
+
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as page:
+        gr.Markdown(f"# {TITLE}\nUpload a photo (or click an example). The net sees its centre crop; "
+                    "Grad-CAM and occlusion show which parts of that view the top class depends on.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                chosen = gr.Dropdown(choices=list(by_label), value=first.label, label="net")
+                photo = undecoded(gr.Image(type="filepath", sources=["upload", "clipboard"], label="photo", height=320))
+                cam = gr.Dropdown(choices=first.cam_layers, value=_last_conv(first), label="Grad-CAM layer")
+                layer = gr.Dropdown(choices=first.feature_layers, value=first.first_activation,
+                                    label="feature maps of")
+                go = gr.Button("Classify", variant="primary")
+                if examples:
+                    gr.Examples(examples=examples, inputs=photo, label="examples")
+            with gr.Column(scale=2):
+                bars = gr.Label(num_top_classes=5, label="top-5")
+                with gr.Row():
+                    gradcam = gr.Image(label="Grad-CAM", type="numpy", height=300)
+                    occlusion = gr.Image(label="occlusion", type="numpy", height=300)
+        with gr.Tab("all softmax outputs"):
+            heatmap = gr.Plot(label="softmax outputs", format="png")
+        with gr.Tab("conv1's filters"):
+            kernels = gr.Plot(label="conv1", format="png")
+        with gr.Tab("feature maps"):
+            features = gr.Plot(label="feature maps", format="png")
+        outputs = [bars, gradcam, occlusion, heatmap, kernels, features]
+        inputs = [chosen, photo, cam, layer]
+        go.click(show, inputs, outputs)
+        photo.change(show, inputs, outputs)  # an upload, a paste or an example
+        chosen.change(pick, chosen, [cam, layer])
+    return page
+
+
+def undecoded(image: Any) -> Any:
+    """A gr.Image that hands the uploaded file to the package's own reader (`read_photo`), which
+    says in one line what is wrong with a file that is no readable image; gr.Image's own decoding
+    fails first, with a message about its internals. Set on the instance: a subclass of a Gradio
+    component makes Gradio write a .pyi file beside this module."""
+    import gradio as gr
+
+    decode = image.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        if payload is not None and payload.path:
+            return payload.path
+        try:  # a pasted picture arrives as a data: URL
+            return decode(payload)
+        except (OSError, ValueError) as e:
+            raise gr.Error(f"the pasted picture is not an image this page can read: {e}",
+                           print_exception=False) from None
+
+    image.preprocess = preprocess
+    return image
+
+
+def _last_conv(net: Net) -> str:
+    return [name for name in net.cam_layers if "." not in name][-1]
+
+
+def serve(page: Any, host: str, port: int) -> None:
+    """Serve the page until interrupted (Ctrl-C)."""
+    page.queue(default_concurrency_limit=1)  # one photo at a time: captum hooks the shared nets
+    page.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD, show_error=True, ssr_mode=False,
+                footer_links=[], quiet=True)
