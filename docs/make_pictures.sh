@@ -31,3 +31,9 @@ $A viz neighbors --checkpoint "$W/cifar" --queries 5 --bank-size 5000 --out $D/n
 $A viz curves "$W/shapes-torch" "$W/shapes-numpy" --out $D/curves.png
 $A viz augment $PHOTO --model alexnet2012 --out $D/augment.png
 $A viz confusion --checkpoint "$W/cifar" --out $D/confusion.png
+
+# where the net looked, and the demo page (the page needs the test extra and Debian's chromium)
+$A viz explain "$W/test/cat/0000.jpg" --checkpoint "$W/cifar" --method gradcam --out $D/explain-gradcam.png
+$A viz explain "$W/test/cat/0000.jpg" --checkpoint "$W/cifar" --method occlusion --out $D/explain-occlusion.png
+.venv/bin/python docs/demo_screenshot.py "$W/cifar" "$(realpath $DATA/imagenet-sample/n02099601/n02099601_golden_retriever.JPEG)" \
+  $D/demo.png --examples "$W/test/dog"

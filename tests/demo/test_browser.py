@@ -121,7 +121,7 @@ def _hosts(driver: Any) -> set[str]:
     return hosts
 
 
-def test_the_page_says_what_predict_says_survives_a_broken_file_and_stays_offline(
+def test_the_page_says_what_predict_says_survives_bad_uploads_and_stays_offline(
         server: str, browser: Any, run_dir: str, tmp_path: Path) -> None:
     photo = next((SAMPLE / "n02099601").glob("*.JPEG"))  # a golden retriever
     predicted = subprocess.run([sys.executable, "-m", "alexnet", "predict", str(photo), "--checkpoint", run_dir,
@@ -135,6 +135,11 @@ def test_the_page_says_what_predict_says_survives_a_broken_file_and_stays_offlin
     broken.write_bytes(photo.read_bytes()[:2000])  # a JPEG cut short
     shown = _upload(browser, server, broken)
     assert shown.startswith("error:") and "broken.jpg" in shown, shown
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(os.urandom(21 * 2**20))  # over the page's 20 MB
+    shown = _upload(browser, server, huge)
+    assert shown.startswith("error:") and "exceed" in shown and "huge.png" in shown, shown
 
     with urllib.request.urlopen(server, timeout=10) as response:  # the server still answers
         assert response.status == 200

@@ -401,11 +401,15 @@ def test_the_digest_covers_every_byte_name_and_dtype_and_not_the_memory_layout()
 
 def test_finite_weights_that_overflow_are_refused_by_predict_and_eval_not_printed_as_nan(good: dict, tmp_path: Path,
                                                                                           capsys):
-    """Every weight 1e30, each finite: the logits overflow float32. predict printed 'nan%' and exited 0."""
+    """Every weight 1e30, each finite: the logits overflow float32. predict printed 'nan%' and exited 0;
+    a heatmap or an attribution map of NaNs is a picture of nothing."""
     model = {k: (v * 0 + 1e30 if v.is_floating_point() else v) for k, v in good["model"].items()}
     bad = _write(good, "model", model, tmp_path / "huge.pt")
-    for name in ("predict", "eval"):  # eval printed "loss nan", and --json a bare NaN
-        assert main(_commands(bad, tmp_path)[name]) == 2
+    image = tmp_path / "photo.png"
+    pictures = {f"viz {verb}": ["viz", verb, str(image), "--checkpoint", str(bad), "--out", str(tmp_path / "x.png")]
+                for verb in ("heatmap", "explain")}
+    for name in ("predict", "eval", *pictures):  # eval printed "loss nan", and --json a bare NaN
+        assert main({**_commands(bad, tmp_path), **pictures}[name]) == 2, name
         out, err = capsys.readouterr()
         assert "nan" not in out.lower() and len(err.strip().splitlines()) == 1, err
         assert f"{bad}: its outputs are not finite numbers" in err, err

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.errors import UsageError
-from alexnet.inference.inspect import Image, feature_layer, net_inputs, net_view, towers_of
+from alexnet.inference.inspect import Image, check_finite, feature_layer, net_inputs, net_view, towers_of
 from alexnet.inference.weights import as_checkpoint
 
 METHODS = {
@@ -83,7 +83,7 @@ def explanation(image: Image, source: Any, *, method: str = "gradcam", layer: st
     x = net_inputs(ckpt, [view], device)  # 1,C,S,S
     classes = list(ckpt["classes"])
     with torch.no_grad():
-        probs = net(x).float().softmax(dim=1)[0]  # K
+        probs = check_finite(net(x).float().softmax(dim=1)[0], ckpt)  # K
     k = int(probs.argmax()) if target is None else class_index(target, classes)
     heat = attribute(net, x, [k], method=method, layer=layer, towers=towers_of(ckpt))[0]  # S,S
     name = None if method != "gradcam" else layer_name(net, layer)

@@ -106,9 +106,19 @@ def feature_maps(
     return name, captured[0][0]  # C,h,w
 
 
+def check_finite(probs: Tensor, ckpt: dict[str, Any]) -> Tensor:
+    """`probs` if every value is a finite number; else a UsageError: finite weights can still
+    overflow float32, and a map or top-5 of NaNs would be a picture of nothing."""
+    if not bool(torch.isfinite(probs).all()):
+        raise UsageError(f"{ckpt.get('path') or 'the net'}: its outputs are not finite numbers (NaN or infinity) "
+                         "for this input: its weights are damaged or far out of range")
+    return probs
+
+
 @torch.no_grad()
 def probabilities(model: Any, image: Image, device: str | torch.device = "cpu") -> Tensor:
     """All K softmax outputs of the net for `image`'s centre view (float K, on the CPU)."""
     ckpt = as_checkpoint(model)
     net = model_from_checkpoint(ckpt).to(device).eval()
-    return class_probabilities(net, net_inputs(ckpt, [net_view(ckpt, image)], device))[0].cpu()  # K
+    probs = class_probabilities(net, net_inputs(ckpt, [net_view(ckpt, image)], device))[0].cpu()  # K
+    return check_finite(probs, ckpt)

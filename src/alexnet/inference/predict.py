@@ -27,6 +27,7 @@ from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.engine.console import explain_out_of_memory
 from alexnet.engine.evaluate import class_probabilities
 from alexnet.errors import UsageError
+from alexnet.inference.inspect import check_finite
 from alexnet.inference.weights import as_checkpoint
 
 ImageInput = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
@@ -84,9 +85,8 @@ def predict_iter(
                 ready.append((i, prepare(picture)))  # uint8 C,R,R
         with explain_out_of_memory(batch_size, device, doing="classifying"):
             probs = class_probabilities(net, views(torch.stack([x for _, x in ready]).to(device))) if ready else None
-        if probs is not None and not bool(torch.isfinite(probs).all()):  # finite weights that overflow float32
-            raise UsageError(f"{ckpt.get('path') or 'the net'}: its outputs are not finite numbers (NaN or "
-                             "infinity) for these images: its weights are damaged or far out of range")
+        if probs is not None:
+            check_finite(probs, ckpt)  # finite weights that overflow float32
         rows = {i: row for (i, _), row in zip(ready, probs)} if probs is not None else {}
         for i, name in enumerate(names):
             if i in errors:
