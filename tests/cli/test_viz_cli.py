@@ -202,16 +202,17 @@ def test_before_after_states_the_change_of_the_checkpoint(run: Path, tmp_path: P
 @pytest.mark.parametrize("model", ["alexnet_owt", "alexnet2012"])
 def test_explain_draws_every_method_on_the_imagenet_nets(model: str, photos: Path, tmp_path: Path,
                                                          drawn: list[Any], capsys: pytest.CaptureFixture) -> None:
-    """All three methods on --model M --weights FILE; alexnet2012's towers by the paper's names."""
+    """--model M --weights FILE: all three methods on alexnet2012, and its towers by the paper's names."""
     from alexnet.models import build_model
 
     torch.manual_seed(0)
     weights = tmp_path / f"{model}.pth"
     torch.save(build_model(model).state_dict(), weights)
     one = str(next(photos.glob("*/*.png")))
-    layers = ([["--layer", "conv5.tower1"], ["--layer", "conv2.tower2"]] if model == "alexnet2012"
-              else [["--layer", "conv3"]])
-    for method, extra in [("gradcam", []), ("occlusion", []), ("saliency", []), *(("gradcam", x) for x in layers)]:
+    calls = ([("gradcam", []), ("occlusion", []), ("saliency", []), ("gradcam", ["--layer", "conv5.tower1"]),
+              ("gradcam", ["--layer", "conv2.tower2"])] if model == "alexnet2012"
+             else [("saliency", []), ("gradcam", ["--layer", "conv3"])])  # tests/inference/ runs every method on both
+    for method, extra in calls:
         out = tmp_path / f"{method}-{len(extra)}.png"
         assert main(["viz", "explain", one, "--model", model, "--weights", str(weights), "--method", method, *extra,
                      "--device", "cpu", "--out", str(out), "--force"]) == 0, (method, extra)
