@@ -4,6 +4,7 @@ Grad-CAM layer picker; and `alexnet demo`'s one-line refusals, Gradio absent inc
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -80,11 +81,20 @@ def test_a_file_that_is_no_image_is_one_line(tmp_path, content, says):
     (["--checkpoint", "RUN", "--examples", "nowhere"], "--examples nowhere: not a folder"),
     (["--checkpoint", "RUN", "--examples", "EMPTY"], "the folder holds no images"),
     (["--checkpoint", "RUN", "--port", "70000"], "--port"),
+    (["--checkpoint", "RUN", "--host", "::1"], "--host '::1': give an IPv4 address or a host name"),
+    (["--checkpoint", "RUN", "--host", ""], "--host '': give an IPv4 address"),
+    (["--checkpoint", "RUN", "--host", "no-such-host.invalid"], "--host no-such-host.invalid: no such host"),
+    (["--checkpoint", "RUN", "--host", "192.0.2.1"], "that address is not one of this machine's"),
+    (["--checkpoint", "RUN", "--examples", "PIPES"], "none of its files is a readable image"),
 ])
 def test_bad_options_are_one_line_before_anything_is_served(trained_shapes, tmp_path, capsys, args, says):
+    pytest.importorskip("gradio", reason="the demo's extra (gradio) is not installed")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "pipes").mkdir()
+    os.mkfifo(tmp_path / "pipes" / "a.jpg")  # Gradio would read it whole, and wait forever
     run = str(Path(trained_shapes["path"]).parent)
-    argv = [run if a == "RUN" else str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+    folders = {"EMPTY": str(tmp_path / "empty"), "PIPES": str(tmp_path / "pipes")}
+    argv = [run if a == "RUN" else folders.get(a, a) for a in args]
     assert main(["demo", *argv]) == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1, err
@@ -106,3 +116,30 @@ def test_a_port_in_use_is_one_line(trained_shapes, capsys):
         assert main(["demo", "--checkpoint", str(Path(trained_shapes["path"]).parent), "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cannot serve on 127.0.0.1:{port}" in err[0], err
+
+
+def test_examples_skip_what_is_not_a_readable_image_and_nets_get_labels_apart(trained_shapes, tmp_path, monkeypatch):
+    """A pipe among the examples hung the page's start; two weights files in the working folder
+    were both labelled 'alexnet_mini ()'."""
+    from alexnet.cli import build_parser
+    from alexnet.cli.demo import _examples, _nets
+
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(folder / "good.png")
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "text.jpg").write_text("not a picture")
+    with pytest.warns(UserWarning, match=r"skipped 2 files that are not readable images"):
+        assert _examples(str(folder)) == [str(folder / "good.png")]
+
+    monkeypatch.chdir(tmp_path)
+    model = build_model("alexnet_mini", num_classes=10)
+    for name in ("a.pth", "b.pth"):
+        torch.save(model.state_dict(), name)
+    run = str(Path(trained_shapes["path"]).parent)
+    args = build_parser(["demo"]).parse_args(["demo", "--model", "alexnet_mini", "--weights", "a.pth", "--weights",
+                                              "b.pth", "--checkpoint", run, "--checkpoint", run])
+    nets = _nets(args)
+    best = nets[0].ckpt["path"]  # RUN/best.pt: two nets named after one run folder get its path
+    assert [net.label for net in nets] == [f"alexnet_mini ({best})", f"alexnet_mini ({best}) #2",
+                                           "alexnet_mini (a.pth)", "alexnet_mini (b.pth)"]

@@ -155,6 +155,12 @@ def test_a_run_folder_a_path_and_a_model_object_give_the_same_map(tmp_path, trai
     ({"target": 10}, "class 10: give an index 0..9"),
     ({"target": "giraffe"}, "class 'giraffe'"),
     ({"target": -1}, "class -1"),
+    ({"target": "³"}, "class '³'"),  # a digit to str.isdigit, not to int()
+    ({"target": "--3"}, "class '--3'"),
+    ({"layer": "conv05"}, "net.features has"),
+    ({"layer": "pool5.tower1"}, "a tower is named on a conv layer"),
+    ({"layer": ""}, "net.features has"),
+    ({"device": "bogus"}, "unknown device 'bogus'"),
 ])
 def test_what_does_not_exist_is_a_one_line_error(trained_shapes, photo, kwargs, says):
     with pytest.raises(UsageError, match=says.replace(".", r"\.")) as info:
@@ -178,3 +184,35 @@ def test_a_path_like_image_works(tmp_path, trained_shapes, photo):
     path = Path(tmp_path) / "photo.png"
     photo.save(path)
     np.testing.assert_array_equal(alexnet.explain(path, trained_shapes), alexnet.explain(str(path), trained_shapes))
+
+
+@pytest.mark.parametrize(("image", "says"), [
+    (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "tensor images must be uint8 C,H,W"),
+    (torch.zeros(32, 32, dtype=torch.uint8), "tensor images must be uint8 C,H,W"),
+    (np.zeros((32, 32, 3), dtype=np.uint8), "not an image: a ndarray"),
+    (None, "not an image: a NoneType"),
+])
+def test_an_image_of_the_wrong_kind_is_one_line(trained_shapes, image, says):
+    with pytest.raises(UsageError, match=says) as info:
+        alexnet.explain(image, trained_shapes)
+    assert "\n" not in str(info.value)
+
+
+def test_every_pil_mode_and_a_layer_by_index_work(nets, photo):
+    for mode in ("LA", "RGBA", "L", "P", "CMYK", "I;16"):
+        assert alexnet.explain(photo.convert(mode), nets["alexnet_mini"], method="saliency").shape == (32, 32), mode
+    e = explanation(photo, nets["alexnet2012"], layer=7)  # net.features[7] is pool2
+    assert e.layer == "pool2" and "Grad-CAM of pool2" in e.caption
+    with pytest.raises(UsageError, match="two towers"):
+        explanation(photo, nets["alexnet2012"], layer="conv5.tower3")
+
+
+def test_a_map_that_is_zero_everywhere_says_so():
+    from alexnet.inference.explain import Explanation
+
+    view = torch.zeros(3, 8, 8, dtype=torch.uint8)
+    flat = Explanation(np.zeros((8, 8), np.float32), view, "gradcam", "conv5", 1, "cat", 0.25)
+    assert flat.caption == "Grad-CAM of conv5 for cat (25.0%): the map is zero everywhere"
+    assert Explanation(-np.ones((8, 8), np.float32), view, "occlusion", None, 1, "cat", 0.25).caption.endswith(
+        ": no square lowers it")
+    assert "zero" not in Explanation(np.eye(8, dtype=np.float32), view, "saliency", None, 1, "cat", 0.25).caption

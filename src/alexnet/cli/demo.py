@@ -10,6 +10,7 @@ otherwise, until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,40 @@ def run(args: argparse.Namespace) -> int:
         import gradio  # noqa: F401  (the extra; imported here so its absence is one line)
     except ImportError:
         raise UsageError(INSTALL) from None
+    _check_address(args.host, args.port)
     nets = _nets(args)
     examples = _examples(args.examples)
     from alexnet.demo.app import build, serve
 
     page = build(nets, examples)
+    _check_address(args.host, args.port)  # still free after the nets loaded
     print(printable(f"serving {len(nets)} net{'s' * (len(nets) > 1)} ({', '.join(n.label for n in nets)}) at "
                     f"http://{args.host}:{args.port} (Ctrl-C stops)"), flush=True)
-    try:
-        serve(page, args.host, args.port)
-    except OSError as e:  # the port is taken, or the address is not this machine's
-        raise UsageError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
+    serve(page, args.host, args.port)
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """Bind host:port once, so a busy port, an unknown name or another machine's address is one
+    line before Gradio starts (whose own messages name its internals, and which takes IPv4
+    addresses and host names only)."""
+    import errno
+    import socket
+
+    if not host.strip() or ":" in host or "/" in host:
+        raise UsageError(f"--host {host!r}: give an IPv4 address or a host name of this machine, "
+                         "such as 127.0.0.1, 0.0.0.0 or localhost")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            s.bind((host, port))
+    except socket.gaierror:
+        raise UsageError(f"--host {host}: no such host") from None
+    except OSError as e:
+        why = {errno.EADDRINUSE: "the port is in use (give another with --port)",
+               errno.EADDRNOTAVAIL: "that address is not one of this machine's",
+               errno.EACCES: "permission denied (ports under 1024 need root)"}.get(e.errno, e.strerror or str(e))
+        raise UsageError(f"cannot serve on {host}:{port}: {why}") from None
 
 
 def _nets(args: argparse.Namespace) -> list[Any]:
@@ -73,11 +96,17 @@ def _nets(args: argparse.Namespace) -> list[Any]:
         raise UsageError("say which net to show: --checkpoint CKPT_OR_RUN_DIR, or --model NAME --weights W")
     nets = [load_net(select_model(c, None, None)) for c in args.checkpoint]
     nets += [load_net(select_model(None, args.model, w)) for w in args.weights]
-    seen: dict[str, int] = {}
-    for net in nets:  # the picker tells them apart by label
-        seen[net.label] = seen.get(net.label, 0) + 1
-        if seen[net.label] > 1:
-            net.label = f"{net.label} #{seen[net.label]}"
+    labels = [n.label for n in nets]
+    for net in nets:  # the picker tells them apart by label: where two share one, by the file's path
+        if labels.count(net.label) > 1:
+            net.label = f"{net.ckpt['model_name']} ({net.ckpt['path']})"
+    taken: set[str] = set()
+    for net in nets:  # the same file given twice
+        label, n = net.label, 1
+        while net.label in taken:
+            n += 1
+            net.label = f"{label} #{n}"
+        taken.add(net.label)
     return nets
 
 
@@ -85,6 +114,7 @@ def _examples(folder: str | None) -> list[str]:
     if folder is None:
         return []
     from alexnet.data.folder import list_images
+    from alexnet.data.images import BadImage, load_image
 
     path = Path(folder).expanduser()
     if not path.is_dir():
@@ -92,4 +122,17 @@ def _examples(folder: str | None) -> list[str]:
     found = list_images(path)
     if not found:
         raise UsageError(f"--examples {folder}: the folder holds no images")
-    return [str(f) for f in found[:MAX_EXAMPLES]]
+    readable, skipped = [], []
+    for f in found:  # Gradio reads each example whole: a pipe or a device would hang it
+        if len(readable) == MAX_EXAMPLES:
+            break
+        image = load_image(f)
+        (skipped if isinstance(image, BadImage) else readable).append(image if isinstance(image, BadImage) else str(f))
+    if not readable:
+        raise UsageError(f"--examples {folder}: none of its files is a readable image "
+                         f"({skipped[0].path}: {skipped[0].reason})")
+    if skipped:
+        some = f"{len(skipped)} files that are not readable images" if len(skipped) > 1 else \
+            "1 file that is not a readable image"
+        warnings.warn(f"--examples: skipped {some} (first: {skipped[0].path}: {skipped[0].reason})", stacklevel=1)
+    return readable

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from alexnet.demo.panels import Net, panels, read_photo
+from alexnet.demo.panels import Net, panels
 from alexnet.errors import UsageError
 
 MAX_UPLOAD = "20mb"  # as the package's image reader (limits.IMAGE_FILE_BYTES) reads at most
@@ -29,24 +29,21 @@ def build(nets: list[Net], examples: list[str]) -> Any:
     by_label = {net.label: net for net in nets}
     first = nets[0]
 
-    def read(path: str | None) -> Any:
-        try:
-            return read_photo(path)
-        except UsageError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-
     def show(label: str, path: str | None, cam_layer: str, feature_layer: str) -> tuple[Any, ...]:
         if path is None:  # the photo was cleared
-            return (None,) * 6
+            return blank()
         net = by_label[label]
         try:
-            shown = panels(net, read(path), cam_layer=cam_layer if cam_layer in net.cam_layers else None,
+            shown = panels(net, path, cam_layer=cam_layer if cam_layer in net.cam_layers else None,
                            feature_layer=feature_layer if feature_layer in net.feature_layers else None)
         except UsageError as e:
             raise gr.Error(str(e), print_exception=False) from None
         return (shown["top5"], gr.Image(shown["gradcam"], label=shown["gradcam_caption"]),
                 gr.Image(shown["occlusion"], label=shown["occlusion_caption"]), shown["heatmap"], shown["filters"],
                 shown["features"])
+
+    def blank() -> tuple[Any, ...]:
+        return None, gr.Image(None, label="Grad-CAM"), gr.Image(None, label="occlusion"), None, None, None
 
     def pick(label: str) -> tuple[Any, Any]:
         net = by_label[label]
@@ -79,9 +76,10 @@ def build(nets: list[Net], examples: list[str]) -> Any:
             features = gr.Plot(label="feature maps", format="png")
         outputs = [bars, gradcam, occlusion, heatmap, kernels, features]
         inputs = [chosen, photo, cam, layer]
-        go.click(show, inputs, outputs)
-        photo.change(show, inputs, outputs)  # an upload, a paste or an example
-        chosen.change(pick, chosen, [cam, layer])
+        # every change clears the panels first, so no result (or error) sits beside another photo's or net's
+        for event in (go.click, photo.change, cam.input, layer.input):  # photo: an upload, a paste, an example
+            event(blank, None, outputs, queue=False).then(show, inputs, outputs)
+        chosen.input(pick, chosen, [cam, layer]).then(blank, None, outputs).then(show, inputs, outputs)
     return page
 
 

@@ -61,7 +61,7 @@ def load_net(source: Any, label: str | None = None) -> Net:
 
 def read_photo(path: str | os.PathLike | None) -> Any:
     """The uploaded file as a PIL image; anything else is a one-line UsageError the page shows."""
-    if path is None:
+    if not isinstance(path, (str, os.PathLike)):
         raise UsageError("upload a photo first (JPEG, PNG, WebP, ...), or pick one of the examples")
     image = load_image(path)
     if isinstance(image, BadImage):

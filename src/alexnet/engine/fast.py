@@ -39,7 +39,10 @@ def resolve_device(name: str) -> torch.device:
         raise UsageError("device cuda requested but no CUDA GPU is available (try --device cpu)")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError("device mps requested but MPS is not available (try --device cpu)")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}: give auto, cpu, cuda, cuda:N or mps") from None
 
 
 def autocast_for(device: torch.device,

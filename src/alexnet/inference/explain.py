@@ -25,7 +25,6 @@ github.com/pytorch/captum); this module chooses layers, windows and targets.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from alexnet.engine.checkpoint import model_from_checkpoint
+from alexnet.engine.fast import resolve_device
 from alexnet.errors import UsageError
 from alexnet.inference.inspect import Image, check_finite, feature_layer, net_inputs, net_view, towers_of
 from alexnet.inference.weights import as_checkpoint
@@ -44,7 +44,7 @@ METHODS = {
     "occlusion": "occlusion: how much a grey square there lowers the class's probability",
     "saliency": "saliency: the class score's gradient at each pixel (how much a small change there moves it)",
 }
-TOWER = re.compile(r"^(conv\d+)\.tower([12])$")
+TOWER = re.compile(r"^(.+)\.tower(\d+)$")
 
 
 @dataclass
@@ -62,10 +62,13 @@ class Explanation:
     @property
     def caption(self) -> str:
         where = f" of {self.layer}" if self.layer else ""
-        return f"{METHODS[self.method].split(':')[0]}{where} for {self.label} ({self.prob:.1%})"
+        said = f"{METHODS[self.method].split(':')[0]}{where} for {self.label} ({self.prob:.1%})"
+        if not bool((self.heat > 0).any()):  # drawn, it would pass for "no evidence anywhere" at full scale
+            said += ": the map is zero everywhere" if self.method != "occlusion" else ": no square lowers it"
+        return said
 
 
-def explain(image: Image, source: Any, *, method: str = "gradcam", layer: str | None = None,
+def explain(image: Image, source: Any, *, method: str = "gradcam", layer: str | int | None = None,
             target: int | str | None = None, device: str | torch.device = "cpu") -> np.ndarray:
     """The map (float32 S,S over the net's view of `image`) of `method`; see the module docstring.
 
@@ -74,23 +77,24 @@ def explain(image: Image, source: Any, *, method: str = "gradcam", layer: str | 
     return explanation(image, source, method=method, layer=layer, target=target, device=device).heat
 
 
-def explanation(image: Image, source: Any, *, method: str = "gradcam", layer: str | None = None,
+def explanation(image: Image, source: Any, *, method: str = "gradcam", layer: str | int | None = None,
                 target: int | str | None = None, device: str | torch.device = "cpu") -> Explanation:
     """`explain`'s map with the view it covers, the class explained and its probability."""
     ckpt = as_checkpoint(source)
+    device = resolve_device(device) if isinstance(device, str) else device
     net = model_from_checkpoint(ckpt).to(device).eval()
-    view = net_view(ckpt, image if not isinstance(image, os.PathLike) else os.fspath(image))  # uint8 C,S,S
+    view = net_view(ckpt, image)  # uint8 C,S,S
     x = net_inputs(ckpt, [view], device)  # 1,C,S,S
     classes = list(ckpt["classes"])
     with torch.no_grad():
         probs = check_finite(net(x).float().softmax(dim=1)[0], ckpt)  # K
     k = int(probs.argmax()) if target is None else class_index(target, classes)
     heat = attribute(net, x, [k], method=method, layer=layer, towers=towers_of(ckpt))[0]  # S,S
-    name = None if method != "gradcam" else layer_name(net, layer)
-    return Explanation(heat.numpy(), view, method, name, k, classes[k], float(probs[k]))
+    name = grad_cam_layer(net, layer, towers_of(ckpt))[0] if method == "gradcam" else None
+    return Explanation(heat.numpy(), view.cpu(), method, name, k, classes[k], float(probs[k]))
 
 
-def attribute(net: nn.Module, x: Tensor, targets: list[int], *, method: str = "gradcam", layer: str | None = None,
+def attribute(net: nn.Module, x: Tensor, targets: list[int], *, method: str = "gradcam", layer: str | int | None = None,
               towers: int = 1) -> Tensor:
     """The maps (float32 N,S,S on the CPU) of normalised inputs `x` (N,C,S,S) for `targets`."""
     if method not in METHODS:
@@ -125,31 +129,34 @@ def occlusion_window(size: int) -> tuple[int, int]:
     return size - stride * ((size - max(2, round(size / 7))) // stride), stride
 
 
-def grad_cam_layer(net: nn.Module, layer: str | None, towers: int = 1) -> tuple[str, nn.Module, slice]:
-    """(name, the module whose output Grad-CAM weighs, the channels summed) for `layer`."""
+def grad_cam_layer(net: nn.Module, layer: str | int | None, towers: int = 1) -> tuple[str, nn.Module, slice]:
+    """(name, the module whose output Grad-CAM weighs, the channels summed) for `layer`: convK by
+    the paper's numbering, convK.towerT, or a layer of net.features by name or index."""
     convs = _convs(net)
     if not convs:
         raise UsageError(f"{getattr(net, 'arch', type(net).__name__)} has no conv layer to explain")
-    name = layer or f"conv{len(convs)}"  # the last conv layer, as Grad-CAM's authors chose
+    name = f"conv{len(convs)}" if layer is None else str(layer).strip()  # the last conv, as Grad-CAM's authors chose
     half = TOWER.match(name)
     base = half.group(1) if half else name
-    if re.fullmatch(r"conv\d+", base):
-        if not 1 <= int(base[4:]) <= len(convs):
+    if re.fullmatch(r"conv[1-9][0-9]*", base):
+        if int(base[4:]) > len(convs):
             raise UsageError(f"layer {name}: this net has conv1..conv{len(convs)}{_tower_hint(towers)}")
         module, maps = convs[int(base[4:]) - 1]
+    elif half:
+        raise UsageError(f"layer {name}: a tower is named on a conv layer, as conv1.tower1 .. "
+                         f"conv{len(convs)}.tower2")
     else:
-        _, module = feature_layer(net, base)
+        base, module = feature_layer(net, base)  # its name in net.features, also when given by index
+        name = base
         maps = next((c for _, c in _convs(net, upto=module)), 0)
     if half is None:
         return name, module, slice(None)
     if towers < 2:
         raise UsageError(f"layer {name}: this net has one tower; name the layer without .tower1/.tower2")
+    if half.group(2) not in ("1", "2"):
+        raise UsageError(f"layer {name}: the paper's net has two towers, .tower1 and .tower2")
     t = int(half.group(2)) - 1
     return name, module, slice(t * maps // 2, (t + 1) * maps // 2)
-
-
-def layer_name(net: nn.Module, layer: str | None) -> str:
-    return layer or f"conv{len(_convs(net))}"
 
 
 def _convs(net: nn.Module, upto: nn.Module | None = None) -> list[tuple[nn.Module, int]]:
@@ -175,7 +182,7 @@ def class_index(target: int | str, classes: list[str]) -> int:
     """A class given as its index or its name -> its index; anything else is a UsageError."""
     if isinstance(target, str) and target in classes:
         return classes.index(target)
-    k = int(target) if isinstance(target, str) and target.strip().lstrip("-").isdigit() else target
+    k = int(target) if isinstance(target, str) and re.fullmatch(r"\s*-?[0-9]+\s*", target) else target
     if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 0 <= k < len(classes):
         return int(k)
     raise UsageError(f"class {target!r}: give an index 0..{len(classes) - 1} or one of the net's class names "

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from alexnet.data.images import BadImage, load_image
+from alexnet.data.images import BadImage, load_image, normalise_image
 from alexnet.data.transforms import EvalViews, eval_prepare, five_crops, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.engine.evaluate import class_probabilities
@@ -28,15 +28,34 @@ from alexnet.errors import UsageError
 from alexnet.inference.weights import as_checkpoint
 
 Image = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
+RUN_FILES = ("best.pt", "last.pt")  # the checkpoints a run folder holds: named by their folder
+
+
+def decode_image(item: Image) -> Any:
+    """A PIL image (RGB or L) or a uint8 C,H,W tensor ready for `Prepare`, or a BadImage saying
+    why not: a file is read by `load_image`, a PIL image goes through the same mode conversion."""
+    if isinstance(item, (str, os.PathLike)):
+        return load_image(item)
+    if isinstance(item, Tensor):
+        if item.dtype != torch.uint8 or item.ndim != 3 or item.shape[0] not in (1, 3) or 0 in item.shape:
+            return BadImage(
+                "<tensor>",
+                f"tensor images must be uint8 C,H,W with 1 or 3 channels; got {item.dtype} {tuple(item.shape)}",
+            )
+        return item
+    if hasattr(item, "getpixel"):  # a PIL image
+        return normalise_image(item)
+    kind = type(item).__name__
+    return BadImage(f"<{kind}>", f"not an image: a {kind} (give a path, a PIL image or a uint8 C,H,W tensor)")
 
 
 def net_view(model: Any, image: Image) -> Tensor:
-    """The uint8 C,S,S centre view the net sees of `image`; an unreadable file is a UsageError."""
+    """The uint8 C,S,S centre view the net sees of `image`; an unreadable one is a UsageError."""
     ckpt = as_checkpoint(model)
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
     if isinstance(image, Tensor) and image.dtype == torch.uint8 and tuple(image.shape) == (channels, size, size):
         return image  # already a view
-    picture = load_image(image) if isinstance(image, (str, os.PathLike)) else image
+    picture = decode_image(image)
     if isinstance(picture, BadImage):
         raise UsageError(f"cannot read {picture.path}: {picture.reason}")
     prepare = eval_prepare(ckpt["augment"], size=size, channels=channels)
@@ -60,12 +79,14 @@ def towers_of(model: Any) -> int:
 
 
 def net_label(ckpt: dict[str, Any]) -> str:
-    """"alexnet_mini (RUN_NAME)" for a run's checkpoint, else the model and where its weights came from."""
+    """"alexnet_mini (RUN_NAME)" for a run's checkpoint, "alexnet2012 (FILE)" for a weights file,
+    else the model and where its weights came from."""
     source = str(ckpt.get("path") or "")
     if source.startswith(ckpt["model_name"]):  # an in-memory description, e.g. "alexnet2012 (untrained, seed 0)"
         return source
-    if Path(source).is_file():
-        return f"{ckpt['model_name']} ({Path(source).parent.name})"
+    path = Path(source)
+    if path.is_file():
+        return f"{ckpt['model_name']} ({path.absolute().parent.name if path.name in RUN_FILES else path.name})"
     return f"{ckpt['model_name']} ({source})" if source else ckpt["model_name"]
 
 

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alexnet.data.images import BadImage, load_image, normalise_image
+from alexnet.data.images import BadImage
 from alexnet.data.transforms import TTA_MODES, EvalViews, eval_prepare, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.engine.console import explain_out_of_memory
 from alexnet.engine.evaluate import class_probabilities
 from alexnet.errors import UsageError
-from alexnet.inference.inspect import check_finite
+from alexnet.inference.inspect import check_finite, decode_image
 from alexnet.inference.weights import as_checkpoint
 
 ImageInput = str | os.PathLike | Tensor | Any  # a path, a uint8 C,H,W tensor, or a PIL image
@@ -78,7 +78,7 @@ def predict_iter(
         ready: list[tuple[int, Tensor]] = []
         errors: dict[int, str] = {}
         for i, item in enumerate(chunk):
-            picture = item if isinstance(item, BadImage) else _decode(item)
+            picture = item if isinstance(item, BadImage) else decode_image(item)
             if isinstance(picture, BadImage):
                 errors[i] = picture.reason
             else:
@@ -104,22 +104,6 @@ def predict(images: ImageInput | Sequence[ImageInput], model: Any, **kwargs: Any
 
 def _is_single(images: Any) -> bool:
     return isinstance(images, (str, os.PathLike, Tensor)) or hasattr(images, "getpixel")
-
-
-def _decode(item: ImageInput) -> Any:
-    """A PIL image or uint8 tensor ready for `Prepare`, or a BadImage."""
-    if isinstance(item, (str, os.PathLike)):
-        return load_image(item)
-    if isinstance(item, Tensor):
-        if item.dtype != torch.uint8 or item.ndim != 3 or item.shape[0] not in (1, 3):
-            return BadImage(
-                "<tensor>",
-                f"tensor images must be uint8 C,H,W with 1 or 3 channels; got {item.dtype} {tuple(item.shape)}",
-            )
-        return item
-    if hasattr(item, "getpixel"):  # a PIL image: through the same mode conversion as files
-        return normalise_image(item)
-    return BadImage(str(item), f"not an image: {type(item).__name__}")
 
 
 def _name(item: ImageInput, index: int) -> str:
