@@ -216,3 +216,12 @@ def test_a_map_that_is_zero_everywhere_says_so():
     assert Explanation(-np.ones((8, 8), np.float32), view, "occlusion", None, 1, "cat", 0.25).caption.endswith(
         ": no square lowers it")
     assert "zero" not in Explanation(np.eye(8, dtype=np.float32), view, "saliency", None, 1, "cat", 0.25).caption
+
+
+def test_a_map_that_is_not_finite_is_refused_not_drawn(trained_shapes, photo, monkeypatch):
+    """Finite outputs whose gradients overflow float32 would give a map of NaN: refused in one line."""
+    import alexnet.inference.explain as module
+
+    monkeypatch.setattr(module, "attribute", lambda *a, **k: torch.full((1, 32, 32), float("nan")))
+    with pytest.raises(UsageError, match="its saliency map is not finite"):
+        explanation(photo, trained_shapes, method="saliency")
