@@ -131,6 +131,8 @@ def test_filters_tile_is_the_trained_kernel(run: Path, tmp_path: Path) -> None:
     (["explain", "IMG", "--checkpoint", "RUN", "--class", "99"], "class '99': give an index 0..9"),
     (["explain", "IMG", "--checkpoint", "RUN", "--method", "lime"], "invalid choice: 'lime'"),
     (["explain", "missing.png", "--checkpoint", "RUN"], "no such file"),
+    (["explain", "DIR", "--checkpoint", "RUN"], "is a folder: give one image file"),
+    (["features", "DIR", "--checkpoint", "RUN"], "is a folder: give one image file"),
     ([], "say which picture"),
 ])
 def test_usage_errors_are_one_line(run: Path, photos: Path, args: list[str], message: str,
@@ -138,7 +140,7 @@ def test_usage_errors_are_one_line(run: Path, photos: Path, args: list[str], mes
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     one = str(next(photos.glob("*/*.png")))
-    argv = [str(run) if a == "RUN" else one if a == "IMG" else a for a in args]
+    argv = [str(run) if a == "RUN" else one if a == "IMG" else str(photos) if a == "DIR" else a for a in args]
     assert main(["viz", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err

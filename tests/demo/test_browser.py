@@ -109,6 +109,19 @@ def _upload(driver: Any, url: str, path: Path) -> str:
     return WebDriverWait(driver, 120).until(answer)
 
 
+def _classify_without_a_photo(driver: Any, url: str) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    button = WebDriverWait(driver, 60).until(
+        lambda d: next((b for b in d.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Classify"), None))
+    button.click()
+    return WebDriverWait(driver, 60).until(
+        lambda d: "error: " + " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, ".toast-body")).strip()
+        if any(e.text.strip() for e in d.find_elements(By.CSS_SELECTOR, ".toast-body")) else None)
+
+
 def _hosts(driver: Any) -> set[str]:
     """The host of every http(s) request the browser made since the last call."""
     hosts = set()
@@ -128,8 +141,11 @@ def test_the_page_says_what_predict_says_survives_bad_uploads_and_stays_offline(
                                 "--json"], capture_output=True, text=True, check=True)
     top1 = json.loads(predicted.stdout)["topk"][0]["class"]
 
+    assert "upload a photo first" in _classify_without_a_photo(browser, server)
     assert _upload(browser, server, photo) == top1
     assert _hosts(browser) == {"127.0.0.1"}, "the page fetched something from outside this machine"
+    shares = [b for b in browser.find_elements("css selector", "button") if b.get_attribute("aria-label") == "Share"]
+    assert not shares, "a Share button posts to Hugging Face Spaces: the page is offline"
 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(photo.read_bytes()[:2000])  # a JPEG cut short

@@ -148,6 +148,14 @@ def _title(args: argparse.Namespace, default: str) -> str:
     return args.title or default
 
 
+def one_image(path: str) -> str:
+    """The IMAGE argument of the verbs that draw one photo: a file (a folder is refused, not read
+    for its first image, which a title naming the folder would then hide)."""
+    if Path(path).is_dir():
+        raise UsageError(f"{path} is a folder: give one image file (viz predictions takes folders)")
+    return image_files([path])[0]
+
+
 def who(ckpt: dict[str, Any]) -> str:
     """"alexnet_mini (RUN_NAME)" for a run's checkpoint, else where the weights came from."""
     from alexnet.inference.inspect import net_label
@@ -212,7 +220,7 @@ def _run_features(args: argparse.Namespace) -> Path:
     from alexnet.viz.features import plot_features
 
     ckpt = net_checkpoint(args, untrained_ok=True)
-    image = image_files([args.image])[0]
+    image = one_image(args.image)
     name, maps = feature_maps(ckpt, image, args.layer, device(args))  # C,h,w
     title = _title(args, f"{who(ckpt)}: {name} on {Path(args.image).name}")
     return plot_features(net_view(ckpt, image), maps, args.out, title=title, max_maps=args.max_maps, layer=name)
@@ -289,7 +297,7 @@ def _run_heatmap(args: argparse.Namespace) -> Path:
     from alexnet.viz.heatmap import plot_heatmap
 
     ckpt = net_checkpoint(args)
-    view = net_view(ckpt, image_files([args.image])[0])  # uint8 C,S,S
+    view = net_view(ckpt, one_image(args.image))  # uint8 C,S,S
     probs = probabilities(ckpt, view, device(args))  # K
     title = _title(args, f"{who(ckpt)}: all {probs.numel()} softmax outputs for {Path(args.image).name}")
     return plot_heatmap(probs, list(ckpt["classes"]), args.out, title=title, top=args.top, image=view)
@@ -405,7 +413,7 @@ def _run_augment(args: argparse.Namespace) -> Path:
     ckpt = net_checkpoint(args, untrained_ok=True)
     preset = args.preset or ckpt["augment"]
     channels, size = int(ckpt["input_size"][0]), int(ckpt["input_size"][1])
-    image = load_image(image_files([args.image])[0])
+    image = load_image(one_image(args.image))
     if isinstance(image, BadImage):
         raise UsageError(f"cannot read {args.image}: {image.reason}")
     prepared = Prepare(preset, size, channels)(image)  # uint8 C,R,R

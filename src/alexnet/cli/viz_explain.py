@@ -27,7 +27,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Path:
-    from alexnet.cli.viz import device, image_files, net_checkpoint, who
+    from alexnet.cli.viz import device, net_checkpoint, one_image, who
     from alexnet.inference.explain import METHODS as WHAT
     from alexnet.inference.explain import explanation
     from alexnet.viz.explain import plot_explanation
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> Path:
     if args.layer is not None and args.method != "gradcam":
         raise UsageError(f"--layer chooses gradcam's layer; {args.method} explains the input pixels")
     ckpt = net_checkpoint(args)
-    e = explanation(image_files([args.image])[0], ckpt, method=args.method, layer=args.layer, target=args.target,
+    e = explanation(one_image(args.image), ckpt, method=args.method, layer=args.layer, target=args.target,
                     device=device(args))
     title = args.title or f"{who(ckpt)} on {Path(args.image).name}: {e.caption}"
     return plot_explanation(e.view, e.heat, args.out, title=title, what=WHAT[args.method])

@@ -12,6 +12,7 @@ AlexNet hub page's Space: an image in, a gr.Label of the top classes out.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from alexnet.demo.panels import Net, panels
@@ -19,6 +20,7 @@ from alexnet.errors import UsageError
 
 MAX_UPLOAD = "20mb"  # as the package's image reader (limits.IMAGE_FILE_BYTES) reads at most
 TITLE = "AlexNet: what the net says, and where it looked"
+BUTTONS = ["download", "fullscreen"]  # not "share": it posts to Hugging Face Spaces, and the page is offline
 
 
 def build(nets: list[Net], examples: list[str]) -> Any:
@@ -29,28 +31,39 @@ def build(nets: list[Net], examples: list[str]) -> Any:
     by_label = {net.label: net for net in nets}
     first = nets[0]
 
-    def show(label: str, path: str | None, cam_layer: str, feature_layer: str) -> tuple[Any, ...]:
+    def show(label: str, path: str | None, cam_layer: str, feature_layer: str) -> Iterator[tuple[Any, ...]]:
+        yield blank()  # first: so no result (or error) stays beside another photo's, net's or layer's
         if path is None:  # the photo was cleared
-            return blank()
+            return
         net = by_label[label]
         try:
             shown = panels(net, path, cam_layer=cam_layer if cam_layer in net.cam_layers else None,
                            feature_layer=feature_layer if feature_layer in net.feature_layers else None)
         except UsageError as e:
             raise gr.Error(str(e), print_exception=False) from None
-        return (shown["top5"], gr.Image(shown["gradcam"], label=shown["gradcam_caption"]),
-                gr.Image(shown["occlusion"], label=shown["occlusion_caption"]), shown["heatmap"], shown["filters"],
-                shown["features"])
+        yield (shown["top5"], gr.Image(shown["gradcam"], label=shown["gradcam_caption"]),
+               gr.Image(shown["occlusion"], label=shown["occlusion_caption"]), shown["heatmap"], shown["filters"],
+               shown["features"])
+
+    def classify(label: str, path: str | None, cam_layer: str, feature_layer: str) -> Iterator[tuple[Any, ...]]:
+        if path is None:
+            raise gr.Error("upload a photo first (JPEG, PNG, WebP, ...), or click one of the examples",
+                           print_exception=False)
+        yield from show(label, path, cam_layer, feature_layer)
 
     def blank() -> tuple[Any, ...]:
         return None, gr.Image(None, label="Grad-CAM"), gr.Image(None, label="occlusion"), None, None, None
 
-    def pick(label: str) -> tuple[Any, Any]:
+    def pick(label: str, cam_layer: str, feature_layer: str) -> tuple[Any, Any]:
+        """The layer pickers of the net chosen, keeping each choice the new net also has (as `show` does)."""
         net = by_label[label]
-        return (gr.Dropdown(choices=net.cam_layers, value=_last_conv(net)),
-                gr.Dropdown(choices=net.feature_layers, value=net.first_activation))
+        return (gr.Dropdown(choices=net.cam_layers, value=cam_layer if cam_layer in net.cam_layers
+                            else _last_conv(net)),
+                gr.Dropdown(choices=net.feature_layers, value=feature_layer if feature_layer in net.feature_layers
+                            else net.first_activation))
 
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as page:
+    # uploads and drawn panels are Gradio's temporary files: removed after an hour, and at a restart
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(600, 3600)) as page:
         gr.Markdown(f"# {TITLE}\nUpload a photo (or click an example). The net sees its centre crop; "
                     "Grad-CAM and occlusion show which parts of that view the top class depends on.")
         with gr.Row():
@@ -66,8 +79,8 @@ def build(nets: list[Net], examples: list[str]) -> Any:
             with gr.Column(scale=2):
                 bars = gr.Label(num_top_classes=5, label="top-5")
                 with gr.Row():
-                    gradcam = gr.Image(label="Grad-CAM", type="numpy", height=300)
-                    occlusion = gr.Image(label="occlusion", type="numpy", height=300)
+                    gradcam = gr.Image(label="Grad-CAM", type="numpy", height=300, buttons=BUTTONS)
+                    occlusion = gr.Image(label="occlusion", type="numpy", height=300, buttons=BUTTONS)
         with gr.Tab("all softmax outputs"):
             heatmap = gr.Plot(label="softmax outputs", format="png")
         with gr.Tab("conv1's filters"):
@@ -76,10 +89,13 @@ def build(nets: list[Net], examples: list[str]) -> Any:
             features = gr.Plot(label="feature maps", format="png")
         outputs = [bars, gradcam, occlusion, heatmap, kernels, features]
         inputs = [chosen, photo, cam, layer]
-        # every change clears the panels first, so no result (or error) sits beside another photo's or net's
-        for event in (go.click, photo.change, cam.input, layer.input):  # photo: an upload, a paste, an example
-            event(blank, None, outputs, queue=False).then(show, inputs, outputs)
-        chosen.input(pick, chosen, [cam, layer]).then(blank, None, outputs).then(show, inputs, outputs)
+        chosen.select(pick, [chosen, cam, layer], [cam, layer], queue=False)
+        # One listener for every change (photo: an upload, a paste, an example; select: a pick, not a
+        # dropdown opened and closed): a change made while a photo is computed runs after it with the
+        # inputs as they are then, so the last change always wins.
+        gr.on([photo.change, chosen.select, cam.select, layer.select], show, inputs, outputs,
+              trigger_mode="always_last", concurrency_id="panels")
+        go.click(classify, inputs, outputs, trigger_mode="always_last", concurrency_id="panels")
     return page
 
 
@@ -111,6 +127,6 @@ def _last_conv(net: Net) -> str:
 
 def serve(page: Any, host: str, port: int) -> None:
     """Serve the page until interrupted (Ctrl-C)."""
-    page.queue(default_concurrency_limit=1)  # one photo at a time: captum hooks the shared nets
+    page.queue(default_concurrency_limit=1)  # one photo at a time: two would share the 2 cores anyway
     page.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD, show_error=True, ssr_mode=False,
                 footer_links=[], quiet=True)
