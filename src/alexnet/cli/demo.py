@@ -127,7 +127,10 @@ def _examples(folder: str | None) -> list[str]:
         if len(readable) == MAX_EXAMPLES:
             break
         image = load_image(f)
-        (skipped if isinstance(image, BadImage) else readable).append(image if isinstance(image, BadImage) else str(f))
+        if isinstance(image, BadImage):
+            skipped.append(image)
+        else:
+            readable.append(str(f))
     if not readable:
         raise UsageError(f"--examples {folder}: none of its files is a readable image "
                          f"({skipped[0].path}: {skipped[0].reason})")

@@ -200,8 +200,7 @@ def _run_filters(args: argparse.Namespace) -> Path:
     name, weight = convs[args.layer]
     k, c, h, w = weight.shape
     title = _title(args, f"{who(ckpt)}: {name}, {k} kernels of {h}x{w}x{c}")
-    towers = towers_of(ckpt) if k % towers_of(ckpt) == 0 else 1  # each tower's kernels in a panel of their own
-    return plot_filters(weight, args.out, title=title, mode=args.mode, towers=towers, before=before)
+    return plot_filters(weight, args.out, title=title, mode=args.mode, towers=towers_of(ckpt, k), before=before)
 
 
 # ---- features --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 from alexnet.demo.panels import Net, panels
 from alexnet.errors import UsageError
 
-MAX_UPLOAD = "20mb"  # as the package's image reader (limits.IMAGE_FILE_BYTES) reads at most
+MAX_UPLOAD = "20mb"  # a photo is a few MB; the package's reader would take up to limits.IMAGE_FILE_BYTES
 TITLE = "AlexNet: what the net says, and where it looked"
 BUTTONS = ["download", "fullscreen"]  # not "share": it posts to Hugging Face Spaces, and the page is offline
 

@@ -114,6 +114,6 @@ def filters(net: Net) -> Any:
     if net.filters is None:
         name, weight = conv_weights(model_from_checkpoint(net.ckpt))[0]
         k, c, h, w = weight.shape
-        towers = towers_of(net.ckpt) if k % towers_of(net.ckpt) == 0 else 1
-        net.filters = plot_filters(weight, title=f"{net.label}: {name}, {k} kernels of {h}x{w}x{c}", towers=towers)
+        net.filters = plot_filters(weight, title=f"{net.label}: {name}, {k} kernels of {h}x{w}x{c}",
+                                   towers=towers_of(net.ckpt, k))
     return net.filters

@@ -89,11 +89,12 @@ def explanation(image: Image, source: Any, *, method: str = "gradcam", layer: st
     with torch.no_grad():
         probs = check_finite(net(x).float().softmax(dim=1)[0], ckpt)  # K
     k = int(probs.argmax()) if target is None else class_index(target, classes)
-    heat = attribute(net, x, [k], method=method, layer=layer, towers=towers_of(ckpt))[0]  # S,S
+    towers = towers_of(ckpt)
+    heat = attribute(net, x, [k], method=method, layer=layer, towers=towers)[0]  # S,S
     if not bool(torch.isfinite(heat).all()):  # finite outputs whose gradients overflow float32
         raise UsageError(f"{ckpt.get('path') or 'the net'}: its {method} map is not finite (NaN or infinity) for "
                          "this input: its weights are far out of range")
-    name = grad_cam_layer(net, layer, towers_of(ckpt))[0] if method == "gradcam" else None
+    name = grad_cam_layer(net, layer, towers)[0] if method == "gradcam" else None
     return Explanation(heat.numpy(), view.cpu(), method, name, k, classes[k], float(probs[k]))
 
 

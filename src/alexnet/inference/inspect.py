@@ -70,12 +70,14 @@ def net_inputs(model: Any, views: Sequence[Tensor], device: str | torch.device =
     return norm(torch.stack(list(views)).to(device))  # N,C,S,S
 
 
-def towers_of(model: Any) -> int:
-    """How many towers (the paper's two GPUs) the net has: 2 for alexnet2012, else 1."""
+def towers_of(model: Any, kernels: int | None = None) -> int:
+    """How many towers (the paper's two GPUs) the net has: 2 for alexnet2012, else 1. With
+    `kernels`, 1 where that many kernels do not split evenly into them (one panel, not one a tower)."""
     from alexnet.models import model_options
 
     ckpt = as_checkpoint(model)
-    return int(ckpt["model_args"].get("towers", model_options(ckpt["model_name"]).get("towers", 1)))
+    towers = int(ckpt["model_args"].get("towers", model_options(ckpt["model_name"]).get("towers", 1)))
+    return towers if kernels is None or kernels % towers == 0 else 1
 
 
 def net_label(ckpt: dict[str, Any]) -> str:
