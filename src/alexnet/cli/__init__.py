@@ -35,6 +35,8 @@ VERBS = {
            "attributions (Grad-CAM, occlusion, saliency)",
     "demo": "a web page to try a net in: upload a photo, see its top-5 and where the net looked (needs .[demo])",
     "export": "write a trained net as ONNX, TorchScript or safetensors, checked after writing",
+    "push": "share a run on the Hugging Face Hub: weights, config and a model card (or --to-folder DIR)",
+    "convert": "turn Caffe's bvlc_alexnet.caffemodel into a folder in the Hub's layout, with its model card",
     "reproduce": (
         "the paper's claims (ReLU, towers, LRN, pooling, PCA lighting, dropout, ten-crop) as experiments with reports"
     ),

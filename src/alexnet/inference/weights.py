@@ -14,7 +14,10 @@ makes such a dict from
   header metadata, so they need no --model);
 - a Caffe `.caffemodel`: BVLC's bvlc_alexnet as alexnet2012 with Caffe's LRN and inputs
   (`alexnet.inference.caffe`), its inputs losing the `imagenet_mean.binaryproto` beside it when
-  there is one, else Caffe's per-channel ImageNet mean.
+  there is one, else Caffe's per-channel ImageNet mean;
+- a folder in the Hugging Face Hub's layout (`save_hub_folder`: model.safetensors + config.json,
+  the description and its digest in config.json), or a Hub id `hf-hub:ORG/NAME[@REVISION]`,
+  fetched into (or, with HF_HUB_OFFLINE=1, read from) huggingface_hub's cache (`alexnet.inference.hub`).
 
 Nothing is unpickled beyond tensors and plain containers: torch.load(weights_only=True) or
 safetensors. A file whose tensors do not fit the model gives a one-line error naming the
@@ -43,9 +46,11 @@ from alexnet.engine.checks import (
     tensor_digest,
 )
 from alexnet.engine.console import log
+from alexnet.engine.run_folder import is_run_folder
 from alexnet.errors import UsageError
 from alexnet.inference.caffe import caffe_alexnet2012, mean_file_beside
-from alexnet.limits import WEIGHTS_FILE_BYTES, Refused, check_regular, load_json
+from alexnet.inference.hub import HUB_FILES, hub_snapshot, is_hub_id
+from alexnet.limits import MAX_CONFIG_BYTES, WEIGHTS_FILE_BYTES, Refused, check_regular, load_json, read_regular
 from alexnet.models import build_model
 
 # torchvision's weight enums for the models whose layout is torchvision's (parameter names equal).
@@ -79,6 +84,8 @@ def load_weights(weights: str | os.PathLike, model: str | None = None) -> dict[s
     name = str(weights)
     if model is not None and name in PRETRAINED.get(model, {}):
         return pretrained(model, name)
+    if is_hub_id(name):
+        return _from_hub_folder(hub_snapshot(name, HUB_FILES), model, source=name)
     path = Path(name)
     if not path.exists():
         sets = ", ".join(f"{m}: {', '.join(s)}" for m, s in PRETRAINED.items())
@@ -86,6 +93,8 @@ def load_weights(weights: str | os.PathLike, model: str | None = None) -> dict[s
             f"weights {name!r}: no such file, and not a pretrained set of {model or 'any model'} "
             f"(pretrained sets: {sets})"
         )
+    if path.is_dir() and (path / HUB_FILES[1]).is_file() and not is_run_folder(path):
+        return _from_hub_folder(path, model)
     if path.is_dir():
         return _same_model(load_checkpoint(path), model)
     if path.suffix == ".safetensors":
@@ -188,6 +197,26 @@ def save_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write a checkpoint's weights as .safetensors with its description in the header metadata."""
     from safetensors.torch import save_file
 
+    state, meta = _described(ckpt)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(state, tmp, metadata={SAFETENSORS_KEY: json.dumps(meta), "format": "pt"})
+    return path
+
+
+def save_hub_folder(ckpt: dict[str, Any], folder: str | os.PathLike) -> Path:
+    """Write the Hub's layout into `folder` (which must exist): model.safetensors, and config.json
+    holding its description (model name and arguments, classes, input size and preparation, the
+    digest over both). The .safetensors carries the same description, so it also loads alone."""
+    folder = Path(folder)
+    save_safetensors(ckpt, folder / HUB_FILES[0])
+    with atomic_path(folder / HUB_FILES[1]) as tmp:
+        Path(tmp).write_text(json.dumps(_described(ckpt)[1], indent=2) + "\n")
+    return folder
+
+
+def _described(ckpt: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors a .safetensors holds (the net's, then the inputs' statistics) and its description."""
     state = {k: v.detach().cpu().contiguous() for k, v in ckpt["model"].items()}
     meta = {key: ckpt[key] for key in ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")}
     meta["input_norm"] = ckpt.get("input_norm") or "channel"
@@ -200,11 +229,8 @@ def save_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
             {INPUT_PREFIX + k: torch.as_tensor(ckpt["pca"][k]).float().contiguous() for k in ("eigval", "eigvec")}
         )
     meta["digest_covers"] = "all"  # every tensor in the file and this description (older files: the tensors)
-    meta["digest"] = _file_digest(state, meta)  # verified by _from_safetensors
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        save_file(state, tmp, metadata={SAFETENSORS_KEY: json.dumps(meta), "format": "pt"})
-    return path
+    meta["digest"] = _file_digest(state, meta)  # verified by _from_description
+    return state, meta
 
 
 def _file_digest(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
@@ -212,7 +238,8 @@ def _file_digest(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
     return checkpoint_digest({"tensors": state, "meta": {k: v for k, v in meta.items() if k != "digest"}})
 
 
-def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors of a .safetensors file and its header metadata, or a one-line UsageError."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -223,9 +250,13 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        state = load_file(str(path))
+        return load_file(str(path)), meta
     except Exception as e:  # SafetensorError on a truncated or foreign file
         raise UsageError(f"cannot read {path}: {' '.join(str(e).split())[:120]}") from None
+
+
+def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
+    state, meta = _read_safetensors(path)
     if SAFETENSORS_KEY not in meta:
         return from_state_dict(
             {k: v for k, v in state.items() if not k.startswith(INPUT_PREFIX)}, model, source=str(path)
@@ -236,24 +267,55 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
         info = None
     if not isinstance(info, dict):
         raise UsageError(f"{path}: the alexnet description in its header is damaged") from None
+    return _from_description(state, info, str(path), model)
+
+
+def _from_hub_folder(folder: Path, model: str | None, source: str | None = None) -> dict[str, Any]:
+    """A folder in the Hub's layout (`save_hub_folder`): config.json describes model.safetensors."""
+    source = source or str(folder)
+    missing = [name for name in HUB_FILES if not (folder / name).is_file()]
+    if missing:
+        raise UsageError(f"{source}: no {' or '.join(missing)} in it (the Hub layout is {' + '.join(HUB_FILES)})")
+    try:
+        info = load_json(read_regular(folder / HUB_FILES[1], MAX_CONFIG_BYTES))
+    except (Refused, ValueError, OSError) as e:
+        raise UsageError(f"{source}: cannot read {HUB_FILES[1]}: {' '.join(str(e).split())[:120]}") from None
+    if not isinstance(info, dict) or not all(key in info for key in ("model_name", "classes", "input_size")):
+        raise UsageError(f"{source}: {HUB_FILES[1]} is not an alexnet description "
+                         "(it needs model_name, classes and input_size)")
+    state, _ = _read_safetensors(folder / HUB_FILES[0])
+    return _from_description(state, info, source, model, pair=f"{HUB_FILES[1]} and {HUB_FILES[0]}")
+
+
+def _from_description(state: dict[str, torch.Tensor], info: dict[str, Any], source: str, model: str | None,
+                      pair: str | None = None) -> dict[str, Any]:
+    """A checkpoint dict from a .safetensors' tensors and our description of them, digest verified;
+    `pair` names the two files of a Hub folder, whose digest ties the description to the weights."""
     if info.get("digest_covers") == "all":
         if info.get("digest") is None:
-            raise UsageError(f"{path}: its description says it has a digest, and it has none: the file is damaged")
-        check_digest(info.get("digest"), lambda: _file_digest(state, info), str(path))
+            raise UsageError(f"{source}: its description says it has a digest, and it has none: "
+                             f"{pair + ' are' if pair else 'the file is'} damaged")
+        try:
+            check_digest(info.get("digest"), lambda: _file_digest(state, info), source)
+        except UsageError:
+            if pair is None:
+                raise
+            raise UsageError(f"{source}: {pair} do not match the digest saved with them (changed since "
+                             "they were written, or from different nets)") from None
     else:  # written when the digest covered the tensors only
-        check_digest(info.get("digest"), lambda: tensor_digest(state), str(path))
+        check_digest(info.get("digest"), lambda: tensor_digest(state), source)
     inputs = {k[len(INPUT_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(INPUT_PREFIX)}
     described = ("model_name", "model_args", "classes", "input_size", "mean", "std", "augment")
     ckpt = {
         "format": FORMAT, "version": VERSION, **{key: info[key] for key in described if key in info}, "model": state,
-        "data": None, "path": str(path), "input_norm": info.get("input_norm", "channel"),
+        "data": None, "path": source, "input_norm": info.get("input_norm", "channel"),
         "translate": info.get("translate"), "mean_image": inputs.get("mean_image"),
         "pca": (
             {"eigval": inputs["eigval"], "eigvec": inputs["eigvec"]} if "eigval" in inputs and "eigvec" in inputs
             else None
         ),
     }
-    check_checkpoint(ckpt, str(path))
+    check_checkpoint(ckpt, source)
     return _same_model(ckpt, model)
 
 
@@ -261,7 +323,13 @@ def _from_caffe(path: Path, model: str | None) -> dict[str, Any]:
     """A .caffemodel as an alexnet2012 checkpoint, the mean file beside it used when present."""
     if model not in (None, "alexnet2012"):
         raise UsageError(f"{path} is a Caffe model, which loads as alexnet2012 (Caffe's bvlc_alexnet), not as {model}")
-    caffe = caffe_alexnet2012(path, mean_file_beside(path))
+    return caffe_checkpoint(path, mean_file_beside(path))
+
+
+def caffe_checkpoint(path: str | os.PathLike, mean_file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """bvlc_alexnet.caffemodel as an alexnet2012 checkpoint; its inputs lose `mean_file`'s mean
+    image (a .binaryproto), or Caffe's per-channel ImageNet mean when there is none."""
+    caffe = caffe_alexnet2012(path, mean_file)
     net = build_model("alexnet2012", **caffe.model_args)
     net.load_state_dict(caffe.state)
     ckpt = describe_model(net, source=str(path))
