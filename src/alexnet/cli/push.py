@@ -43,10 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alexnet.engine.run_folder import is_run_folder
-    from alexnet.inference.hub import HUB_FILES, check_repo_id
+    from alexnet.inference.hub import HUB_FILES, check_can_upload, check_repo_id
     from alexnet.inference.weights import select_model
 
     check_repo_id(args.repo)
+    if not args.to_folder:
+        check_can_upload(args.repo)  # before any work
     source = Path(args.run)
     if source.is_dir() and (source / HUB_FILES[1]).is_file() and not is_run_folder(source):
         from alexnet.inference.weights import load_weights

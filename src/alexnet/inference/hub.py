@@ -85,15 +85,10 @@ def hub_snapshot(name: str, files: tuple[str, ...] = HUB_FILES) -> Path:
 
 def upload(folder: Path, repo: str, *, private: bool = False, message: str = "alexnet push") -> str:
     """Create the Hub repo `repo` if needed and upload `folder` to it; returns the commit's URL."""
-    check_repo_id(repo)
-    from huggingface_hub import HfApi, get_token
+    check_can_upload(repo)
+    from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        raise UsageError("HF_HUB_OFFLINE is set: unset it to upload, or write the files with --to-folder DIR")
-    if get_token() is None:
-        raise UsageError("no Hugging Face token: log in with `hf auth login` or set HF_TOKEN "
-                         "(or write the files with --to-folder DIR)")
     api = HfApi()
     try:
         api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
@@ -110,6 +105,18 @@ def upload(folder: Path, repo: str, *, private: bool = False, message: str = "al
             raise
         raise RunFailed(f"cannot reach the Hugging Face Hub to upload {repo}: {_reason(e)}") from None
     return str(getattr(commit, "commit_url", None) or f"https://huggingface.co/{repo}")
+
+
+def check_can_upload(repo: str) -> None:
+    """Refuse, before any work, an upload that cannot start: a bad repo id, offline mode, no token."""
+    check_repo_id(repo)
+    from huggingface_hub import get_token
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        raise UsageError("HF_HUB_OFFLINE is set: unset it to upload, or write the files with --to-folder DIR")
+    if get_token() is None:
+        raise UsageError("no Hugging Face token: log in with `hf auth login` or set HF_TOKEN "
+                         "(or write the files with --to-folder DIR)")
 
 
 def cache_dir() -> str:

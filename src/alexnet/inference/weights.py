@@ -93,7 +93,7 @@ def load_weights(weights: str | os.PathLike, model: str | None = None) -> dict[s
             f"weights {name!r}: no such file, and not a pretrained set of {model or 'any model'} "
             f"(pretrained sets: {sets})"
         )
-    if path.is_dir() and (path / HUB_FILES[1]).is_file() and not is_run_folder(path):
+    if path.is_dir() and any((path / f).exists() for f in HUB_FILES) and not is_run_folder(path):
         return _from_hub_folder(path, model)
     if path.is_dir():
         return _same_model(load_checkpoint(path), model)
@@ -273,7 +273,7 @@ def _from_safetensors(path: Path, model: str | None) -> dict[str, Any]:
 def _from_hub_folder(folder: Path, model: str | None, source: str | None = None) -> dict[str, Any]:
     """A folder in the Hub's layout (`save_hub_folder`): config.json describes model.safetensors."""
     source = source or str(folder)
-    missing = [name for name in HUB_FILES if not (folder / name).is_file()]
+    missing = [name for name in HUB_FILES if not (folder / name).exists()]
     if missing:
         raise UsageError(f"{source}: no {' or '.join(missing)} in it (the Hub layout is {' + '.join(HUB_FILES)})")
     try:
