@@ -404,3 +404,55 @@ def test_the_mean_file_beside_a_model_is_bounded_the_same(files, bomb, tmp_path,
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "imagenet_mean.binaryproto" in err, err
     assert "fields" in err or "axes" in err, err
+
+
+# --- alexnet convert: the same net as a folder in the Hub's layout, with its card --------------------
+
+def test_convert_writes_the_same_net_with_its_card(files, tmp_path, capsys):
+    import yaml
+
+    from alexnet.cli import main
+
+    out = tmp_path / "bvlc"
+    assert main(["convert", str(files["v1"]), "--to-folder", str(out), "--repo", "someone/bvlc_alexnet"]) == 0
+    assert "imagenet_mean.binaryproto" in capsys.readouterr().err  # the mean file beside it, as --weights uses it
+    ours, theirs = load_weights(out), load_weights(files["v1"])
+    assert ours["model"].keys() == theirs["model"].keys()
+    assert all(torch.equal(ours["model"][k], v) for k, v in theirs["model"].items())
+    assert torch.equal(ours["mean_image"], theirs["mean_image"]) and ours["input_norm"] == "mean_image"
+    assert ours["classes"] == theirs["classes"] and ours["input_size"] == [3, 227, 227]
+    header, body = (out / "README.md").read_text()[4:].split("\n---\n", 1)
+    meta = yaml.safe_load(header)
+    assert meta["license"] == "other" and meta["datasets"] == ["ILSVRC/imagenet-1k"] and "alexnet2012" in meta["tags"]
+    assert "bvlc_alexnet.caffemodel" in body and "unrestricted use" in body
+    assert "--weights hf-hub:someone/bvlc_alexnet" in body
+    alone = tmp_path / "alone"
+    assert main(["convert", str(files["alone"]), "--to-folder", str(alone)]) == 0  # Caffe's channel mean
+    assert load_weights(alone)["input_norm"] == "channel" and f"--weights {alone}" in (alone / "README.md").read_text()
+    mean = tmp_path / "given"
+    assert main(["convert", str(files["alone"]), "--mean", str(files["mean"]), "--to-folder", str(mean)]) == 0
+    assert torch.equal(load_weights(mean)["mean_image"], theirs["mean_image"])
+
+
+@pytest.mark.parametrize("case", ["no such model", "a mean that is not one", "a text file", "folder not empty",
+                                  "odd repo"])
+def test_convert_refuses_in_one_line(files, tmp_path, case, capsys):
+    from alexnet.cli import main
+
+    out, model = tmp_path / "out", str(files["alone"])
+    extra: list[str] = []
+    if case == "no such model":
+        model = str(tmp_path / "missing.caffemodel")
+    elif case == "a mean that is not one":
+        extra = ["--mean", str(write(tmp_path / "m.binaryproto", b"\x08\x01"))]
+    elif case == "a text file":
+        model = str(write(tmp_path / "deploy.caffemodel", b'name: "AlexNet"\nlayer {\n'))
+    elif case == "folder not empty":
+        out.mkdir()
+        (out / "keep.txt").write_text("keep")
+    else:
+        extra = ["--repo", "some one/x"]
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["convert", model, "--to-folder", str(out), *extra]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert sorted(tmp_path.rglob("*")) == before

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from alexnet.cli.push import new_folder
+    from alexnet.cli.push import check_new_folder, new_folder
     from alexnet.inference.caffe import mean_file_beside
     from alexnet.inference.card import caffe_card
     from alexnet.inference.hub import check_repo_id
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repo is not None:
         check_repo_id(args.repo)
+    check_new_folder(args.to_folder)  # before reading 240 MB
     source = Path(args.caffemodel)
     mean = Path(args.mean) if args.mean is not None else mean_file_beside(source)
     ckpt = caffe_checkpoint(source, mean)

@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         if args.to_folder:
             raise UsageError(f"{source} is already in the Hub's layout: upload it without --to-folder")
         return _report(args, _upload_as_is(source, args), ckpt, uploaded=True)
+    if args.to_folder:
+        check_new_folder(args.to_folder)  # before any work
     ckpt = select_model(checkpoint=args.run)
     if args.to_folder:
         with new_folder(args.to_folder) as folder:
@@ -87,12 +89,7 @@ def write_run_folder(ckpt: dict[str, Any], folder: Path, repo: str, *, license: 
 def new_folder(path: str | os.PathLike) -> Iterator[Path]:
     """A folder to fill that becomes `path` only when filled whole; `path` must not exist or be an
     empty folder, so nothing already on disk is replaced or left half-written."""
-    out = Path(path)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"--to-folder {out}: {'not a folder' if not out.is_dir() else 'not empty'}; "
-                         "give a new or empty folder")
-    if not out.parent.is_dir():
-        raise UsageError(f"--to-folder {out}: no folder {out.parent} to make it in")
+    out = check_new_folder(path)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as e:
@@ -106,6 +103,17 @@ def new_folder(path: str | os.PathLike) -> Iterator[Path]:
         raise UsageError(f"--to-folder {out}: cannot write it: {e.strerror or e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_new_folder(path: str | os.PathLike) -> Path:
+    """`path` as a folder to write, refused in one line unless it is new (in a folder that exists) or empty."""
+    out = Path(path)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--to-folder {out}: {'not a folder' if not out.is_dir() else 'not empty'}; "
+                         "give a new or empty folder")
+    if not out.parent.is_dir():
+        raise UsageError(f"--to-folder {out}: no folder {out.parent} to make it in")
+    return out
 
 
 def _curves(checkpoint: Path, out: Path) -> bool:
