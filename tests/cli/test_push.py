@@ -97,6 +97,17 @@ def test_predictions_from_the_folder_are_the_runs_own(pushed: Path, run_dir: Pat
     assert all(torch.equal(ckpt["model"][k], v) for k, v in own["model"].items())
 
 
+def test_eval_scores_the_folder_as_the_run(pushed: Path, run_dir: Path, trained_shapes: dict[str, Any],
+                                          capsys: pytest.CaptureFixture) -> None:
+    scores = []
+    for net in (run_dir, pushed):  # the folder does not keep the data's name: it is given
+        assert main(["eval", str(net), "--data", trained_shapes["data"], "--tta", "center", "--json",
+                     "--out", str(pushed.parent / f"confusion-{net.name}.png")]) == 0
+        scores.append(json.loads(capsys.readouterr().out.splitlines()[-1]))
+    assert [s["top1"] for s in scores] == [scores[0]["top1"]] * 2 and scores[0]["n"] == scores[1]["n"] > 0
+    assert [s["loss"] for s in scores] == [scores[0]["loss"]] * 2
+
+
 def test_the_upload_sends_the_folder(run_dir: Path, pushed: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture) -> None:
     import huggingface_hub

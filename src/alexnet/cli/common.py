@@ -20,7 +20,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", metavar="CKPT_OR_RUN_DIR", help="a checkpoint (.pt), or a run folder (its best.pt)")
     g.add_argument("--model", metavar="NAME", help="a model name (alexnet models), used with --weights")
     g.add_argument("--weights", metavar="W", help="'imagenet1k' (torchvision's pretrained alexnet_owt / vgg), "
-                   "or a file: torchvision-format .pth state_dict, our checkpoint, .safetensors, Caffe's .caffemodel")
+                   "or a file: torchvision-format .pth state_dict, our checkpoint, .safetensors, Caffe's .caffemodel; "
+                   "or a folder in the Hub's layout (alexnet push --to-folder), or hf-hub:ORG/NAME[@REVISION]")
 
 
 def model_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -27,7 +27,10 @@ EPILOG = """examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR",
-                   help="a .pt checkpoint, or a run folder (its best.pt)")
+                   help="a .pt checkpoint, or a run folder (its best.pt); also any weights --weights takes "
+                        "(a Hub folder, hf-hub:ORG/NAME, .safetensors, .caffemodel; a .pth or imagenet1k with --model)")
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="the model a bare .pth state_dict or imagenet1k is for")
     p.add_argument("--data", default=None, metavar="SPEC",
                    help="dataset spec (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="val", choices=("val", "test"), help="which held-out split (default val)")
@@ -53,9 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alexnet.atomic import check_output
-    from alexnet.engine.checkpoint import load_checkpoint
     from alexnet.engine.evaluate import evaluate_checkpoint, run_view
     from alexnet.engine.fast import resolve_device
+    from alexnet.inference.weights import load_weights
     from alexnet.viz.confusion import plot_confusion
 
     calibrate = None
@@ -70,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
             )
     device = resolve_device("cpu" if args.int8 else args.device)
     precision = "int8" if args.int8 else "bf16" if args.amp else "fp32"
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_weights(args.checkpoint, args.model)
     tta = args.tta or run_view(ckpt)
     whose = "as asked" if args.tta else "the run's own" if ckpt.get("config") else "the default for weights"
     suffix = "-int8" if args.int8 else ""
-    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / f"confusion-{args.split}-{tta}{suffix}.png"
+    beside = Path(ckpt["path"]).parent if Path(ckpt["path"]).exists() else Path()  # a Hub id: here
+    out = Path(args.out) if args.out else beside / f"confusion-{args.split}-{tta}{suffix}.png"
     try:  # an --out that cannot be written stops here; the default one costs the picture only
         check_output(out, force=args.force, inputs=[ckpt["path"], *files_read([args.data or ckpt.get("data")])])
         not_drawn = None

@@ -146,7 +146,7 @@ def evaluate_checkpoint(
 
     spec = data or ckpt.get("data")
     if not spec:
-        raise UsageError(f"{ckpt.get('path', 'these weights')} do not say what data they were trained on: "
+        raise UsageError(f"the weights {ckpt.get('path', '')} do not say what data they were trained on: "
                          "give --data SPEC")
     channels, size, tta = int(ckpt["input_size"][0]), int(ckpt["input_size"][1]), tta or run_view(ckpt)
     # first, so that a ten-crop the run's preparation cannot support is refused before the data is opened
