@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from alexnet.atomic import check_output
     from alexnet.engine.evaluate import evaluate_checkpoint, run_view
     from alexnet.engine.fast import resolve_device
+    from alexnet.inference.hub import is_hub_id
     from alexnet.inference.weights import load_weights
     from alexnet.viz.confusion import plot_confusion
 
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
             )
     device = resolve_device("cpu" if args.int8 else args.device)
     precision = "int8" if args.int8 else "bf16" if args.amp else "fp32"
+    if args.model is None and not is_hub_id(args.checkpoint) and not Path(args.checkpoint).exists():
+        raise UsageError(f"checkpoint not found: {args.checkpoint}")
     ckpt = load_weights(args.checkpoint, args.model)
     tta = args.tta or run_view(ckpt)
     whose = "as asked" if args.tta else "the run's own" if ckpt.get("config") else "the default for weights"
