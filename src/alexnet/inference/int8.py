@@ -11,7 +11,8 @@ quantize / conv or linear / ReLU / dequantize pattern into oneDNN's int8 kernels
 (AVX512-VNNI) and AMX-INT8 where the CPU has them. LRN and locally connected layers stay in float32
 (left unannotated: the graph dequantizes before each one and quantizes after it). Every net
 `build_model` makes quantizes but convnet_local, whose locally connected layers Inductor's int8
-lowering cannot compile (torch 2.14.1: its im2col kernel aborts the process), which is refused
+lowering cannot compile (torch 2.14.1: a kernel it generates there fails its bounds check and
+aborts the process), which is refused
 with a one-line error; so is a net `torch.export` cannot capture.
 
 The batch size is left free (exported with a symbolic batch, compiled with dynamic=True), so one
@@ -30,10 +31,11 @@ compile (no C++ compiler), is a one-line error.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -70,24 +72,31 @@ class Int8Net(nn.Module):
         return self
 
 
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """torch's logger `name` at ERROR for a while: notices that are no concern of our user."""
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _pt2e() -> tuple[Any, Any, Any, Any]:
     """torchao's prepare_pt2e, convert_pt2e, X86InductorQuantizer and its default config."""
-    pytree_log = logging.getLogger("torch.utils._pytree")
-    level = pytree_log.level
-    pytree_log.setLevel(logging.ERROR)  # torchao's import logs a notice about torch's Enum handling
-    try:
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-            X86InductorQuantizer,
-            get_default_x86_inductor_quantization_config,
-        )
-    except ImportError as e:
+    try:  # torchao's import logs a notice about torch's Enum handling (torch.utils._pytree)
+        with _quiet("torch.utils._pytree"):
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+            from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+                X86InductorQuantizer,
+                get_default_x86_inductor_quantization_config,
+            )
+    except Exception as e:  # missing (ImportError), or built for another torch (any error at import)
         reraise_signal(e)  # a signal during the import, not a missing package
-        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"int8 needs torchao's pt2e quantization with torch {torch.__version__} "
-                         f"(pip install torchao): {why}") from None
-    finally:
-        pytree_log.setLevel(level)
+        raise UsageError(f"int8 needs torchao's pt2e quantization, working with torch {torch.__version__} "
+                         f"(pip install torchao): {_first_line(e)}") from None
     return prepare_pt2e, convert_pt2e, X86InductorQuantizer, get_default_x86_inductor_quantization_config
 
 
@@ -117,8 +126,8 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor], *, lowe
     if first is None:
         raise UsageError("int8 calibration needs at least one batch of images")
     if lower and any(isinstance(m, LocallyConnected2d) for m in model.modules()):
-        # measured on torch 2.14.1: Inductor's kernel for the float im2col between int8 layers fails
-        # its bounds check ("index out of bounds: tmp4 < 9L") and aborts the whole process
+        # measured on torch 2.14.1: a kernel Inductor generates for the float unfold/bmm after the int8
+        # layers fails its bounds check ("index out of bounds: tmp4 < 9L", 9 = 3x3) and aborts the process
         raise UsageError("int8: nets with locally connected layers (convnet_local) cannot be compiled by "
                          "Inductor's int8 lowering; score them in float32")
     prepare_pt2e, convert_pt2e, quantizer_class, default_config = _pt2e()
@@ -148,7 +157,8 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor], *, lowe
             return _keep(model, Int8Net(converted, converted))
         lowered = torch.compile(converted, dynamic=True)
         try:  # compile now, not at the caller's first batch
-            with torch._inductor.config.patch(freezing=True):
+            # a CUDA build of torch on a machine without CUDA logs where it looked for it (cpp_extension)
+            with torch._inductor.config.patch(freezing=True), _quiet("torch.utils.cpp_extension"):
                 got = lowered(first)
         except Exception as e:
             raise UsageError(f"int8: Inductor could not compile the quantized net ({_first_line(e)})") from None
