@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -106,6 +107,13 @@ def test_lrn_runs_in_float32_between_int8_layers() -> None:
                  and "conv2" in str(n.meta.get("nn_module_stack")))
     # LRN1's float output quantized again (through the maxpool) for conv2
     assert conv2.args[0].target == QD.dequantize_per_tensor.default
+
+
+def test_a_torch_without_torchaos_pt2e_is_a_one_line_error(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "torchao.quantization.pt2e.quantize_pt2e", None)  # import fails
+    with pytest.raises(UsageError, match="needs torchao's pt2e") as info:
+        quantize_int8(build_model("alexnet_mini").eval(), batches(2, 32, seed=0))
+    assert len(str(info.value).splitlines()) == 1
 
 
 def issubclass_(t: object, cls: type) -> bool:

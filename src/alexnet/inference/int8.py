@@ -16,9 +16,12 @@ aborts the process), which is refused
 with a one-line error; so is a net `torch.export` cannot capture.
 
 The batch size is left free (exported with a symbolic batch, compiled with dynamic=True), so one
-compile serves every batch of an evaluation. The compile happens here, on the first calibration
-batch, not at the first call: it costs seconds (alexnet_mini about 7 s, alexnet2012 about 27 s on 2
-cores) and Inductor's own on-disk cache shortens it on the next run.
+compile serves every batch of an evaluation (a batch of one is run as two, not compiled again).
+The compile happens here, on the first calibration batch, not at the first call. Measured on the
+2-core CPU (2026-12-07): alexnet_mini at 32 px about 7 s, alexnet_owt at 96 px 11 s, alexnet2012 at
+227 px 26-36 s when the machine was otherwise idle, up to 5x that under load; Inductor's on-disk
+cache did not shorten it measurably (alexnet_owt 96 px, in a row: 60 s, then 46 s with the cache
+warm, 57 s with caches disabled), so nothing of ours is cached.
 
 int8 is an option (`alexnet eval --int8`, the bench's int8 run), never a default: it wins at 224 px
 but not on small maps or where each LRN costs a dequantize and a quantize. Accuracy against fp32 is
