@@ -18,7 +18,7 @@ with a one-line error; so is a net `torch.export` cannot capture.
 The batch size is left free (exported with a symbolic batch, compiled with dynamic=True), so one
 compile serves every batch of an evaluation (a batch of one is run as two, not compiled again).
 The compile happens here, on the first calibration batch, not at the first call. Measured on the
-2-core CPU (2026-12-07): alexnet_mini at 32 px about 7 s, alexnet_owt at 96 px 11 s, alexnet2012 at
+2-core CPU: alexnet_mini at 32 px about 7 s, alexnet_owt at 96 px 11 s, alexnet2012 at
 227 px 26-36 s when the machine was otherwise idle, up to 5x that under load; Inductor's on-disk
 cache did not shorten it measurably (alexnet_owt 96 px, in a row: 60 s, then 46 s with the cache
 warm, 57 s with caches disabled), so nothing of ours is cached.
