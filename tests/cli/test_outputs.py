@@ -68,6 +68,7 @@ def identity(path: Path) -> tuple:
 
 WRITERS = {
     "export onnx": lambda run, out: ["export", str(run), "--format", "onnx", "--out", str(out), "--force"],
+    "export pt2": lambda run, out: ["export", str(run), "--format", "pt2", "--out", str(out), "--force"],
     "export torchscript": lambda run, out: ["export", str(run), "--format", "torchscript", "--out", str(out),
                                             "--force"],
     "export safetensors": lambda run, out: ["export", str(run), "--format", "safetensors", "--out", str(out),
@@ -133,7 +134,7 @@ def test_a_pipe_that_takes_the_name_during_the_work_is_not_replaced(tmp_path):
     assert stat.S_ISFIFO(os.lstat(path).st_mode)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "safetensors"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "torchscript", "safetensors"])
 def test_export_never_writes_over_its_own_input_even_with_force(run, tmp_path, capsys, fmt):
     """`export X --out X --force` (and a link to X, and the default out of a .safetensors source)."""
     source = tmp_path / "model.pt"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,6 +53,47 @@ def test_torchscript_runs_without_this_package_and_carries_its_description(tmp_p
     x = torch.randn(4, 3, 32, 32)
     torch.testing.assert_close(loaded(x), _reference(ckpt, x), rtol=1e-5, atol=1e-5)
     assert json.loads(extra["alexnet.json"])["input_size"] == [3, 32, 32]
+
+
+# a fresh interpreter with torch alone: no alexnet on its path, and it fails if alexnet gets imported
+LOAD_PT2 = """
+import json, sys, torch
+extra = {"alexnet.json": ""}
+program = torch.export.load(sys.argv[1], extra_files=extra)
+x = torch.load(sys.argv[2])
+with torch.no_grad():
+    torch.save(program.module()(x), sys.argv[3])
+assert not [m for m in sys.modules if m.split(".")[0] == "alexnet"], "alexnet was imported"
+print(json.loads(extra["alexnet.json"])["model_name"])
+"""
+
+
+def test_pt2_runs_in_torch_alone_with_any_batch_and_carries_its_description(tmp_path: Path) -> None:
+    ckpt = _ckpt("alexnet_mini", num_classes=10)  # LRN, as the paper's
+    result = export(ckpt, "pt2", tmp_path / "net.pt2")
+    assert result["check"]["checker"].startswith("torch.export.load") and result["check"]["max_abs_diff"] <= 1e-4
+    x = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(7))  # another batch size than the export's
+    torch.save(x, tmp_path / "x.pt")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", LOAD_PT2, str(tmp_path / "net.pt2"), str(tmp_path / "x.pt"),
+                           str(tmp_path / "y.pt")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["alexnet_mini"]
+    torch.testing.assert_close(torch.load(tmp_path / "y.pt"), _reference(ckpt, x), rtol=1e-4, atol=1e-4)
+
+
+def test_pt2_of_a_mean_image_net_subtracts_the_mean_itself(tmp_path: Path) -> None:
+    ckpt = _ckpt("alexnet_mini")
+    mean_image = torch.rand(3, 36, 36) * 255  # C,R,R: the training set's mean image, larger than the 32 px patch
+    ckpt["input_norm"], ckpt["mean_image"] = "mean_image", mean_image
+    export(ckpt, "pt2", tmp_path / "net.pt2")
+    extra = {"alexnet.json": ""}
+    program = torch.export.load(str(tmp_path / "net.pt2"), extra_files=extra)
+    pixels = torch.rand(2, 3, 32, 32) * 255  # N,C,S,S raw 0-255
+    centre = mean_image[:, 2:34, 2:34]  # the centre 32x32 crop of the 36x36 mean image
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(pixels), _reference(ckpt, pixels - centre), rtol=1e-4, atol=1e-4)
+    assert json.loads(extra["alexnet.json"])["input_norm"] == "mean_image"
 
 
 def test_safetensors_round_trip(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ default); ONNX Runtime's CPU provider computes convolutions in fp32 only. Each i
 on the timed batch against torch's logits (`max_abs_diff` in its result), so what is timed is
 the same net.
 
-`int8` is ours again, quantized to int8 by inference/int8.py (static, calibrated on four
-synthetic batches, which sets scales for timing, not for accuracy: `alexnet eval RUN --int8`
-measures that on real images) and run by PyTorch's fbgemm/oneDNN int8 kernels; no matmul
-ceiling is timed for it, so its MFU columns stay empty.
+`int8` is ours again, quantized to int8 by inference/int8.py (torchao's pt2e flow, static,
+calibrated on four synthetic batches, which sets scales for timing, not for accuracy: `alexnet
+eval RUN --int8` measures that on real images) and compiled by Inductor into oneDNN's int8
+kernels before the timing starts; no matmul ceiling is timed for it, so its MFU columns stay empty.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def int8_runner(cfg: BenchConfig) -> Runner:
         return x.shape[0]
 
     agree = float((got.argmax(1) == expected.argmax(1)).float().mean())
-    return Runner("int8", step, "int8", flops, info={"engine": torch.backends.quantized.engine, "top1_agreement": agree,
+    return Runner("int8", step, "int8", flops, info={"engine": "inductor (torchao pt2e)", "top1_agreement": agree,
                                                    "max_abs_diff": float((got - expected).abs().max())})
 
 

@@ -1,8 +1,9 @@
-"""Export a trained net: alexnet export CHECKPOINT --format onnx|torchscript|safetensors [--out FILE].
+"""Export a trained net: alexnet export CHECKPOINT --format onnx|pt2|torchscript|safetensors [--out FILE].
 
 The exported net takes float32 N,C,S,S images normalised with the mean and std it prints, and
 gives logits. The file is checked after writing: ONNX in onnxruntime (when installed) against
-PyTorch on random inputs, TorchScript in torch.jit, safetensors by reading it back.
+PyTorch on random inputs, PT2 by torch.export.load, TorchScript (legacy) in torch.jit,
+safetensors by reading it back.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from alexnet.inference import FORMATS
 
 EPILOG = """examples:
   alexnet export runs/RUN --format onnx
+  alexnet export runs/RUN --format pt2                 # torch.export: torch.export.load(path).module()
   alexnet export runs/RUN/best.pt --format safetensors --out mini.safetensors
-  alexnet export alexnet-owt-7be5be79.pth --model alexnet_owt --format torchscript"""
+  alexnet export alexnet-owt-7be5be79.pth --model alexnet_owt --format torchscript   # legacy"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT",
                    help="a checkpoint, run folder, .safetensors, or a .pth state_dict (with --model)")
-    p.add_argument("--format", required=True, choices=tuple(FORMATS), help="onnx, torchscript or safetensors")
+    p.add_argument("--format", required=True, choices=tuple(FORMATS),
+                   help="onnx; pt2 (torch.export.save, load with torch.export.load); torchscript "
+                   "(legacy: torch.jit, kept while torch ships it; prefer pt2); or safetensors")
     p.add_argument("--out", default=None, metavar="FILE",
                    help="output file (default: beside the checkpoint, e.g. runs/RUN/best.onnx)")
     p.add_argument("--model", default=None, metavar="NAME", help="the model a bare .pth/.safetensors state_dict is for")

@@ -3,4 +3,4 @@
 files; training (alexnet.engine) never imports it."""
 
 # the export formats and their files' suffixes; here, not in export.py, so `alexnet export --help` loads no torch
-FORMATS = {"onnx": ".onnx", "torchscript": ".ts.pt", "safetensors": ".safetensors"}
+FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt", "safetensors": ".safetensors"}

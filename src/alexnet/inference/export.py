@@ -1,14 +1,22 @@
-"""Exporting a trained net for use without this package: ONNX, TorchScript or safetensors.
+"""Exporting a trained net for use without this package: ONNX, PT2 (torch.export), TorchScript
+(legacy) or safetensors.
 
 Every format takes the net's input as prepared for it: float32 N,C,S,S, normalised with the
 checkpoint's mean and std (see `describe`), and gives the logits N,K. A net trained on the
 paper's mean-subtracted pixels (input_norm mean_image) takes raw 0-255 pixels of the centre
-patch instead: ONNX and TorchScript files subtract the central crop of the training mean image
-themselves, and the safetensors file carries the mean image as a tensor. Each export is checked
-after it is written: the ONNX file is run in onnxruntime (when installed) and the TorchScript
-file in torch.jit on random inputs against the PyTorch model, the safetensors file is read back
-and compared tensor by tensor. The class names and preparation travel with the file: in the
-ONNX metadata_props, a TorchScript extra file `alexnet.json`, the safetensors header.
+patch instead: ONNX, PT2 and TorchScript files subtract the central crop of the training mean
+image themselves, and the safetensors file carries the mean image as a tensor. Each export is
+checked after it is written: the ONNX file is run in onnxruntime (when installed), the PT2 file
+loaded by torch.export.load and the TorchScript file by torch.jit, on random inputs against the
+PyTorch model; the safetensors file is read back and compared tensor by tensor. The class names
+and preparation travel with the file: in the ONNX metadata_props, an extra file `alexnet.json` in
+the PT2 and TorchScript archives, the safetensors header.
+
+PT2 is torch.export's ExportedProgram as `torch.export.save` writes it (pytorch/pytorch,
+torch/export/__init__.py: `export`, `save`, `load`; docs/source/export.md): the graph of ATen ops
+with the weights, the batch dimension left free (`Dim("batch")`), loaded by
+`torch.export.load(path).module()` with torch alone; it is what torch names as TorchScript's
+successor, and what AOTInductor and ExecuTorch take in. TorchScript stays while torch ships it.
 """
 
 from __future__ import annotations
@@ -92,6 +100,10 @@ def export(source: Any, fmt: str, out: str | os.PathLike | None = None, *, model
         with atomic_path(path) as tmp:
             _torchscript(net, x, tmp, describe(ckpt))
         check = _check_torchscript(path, x, expected)
+    elif fmt == "pt2":
+        with atomic_path(path) as tmp:
+            write_pt2(net, x, tmp, describe(ckpt))
+        check = _check_pt2(path, x, expected)
     else:
         with atomic_path(path) as tmp:
             write_onnx(net, x, tmp, describe(ckpt))
@@ -109,6 +121,21 @@ def _torchscript(net: nn.Module, x: torch.Tensor, path: str, info: dict[str, Any
         # (C++ terminate, exit 134, torch 2.14) where Python's own write raises ENOSPC
         buffer = io.BytesIO()
         torch.jit.save(traced, buffer, _extra_files={"alexnet.json": json.dumps(info)})
+    with open(path, "wb") as f:
+        f.write(buffer.getbuffer())
+
+
+def write_pt2(net: nn.Module, x: torch.Tensor, path: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
+    """`net` as a torch.export program (batch size free) traced on `x` N,C,S,S, saved by
+    torch.export.save; `info` as JSON in its extra file `alexnet.json`."""
+    batch = torch.export.Dim("batch", min=1)
+    try:  # every net of build_model exports; one of the user's own may not
+        program = torch.export.export(net, (x,), dynamic_shapes=({0: batch},))
+    except Exception as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"pt2: {type(net).__name__} cannot be captured by torch.export ({why})") from None
+    buffer = io.BytesIO()  # in memory first, as for TorchScript: one plain write reports a full disk
+    torch.export.save(program, buffer, extra_files={"alexnet.json": json.dumps(info or {})})
     with open(path, "wb") as f:
         f.write(buffer.getbuffer())
 
@@ -159,6 +186,18 @@ def _check_torchscript(path: Path, x: torch.Tensor, expected: torch.Tensor) -> d
         raise UsageError(f"{path}: the TorchScript module's logits differ from the model's by {diff:.2e}")
     return {
         "checker": f"torch.jit {torch.__version__}", "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE,
+        "inputs": list(x.shape),
+    }
+
+
+def _check_pt2(path: Path, x: torch.Tensor, expected: torch.Tensor) -> dict[str, Any]:
+    with torch.no_grad():
+        loaded = torch.export.load(str(path)).module()
+        diff = float((loaded(x) - expected).abs().max())
+    if not diff <= ONNX_TOLERANCE:
+        raise UsageError(f"{path}: the loaded program's logits differ from the model's by {diff:.2e}")
+    return {
+        "checker": f"torch.export.load {torch.__version__}", "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE,
         "inputs": list(x.shape),
     }
 
