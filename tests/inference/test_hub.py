@@ -187,3 +187,14 @@ def test_a_broken_hub_folder_is_one_line(folder, damage: str) -> None:
     with pytest.raises(UsageError, match=words) as e:
         load_weights(folder)
     assert "\n" not in str(e.value)
+
+
+def test_export_writes_hub_weights_here_under_the_repos_name(folder, offline, tmp_path, monkeypatch) -> None:
+    from alexnet.inference.export import export
+
+    hf_cache(offline, "someone/alexnet-mini", folder)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = export("hf-hub:someone/alexnet-mini", "safetensors")
+    assert result["path"] == "alexnet-mini.safetensors" and (here / "alexnet-mini.safetensors").is_file()

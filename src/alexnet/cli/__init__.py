@@ -34,7 +34,7 @@ VERBS = {
     "viz": "pictures: filters, feature maps, predictions, heatmap, neighbours, curves, augmentations, confusion, "
            "attributions (Grad-CAM, occlusion, saliency)",
     "demo": "a web page to try a net in: upload a photo, see its top-5 and where the net looked (needs .[demo])",
-    "export": "write a trained net as ONNX, TorchScript or safetensors, checked after writing",
+    "export": "write a trained net as ONNX, torch.export (.pt2), safetensors or TorchScript, checked after writing",
     "push": "share a run on the Hugging Face Hub: weights, config and a model card (or --to-folder DIR)",
     "convert": "turn Caffe's bvlc_alexnet.caffemodel into a folder in the Hub's layout, with its model card",
     "reproduce": (

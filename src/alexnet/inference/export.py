@@ -36,6 +36,7 @@ from alexnet.data.transforms import five_crops, prep_stats
 from alexnet.engine.checkpoint import model_from_checkpoint
 from alexnet.errors import UsageError, reraise_signal
 from alexnet.inference import FORMATS
+from alexnet.inference.hub import is_hub_id, parse_hub_id
 from alexnet.inference.weights import INPUT_PREFIX, as_checkpoint, save_safetensors
 
 ONNX_TOLERANCE = 1e-4  # largest absolute logit difference accepted between onnxruntime and PyTorch
@@ -63,8 +64,12 @@ class SubtractMean(nn.Module):
 
 
 def default_out(ckpt: dict[str, Any], fmt: str) -> Path:
-    """The checkpoint's own name with the format's extension, beside it (runs/RUN/best.onnx)."""
-    source = Path(str(ckpt.get("path") or ckpt["model_name"]))
+    """The checkpoint's own name with the format's extension, beside it (runs/RUN/best.onnx); for
+    weights from the Hub, the repo's name in the current folder (hf-hub:ORG/NAME: NAME.onnx)."""
+    path = str(ckpt.get("path") or ckpt["model_name"])
+    if is_hub_id(path):
+        return Path(parse_hub_id(path)[0].split("/")[1] + FORMATS[fmt])
+    source = Path(path)
     stem = source.name.split(".")[0] or ckpt["model_name"]
     return source.with_name(stem + FORMATS[fmt])
 
