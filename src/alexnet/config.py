@@ -272,8 +272,8 @@ class TrainConfig:
         _check("head_lr_mult", self.head_lr_mult, self.head_lr_mult > 0, "must be > 0")
         if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from.strip()):
             raise UsageError(f"init_from must name weights (a run folder, a file, imagenet1k); got {self.init_from!r}")
-        if not isinstance(self.freeze, str) or not (self.freeze in ("none", "features") or (self.freeze.isdigit() and self.freeze.isascii()
-                                                         and 1 <= int(self.freeze) <= MAX_COUNT)):
+        layers = isinstance(self.freeze, str) and self.freeze.isascii() and self.freeze.isdigit()
+        if not (self.freeze in ("none", "features") or (layers and 1 <= int(self.freeze) <= MAX_COUNT)):
             raise UsageError(f"freeze must be none, features, or a number of layers >= 1; got {self.freeze!r}")
         if self.freeze != "none" and not self.init_from:
             raise UsageError(f"freeze {self.freeze} keeps trained layers fixed: it needs init_from (--init-from W)")

@@ -97,7 +97,8 @@ def resolve(args: argparse.Namespace) -> Any:
     else:
         # the NumPy backend has SGD only, so its default preset is its own (configs/numpy.yaml)
         # and a fine-tune's the common transfer recipe (configs/finetune.yaml)
-        default = "numpy" if overrides.get("backend") == "numpy" else "finetune" if overrides.get("init_from") else "fast"
+        default = ("numpy" if overrides.get("backend") == "numpy" else "finetune" if overrides.get("init_from")
+                   else "fast")
         base = read_yaml(args.config or default)
     return make_config(base, **overrides)
 
