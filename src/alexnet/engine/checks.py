@@ -187,7 +187,7 @@ def _check_optimizer(state: Any, net: nn.Module, config: dict[str, Any], need: A
     n = sum(len(g["params"]) for g in built.param_groups) if built is not None else len(list(net.parameters()))
     ids = [i for g in groups for i in g["params"]]
     need("optimizer", state, all(is_count(i) for i in ids) and sorted(ids) == list(range(n)),
-         f"must hold the {n} parameters the net trains, each once")
+         f"must hold the net's {n} trained parameters, each once")
     need("optimizer", state, all(i in ids and isinstance(entry, dict) for i, entry in state["state"].items()),
          "must keep state for its own parameters only")
     for index, entry in state["state"].items():  # a NaN momentum would turn every weight NaN on the first step
