@@ -174,6 +174,7 @@ def test_resume_continues_the_fine_tune_from_its_own_state(trained_shapes, finet
     (["--model", "alexnet2012"], "holds a alexnet_mini, not a alexnet2012"),
     (["--resume", "/no/such/run"], "--init-from and --resume do not go together"),
     (["--backend", "numpy"], "init_from fine-tunes with the torch backend"),
+    (["--init-from", "imagenet1k"], "not a pretrained set of any model"),  # imagenet1k needs --model
 ])
 def test_bad_fine_tune_input_is_one_line_exit_2(trained_shapes, cifar3, tmp_path, args, words, capsys):
     given = ["train", "--init-from", str(trained_shapes["path"]), "--data", f"folder:{cifar3}", "--workers", "0",
@@ -189,3 +190,26 @@ def test_freeze_without_init_from_is_one_line_exit_2(capsys):
     assert main(["train", "--freeze", "features"]) == 2
     err = capsys.readouterr().err
     assert "it needs init_from" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_mean_image_without_pca_is_kept_and_the_images_prepared_as_the_weights_say(trained_shapes, cifar3,
+                                                                                      tmp_path):
+    """Weights that carry a mean image but no PCA (Caffe's bvlc_alexnet does): the run subtracts their
+    mean image, not the new data's, and takes the new data's colour components for the lighting noise;
+    the input preparation is the weights' whatever the preset says (here paper's: 227 px, augment paper)."""
+    from alexnet import fit
+    from alexnet.engine.checkpoint import save_checkpoint
+
+    side = trained_shapes["input_size"][1]
+    mean_image = torch.linspace(60, 190, 3 * side * side).reshape(3, side, side)  # no photo folder's mean
+    weights = {k: v for k, v in trained_shapes.items() if k not in ("path", "digest")}
+    weights.update(input_norm="mean_image", mean_image=mean_image, pca=None, std=[1 / 255] * 3)
+    save_checkpoint(tmp_path / "weights.pt", weights)
+    cfg = make_config(read_yaml("paper"), init_from=str(tmp_path / "weights.pt"), data=f"folder:{cifar3}",
+                      max_steps=2, batch_size=16, val_images=30, holdout=0, workers=0, tensorboard=False,
+                      out=str(tmp_path / "run"))
+    fit(cfg, model_given=False)  # the preset's model is no choice of the user's, as on the command line
+    run = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert torch.equal(run["mean_image"], mean_image) and run["input_norm"] == "mean_image"
+    assert run["pca"] is not None and run["pca"]["eigval"].shape == (3,)
+    assert (run["model_name"], run["input_size"], run["augment"]) == ("alexnet_mini", [3, side, side], "small")

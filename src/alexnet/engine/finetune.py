@@ -122,9 +122,11 @@ def with_stats(source: DataSource, start: dict[str, Any] | None) -> DataSource:
 
 
 def known_stats(start: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The weights' mean image and PCA where they have them (data/stats.py reuses a checkpoint's),
-    else None: the new data's own are computed, when the preparation needs them."""
-    return start if start is not None and start.get("pca") else None
+    """The weights' mean image and PCA where they have them (data/stats.py reuses a checkpoint's;
+    a mean image without PCA is kept, with the new data's components), else None: the new data's
+    own are computed, when the preparation needs them."""
+    has = start is not None and (start.get("pca") or start.get("mean_image") is not None)
+    return start if has else None
 
 
 def transplant(model: nn.Module, cfg: TrainConfig, start: dict[str, Any] | None, classes: list[str],
