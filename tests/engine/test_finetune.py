@@ -213,3 +213,10 @@ def test_a_mean_image_without_pca_is_kept_and_the_images_prepared_as_the_weights
     assert torch.equal(run["mean_image"], mean_image) and run["input_norm"] == "mean_image"
     assert run["pca"] is not None and run["pca"]["eigval"].shape == (3,)
     assert (run["model_name"], run["input_size"], run["augment"]) == ("alexnet_mini", [3, side, side], "small")
+
+
+def test_the_numpy_backend_refuses_a_head_lr_multiplier_in_one_line(capsys):
+    """Its from-scratch SGD has one lr for every parameter (engine/backends.py)."""
+    assert main(["train", "--backend", "numpy", "--model", "alexnet_simple", "--head-lr-mult", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--head-lr-mult 1" in err and len(err.strip().splitlines()) == 1
