@@ -60,6 +60,7 @@ OUT_OF_RANGE = {
     "translate": [-2, -5, BILLION], "holdout": [-1, BILLION],
     "accum_steps": [0, 129],  # more micro-batches than the default batch of 128 has images
     "threads": [-1, 257], "progress_every": [-1.0, float("nan"), float("inf")],
+    "head_lr_mult": [0.0, -1.0, float("nan"), float("inf")],
 }
 
 

@@ -151,6 +151,15 @@ class TrainConfig:
     """Run folder; empty means runs/<model>-<data>-<date-time>."""
     resume: str = ""
     """Run folder or checkpoint to continue from (its saved config is the base)."""
+    init_from: str | None = None
+    """Fine-tune: start from these weights (anything --weights takes: a run folder, a checkpoint, a .safetensors,
+    a .caffemodel, imagenet1k with --model) with their architecture and input preparation; the last layer is
+    replaced when the data's classes differ (default preset: finetune)."""
+    freeze: str = "none"
+    """Fine-tune: parameters kept fixed, out of the optimizer: none, features (every conv layer), or N (the first
+    N layers that have weights)."""
+    head_lr_mult: float = 1.0
+    """Learning-rate multiplier of the last layer (the new head of a fine-tune; the rest trains at lr)."""
     max_steps: int = 0
     """Stop after this many optimizer steps in all (0: no limit); for smoke tests."""
     strict: bool = False
@@ -260,6 +269,16 @@ class TrainConfig:
             raise UsageError(f"model_args num_classes must be an integer >= 1; got {given!r}")
         if not self.data:
             raise UsageError("data must not be empty")
+        _check("head_lr_mult", self.head_lr_mult, self.head_lr_mult > 0, "must be > 0")
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from.strip()):
+            raise UsageError(f"init_from must name weights (a run folder, a file, imagenet1k); got {self.init_from!r}")
+        layers = isinstance(self.freeze, str) and self.freeze.isascii() and self.freeze.isdigit()
+        if not (self.freeze in ("none", "features") or (layers and 1 <= int(self.freeze) <= MAX_COUNT)):
+            raise UsageError(f"freeze must be none, features, or a number of layers >= 1; got {self.freeze!r}")
+        if self.freeze != "none" and not self.init_from:
+            raise UsageError(f"freeze {self.freeze} keeps trained layers fixed: it needs init_from (--init-from W)")
+        if self.init_from and self.backend == "numpy":  # the NumPy nets train all their layers from their own init
+            raise UsageError("init_from fine-tunes with the torch backend: drop --backend numpy")
 
 
 # A --max-steps run is a smoke run: validating a whole 10,000-image split at 224 px would take most of
@@ -363,6 +382,8 @@ def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainCo
 def _coerce(name: str, value: Any) -> Any:
     """YAML gives ints where floats are meant (lr: 1) and strings where users quote numbers."""
     kind = FIELDS[name].type
+    if kind == "str | None":  # None: unset; anything else is read as a str
+        kind = "str" if value is not None else "None"
     try:
         if kind in ("int", "float", "str") and isinstance(value, (list, dict)):
             raise TypeError  # str() of a list is no spec, and an aliased one may be huge

@@ -25,14 +25,16 @@ EPILOG = """examples:
   alexnet train --config paper --data imagenet:/data/imagenet
   alexnet train --model alexnet_simple --model-args activation=tanh,lrn=true
   alexnet train --backend numpy --model alexnet_simple   # the from-scratch NumPy net (alexnet.scratch)
-  alexnet train --resume runs/alexnet_mini-shapes-YYYYMMDD-HHMMSS --epochs 20"""
+  alexnet train --resume runs/alexnet_mini-shapes-YYYYMMDD-HHMMSS --epochs 20
+  alexnet train --init-from runs/RUN --data folder:photos --freeze features   # fine-tune (preset finetune)"""
 
 _TYPES = {"int": int, "float": float, "str": str}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, metavar="PRESET|FILE",
-                   help=f"preset ({', '.join(preset_names())}; default fast, numpy with --backend numpy) or YAML file")
+                   help=f"preset ({', '.join(preset_names())}; default fast, numpy with --backend numpy, finetune "
+                        "with --init-from) or YAML file")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     docs = field_docs()
     for name, f in FIELDS.items():
@@ -46,7 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=kv_option, metavar="K=V,...", action=MergeKeys, **kw)
         else:
             metavar = {"int": "N", "float": "X"}.get(f.type, name.split("_")[-1].upper())
-            p.add_argument(flag, type=_typed(_TYPES[f.type], flag), metavar=metavar, **kw)
+            kind = _TYPES[f.type.removesuffix(" | None")]  # init_from: unset (None) unless given
+            metavar = "WEIGHTS" if name == "init_from" else metavar
+            p.add_argument(flag, type=_typed(kind, flag), metavar=metavar, **kw)
 
 
 def _typed(kind: type, flag: str):
@@ -66,6 +70,9 @@ def resolve(args: argparse.Namespace) -> Any:
     if overrides.get("resume"):
         if args.config:
             raise UsageError("--config and --resume do not go together: a resumed run keeps its own config")
+        if overrides.get("init_from"):
+            raise UsageError("--init-from and --resume do not go together: a resumed fine-tune continues from its "
+                             "own last.pt, with the layers it started from recorded there")
         from alexnet.engine.checkpoint import load_checkpoint
         from alexnet.engine.checks import check_resumable
 
@@ -89,27 +96,40 @@ def resolve(args: argparse.Namespace) -> Any:
             base["out"] = ""
     else:
         # the NumPy backend has SGD only, so its default preset is its own (configs/numpy.yaml)
-        default = "numpy" if overrides.get("backend") == "numpy" else "fast"
+        # and a fine-tune's the common transfer recipe (configs/finetune.yaml)
+        default = ("numpy" if overrides.get("backend") == "numpy" else "finetune" if overrides.get("init_from")
+                   else "fast")
         base = read_yaml(args.config or default)
     return make_config(base, **overrides)
 
 
-def fit(cfg: Any, *, on_epoch: Any = None) -> dict[str, Any]:
+def fit(cfg: Any, *, on_epoch: Any = None, model_given: bool | None = None) -> dict[str, Any]:
     """Run the training that `cfg` (a TrainConfig) describes, as `alexnet train` does; returns the
     summary: run_dir, best and final accuracy, timings, and "history", every epoch's record
     (metrics.jsonl) to tabulate or plot. `on_epoch(record)` is called after each epoch.
 
     The engine's fit (engine/train.py), and the run's curves.png and filters.png drawn when it
-    ends or is stopped by a signal (viz/run.py)."""
+    ends or is stopped by a signal (viz/run.py). A fine-tune (cfg.init_from) loads its weights
+    here, as --weights loads them everywhere; `model_given` says whether cfg.model is the user's
+    choice, which must then be the weights' architecture (None: it is, unless it is the default)."""
     from alexnet.engine.train import fit as train
     from alexnet.viz.run import draw_run_pictures
 
-    return train(cfg, on_epoch=on_epoch, on_end=draw_run_pictures)
+    init = None
+    if cfg.init_from and not cfg.resume:
+        from alexnet.inference.weights import load_weights
+
+        given = cfg.model != FIELDS["model"].default if model_given is None else model_given
+        init = load_weights(cfg.init_from, cfg.model if given else None)
+        if given and init["model_name"] != cfg.model:
+            raise UsageError(f"--model {cfg.model}: {cfg.init_from} holds a {init['model_name']}, and a fine-tune "
+                             "keeps the architecture of its weights (drop --model)")
+    return train(cfg, on_epoch=on_epoch, on_end=draw_run_pictures, init=init)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = resolve(args)
-    result = fit(cfg)
+    result = fit(cfg, model_given=hasattr(args, "model"))
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone reports
         return 0
     if args.json:

@@ -143,12 +143,18 @@ def cached_pixel_stats(split: Dataset, batches: Callable[[], object], *, channel
 def pixel_stats_for(split: Dataset, prepare: Prepare, known: dict | None, *, workers: int,
                     decode_on: torch.device | None = None) -> PixelStats:
     """The training split's mean image and RGB components as `prepare` makes its images: a resumed
-    run's own (`known`, its checkpoint), or computed (and cached)."""
+    run's own (`known`, its checkpoint), or computed (and cached). Weights that carry a mean image
+    but no components (Caffe's, as a fine-tune's start) keep their mean image; the components are
+    this split's."""
     if known is not None and known.get("pca"):
         mean_image = known.get("mean_image")
         if mean_image is None:
             mean_image = torch.zeros(len(known["pca"]["eigval"]), prepare.side, prepare.side)
         return PixelStats(mean_image, known["pca"]["eigval"], known["pca"]["eigvec"], 0)
     loader = make_loader(split, prepare, batch_size=256, shuffle=False, workers=workers, decode_on=decode_on)
-    return cached_pixel_stats(split, lambda: iter(loader), channels=prepare.to_channels.channels, side=prepare.side,
-                              preset=prepare.preset, total=len(loader))
+    stats = cached_pixel_stats(split, lambda: iter(loader), channels=prepare.to_channels.channels, side=prepare.side,
+                               preset=prepare.preset, total=len(loader))
+    kept = known.get("mean_image") if known is not None else None
+    if kept is not None and tuple(kept.shape) == tuple(stats.mean_image.shape):
+        return PixelStats(kept, stats.eigval, stats.eigvec, stats.images)
+    return stats

@@ -198,9 +198,10 @@ def check_numpy_config(cfg: TrainConfig) -> None:
     if cfg.model not in scratch.list_models():
         raise UsageError(f"model {cfg.model!r} has no NumPy version; "
                          f"the numpy backend trains: {', '.join(scratch.list_models())}")
-    if cfg.momentum_form != "torch" or cfg.bias_lr_mult != 1 or not cfg.bias_decay:
+    if cfg.momentum_form != "torch" or cfg.bias_lr_mult != 1 or not cfg.bias_decay or cfg.head_lr_mult != 1:
         raise UsageError("the numpy backend's SGD is torch's form with one lr and decay for all parameters: "
-                         "use --momentum-form torch --bias-lr-mult 1 --bias-decay, or --backend torch")
+                         "use --momentum-form torch --bias-lr-mult 1 --head-lr-mult 1 --bias-decay, "
+                         "or --backend torch")
     if cfg.train_eval_images or cfg.stop_train_error or cfg.accum_steps > 1:
         raise UsageError("train_eval_images, stop_train_error and accum_steps are options of the torch backend: "
                          "use --backend torch")

@@ -141,7 +141,12 @@ def _check_training(ckpt: dict[str, Any], net: nn.Module, source: str) -> None:
     init = ckpt.get("init_filters")
     need("init_filters", init, init is None or (_floats(init) and init.shape == conv.shape),
          f"must be the first conv's {tuple(conv.shape)} kernels")
-    _check_optimizer(ckpt["optimizer"], net, config, need)
+    _check_optimizer(ckpt["optimizer"], net, config, need, source)
+    start = ckpt.get("init_from")  # a fine-tune's origin (engine/finetune.py); None: trained from scratch
+    need("init_from", start, start is None or (isinstance(start, dict) and isinstance(start.get("source"), str)
+                                               and all(isinstance(start.get(k), list) for k in ("kept", "replaced",
+                                                                                                "frozen"))),
+         "must record the source and the layers kept, replaced and frozen")
     rng = ckpt.get("rng")
     need("rng", rng, rng is None or isinstance(rng, dict), "must be the random-number states")
     if rng:  # {} and None: no states saved, nothing restored (train.restore_rng)
@@ -162,17 +167,27 @@ def _check_training(ckpt: dict[str, Any], net: nn.Module, source: str) -> None:
     _check_partial(ckpt.get("partial"), need)
 
 
-def _check_optimizer(state: Any, net: nn.Module, config: dict[str, Any], need: Any) -> None:
+def _check_optimizer(state: Any, net: nn.Module, config: dict[str, Any], need: Any, source: str) -> None:
     """The optimizer state fits the net: each parameter once, state tensors of its shape, and the
     groups of the optimizer the run's config builds (torch's load_state_dict, on the meta device)."""
     groups = state.get("param_groups") if isinstance(state, dict) else None
     need("optimizer", state, isinstance(groups, list) and groups and isinstance(state.get("state"), dict)
          and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups),
          "must be an optimizer's state_dict")
-    params = list(net.parameters())
+    try:
+        cfg = make_config(config)
+    except UsageError:
+        cfg = None  # a config out of range is refused where it is used, by --resume
+    from alexnet.engine.optim import make_optimizer
+
+    try:  # the parameters it trains: a fine-tune's frozen layers are in no group (engine/finetune.py)
+        built = make_optimizer(net, cfg) if cfg is not None else None
+    except UsageError as e:
+        raise UsageError(f"{source}: config: {e}") from None
+    n = sum(len(g["params"]) for g in built.param_groups) if built is not None else len(list(net.parameters()))
     ids = [i for g in groups for i in g["params"]]
-    need("optimizer", state, all(is_count(i) for i in ids) and sorted(ids) == list(range(len(params))),
-         f"must hold the net's {len(params)} parameters, each once")
+    need("optimizer", state, all(is_count(i) for i in ids) and sorted(ids) == list(range(n)),
+         f"must hold the net's {n} trained parameters, each once")
     need("optimizer", state, all(i in ids and isinstance(entry, dict) for i, entry in state["state"].items()),
          "must keep state for its own parameters only")
     for index, entry in state["state"].items():  # a NaN momentum would turn every weight NaN on the first step
@@ -181,13 +196,8 @@ def _check_optimizer(state: Any, net: nn.Module, config: dict[str, Any], need: A
                 _floats(value) if value.is_floating_point()
                 else _plain(value) and not value.is_complex() and value.dtype != torch.bool)
             need(f"optimizer state of parameter {index}", value, ok, f"must be dense finite numbers ({key!r})")
-    try:
-        cfg = make_config(config)
-    except UsageError:
-        return  # a config out of range is refused where it is used, by --resume
-    from alexnet.engine.optim import make_optimizer
-
-    built = make_optimizer(net, cfg)
+    if built is None:
+        return
     sizes, wanted = [len(g["params"]) for g in groups], [len(g["params"]) for g in built.param_groups]
     need("optimizer", state, sizes == wanted,
          f"must have parameter groups of {wanted}, as its config builds; the file's are {sizes}")

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from alexnet.config import TrainConfig
+from alexnet.engine.finetune import frozen_parameters, head_parameters
 from alexnet.errors import UsageError
 
 
@@ -71,16 +72,27 @@ class PaperSGD(torch.optim.Optimizer):
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """The weights (group 0) and the biases with their lr multiplier and decay; one group when they match."""
-    weights, biases = [], []
+    """The weights (group 0) and the biases with their lr multiplier and decay (one group when they
+    match), then the last layer's alike when cfg.head_lr_mult is not 1; the layers cfg.freeze keeps
+    fixed are in no group, so weight decay and momentum never move them (engine/finetune.py)."""
+    frozen, top = frozen_parameters(model, cfg.freeze), head_parameters(model) if cfg.head_lr_mult != 1 else set()
+    split = cfg.bias_lr_mult != 1 or not cfg.bias_decay
+    parts: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
-        if p.requires_grad:
-            (biases if name.endswith("bias") else weights).append(p)
-    if not biases or (cfg.bias_lr_mult == 1 and cfg.bias_decay):
-        return [{"params": weights + biases}]
-    return [{"params": weights},
-            {"params": biases, "lr": cfg.lr * cfg.bias_lr_mult,
-             "weight_decay": cfg.weight_decay if cfg.bias_decay else 0.0}]
+        if p.requires_grad and name not in frozen:
+            parts.setdefault((name in top, split and name.endswith("bias")), []).append(p)
+    groups = []
+    for is_head, is_bias in ((False, False), (False, True), (True, False), (True, True)):
+        if (key := (is_head, is_bias)) not in parts:
+            continue
+        group: dict[str, Any] = {"params": parts[key]}
+        mult = (cfg.head_lr_mult if is_head else 1.0) * (cfg.bias_lr_mult if is_bias else 1.0)
+        if is_head or is_bias:
+            group["lr"] = cfg.lr * mult
+        if is_bias:
+            group["weight_decay"] = cfg.weight_decay if cfg.bias_decay else 0.0
+        groups.append(group)
+    return groups
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -36,7 +36,7 @@ from alexnet.data.decoded import cached_splits
 from alexnet.data.loader import Loader, Shard, make_loader, note_bad, set_epoch
 from alexnet.data.stats import pixel_stats_for
 from alexnet.data.transforms import EvalViews, TrainAugment, eval_prepare, prep_pca, prep_stats, small_shift
-from alexnet.engine import distributed
+from alexnet.engine import distributed, finetune
 from alexnet.engine.backends import Backend, TorchBackend, build_backend, check_numpy_config
 from alexnet.engine.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from alexnet.engine.checks import check_resumable
@@ -91,13 +91,15 @@ class Pipeline(NamedTuple):
 
 
 def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-        on_end: Callable[[Path, nn.Module, torch.Tensor, dict | None], None] | None = None) -> dict[str, Any]:
+        on_end: Callable[[Path, nn.Module, torch.Tensor, dict | None], None] | None = None,
+        init: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the training that `cfg` describes; returns the summary: run_dir, best and final
     accuracy, timings, and "history", every epoch's record (metrics.jsonl) to tabulate or plot.
 
     `on_epoch(record)` is called after each epoch; `on_end(run_dir, model, kernels, final)` when the
     run ends (`final`: its closing top-1, epoch and views), or is stopped by a signal after an epoch
-    (`final` None); alexnet.fit draws the run's pictures there."""
+    (`final` None); alexnet.fit draws the run's pictures there. `init`: the weights cfg.init_from
+    names, as alexnet.inference.weights loads them (a fine-tune: engine/finetune.py)."""
     started = time.perf_counter()
     with contextlib.ExitStack() as hold:  # the processes and the run folder's lock, held to the end
         # the processes and the device
@@ -116,18 +118,21 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
         resume = load_checkpoint(cfg.resume, prefer="last") if cfg.resume else None
         if resume is not None:
             check_resumable(resume)
+        # a fine-tune: the weights' net and input preparation, decided here once for all that follows
+        cfg, start = finetune.adopt(cfg, init, resume)
 
         # the data, the net, the plan and the backend
-        source = open_training_data(cfg)
+        source = finetune.with_stats(open_training_data(cfg), start)
         with torch.device("meta") if cfg.backend == "numpy" else contextlib.nullcontext():
             model = build_for_data(cfg, source)  # the NumPy backend's describes the net only: no weights
         if resume is not None and (resume["model_name"], list(resume["classes"])) != (cfg.model, list(source.classes)):
             raise UsageError(f"{resume['path']} was trained as {resume['model_name']} on other classes; "
                              "it cannot resume this config")
+        init_from = finetune.transplant(model, cfg, start, list(source.classes), resume)
         plan = make_plan(cfg, world, device, source, model)
         hold.callback(torch.set_num_threads, torch.get_num_threads())  # as it was, for a notebook's next cell
         torch.set_num_threads(plan.threads)
-        pipe, bad = data_pipeline(plan, source, resume)
+        pipe, bad = data_pipeline(plan, source, resume or finetune.known_stats(start))
         if len(pipe.train) == 0:  # data-parallel drops the last incomplete global batch
             raise UsageError(f"{cfg.data}: {len(source.split('train'))} training images make no full batch "
                              f"of {cfg.batch_size}")
@@ -166,7 +171,7 @@ def fit(cfg: TrainConfig, *, on_epoch: Callable[[dict[str, Any]], None] | None =
                 "plateau": asdict(state.plateau) if state.plateau is not None else None,
                 "epoch": state.epoch, "step": state.step, "best_top1": state.best_top1, "config": to_dict(cfg),
                 "metrics": state.record, "init_filters": init_filters, "rng": rng_state(), "partial": partial,
-                "elapsed": state.earlier + time.perf_counter() - started,
+                "elapsed": state.earlier + time.perf_counter() - started, "init_from": init_from,
             }
 
         def stopped(stop: StopRequest, where: str) -> Interrupted:
