@@ -220,3 +220,21 @@ def test_the_numpy_backend_refuses_a_head_lr_multiplier_in_one_line(capsys):
     assert main(["train", "--backend", "numpy", "--model", "alexnet_simple", "--head-lr-mult", "2"]) == 2
     err = capsys.readouterr().err
     assert "--head-lr-mult 1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_push_takes_the_fine_tune_and_the_hub_gives_it_back_to_fine_tune(finetuned, cifar3, offline, tmp_path,
+                                                                         capsys):
+    from alexnet.inference.weights import load_weights
+
+    folder = tmp_path / "pushed"
+    assert main(["push", str(finetuned["run"]), "someone/cifar3", "--to-folder", str(folder)]) == 0
+    card = (folder / "README.md").read_text()
+    run_ckpt = load_checkpoint(finetuned["run"])
+    assert f"fine-tuned from `{run_ckpt['init_from']['source']}`" in card
+    assert all(torch.equal(load_weights(folder)["model"][k], v) for k, v in run_ckpt["model"].items())
+    offline.put("someone/cifar3", folder)
+    run = tmp_path / "again"
+    assert main(["train", "--init-from", "hf-hub:someone/cifar3", "--data", f"folder:{cifar3}", "--epochs", "1",
+                 "--max-steps", "2", "--workers", "0", "--no-tensorboard", "--out", str(run)]) == 0
+    assert "replaced none (the same 3 classes)" in capsys.readouterr().err
+    assert load_checkpoint(run)["init_from"]["source"] == "hf-hub:someone/cifar3"

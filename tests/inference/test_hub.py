@@ -7,7 +7,6 @@ The reference for "the same net" is the run's own checkpoint: logits bit-identic
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,6 @@ from alexnet.inference.hub import parse_hub_id
 from alexnet.inference.weights import load_weights, save_hub_folder
 
 SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "imagenet-sample"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def logits(ckpt: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
@@ -52,34 +50,6 @@ def folder(trained_shapes: dict[str, Any], tmp_path: Path) -> Path:
     return save_hub_folder(trained_shapes, out)
 
 
-def hf_cache(root: Path, repo: str, files: Path, ref: str = "main") -> Path:
-    """Put `files` into a cache at `root` the way huggingface_hub does: content-addressed blobs,
-    a snapshot folder per commit of links to them, and refs/REF holding the commit."""
-    repo_dir = root / ("models--" + repo.replace("/", "--"))
-    snapshot = repo_dir / "snapshots" / COMMIT
-    for d in (repo_dir / "blobs", repo_dir / "refs", snapshot):
-        d.mkdir(parents=True, exist_ok=True)
-    (repo_dir / "refs" / ref).write_text(COMMIT)
-    for f in sorted(files.iterdir()):
-        digest = hashlib.sha256(f.read_bytes()).hexdigest()
-        shutil.copyfile(f, repo_dir / "blobs" / digest)
-        os.symlink(f"../../blobs/{digest}", snapshot / f.name)
-    return root
-
-
-@pytest.fixture()
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """HF_HUB_OFFLINE=1 with an empty cache of our own (huggingface_hub reads both at import)."""
-    import huggingface_hub.constants as constants
-
-    cache = tmp_path / "hf-cache"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    return cache
-
-
 def test_a_hub_folder_loads_back_bit_identical(trained_shapes, folder, photos) -> None:
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     ckpt = load_weights(folder)
@@ -92,9 +62,9 @@ def test_a_hub_folder_loads_back_bit_identical(trained_shapes, folder, photos) -
 
 
 def test_hf_hub_ids_load_offline_from_the_cache(trained_shapes, folder, photos, offline) -> None:
-    hf_cache(offline, "someone/alexnet-mini", folder)
+    offline.put("someone/alexnet-mini", folder)
     want = logits(trained_shapes, photos)
-    for name in ("hf-hub:someone/alexnet-mini", f"hf-hub:someone/alexnet-mini@{COMMIT}",
+    for name in ("hf-hub:someone/alexnet-mini", f"hf-hub:someone/alexnet-mini@{offline.commit}",
                  "hf-hub:someone/alexnet-mini@main"):
         ckpt = load_weights(name)
         assert ckpt["path"] == name
@@ -120,11 +90,11 @@ def test_odd_hub_ids_are_one_line(name: str, words: str) -> None:
 def test_what_is_not_in_the_cache_is_one_line(folder, offline) -> None:
     with pytest.raises(UsageError, match="not in the Hugging Face cache"):
         load_weights("hf-hub:someone/nothing-here")
-    hf_cache(offline, "someone/mini", folder)
+    offline.put("someone/mini", folder)
     with pytest.raises(UsageError, match="not in the Hugging Face cache"):
         load_weights("hf-hub:someone/mini@v2")  # a revision never downloaded
     (folder / "config.json").unlink()
-    hf_cache(offline, "someone/half", folder)
+    offline.put("someone/half", folder)
     with pytest.raises(UsageError, match=r"has no config\.json"):
         load_weights("hf-hub:someone/half")
 
@@ -192,7 +162,7 @@ def test_a_broken_hub_folder_is_one_line(folder, damage: str) -> None:
 def test_export_writes_hub_weights_here_under_the_repos_name(folder, offline, tmp_path, monkeypatch) -> None:
     from alexnet.inference.export import export
 
-    hf_cache(offline, "someone/alexnet-mini", folder)
+    offline.put("someone/alexnet-mini", folder)
     here = tmp_path / "here"
     here.mkdir()
     monkeypatch.chdir(here)
