@@ -76,7 +76,7 @@ def test_the_card_renders_the_runs_real_figures(pushed: Path, trained_shapes: di
     assert values == {f"top-1 accuracy ({view})": round(100 * metrics["val_top1"], 2),
                       f"top-5 accuracy ({view})": round(100 * metrics["val_top5"], 2)}
     assert f"| {100 * metrics['val_top1']:.2f}% | {100 * metrics['val_top5']:.2f}% |" in body
-    assert f"after epoch {metrics['epoch']} of the run" in body and view in body
+    assert f"held-out split after epoch {metrics['epoch']}" in body and view in body and "chose this checkpoint" in body
     params = sum(t.numel() for t in trained_shapes["model"].values())
     assert f"{params:,} parameters" in body
     assert f"data: {trained_shapes['data']}" in body  # the resolved config
@@ -122,6 +122,12 @@ def test_the_upload_sends_the_folder(run_dir: Path, pushed: Path, monkeypatch: p
         calls.append(("upload_folder", {"repo_id": repo_id, "sent": sent, **kw}))
         return type("Commit", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/abc"})()
 
+    public: list[str] = []
+
+    def model_info(self, repo_id: str, **kw: Any) -> Any:
+        return type("Info", (), {"private": repo_id not in public})()
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", model_info)
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     monkeypatch.setenv("HF_TOKEN", "hf_test")
@@ -138,6 +144,19 @@ def test_the_upload_sends_the_folder(run_dir: Path, pushed: Path, monkeypatch: p
     (pushed / "notes.txt").write_text("private")  # a Hub folder goes as it is, without strangers
     assert main(["push", str(pushed), "someone/alexnet-shapes"]) == 0
     assert sorted(calls[1][1]["sent"]) == sorted(p.name for p in pushed.iterdir() if p.name != "notes.txt")
+    capsys.readouterr()
+    calls.clear()
+    public.append("someone/alexnet-shapes")  # an existing public repo stays public: --private is refused
+    assert main(["push", str(pushed), "someone/alexnet-shapes", "--private"]) == 2
+    assert "exists and is public" in capsys.readouterr().err and [c[0] for c in calls] == ["create_repo"]
+    calls.clear()
+    assert main(["push", str(pushed), "someone/other-name"]) == 2  # the card names someone/alexnet-shapes
+    assert "written for someone/alexnet-shapes, not someone/other-name" in capsys.readouterr().err and not calls
+    (pushed / "training.yaml").unlink()
+    os.symlink("/etc/hostname", pushed / "training.yaml")  # a link could send what lies elsewhere
+    assert main(["push", str(pushed), "someone/alexnet-shapes"]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    assert not calls  # refused before anything was sent
 
 
 class Refuses(http.server.BaseHTTPRequestHandler):
@@ -186,7 +205,8 @@ def test_hub_failures_are_one_line(run_dir: Path, tmp_path: Path) -> None:
         server.shutdown()
 
 
-@pytest.mark.parametrize("repo", ["someone", "some one/x", "a/b/c", "../x", "a/b.git", "a/" + "b" * 97, "a/-b"])
+@pytest.mark.parametrize("repo", ["someone", "some one/x", "a/b/c", "../x", "a/b.git", "a/" + "b" * 97, "a/-b",
+                                  "a/b--c"])
 def test_odd_repo_ids_are_one_line(run_dir: Path, repo: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["push", str(run_dir), repo, "--to-folder", "never"]) == 2
     err = capsys.readouterr().err
@@ -220,3 +240,25 @@ def test_an_empty_folder_is_filled(run_dir: Path, tmp_path: Path) -> None:
     assert main(["push", str(run_dir), "someone/x", "--to-folder", str(out)]) == 0
     assert (out / "model.safetensors").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]  # the staging folder is gone
+
+
+@pytest.mark.parametrize("license", ["MIT", "", "mit\nlicense: apache-2.0", "not a license"])
+def test_an_odd_license_is_one_line(run_dir: Path, tmp_path: Path, license: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["push", str(run_dir), "someone/x", "--to-folder", str(tmp_path / "out"), "--license", license]) == 2
+    assert "--license" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_the_card_keeps_local_paths_and_odd_class_names_out(trained_shapes: dict[str, Any]) -> None:
+    from alexnet.inference.card import public, run_card
+
+    assert public("folder:/home/me/secret/photos,val_fraction=0.2") == "folder:photos,val_fraction=0.2"
+    assert public("/home/me/runs/tuned/best.pt") == "tuned/best.pt"
+    assert public("hf-hub:org/name@v1") == "hf-hub:org/name@v1" and public("cifar10") == "cifar10"
+    ckpt = {**trained_shapes, "data": "folder:/home/me/secret/photos", "classes": ["a`b <img src=x>", "c\nd", "e"],
+            "config": {**trained_shapes["config"], "data": "folder:/home/me/secret/photos"}}
+    card = run_card(ckpt, "someone/x")
+    assert "/home/me" not in card and "folder:photos" in card
+    assert "`a'b <img src=x>`" in card and "`c\\nd`" in card  # no backtick to end the code span, no line break
+    meta = yaml.safe_load(card[4:].split("\n---\n", 1)[0])
+    names = [m["name"] for m in meta["model-index"][0]["results"][0]["metrics"]]
+    assert names == [f"top-1 accuracy ({VIEW_NAMES['center']})"]  # three classes: no top-5 (always 100%)

@@ -422,10 +422,17 @@ def test_convert_writes_the_same_net_with_its_card(files, tmp_path, capsys):
     assert torch.equal(ours["mean_image"], theirs["mean_image"]) and ours["input_norm"] == "mean_image"
     assert ours["classes"] == theirs["classes"] and ours["input_size"] == [3, 227, 227]
     header, body = (out / "README.md").read_text()[4:].split("\n---\n", 1)
-    meta = yaml.safe_load(header)
-    assert meta["license"] == "other" and meta["datasets"] == ["ILSVRC/imagenet-1k"] and "alexnet2012" in meta["tags"]
-    assert "bvlc_alexnet.caffemodel" in body and "unrestricted use" in body
+    meta = yaml.safe_load(header)  # random weights: not BVLC's file, so no claim of its source or license
+    assert meta["license"] == "other" and meta["license_name"] == "unknown" and "datasets" not in meta
+    assert "alexnet2012" in meta["tags"] and "bvlc_alexnet.caffemodel" in body and "not BVLC's bvlc_alexnet" in body
+    assert "unrestricted" not in body and "57.1%" not in body
     assert "--weights hf-hub:someone/bvlc_alexnet" in body
+    from alexnet.inference.card import caffe_card
+
+    bvlc = caffe_card(ours, "bvlc_alexnet.caffemodel", bvlc=True, repo="someone/bvlc_alexnet")  # the zoo's sha1
+    meta = yaml.safe_load(bvlc[4:].split("\n---\n", 1)[0])
+    assert meta["datasets"] == ["ILSVRC/imagenet-1k"] and meta["license_name"] == "bvlc-unrestricted"
+    assert meta["license_link"].endswith("models/bvlc_alexnet/readme.md") and "unrestricted use" in bvlc
     alone = tmp_path / "alone"
     assert main(["convert", str(files["alone"]), "--to-folder", str(alone)]) == 0  # Caffe's channel mean
     assert load_weights(alone)["input_norm"] == "channel" and f"--weights {alone}" in (alone / "README.md").read_text()

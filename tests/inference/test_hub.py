@@ -77,6 +77,8 @@ def test_hf_hub_ids_load_offline_from_the_cache(trained_shapes, folder, photos, 
     ("hf-hub:../etc/passwd", "hf-hub:ORG/NAME"),
     ("hf-hub:a/b/c", "hf-hub:ORG/NAME"),
     ("hf-hub:a/b\x1b[31m", "hf-hub:ORG/NAME"),
+    ("hf-hub:a/b--c", "hf-hub:ORG/NAME"),
+    ("hf-hub:a--b/c", "hf-hub:ORG/NAME"),
     ("hf-hub:a/b@-x", "revision"),
     ("hf-hub:a/b@x y", "revision"),
     ("hf-hub:a/b@../../x", "revision"),
@@ -168,3 +170,22 @@ def test_export_writes_hub_weights_here_under_the_repos_name(folder, offline, tm
     monkeypatch.chdir(here)
     result = export("hf-hub:someone/alexnet-mini", "safetensors")
     assert result["path"] == "alexnet-mini.safetensors" and (here / "alexnet-mini.safetensors").is_file()
+
+
+@pytest.mark.parametrize("covers", ["absent", "tensors", "a list"])
+def test_a_hub_folder_must_carry_its_digest(folder, covers: str) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    if covers == "absent":
+        del config["digest"], config["digest_covers"]
+    else:
+        config["digest_covers"] = "tensors" if covers == "tensors" else ["all"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UsageError, match="has no digest"):
+        load_weights(folder)
+
+
+def test_export_of_the_current_folder_is_named_after_it(folder, monkeypatch) -> None:
+    from alexnet.inference.export import export
+
+    monkeypatch.chdir(folder)
+    assert Path(export(".", "safetensors")["path"]) == folder.parent / "mini.safetensors"

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from alexnet.cli.push import check_new_folder, new_folder
-    from alexnet.inference.caffe import mean_file_beside
+    from alexnet.inference.caffe import BVLC_SHA1, mean_file_beside
     from alexnet.inference.card import caffe_card
     from alexnet.inference.hub import check_repo_id
     from alexnet.inference.weights import caffe_checkpoint, save_hub_folder
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     ckpt = caffe_checkpoint(source, mean)
     with new_folder(args.to_folder) as folder:
         save_hub_folder(ckpt, folder)
-        card = caffe_card(ckpt, source.name, repo=args.repo, folder=str(args.to_folder))
+        card = caffe_card(ckpt, source.name, bvlc=_sha1(source) == BVLC_SHA1, repo=args.repo,
+                          folder=str(args.to_folder))
         (folder / "README.md").write_text(card)
     norm = "its mean image" if ckpt.get("input_norm") == "mean_image" else "Caffe's per-channel ImageNet mean"
     if args.json:
@@ -58,3 +59,14 @@ def run(args: argparse.Namespace) -> int:
                     "model.safetensors, config.json, README.md"))
     print(printable(f"load it with: alexnet predict IMAGE --weights {args.to_folder}"))
     return 0
+
+
+def _sha1(path) -> str:
+    """The file's sha1, as BVLC's model zoo names its files (read in 16 MiB pieces)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()

@@ -88,8 +88,6 @@ def _nets(args: argparse.Namespace) -> list[Any]:
     from alexnet.demo.panels import load_net
     from alexnet.inference.weights import select_model
 
-    if args.weights and args.model is None:
-        raise UsageError("--weights needs --model NAME (which net the weights are for)")
     if args.model is not None and not args.weights:
         raise UsageError("--model needs --weights (a pretrained set such as imagenet1k, or a file)")
     if not args.checkpoint and not args.weights:

@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     tta = args.tta or run_view(ckpt)
     whose = "as asked" if args.tta else "the run's own" if ckpt.get("config") else "the default for weights"
     suffix = "-int8" if args.int8 else ""
-    beside = Path(ckpt["path"]).parent if Path(ckpt["path"]).exists() else Path()  # a Hub id: here
+    where = Path(ckpt["path"])  # a checkpoint file: its folder; a Hub folder: itself; a Hub id: here
+    beside = where if where.is_dir() else where.parent if where.exists() else Path()
     out = Path(args.out) if args.out else beside / f"confusion-{args.split}-{tta}{suffix}.png"
     try:  # an --out that cannot be written stops here; the default one costs the picture only
         check_output(out, force=args.force, inputs=[ckpt["path"], *files_read([args.data or ckpt.get("data")])])

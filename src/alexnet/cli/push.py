@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ EPILOG = """examples:
   alexnet push shared/alexnet-cifar10 my-org/alexnet-cifar10"""
 
 # what an upload of a Hub-layout folder sends: the weights, their description and what the card shows
+LICENSE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")  # the Hub's license ids: mit, apache-2.0, cc-by-nc-4.0, other
 SENT = ("model.safetensors", "config.json", "README.md", "curves.png", "training.yaml")
 
 
@@ -47,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from alexnet.inference.weights import select_model
 
     check_repo_id(args.repo)
+    if not LICENSE.fullmatch(args.license):
+        raise UsageError(f"--license {printable(args.license)!r}: give a Hub license id, such as mit, apache-2.0, "
+                         "cc-by-4.0 or other (lower case letters, digits, '.', '-', '+')")
     if not args.to_folder:
         check_can_upload(args.repo)  # before any work
     source = Path(args.run)
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         ckpt = load_weights(source)  # checked whole (digest, shapes) before anything is sent
         if args.to_folder:
             raise UsageError(f"{source} is already in the Hub's layout: upload it without --to-folder")
+        _check_card(source, args.repo)
         return _report(args, _upload_as_is(source, args), ckpt, uploaded=True)
     if args.to_folder:
         check_new_folder(args.to_folder)  # before any work
@@ -73,15 +80,14 @@ def write_run_folder(ckpt: dict[str, Any], folder: Path, repo: str, *, license: 
     """The Hub layout of a run's checkpoint, its card, curves and resolved config, into `folder`."""
     import yaml
 
-    from alexnet.inference.card import CURVES_FILE, TRAINING_FILE, run_card
+    from alexnet.inference.card import CURVES_FILE, TRAINING_FILE, recipe, run_card
     from alexnet.inference.weights import save_hub_folder
 
     save_hub_folder(ckpt, folder)
     curves = _curves(Path(ckpt["path"]), folder / CURVES_FILE)
     config = ckpt.get("config")
     if isinstance(config, dict):
-        recipe = {k: v for k, v in config.items() if k not in ("out", "resume")}
-        (folder / TRAINING_FILE).write_text(yaml.safe_dump(recipe, sort_keys=False))
+        (folder / TRAINING_FILE).write_text(yaml.safe_dump(recipe(config), sort_keys=False))
     (folder / "README.md").write_text(run_card(ckpt, repo, license=license, curves=curves))
 
 
@@ -142,12 +148,38 @@ def _upload(folder: Path, args: argparse.Namespace) -> str:
 
 
 def _upload_as_is(source: Path, args: argparse.Namespace) -> str:
-    """Upload the known files of a Hub-layout folder, nothing else that may lie beside them."""
+    """Upload the known files of a Hub-layout folder, nothing else that may lie beside them, and
+    none that is a link or not a regular file (it could send what lies elsewhere)."""
+    from alexnet.limits import WEIGHTS_FILE_BYTES, Refused, check_size
+
     with tempfile.TemporaryDirectory(prefix="alexnet-push-") as tmp:
         for name in SENT:
-            if (source / name).is_file():
-                shutil.copyfile(source / name, Path(tmp) / name)
+            path = source / name
+            if not os.path.lexists(path):
+                continue
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise UsageError(f"{path}: not a regular file (a link, a folder or a device): only files are sent")
+            try:
+                check_size(st.st_size, WEIGHTS_FILE_BYTES, name)
+            except Refused as e:
+                raise UsageError(f"{path}: {e}") from None
+            shutil.copyfile(path, Path(tmp) / name)
         return _upload(Path(tmp), args)
+
+
+def _check_card(source: Path, repo: str) -> None:
+    """Refuse a Hub folder whose card was written for another repo (or for none): its title, its
+    results and its loading instructions would name the wrong place."""
+    card = source / "README.md"
+    title = None
+    if card.is_file() and not card.is_symlink():
+        title = next((line[2:].strip() for line in card.read_text(errors="replace").splitlines()
+                      if line.startswith("# ")), None)
+    if title != repo:
+        raise UsageError(f"{source}'s model card was written for {printable(title or 'no Hub repo')}, not {repo}: "
+                         f"write the folder again for it (alexnet push RUN {repo} --to-folder DIR, or "
+                         f"alexnet convert FILE --to-folder DIR --repo {repo})")
 
 
 def _report(args: argparse.Namespace, where: str, ckpt: dict[str, Any], *, uploaded: bool) -> int:

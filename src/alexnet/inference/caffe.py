@@ -41,6 +41,8 @@ from alexnet.inference.caffe_proto import CaffeBlob, CaffeLayer, Malformed, pars
 from alexnet.limits import MAX_IMAGE_SIZE, MiB, Refused, read_regular
 from alexnet.models import build_model
 
+# bvlc_alexnet.caffemodel's sha1 (models/bvlc_alexnet/readme.md in BVLC/caffe): the file BVLC released
+BVLC_SHA1 = "9116a64c0fbe4459d18f4bb6b56d647b63920377"
 CAFFE_ARGS: dict[str, Any] = {"lrn_k": 1.0, "lrn_per_tower": False}  # alexnet2012 computing Caffe's LRN
 CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)  # 0-255 units, B, G, R
 MEAN_FILE = "imagenet_mean.binaryproto"  # its name in caffe_ilsvrc12.tar.gz (data/ilsvrc12/get_ilsvrc_aux.sh)

@@ -69,7 +69,7 @@ def default_out(ckpt: dict[str, Any], fmt: str) -> Path:
     path = str(ckpt.get("path") or ckpt["model_name"])
     if is_hub_id(path):
         return Path(parse_hub_id(path)[0].split("/")[1] + FORMATS[fmt])
-    source = Path(path)
+    source = Path(path) if Path(path).name else Path(path).resolve()  # '.': the folder's own name
     stem = source.name.split(".")[0] or ckpt["model_name"]
     return source.with_name(stem + FORMATS[fmt])
 

@@ -37,7 +37,7 @@ def parse_hub_id(name: str) -> tuple[str, str | None]:
     repo, _, revision = body.partition("@")
     if not check_repo_id(repo, quiet=True):
         raise UsageError(f"{printable(name)}: a Hub id is hf-hub:ORG/NAME[@REVISION], ORG and NAME of letters, "
-                         "digits, '-', '_' and '.'")
+                         "digits, '-', '_' and '.' (no '--' or '..')")
     if "@" in body and (not _REVISION.fullmatch(revision) or ".." in revision):
         raise UsageError(f"{printable(name)}: the revision after '@' must be a branch, tag or commit "
                          "(letters, digits, '.', '_', '-', '/')")
@@ -46,9 +46,11 @@ def parse_hub_id(name: str) -> tuple[str, str | None]:
 
 def check_repo_id(repo: str, *, quiet: bool = False) -> bool:
     """Whether `repo` is a valid ORG/NAME (quiet), or a one-line UsageError when it is not."""
-    ok = bool(_REPO.fullmatch(repo)) and ".." not in repo and not repo.endswith((".git", "."))
+    # huggingface_hub's validate_repo_id also refuses '--' and '..' anywhere
+    ok = bool(_REPO.fullmatch(repo)) and ".." not in repo and "--" not in repo and not repo.endswith((".git", "."))
     if not ok and not quiet:
-        raise UsageError(f"{printable(repo)!r} is not a Hub repo id: ORG/NAME, of letters, digits, '-', '_' and '.'")
+        raise UsageError(f"{printable(repo)!r} is not a Hub repo id: ORG/NAME, of letters, digits, '-', '_' and '.' "
+                         "(no '--' or '..')")
     return ok
 
 
@@ -92,6 +94,9 @@ def upload(folder: Path, repo: str, *, private: bool = False, message: str = "al
     api = HfApi()
     try:
         api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
+        if private and not api.model_info(repo).private:  # create_repo leaves an existing repo as it is
+            raise UsageError(f"{repo} exists and is public: --private does not change that; make it private "
+                             "on the Hub first, or push without --private")
         commit = api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="model", commit_message=message)
     except HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", None)

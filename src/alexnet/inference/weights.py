@@ -50,7 +50,14 @@ from alexnet.engine.run_folder import is_run_folder
 from alexnet.errors import UsageError
 from alexnet.inference.caffe import caffe_alexnet2012, mean_file_beside
 from alexnet.inference.hub import HUB_FILES, hub_snapshot, is_hub_id
-from alexnet.limits import MAX_CONFIG_BYTES, WEIGHTS_FILE_BYTES, Refused, check_regular, load_json, read_regular
+from alexnet.limits import (
+    STATE_FILE_BYTES,
+    WEIGHTS_FILE_BYTES,
+    Refused,
+    check_regular,
+    load_json,
+    read_regular,
+)
 from alexnet.models import build_model
 
 # torchvision's weight enums for the models whose layout is torchvision's (parameter names equal).
@@ -277,12 +284,15 @@ def _from_hub_folder(folder: Path, model: str | None, source: str | None = None)
     if missing:
         raise UsageError(f"{source}: no {' or '.join(missing)} in it (the Hub layout is {' + '.join(HUB_FILES)})")
     try:
-        info = load_json(read_regular(folder / HUB_FILES[1], MAX_CONFIG_BYTES))
+        info = load_json(read_regular(folder / HUB_FILES[1], STATE_FILE_BYTES))  # 100,000 class names fit
     except (Refused, ValueError, OSError) as e:
         raise UsageError(f"{source}: cannot read {HUB_FILES[1]}: {' '.join(str(e).split())[:120]}") from None
     if not isinstance(info, dict) or not all(key in info for key in ("model_name", "classes", "input_size")):
         raise UsageError(f"{source}: {HUB_FILES[1]} is not an alexnet description "
                          "(it needs model_name, classes and input_size)")
+    if info.get("digest_covers") != "all" or not info.get("digest"):  # a new format: no older files to accept
+        raise UsageError(f"{source}: {HUB_FILES[1]} has no digest over the weights and itself (digest_covers "
+                         "'all'): write the folder with alexnet push --to-folder")
     state, _ = _read_safetensors(folder / HUB_FILES[0])
     return _from_description(state, info, source, model, pair=f"{HUB_FILES[1]} and {HUB_FILES[0]}")
 
