@@ -129,7 +129,7 @@ def pretrained(model: str, name: str, progress: bool = True) -> dict[str, Any]:
         cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
         reason = " ".join(str(e).split())[:120] or type(e).__name__
         raise UsageError(f"cannot get {enum} ({reason}); download {enum.url} to {cache} "
-                         f"on a machine with network, or pass --weights FILE") from None
+                         f"on a machine with network, or give that file's path instead") from None
     transform = enum.transforms()
     crop, resize = int(transform.crop_size[0]), int(transform.resize_size[0])
     if abs(resize / crop - 256 / 224) > 1e-6:  # our 'paper' preparation is resize 256/224 x crop, then the centre crop
