@@ -26,7 +26,7 @@ from importlib import import_module
 from alexnet.errors import Interrupted, RunFailed, UsageError, printable
 
 VERBS = {
-    "train": "train a model (presets: fast, paper, d2l)",
+    "train": "train a model (presets: fast, paper, d2l), or fine-tune one: --init-from WEIGHTS",
     "eval": "evaluate a checkpoint or run folder",
     "summary": "layer table of a model: kernels, strides, output shapes, parameters, multiply-adds",
     "models": "list the models with their parameters and input size",
