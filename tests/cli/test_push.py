@@ -181,28 +181,43 @@ def push(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
                           env={**base, **env}, timeout=120)
 
 
-def test_hub_failures_are_one_line(run_dir: Path, tmp_path: Path) -> None:
+def test_a_refusing_hub_is_one_line(run_dir: Path, tmp_path: Path) -> None:
+    """As a user meets it: a process, a token, and a Hub (a local server) that answers 403."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    home = {"HF_HOME": str(tmp_path / "hf-home")}
-    cases = {
-        "no Hugging Face token": ({**home}, 2),
-        "HF_HUB_OFFLINE is set": ({**home, "HF_TOKEN": "hf_x", "HF_HUB_OFFLINE": "1"}, 2),
-        "cannot reach the Hugging Face Hub": ({**home, "HF_TOKEN": "hf_x", "HF_ENDPOINT": f"http://127.0.0.1:{closed}"},
-                                              1),
-        "the Hub refused someone/x (HTTP 403)": (
-            {**home, "HF_TOKEN": "hf_x", "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}"}, 2),
-    }
     try:
-        for words, (env, code) in cases.items():
-            r = push([str(run_dir), "someone/x"], env)
-            assert r.returncode == code, (words, r.stderr)
-            assert r.stderr.count("\n") == 1 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+        r = push([str(run_dir), "someone/x"], {"HF_HOME": str(tmp_path / "hf-home"), "HF_TOKEN": "hf_x",
+                                               "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}"})
     finally:
         server.shutdown()
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "the Hub refused someone/x (HTTP 403)" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("case", "words", "code"), [
+    ("no token", "no Hugging Face token", 2),
+    ("offline", "HF_HUB_OFFLINE is set", 2),
+    ("closed port", "cannot reach the Hugging Face Hub", 1),
+])
+def test_hub_failures_are_one_line(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str,
+                                   words: str, code: int, capsys: pytest.CaptureFixture) -> None:
+    import huggingface_hub.constants as constants
+
+    for key in [k for k in os.environ if k.startswith("HF_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
+    if case != "no token":
+        monkeypatch.setenv("HF_TOKEN", "hf_x")
+    if case == "offline":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    if case == "closed port":
+        with socket.socket() as s:  # a port nothing listens on
+            s.bind(("127.0.0.1", 0))
+            monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
+    assert main(["push", str(run_dir), "someone/x"]) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
 
 
 @pytest.mark.parametrize("repo", ["someone", "some one/x", "a/b/c", "../x", "a/b.git", "a/" + "b" * 97, "a/-b",
