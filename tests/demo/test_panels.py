@@ -75,7 +75,7 @@ def test_a_file_that_is_no_image_is_one_line(tmp_path, content, says):
 
 @pytest.mark.parametrize(("args", "says"), [
     ([], "say which net to show"),
-    (["--weights", "w.pth"], "--weights needs --model"),
+    (["--weights", "w.pth"], "no such file"),  # Hub weights name their model: --model is not required
     (["--model", "alexnet2012"], "--model needs --weights"),
     (["--checkpoint", "nowhere"], "nowhere"),
     (["--checkpoint", "RUN", "--examples", "nowhere"], "--examples nowhere: not a folder"),
