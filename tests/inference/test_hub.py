@@ -189,3 +189,23 @@ def test_export_of_the_current_folder_is_named_after_it(folder, monkeypatch) -> 
 
     monkeypatch.chdir(folder)
     assert Path(export(".", "safetensors")["path"]) == folder.parent / "mini.safetensors"
+
+
+@pytest.mark.parametrize("change", ["mean image named, none held", "two classes alike", "an empty class name"])
+def test_a_description_that_cannot_be_used_is_one_line(trained_shapes, tmp_path, change: str) -> None:
+    """Written whole and with a valid digest, yet unusable: refused in one line rather than guessed at."""
+    ckpt = dict(trained_shapes)
+    if change == "mean image named, none held":
+        ckpt.update(input_norm="mean_image", mean_image=None)
+        words = "holds none"
+    else:
+        classes = list(ckpt["classes"])
+        classes[1] = classes[0] if change == "two classes alike" else " "
+        ckpt["classes"] = classes
+        words = "distinct and not empty"
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    save_hub_folder(ckpt, folder)
+    with pytest.raises(UsageError, match=words) as e:
+        load_weights(folder)
+    assert "\n" not in str(e.value)

@@ -326,6 +326,12 @@ def _from_description(state: dict[str, torch.Tensor], info: dict[str, Any], sour
         ),
     }
     check_checkpoint(ckpt, source)
+    if ckpt["input_norm"] == "mean_image" and ckpt["mean_image"] is None:  # it would be normalised per channel
+        raise UsageError(f"{source}: its description says the inputs lose the training mean image, and it holds "
+                         f"none ({INPUT_PREFIX}mean_image)")
+    names = [str(c) for c in ckpt["classes"]]
+    if len(set(names)) != len(names) or not all(name.strip() for name in names):
+        raise UsageError(f"{source}: its class names must be distinct and not empty")
     return _same_model(ckpt, model)
 
 
