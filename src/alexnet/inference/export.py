@@ -183,28 +183,25 @@ def _check_onnx(path: Path, x: torch.Tensor, expected: torch.Tensor) -> dict[str
 
 
 def _check_torchscript(path: Path, x: torch.Tensor, expected: torch.Tensor) -> dict[str, Any]:
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notices, on load and on every call
         loaded = torch.jit.load(str(path), map_location="cpu")
-        diff = float((loaded(x) - expected).abs().max())
-    if not diff <= ONNX_TOLERANCE:
-        raise UsageError(f"{path}: the TorchScript module's logits differ from the model's by {diff:.2e}")
-    return {
-        "checker": f"torch.jit {torch.__version__}", "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE,
-        "inputs": list(x.shape),
-    }
+        return _check_reloaded(path, loaded, x, expected, "the TorchScript module's", f"torch.jit {torch.__version__}")
 
 
 def _check_pt2(path: Path, x: torch.Tensor, expected: torch.Tensor) -> dict[str, Any]:
+    loaded = torch.export.load(str(path)).module()
+    return _check_reloaded(path, loaded, x, expected, "the loaded program's", f"torch.export.load {torch.__version__}")
+
+
+def _check_reloaded(path: Path, loaded: Any, x: torch.Tensor, expected: torch.Tensor, whose: str,
+                    checker: str) -> dict[str, Any]:
+    """A file read back as a callable net, its logits on `x` against the model's (`expected`)."""
     with torch.no_grad():
-        loaded = torch.export.load(str(path)).module()
         diff = float((loaded(x) - expected).abs().max())
     if not diff <= ONNX_TOLERANCE:
-        raise UsageError(f"{path}: the loaded program's logits differ from the model's by {diff:.2e}")
-    return {
-        "checker": f"torch.export.load {torch.__version__}", "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE,
-        "inputs": list(x.shape),
-    }
+        raise UsageError(f"{path}: {whose} logits differ from the model's by {diff:.2e}")
+    return {"checker": checker, "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE, "inputs": list(x.shape)}
 
 
 def _check_safetensors(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
